@@ -1,0 +1,8 @@
+//! The runtree service-directory library: the service definition, the files of
+//! `supervise/`, control bytes and signal names, shared by every runtree program; and
+//! the state machine of the `runsv` supervisor.
+
+pub mod definition;
+pub mod signals;
+pub mod supervise;
+pub mod tai64n;

@@ -1,0 +1,131 @@
+//! Wall-clock timestamps as TAI64N, the encoding daemontools, runit and s6 store in
+//! `supervise/status`.
+//!
+//! A TAI64 label is `2^62 + 10 + unix seconds` (libtai adds a constant 10 and keeps no
+//! leap-second table, so neither do we), big-endian, followed by the nanoseconds as a
+//! big-endian u32. runit writes `usec * 1000 + 500`; we keep full nanoseconds so that
+//! waits can compare timestamps exactly.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const TAI_OFFSET: u64 = (1 << 62) + 10;
+
+/// A point in wall-clock time with nanosecond precision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch (a clock before 1970 is clamped to 0).
+    pub seconds: u64,
+    pub nanoseconds: u32,
+}
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        Timestamp::from_system_time(SystemTime::now())
+    }
+
+    pub fn from_system_time(time: SystemTime) -> Timestamp {
+        let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        Timestamp {
+            seconds: since_epoch.as_secs(),
+            nanoseconds: since_epoch.subsec_nanos(),
+        }
+    }
+
+    pub fn to_tai64n(self) -> [u8; 12] {
+        let mut bytes = [0u8; 12];
+        bytes[..8].copy_from_slice(&(self.seconds + TAI_OFFSET).to_be_bytes());
+        bytes[8..].copy_from_slice(&self.nanoseconds.to_be_bytes());
+        bytes
+    }
+
+    pub fn from_tai64n(bytes: &[u8; 12]) -> Timestamp {
+        let mut label = [0u8; 8];
+        label.copy_from_slice(&bytes[..8]);
+        let mut nanos = [0u8; 4];
+        nanos.copy_from_slice(&bytes[8..]);
+        Timestamp {
+            seconds: u64::from_be_bytes(label).saturating_sub(TAI_OFFSET),
+            nanoseconds: u32::from_be_bytes(nanos).min(999_999_999),
+        }
+    }
+
+    /// Whole seconds from `self` to `now`, clamped at 0, as `sv status` prints them.
+    pub fn whole_seconds_until(self, now: Timestamp) -> u64 {
+        let mut seconds = now.seconds.saturating_sub(self.seconds);
+        if now.seconds > self.seconds && now.nanoseconds < self.nanoseconds {
+            seconds -= 1;
+        }
+        seconds
+    }
+
+    /// `seconds.nanoseconds`, the form the `supervise/state` file uses.
+    pub fn to_decimal(self) -> String {
+        format!("{}.{:09}", self.seconds, self.nanoseconds)
+    }
+
+    pub fn parse_decimal(text: &str) -> Option<Timestamp> {
+        let (seconds, fraction) = text.split_once('.').unwrap_or((text, "0"));
+        if fraction.is_empty()
+            || fraction.len() > 9
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let seconds = seconds.parse().ok()?;
+        let nanoseconds = format!("{fraction:0<9}").parse().ok()?;
+        Some(Timestamp {
+            seconds,
+            nanoseconds,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tai64n_matches_runits_dump() {
+        // From a real runit status file: 4000 0000 6b02 5ee5 0931 1894.
+        let bytes = [
+            0x40, 0, 0, 0, 0x6b, 0x02, 0x5e, 0xe5, 0x09, 0x31, 0x18, 0x94,
+        ];
+        let ts = Timestamp::from_tai64n(&bytes);
+        assert_eq!(ts.seconds, 0x6b02_5ee5 - 10);
+        assert_eq!(ts.nanoseconds, 0x0931_1894);
+        assert_eq!(ts.to_tai64n(), bytes);
+    }
+
+    #[test]
+    fn decimal_round_trip_keeps_nanoseconds() {
+        let ts = Timestamp {
+            seconds: 1_763_790_000,
+            nanoseconds: 5,
+        };
+        assert_eq!(ts.to_decimal(), "1763790000.000000005");
+        assert_eq!(Timestamp::parse_decimal(&ts.to_decimal()), Some(ts));
+        assert_eq!(
+            Timestamp::parse_decimal("12.5"),
+            Some(Timestamp {
+                seconds: 12,
+                nanoseconds: 500_000_000
+            })
+        );
+        assert_eq!(Timestamp::parse_decimal("x"), None);
+        assert_eq!(Timestamp::parse_decimal("1.1234567890"), None);
+    }
+
+    #[test]
+    fn whole_seconds_round_down_and_clamp() {
+        let a = Timestamp {
+            seconds: 10,
+            nanoseconds: 900_000_000,
+        };
+        let b = Timestamp {
+            seconds: 12,
+            nanoseconds: 100_000_000,
+        };
+        assert_eq!(a.whole_seconds_until(b), 1);
+        assert_eq!(b.whole_seconds_until(a), 0);
+    }
+}

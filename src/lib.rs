@@ -1,0 +1,1 @@
+//! Test and benchmark support for the runtree workspace.
