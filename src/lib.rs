@@ -1,1 +1,220 @@
-//! Test and benchmark support for the runtree workspace.
+//! Support for runtree's end-to-end tests and its bench command: where the built
+//! binaries are, event-driven waiting on files, and guards that clean up every process
+//! a test starts (by the pid or process group it created, never by name).
+
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use runsv::supervise::{FullState, ServiceState, Status, SuperviseDir};
+
+/// The directory holding the workspace's built binaries (`target/debug` when run by
+/// `cargo test`, `target/release` for a release build of the bench command).
+pub fn binary_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("RUNTREE_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// The path of one of the workspace's binaries (runsv, sv, svdir, init).
+pub fn binary(name: &str) -> PathBuf {
+    let path = binary_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        path.display()
+    );
+    path
+}
+
+/// Waits until `condition` holds, re-checking it whenever something changes in one of
+/// `watched` (directories or files, through inotify) — no polling interval. Returns
+/// whether it held before `timeout`.
+pub fn wait_for(watched: &[&Path], timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let inotify =
+        Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).expect("inotify_init");
+    let mask = AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_MODIFY
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_ATTRIB
+        | AddWatchFlags::IN_CLOSE_WRITE;
+    for path in watched {
+        // A path that does not exist yet is watched through its parent.
+        let target = if path.exists() {
+            path.to_path_buf()
+        } else {
+            path.parent().unwrap_or(path).to_path_buf()
+        };
+        let _ = inotify.add_watch(&target, mask);
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        // Wake at least every 50 ms as well: a file created inside a directory that did
+        // not exist when the watch was set is only seen this way. The condition, not the
+        // timer, decides.
+        let wait = (deadline - now).min(Duration::from_millis(50));
+        let mut fds = [nix::poll::PollFd::new(
+            inotify.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let millis = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis));
+        let _ = inotify.read_events();
+    }
+}
+
+/// Reads a service's full state, if there is one.
+pub fn full_state(service: &Path) -> Option<FullState> {
+    FullState::read(&SuperviseDir::of_service(service))
+        .ok()
+        .flatten()
+}
+
+/// Reads a service's runit status, if there is one.
+pub fn status(service: &Path) -> Option<Status> {
+    Status::read(&SuperviseDir::of_service(service)).ok()
+}
+
+/// Waits until the service's full state satisfies `condition`.
+pub fn wait_state(
+    service: &Path,
+    timeout: Duration,
+    mut condition: impl FnMut(&FullState) -> bool,
+) -> Option<FullState> {
+    let supervise = service.join("supervise");
+    let mut last = None;
+    let held = wait_for(&[&supervise, service], timeout, || {
+        last = full_state(service);
+        last.as_ref().is_some_and(&mut condition)
+    });
+    if held {
+        last
+    } else {
+        None
+    }
+}
+
+/// A process started by a test, in a process group of its own. Dropping it sends
+/// SIGTERM, waits up to 5 s, then SIGKILLs the group and reaps it.
+pub struct Guard {
+    pub child: Child,
+    /// Extra process groups to kill on drop (services that setsid'd away).
+    pub extra_groups: Vec<Pid>,
+}
+
+impl Guard {
+    pub fn spawn(command: &mut Command) -> Guard {
+        command.process_group(0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        Guard {
+            child,
+            extra_groups: Vec::new(),
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Waits for the process to exit on its own, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            // The child is ours: a pidfd would avoid this 5 ms step, but std's Child
+            // owns the pid; the step bounds latency only, correctness is try_wait's.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let pid = self.pid();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = kill(pid, Signal::SIGTERM);
+            if self.wait_exit(Duration::from_secs(5)).is_none() {
+                let _ = killpg(pid, Signal::SIGKILL);
+                let _ = self.child.wait();
+            }
+        }
+        let _ = killpg(pid, Signal::SIGKILL);
+        for group in &self.extra_groups {
+            let _ = killpg(*group, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Runs a command to completion with a timeout; returns (exit code, stdout, stderr).
+pub fn run(command: &mut Command, timeout: Duration) -> (i32, String, String) {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut guard = Guard::spawn(command);
+    let status = guard
+        .wait_exit(timeout)
+        .unwrap_or_else(|| panic!("{command:?} did not finish within {timeout:?}"));
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    use std::io::Read;
+    if let Some(mut out) = guard.child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
+    }
+    if let Some(mut err) = guard.child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    (code, stdout, stderr)
+}
+
+/// Writes an executable script.
+pub fn write_script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create script dir");
+    }
+    std::fs::write(path, body).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod script");
+}
+
+/// Whether a process exists (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
