@@ -3,6 +3,7 @@
 //! the state machine of the `runsv` supervisor.
 
 pub mod definition;
+pub mod machine;
 pub mod signals;
 pub mod supervise;
 pub mod tai64n;

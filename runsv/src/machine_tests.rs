@@ -1,0 +1,706 @@
+//! The machine as a pure function: every state × event, and the rules in detail.
+
+use super::*;
+
+const T0: Duration = Duration::from_secs(1000);
+
+fn at(offset_ms: u64) -> Now {
+    let monotonic = T0 + Duration::from_millis(offset_ms);
+    Now {
+        monotonic,
+        wall: Timestamp {
+            seconds: 1_700_000_000 + monotonic.as_secs(),
+            nanoseconds: monotonic.subsec_nanos(),
+        },
+    }
+}
+
+/// Drives a machine the way runsv's loop does: spawns succeed with fresh pids.
+struct Harness {
+    machine: Machine,
+    next_pid: u32,
+    now_ms: u64,
+    actions: Vec<Action>,
+    exited: bool,
+}
+
+impl Harness {
+    fn new(settings: Settings, want: Want) -> Harness {
+        let mut harness = Harness {
+            machine: Machine::new(settings, want, at(0)),
+            next_pid: 100,
+            now_ms: 0,
+            actions: Vec::new(),
+            exited: false,
+        };
+        let actions = harness.machine.boot(at(0));
+        harness.perform(actions);
+        harness
+    }
+
+    fn perform(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            self.actions.push(action.clone());
+            match action {
+                Action::Spawn(process) => {
+                    self.next_pid += 1;
+                    let pid = self.next_pid;
+                    let more = self.machine.on(
+                        at(self.now_ms),
+                        Event::Spawned {
+                            process,
+                            pid,
+                            starttime: 7,
+                        },
+                    );
+                    self.perform(more);
+                }
+                Action::Exit => self.exited = true,
+                _ => {}
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) -> &mut Harness {
+        self.actions.clear();
+        let actions = self.machine.on(at(self.now_ms), event);
+        self.perform(actions);
+        self
+    }
+
+    fn control(&mut self, byte: u8) -> &mut Harness {
+        self.event(Event::Control(byte))
+    }
+
+    fn advance(&mut self, ms: u64) -> &mut Harness {
+        self.now_ms += ms;
+        self
+    }
+
+    fn exit_process(&mut self, process: Process, status: ExitStatus) -> &mut Harness {
+        let pid = self.machine.pid_of(process).expect("process alive");
+        self.event(Event::Exited { pid, status })
+    }
+
+    fn fire_timer(&mut self) -> &mut Harness {
+        if let Some(deadline) = self.machine.deadline() {
+            self.now_ms = (deadline - T0).as_millis() as u64;
+        }
+        self.event(Event::Timer)
+    }
+
+    fn state(&self) -> ServiceState {
+        self.machine.state()
+    }
+
+    fn signalled(&self, target: Target, signal: Signal) -> bool {
+        self.actions.iter().any(|a| {
+            matches!(a, Action::Signal { target: t, signal: s, .. } if *t == target && *s == signal)
+        })
+    }
+}
+
+fn longrun() -> Settings {
+    Settings::default()
+}
+
+fn oneshot() -> Settings {
+    Settings {
+        oneshot: true,
+        ..Settings::default()
+    }
+}
+
+fn with_finish() -> Settings {
+    Settings {
+        has_finish: true,
+        ..Settings::default()
+    }
+}
+
+fn notification() -> Settings {
+    Settings {
+        readiness: ReadinessKind::Notification,
+        ..Settings::default()
+    }
+}
+
+/// A machine brought into `state` the way it happens in life.
+fn in_state(state: ServiceState) -> Harness {
+    use ServiceState::*;
+    let mut h = match state {
+        Down => Harness::new(longrun(), Want::Down),
+        Waiting => {
+            let mut h = Harness::new(longrun(), Want::Down);
+            h.event(Event::Dependencies(Dependencies::Waiting(
+                vec!["db".into()],
+            )));
+            h.control(b'u');
+            h
+        }
+        Starting => Harness::new(notification(), Want::Up),
+        Running => Harness::new(longrun(), Want::Up),
+        Ok => {
+            let mut h = Harness::new(oneshot(), Want::Up);
+            h.exit_process(Process::Run, ExitStatus::Exited(0));
+            h
+        }
+        Error => {
+            let mut h = Harness::new(oneshot(), Want::Up);
+            h.exit_process(Process::Run, ExitStatus::Exited(3));
+            h
+        }
+        Respawn => {
+            let mut h = Harness::new(longrun(), Want::Up);
+            h.advance(100)
+                .exit_process(Process::Run, ExitStatus::Exited(1));
+            h
+        }
+        Finishing => {
+            let mut h = Harness::new(with_finish(), Want::Up);
+            h.advance(100)
+                .exit_process(Process::Run, ExitStatus::Exited(1));
+            h
+        }
+        Stopping => {
+            let mut h = Harness::new(longrun(), Want::Up);
+            h.control(b'd');
+            h
+        }
+    };
+    assert_eq!(h.state(), state, "setting up {state}");
+    h.actions.clear();
+    h
+}
+
+/// The events of the table, by column.
+const EVENTS: [&str; 13] = [
+    "u", "d", "o", "x", "t", "k", "h", "p", "exit", "timer", "ready", "depfail", "term",
+];
+
+fn apply(h: &mut Harness, event: &str) {
+    match event {
+        "exit" => {
+            if let Some(pid) = h.machine.pid_of(Process::Run) {
+                h.advance(100);
+                h.event(Event::Exited {
+                    pid,
+                    status: ExitStatus::Exited(1),
+                });
+            } else {
+                // A pid the machine does not own changes nothing.
+                h.event(Event::Exited {
+                    pid: 1,
+                    status: ExitStatus::Exited(1),
+                });
+            }
+        }
+        "timer" => {
+            h.fire_timer();
+        }
+        "ready" => {
+            h.event(Event::Ready);
+        }
+        "depfail" => {
+            h.event(Event::Dependencies(Dependencies::Failed {
+                name: "db".into(),
+                reason: "exited 1".into(),
+            }));
+        }
+        "term" => {
+            h.event(Event::Terminate);
+        }
+        control => {
+            h.control(control.as_bytes()[0]);
+        }
+    }
+}
+
+#[test]
+fn every_state_times_every_event() {
+    // Rows: the state before; columns: EVENTS; cells: the state after (the loop's
+    // spawns succeed at once). `+` marks that the machine asked to exit.
+    let table: [(ServiceState, [&str; 13]); 9] = [
+        (
+            ServiceState::Down,
+            [
+                "running", "down", "running", "down+", "down", "down", "down", "down", "down",
+                "down", "down", "down", "down+",
+            ],
+        ),
+        (
+            ServiceState::Waiting,
+            [
+                "waiting", "down", "waiting", "down+", "waiting", "waiting", "waiting", "waiting",
+                "waiting", "waiting", "waiting", "error", "down+",
+            ],
+        ),
+        (
+            ServiceState::Starting,
+            [
+                "starting", "stopping", "starting", "stopping", "stopping", "starting", "starting",
+                "starting", "respawn", "starting", "running", "starting", "stopping",
+            ],
+        ),
+        (
+            ServiceState::Running,
+            [
+                "running", "stopping", "running", "stopping", "stopping", "running", "running",
+                "running", "respawn", "running", "running", "running", "stopping",
+            ],
+        ),
+        (
+            ServiceState::Ok,
+            [
+                "starting", "ok", "starting", "ok+", "ok", "ok", "ok", "ok", "ok", "ok", "ok",
+                "ok", "ok+",
+            ],
+        ),
+        (
+            ServiceState::Error,
+            [
+                "starting", "error", "starting", "error+", "error", "error", "error", "error",
+                "error", "error", "error", "error", "error+",
+            ],
+        ),
+        (
+            ServiceState::Respawn,
+            [
+                "running", "down", "running", "down+", "respawn", "respawn", "respawn", "respawn",
+                "respawn", "running", "respawn", "respawn", "down+",
+            ],
+        ),
+        (
+            ServiceState::Finishing,
+            [
+                "finishing",
+                "finishing",
+                "finishing",
+                "finishing",
+                "finishing",
+                "finishing",
+                "finishing",
+                "finishing",
+                "finishing",
+                "finishing",
+                "finishing",
+                "finishing",
+                "finishing",
+            ],
+        ),
+        (
+            ServiceState::Stopping,
+            [
+                "stopping", "stopping", "stopping", "stopping", "stopping", "stopping", "stopping",
+                "stopping", "down", "stopping", "stopping", "stopping", "stopping",
+            ],
+        ),
+    ];
+    for (state, row) in table {
+        for (event, expected) in EVENTS.iter().zip(row) {
+            let mut h = in_state(state);
+            apply(&mut h, event);
+            let got = format!("{}{}", h.state(), if h.exited { "+" } else { "" });
+            assert_eq!(got, expected, "{state} × {event}");
+            // Invariants in every cell: runit's pid and state byte agree with the
+            // processes the machine owns.
+            let status = h.machine.status();
+            assert_eq!(
+                status.pid != 0,
+                status.run_state != RunState::Down,
+                "{state} × {event}"
+            );
+            assert_eq!(h.machine.full_state().pid, status.pid);
+        }
+    }
+}
+
+#[test]
+fn a_fast_death_waits_with_a_doubling_capped_delay() {
+    let mut h = Harness::new(
+        Settings {
+            restart_delay_max: Duration::from_secs(4),
+            ..longrun()
+        },
+        Want::Up,
+    );
+    let mut delays = Vec::new();
+    for _ in 0..5 {
+        h.advance(200)
+            .exit_process(Process::Run, ExitStatus::Exited(1));
+        assert_eq!(h.state(), ServiceState::Respawn);
+        let delay = h.machine.deadline().unwrap() - (T0 + Duration::from_millis(h.now_ms));
+        delays.push(delay.as_secs());
+        h.fire_timer();
+        assert_eq!(h.state(), ServiceState::Running);
+    }
+    assert_eq!(delays, [1, 2, 4, 4, 4]);
+    assert_eq!(h.machine.full_state().restarts, 5);
+    assert_eq!(
+        h.machine.full_state().last_exit,
+        Some(ExitStatus::Exited(1))
+    );
+}
+
+#[test]
+fn a_stable_run_restarts_at_once_and_resets_the_delay() {
+    let mut h = Harness::new(longrun(), Want::Up);
+    h.advance(100)
+        .exit_process(Process::Run, ExitStatus::Exited(1));
+    h.fire_timer();
+    h.advance(100)
+        .exit_process(Process::Run, ExitStatus::Exited(1));
+    assert_eq!(
+        h.machine.deadline().unwrap() - (T0 + Duration::from_millis(h.now_ms)),
+        Duration::from_secs(2)
+    );
+    h.fire_timer();
+    let old = h.machine.pid_of(Process::Run).unwrap();
+    h.advance(1500)
+        .exit_process(Process::Run, ExitStatus::Signaled(9));
+    assert_eq!(h.state(), ServiceState::Running, "restarted at once");
+    assert_ne!(h.machine.pid_of(Process::Run).unwrap(), old);
+    h.advance(100)
+        .exit_process(Process::Run, ExitStatus::Exited(1));
+    assert_eq!(
+        h.machine.deadline().unwrap() - (T0 + Duration::from_millis(h.now_ms)),
+        Duration::from_secs(1),
+        "the delay starts over"
+    );
+    assert_eq!(h.machine.reason(), "exited 1; restarting in 1s");
+}
+
+#[test]
+fn restart_by_t_is_immediate_even_for_a_young_service() {
+    let mut h = Harness::new(longrun(), Want::Up);
+    h.advance(10).control(b't');
+    assert!(h.signalled(Target::Group(Process::Run), Signal::SIGTERM));
+    assert!(
+        !h.signalled(Target::Group(Process::Run), Signal::SIGCONT),
+        "want up: no CONT"
+    );
+    h.exit_process(Process::Run, ExitStatus::Signaled(15));
+    assert_eq!(h.state(), ServiceState::Running);
+}
+
+#[test]
+fn down_sends_the_stop_signal_then_cont_and_control_d_and_kills_at_the_timeout() {
+    let mut h = Harness::new(
+        Settings {
+            stop_signal: Signal::SIGINT,
+            stop_timeout: Duration::from_secs(3),
+            ..longrun()
+        },
+        Want::Up,
+    );
+    h.control(b'd');
+    assert_eq!(
+        h.actions,
+        vec![
+            Action::Signal {
+                target: Target::Group(Process::Run),
+                signal: Signal::SIGINT,
+                custom: Some(b't')
+            },
+            Action::Signal {
+                target: Target::Group(Process::Run),
+                signal: Signal::SIGCONT,
+                custom: None
+            },
+            Action::ControlScript(b'd'),
+        ]
+    );
+    let status = h.machine.status();
+    assert_eq!((status.want, status.term_sent), (b'd', true));
+    h.advance(2999).event(Event::Timer);
+    assert!(h.actions.is_empty(), "not before the timeout");
+    h.advance(1).event(Event::Timer);
+    assert!(h.signalled(Target::Group(Process::Run), Signal::SIGKILL));
+    assert_eq!(h.machine.reason(), "did not stop within 3s; sent SIGKILL");
+    h.exit_process(Process::Run, ExitStatus::Signaled(9));
+    assert_eq!(h.state(), ServiceState::Down);
+    assert!(!h.machine.status().term_sent);
+}
+
+#[test]
+fn finish_gets_runits_arguments_and_k_during_finish_does_not_run_it_twice() {
+    let mut h = Harness::new(with_finish(), Want::Up);
+    h.control(b'k');
+    assert!(h.signalled(Target::Group(Process::Run), Signal::SIGKILL));
+    h.exit_process(Process::Run, ExitStatus::Signaled(9));
+    assert_eq!(h.state(), ServiceState::Finishing);
+    assert_eq!(
+        h.machine.full_state().last_exit.unwrap().finish_arguments(),
+        (-1, 9)
+    );
+    assert_eq!(h.machine.status().run_state, RunState::Finish);
+    h.control(b'k');
+    assert!(h.signalled(Target::Group(Process::Finish), Signal::SIGKILL));
+    h.exit_process(Process::Finish, ExitStatus::Signaled(9));
+    let spawned_finish = h
+        .actions
+        .iter()
+        .any(|a| *a == Action::Spawn(Process::Finish));
+    assert!(!spawned_finish, "finish runs once");
+    // k was a stop request: the service comes back at once.
+    assert_eq!(h.state(), ServiceState::Running);
+}
+
+#[test]
+fn a_oneshot_ends_ok_or_error_and_runs_again_only_when_asked() {
+    let mut h = Harness::new(oneshot(), Want::Up);
+    assert_eq!(h.state(), ServiceState::Starting);
+    h.exit_process(Process::Run, ExitStatus::Exited(0));
+    assert_eq!(h.state(), ServiceState::Ok);
+    assert_eq!(h.machine.want(), Want::Down, "so that sv up runs it again");
+    h.advance(10_000).event(Event::Timer);
+    assert_eq!(h.state(), ServiceState::Ok, "never restarted by itself");
+    h.control(b'u');
+    assert_eq!(h.state(), ServiceState::Starting);
+    h.exit_process(Process::Run, ExitStatus::Exited(4));
+    assert_eq!(h.state(), ServiceState::Error);
+    assert_eq!(h.machine.reason(), "exited 4");
+    h.control(b'o');
+    assert_eq!(h.state(), ServiceState::Starting);
+}
+
+#[test]
+fn an_unexecutable_binary_is_an_error_retried_on_the_growing_delay() {
+    let mut h = Harness::new(longrun(), Want::Down);
+    h.machine.on(at(0), Event::Control(b'u'));
+    let actions = h.machine.on(
+        at(0),
+        Event::SpawnFailed {
+            process: Process::Run,
+            reason: "unable to start ./run: file does not exist".into(),
+        },
+    );
+    assert!(actions.is_empty());
+    assert_eq!(h.state(), ServiceState::Error);
+    assert_eq!(
+        h.machine.reason(),
+        "unable to start ./run: file does not exist; retrying in 1s"
+    );
+    assert_eq!(h.machine.deadline(), Some(T0 + Duration::from_secs(1)));
+    let retry = h.machine.on(at(1000), Event::Timer);
+    assert_eq!(
+        retry,
+        vec![Action::ControlScript(b'u'), Action::Spawn(Process::Run)]
+    );
+    h.machine.on(
+        at(1000),
+        Event::SpawnFailed {
+            process: Process::Run,
+            reason: "unable to start ./run: access denied".into(),
+        },
+    );
+    assert_eq!(
+        h.machine.deadline(),
+        Some(T0 + Duration::from_secs(3)),
+        "1 s, then 2 s"
+    );
+    h.machine.on(at(1500), Event::Control(b'd'));
+    assert_eq!(h.state(), ServiceState::Down);
+    assert_eq!(h.machine.deadline(), None);
+}
+
+#[test]
+fn a_readiness_test_is_retried_until_it_passes() {
+    let mut h = Harness::new(
+        Settings {
+            readiness: ReadinessKind::Test {
+                interval: Duration::from_millis(200),
+            },
+            ..longrun()
+        },
+        Want::Up,
+    );
+    assert_eq!(h.state(), ServiceState::Starting);
+    assert!(
+        h.machine.pid_of(Process::Test).is_some(),
+        "first test at once"
+    );
+    h.advance(5)
+        .exit_process(Process::Test, ExitStatus::Exited(1));
+    assert_eq!(h.machine.reason(), "readiness test exited 1");
+    assert_eq!(h.machine.deadline(), Some(T0 + Duration::from_millis(205)));
+    h.fire_timer();
+    assert!(h.machine.pid_of(Process::Test).is_some(), "retried");
+    h.exit_process(Process::Test, ExitStatus::Exited(0));
+    assert_eq!(h.state(), ServiceState::Running);
+    assert!(h.machine.full_state().ready_since.is_some());
+}
+
+#[test]
+fn a_hung_readiness_test_is_killed() {
+    let mut h = Harness::new(
+        Settings {
+            readiness: ReadinessKind::Test {
+                interval: Duration::from_millis(200),
+            },
+            ..longrun()
+        },
+        Want::Up,
+    );
+    h.fire_timer();
+    assert!(h.signalled(Target::Group(Process::Test), Signal::SIGKILL));
+}
+
+#[test]
+fn notification_readiness() {
+    let mut h = Harness::new(notification(), Want::Up);
+    assert_eq!(h.state(), ServiceState::Starting);
+    h.event(Event::Ready);
+    assert_eq!(h.state(), ServiceState::Running);
+    assert_eq!(h.actions, vec![Action::CloseNotification]);
+}
+
+#[test]
+fn exit_waits_for_finish_and_exits_once() {
+    let mut h = Harness::new(with_finish(), Want::Up);
+    h.control(b'x');
+    assert!(!h.exited);
+    assert!(h.actions.contains(&Action::ControlScript(b'x')));
+    h.exit_process(Process::Run, ExitStatus::Signaled(15));
+    assert_eq!(h.state(), ServiceState::Finishing);
+    assert!(!h.exited);
+    h.exit_process(Process::Finish, ExitStatus::Exited(0));
+    assert!(h.exited);
+    assert_eq!(h.state(), ServiceState::Down);
+    h.exited = false;
+    h.control(b'x');
+    assert!(!h.exited, "Exit is asked for once");
+}
+
+#[test]
+fn a_log_ignores_x_but_drains() {
+    let mut h = Harness::new(
+        Settings {
+            is_log: true,
+            stop_timeout: Duration::from_secs(2),
+            ..longrun()
+        },
+        Want::Up,
+    );
+    h.control(b'x');
+    assert_eq!((h.state(), h.exited), (ServiceState::Running, false));
+    h.event(Event::Drain);
+    assert!(h.actions.is_empty(), "no signal: it ends by itself on EOF");
+    h.exit_process(Process::Run, ExitStatus::Exited(0));
+    assert!(h.exited);
+    // One that ignores EOF is stopped after its stop timeout.
+    let mut h = Harness::new(
+        Settings {
+            is_log: true,
+            ..longrun()
+        },
+        Want::Up,
+    );
+    h.event(Event::Drain).fire_timer();
+    assert!(h.signalled(Target::Group(Process::Run), Signal::SIGTERM));
+}
+
+#[test]
+fn pause_and_continue_set_runits_flag_and_signal_the_process() {
+    let mut h = Harness::new(longrun(), Want::Up);
+    h.control(b'p');
+    assert!(h.signalled(Target::Process(Process::Run), Signal::SIGSTOP));
+    assert!(h.machine.status().paused);
+    h.control(b'c');
+    assert!(h.signalled(Target::Process(Process::Run), Signal::SIGCONT));
+    assert!(!h.machine.status().paused);
+    for (byte, signal) in [
+        (b'h', Signal::SIGHUP),
+        (b'a', Signal::SIGALRM),
+        (b'i', Signal::SIGINT),
+        (b'q', Signal::SIGQUIT),
+        (b'1', Signal::SIGUSR1),
+        (b'2', Signal::SIGUSR2),
+    ] {
+        h.control(byte);
+        assert_eq!(
+            h.actions,
+            vec![Action::Signal {
+                target: Target::Process(Process::Run),
+                signal,
+                custom: Some(byte)
+            }]
+        );
+    }
+    h.control(b'z');
+    assert!(h.actions.is_empty(), "unknown bytes are ignored");
+}
+
+#[test]
+fn dependencies_gate_the_start_and_failures_propagate() {
+    let mut h = Harness::new(longrun(), Want::Down);
+    h.event(Event::Dependencies(Dependencies::Waiting(vec![
+        "db".into(),
+        "cache".into(),
+    ])));
+    h.control(b'u');
+    assert_eq!(h.state(), ServiceState::Waiting);
+    assert_eq!(h.machine.reason(), "waiting for db, cache");
+    h.event(Event::Dependencies(Dependencies::Failed {
+        name: "db".into(),
+        reason: "exited 1".into(),
+    }));
+    assert_eq!(h.state(), ServiceState::Error);
+    assert_eq!(h.machine.reason(), "dependency db failed: exited 1");
+    h.event(Event::Dependencies(Dependencies::Unknown(vec![
+        "dbx".into()
+    ])));
+    assert_eq!(h.machine.reason(), "unknown dependency dbx");
+    h.event(Event::Dependencies(Dependencies::Cycle("a → b → a".into())));
+    assert_eq!(h.machine.reason(), "dependency cycle: a → b → a");
+    h.event(Event::Dependencies(Dependencies::Satisfied));
+    assert_eq!(
+        h.state(),
+        ServiceState::Running,
+        "starts by itself once it recovers"
+    );
+    h.event(Event::Dependencies(Dependencies::Waiting(
+        vec!["db".into()],
+    )));
+    assert_eq!(
+        h.state(),
+        ServiceState::Running,
+        "a dependency going down later stops nothing"
+    );
+}
+
+#[test]
+fn an_invalid_definition_is_an_error_on_every_start() {
+    let mut h = Harness::new(
+        Settings {
+            invalid: Some("service.yaml: line 2: unknown key `exce`".into()),
+            ..longrun()
+        },
+        Want::Up,
+    );
+    assert_eq!(h.state(), ServiceState::Error);
+    assert_eq!(
+        h.machine.reason(),
+        "invalid definition: service.yaml: line 2: unknown key `exce`"
+    );
+    h.control(b'x');
+    assert!(h.exited);
+}
+
+#[test]
+fn the_status_stamp_follows_runit() {
+    let mut h = Harness::new(with_finish(), Want::Up);
+    let started = h.machine.status().since;
+    h.advance(2000).control(b'p');
+    assert_eq!(h.machine.status().since, started, "pause does not move it");
+    h.exit_process(Process::Run, ExitStatus::Exited(0));
+    assert_eq!(
+        h.machine.status().since,
+        started,
+        "finishing since run start"
+    );
+    h.advance(500)
+        .exit_process(Process::Finish, ExitStatus::Exited(0));
+    // Ran 2.5 s: restarted at once, so the stamp is the new start.
+    assert_eq!(h.machine.status().since, at(2500).wall);
+}
