@@ -3,6 +3,8 @@
 //! the state machine of the `runsv` supervisor.
 
 pub mod definition;
+pub mod errno_text;
+pub mod launch;
 pub mod machine;
 pub mod signals;
 pub mod supervise;

@@ -1,1 +1,25 @@
-fn main() {}
+//! runsv: supervises one service directory — `runsv DIR`, as runit's runsv.
+//!
+//! Exit codes (runit's): 0 when told to exit (`x`, SIGTERM), 1 for a usage error, 111
+//! for a fatal error at start-up (another runsv holds the lock, the directory is
+//! missing, …).
+
+mod event_loop;
+mod relay;
+mod service;
+
+use std::path::PathBuf;
+use std::process::exit;
+
+fn main() {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let [directory] = args.as_slice() else {
+        eprintln!("usage: runsv dir");
+        exit(1);
+    };
+    let directory = PathBuf::from(directory);
+    if let Err(fatal) = event_loop::run(&directory) {
+        eprintln!("runsv {}: fatal: {fatal}", directory.display());
+        exit(111);
+    }
+}

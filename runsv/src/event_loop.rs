@@ -1,0 +1,634 @@
+//! runsv's event loop: one poll over a signalfd, the control FIFOs, the readiness pipe
+//! and the log relay, with the machines' deadlines as its timeout. It turns what it
+//! sees into machine events, performs the actions the machines return, and writes
+//! `supervise/` after every event. It never sleeps: a restart delay is a deadline.
+
+use crate::relay::Relay;
+use crate::service::{has_log_service, Service};
+use nix::errno::Errno;
+use nix::libc;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, killpg, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use runsv::definition::{LogDestination, Readiness};
+use runsv::launch::{open_null, start_time, Launch, Stdio};
+use runsv::machine::{Action, Event, Now, Process, Target};
+use runsv::supervise::ExitStatus;
+use runsv::tai64n::Timestamp;
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a `control/<c>` script may run before it is killed: runit waits for it
+/// forever, blind to everything else.
+const CONTROL_SCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Main,
+    Log,
+}
+
+/// Where the main service's output goes.
+enum Output {
+    /// The pipe to the `log/` service: (read end for the logger, write end).
+    LogPipe(OwnedFd, OwnedFd),
+    Relay(Relay),
+    Inherit,
+    Null,
+}
+
+struct Supervisor {
+    origin: Instant,
+    main: Service,
+    log: Option<Service>,
+    output: Option<Output>,
+    null: OwnedFd,
+    signals: SignalFd,
+    /// The main service asked to exit and its log was told to drain.
+    draining: bool,
+}
+
+/// Runs the supervisor of `directory` until it is told to exit. Errors are runit's
+/// fatal messages (exit 111).
+pub fn run(directory: &Path) -> Result<(), String> {
+    let directory = std::path::absolute(directory).map_err(|e| {
+        format!(
+            "unable to change to directory: {}",
+            runsv::errno_text::describe(&e)
+        )
+    })?;
+    std::env::set_current_dir(&directory).map_err(|e| {
+        format!(
+            "unable to change to directory: {}",
+            runsv::errno_text::describe(&e)
+        )
+    })?;
+    ensure_standard_fds();
+
+    let mut mask = SigSet::empty();
+    for signal in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGINT,
+    ] {
+        mask.add(signal);
+    }
+    mask.thread_block()
+        .map_err(|e| format!("unable to block signals: {e}"))?;
+    // SAFETY: setting a disposition to SIG_IGN installs no handler code.
+    unsafe {
+        let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
+    }
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| format!("unable to create signalfd: {e}"))?;
+
+    let origin = Instant::now();
+    let now = Now {
+        monotonic: Duration::ZERO,
+        wall: Timestamp::now(),
+    };
+    let main = Service::open(&directory, false, now)?;
+    let log_directory = directory.join("log");
+    let log = if has_log_service(&directory, main.definition.as_ref()) {
+        Some(Service::open(&log_directory, true, now)?)
+    } else {
+        None
+    };
+    let null = open_null().map_err(|e| format!("unable to open /dev/null: {e}"))?;
+    let output = Some(match (&log, main.definition.as_ref().map(|d| &d.log)) {
+        (Some(_), _) => {
+            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| format!("unable to create pipe for log service: {e}"))?;
+            Output::LogPipe(read, write)
+        }
+        (None, Some(LogDestination::Kmsg)) => Relay::new(&main.machine_name(&directory))
+            .map(Output::Relay)
+            .map_err(|e| format!("unable to create pipe for the log relay: {e}"))?,
+        (None, Some(LogDestination::Null)) => Output::Null,
+        _ => Output::Inherit,
+    });
+    let mut supervisor = Supervisor {
+        origin,
+        main,
+        log,
+        output,
+        null,
+        signals,
+        draining: false,
+    };
+    // Free what loading the definitions used: an idle runsv should be small.
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    supervisor.replace_leftovers();
+    supervisor.boot();
+    supervisor.run_loop();
+    Ok(())
+}
+
+trait MachineName {
+    fn machine_name(&self, directory: &Path) -> String;
+}
+
+impl MachineName for Service {
+    fn machine_name(&self, directory: &Path) -> String {
+        self.definition
+            .as_ref()
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| {
+                directory
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+    }
+}
+
+impl Supervisor {
+    fn now(&self) -> Now {
+        Now {
+            monotonic: self.origin.elapsed(),
+            wall: Timestamp::now(),
+        }
+    }
+
+    fn service(&mut self, which: Which) -> Option<&mut Service> {
+        match which {
+            Which::Main => Some(&mut self.main),
+            Which::Log => self.log.as_mut(),
+        }
+    }
+
+    /// A previous runsv of this directory was killed and its service lives on: stop
+    /// it (pid and start time identify it for sure) before starting a new one, so the
+    /// service never runs twice.
+    fn replace_leftovers(&mut self) {
+        for which in [Which::Log, Which::Main] {
+            let Some(service) = self.service(which) else {
+                continue;
+            };
+            let Some(pid) = service.left_running() else {
+                continue;
+            };
+            let signal = service.machine.settings.stop_signal;
+            let timeout = service.machine.settings.stop_timeout;
+            eprintln!(
+                "runsv {}: warning: stopping pid {pid}, left running by a previous runsv",
+                service.label
+            );
+            let group = Pid::from_raw(pid as i32);
+            let _ = killpg(group, signal);
+            let _ = killpg(group, Signal::SIGCONT);
+            if !wait_gone(pid, timeout) {
+                let _ = killpg(group, Signal::SIGKILL);
+                let _ = kill(group, Signal::SIGKILL);
+                wait_gone(pid, Duration::from_secs(1));
+            }
+        }
+    }
+
+    fn boot(&mut self) {
+        // The logger first, so the service's first line has a reader (runit).
+        for which in [Which::Log, Which::Main] {
+            let now = self.now();
+            let Some(service) = self.service(which) else {
+                continue;
+            };
+            let actions = service.machine.boot(now);
+            self.perform(which, actions);
+        }
+    }
+
+    fn run_loop(&mut self) {
+        loop {
+            if self.main.exited && self.log.as_ref().is_none_or(|log| log.exited) {
+                if let Some(Output::Relay(relay)) = &mut self.output {
+                    relay.flush();
+                }
+                return;
+            }
+            let timeout = self.poll_timeout();
+            let mut fds = vec![
+                PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
+                PollFd::new(borrow(self.main.control_fd()), PollFlags::POLLIN),
+            ];
+            let log_control = self.log.as_ref().map(|l| l.control_fd());
+            let notification = self.main.notification.as_ref().map(|fd| fd.as_raw_fd());
+            let relay = match &self.output {
+                Some(Output::Relay(relay)) => Some(relay.read_fd()),
+                _ => None,
+            };
+            for fd in [log_control, notification, relay].into_iter().flatten() {
+                fds.push(PollFd::new(borrow(fd), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(_) => continue,
+            }
+            let ready: Vec<(RawFd, bool)> = fds
+                .iter()
+                .map(|fd| {
+                    let events = fd.revents().unwrap_or(PollFlags::empty());
+                    (fd.as_fd().as_raw_fd(), !events.is_empty())
+                })
+                .collect();
+            drop(fds);
+            for (fd, is_ready) in ready {
+                if !is_ready {
+                    continue;
+                }
+                if fd == self.signals.as_raw_fd() {
+                    self.handle_signals();
+                } else if fd == self.main.control_fd() {
+                    self.handle_control(Which::Main);
+                } else if Some(fd) == log_control {
+                    self.handle_control(Which::Log);
+                } else if Some(fd) == notification {
+                    self.handle_notification();
+                } else if Some(fd) == relay {
+                    if let Some(Output::Relay(relay)) = &mut self.output {
+                        relay.pump();
+                    }
+                }
+            }
+            self.handle_timers();
+        }
+    }
+
+    fn poll_timeout(&self) -> PollTimeout {
+        let now = self.origin.elapsed();
+        let deadlines = [
+            self.main.machine.deadline(),
+            self.log.as_ref().and_then(|l| l.machine.deadline()),
+        ];
+        match deadlines.into_iter().flatten().min() {
+            None => PollTimeout::NONE,
+            Some(deadline) => {
+                // Round up, so the timer is never early and the loop never spins.
+                let millis = deadline.saturating_sub(now).as_micros().div_ceil(1000);
+                PollTimeout::try_from(millis.min(i32::MAX as u128) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+        }
+    }
+
+    fn event(&mut self, which: Which, event: Event) {
+        let now = self.now();
+        let Some(service) = self.service(which) else {
+            return;
+        };
+        let actions = service.machine.on(now, event);
+        self.perform(which, actions);
+    }
+
+    fn handle_signals(&mut self) {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) => self.reap(),
+                Ok(Signal::SIGTERM) => {
+                    if !self.main.exited {
+                        self.event(Which::Main, Event::Terminate);
+                    }
+                }
+                // runit dies of these, orphaning the service; runsv ignores them.
+                _ => {}
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus::Exited(code)),
+                Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                    (pid, ExitStatus::Signaled(signal as i32))
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => continue,
+            };
+            let pid = pid.as_raw() as u32;
+            let which = if self.main.machine.owns(pid) {
+                Which::Main
+            } else if self.log.as_ref().is_some_and(|l| l.machine.owns(pid)) {
+                Which::Log
+            } else {
+                continue;
+            };
+            self.event(which, Event::Exited { pid, status });
+        }
+    }
+
+    fn handle_control(&mut self, which: Which) {
+        let Some(service) = self.service(which) else {
+            return;
+        };
+        if service.exited {
+            // Draining after `x`: nothing can bring it back.
+            let _ = service.read_control();
+            return;
+        }
+        for byte in service.read_control() {
+            self.event(which, Event::Control(byte));
+        }
+    }
+
+    fn handle_notification(&mut self) {
+        let Some(fd) = &self.main.notification else {
+            return;
+        };
+        let mut buffer = [0u8; 512];
+        match nix::unistd::read(fd.as_raw_fd(), &mut buffer) {
+            Ok(0) => self.main.notification = None,
+            Ok(n) if buffer[..n].contains(&b'\n') => {
+                self.main.notification = None;
+                self.event(Which::Main, Event::Ready);
+            }
+            Ok(_) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+            Err(_) => self.main.notification = None,
+        }
+    }
+
+    fn handle_timers(&mut self) {
+        let now = self.origin.elapsed();
+        for which in [Which::Log, Which::Main] {
+            let due = self
+                .service(which)
+                .and_then(|s| s.machine.deadline())
+                .is_some_and(|deadline| deadline <= now);
+            if due {
+                self.event(which, Event::Timer);
+            }
+        }
+    }
+
+    /// Performs actions in order; the results of spawns go back to the machine as
+    /// events, and their actions join the queue. The files are written after.
+    fn perform(&mut self, which: Which, actions: Vec<Action>) {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            let event = match action {
+                Action::Spawn(process) => Some(self.spawn(which, process)),
+                Action::Signal {
+                    target,
+                    signal,
+                    custom,
+                } => {
+                    let handled = custom.is_some_and(|c| {
+                        which == Which::Main && self.control_script(c) == Some(true)
+                    });
+                    if !handled {
+                        self.send(which, target, signal);
+                    }
+                    None
+                }
+                Action::ControlScript(c) => {
+                    if which == Which::Main {
+                        self.control_script(c);
+                    }
+                    None
+                }
+                Action::CloseNotification => {
+                    self.main.notification = None;
+                    None
+                }
+                Action::Exit => {
+                    if let Some(service) = self.service(which) {
+                        service.exited = true;
+                    }
+                    None
+                }
+            };
+            if let Some(event) = event {
+                let now = self.now();
+                if let Some(service) = self.service(which) {
+                    queue.extend(service.machine.on(now, event));
+                }
+            }
+        }
+        if let Some(service) = self.service(which) {
+            service.write_files();
+        }
+        if which == Which::Main && self.main.exited && !self.draining {
+            self.draining = true;
+            self.drain_log();
+        }
+    }
+
+    /// The main service is down for good: close the log pipe so the logger reads EOF
+    /// after the last line, and let it end by itself.
+    fn drain_log(&mut self) {
+        if let Some(Output::LogPipe(..)) = &self.output {
+            self.output = None;
+        }
+        if self.log.is_some() {
+            self.event(Which::Log, Event::Drain);
+        }
+    }
+
+    fn send(&mut self, which: Which, target: Target, signal: Signal) {
+        let Some(service) = self.service(which) else {
+            return;
+        };
+        let (process, group) = match target {
+            Target::Process(p) => (p, false),
+            Target::Group(p) => (p, true),
+        };
+        let Some(pid) = service.machine.pid_of(process) else {
+            return;
+        };
+        let pid = Pid::from_raw(pid as i32);
+        // Every process runsv starts leads its own group, so pgid = pid; a process
+        // that left its group is still reached directly.
+        if !group || killpg(pid, signal).is_err() {
+            let _ = kill(pid, signal);
+        }
+    }
+
+    fn spawn(&mut self, which: Which, process: Process) -> Event {
+        match self.launch(which, process) {
+            Ok(pid) => Event::Spawned {
+                process,
+                pid,
+                starttime: start_time(pid).unwrap_or(0),
+            },
+            Err(reason) => Event::SpawnFailed { process, reason },
+        }
+    }
+
+    /// Builds and starts run, finish or the readiness test of a service.
+    fn launch(&mut self, which: Which, process: Process) -> Result<u32, String> {
+        let null = self.null.as_raw_fd();
+        let (stdin, stdout, stderr) = self.stdio(which);
+        let service = match which {
+            Which::Main => &mut self.main,
+            Which::Log => self.log.as_mut().ok_or("no log service")?,
+        };
+        let definition = service.definition.as_ref().ok_or("invalid definition")?;
+        let environment = service.environment();
+        let directory = &definition.working_directory;
+        let mut notification = None;
+        let launch = match process {
+            Process::Run => {
+                let launch = Launch::new(&definition.command, environment, directory)?
+                    .credentials(definition.credentials.clone())
+                    .stdio(stdin, stdout, stderr);
+                if let Readiness::NotificationFd(number) = definition.readiness {
+                    let (read, write) = nix::unistd::pipe2(
+                        nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK,
+                    )
+                    .map_err(|e| format!("unable to create the readiness pipe: {e}"))?;
+                    let launch = launch.extra_fd(write.as_raw_fd(), number);
+                    notification = Some((read, write));
+                    launch
+                } else {
+                    launch
+                }
+            }
+            Process::Finish => {
+                let finish = definition.finish.as_ref().ok_or("no finish")?;
+                let (code, signal) = service
+                    .machine
+                    .full_state()
+                    .last_exit
+                    .map(ExitStatus::finish_arguments)
+                    .unwrap_or((-1, 0));
+                let command = [
+                    finish.display().to_string(),
+                    code.to_string(),
+                    signal.to_string(),
+                ];
+                Launch::new(&command, environment, &definition.directory)?
+                    .credentials(definition.credentials.clone())
+                    .stdio(stdin, stdout, stderr)
+            }
+            Process::Test => {
+                let Readiness::Test { command, .. } = &definition.readiness else {
+                    return Err("no readiness test".into());
+                };
+                Launch::new(command, environment, directory)?
+                    .credentials(definition.credentials.clone())
+                    .stdio(Stdio::Fd(null), Stdio::Fd(null), Stdio::Fd(null))
+            }
+        };
+        let pid = launch.spawn()?;
+        if let Some((read, _write)) = notification {
+            // Our copy of the write end closes here, so EOF means the service closed it.
+            service.notification = Some(read);
+        }
+        Ok(pid.as_raw() as u32)
+    }
+
+    /// stdin, stdout and stderr of a service's run and finish.
+    fn stdio(&self, which: Which) -> (Stdio, Stdio, Stdio) {
+        let null = Stdio::Fd(self.null.as_raw_fd());
+        if which == Which::Log {
+            let input = match &self.output {
+                Some(Output::LogPipe(read, _)) => Stdio::Fd(read.as_raw_fd()),
+                _ => null,
+            };
+            return (input, Stdio::Inherit, Stdio::Inherit);
+        }
+        let yaml = self
+            .main
+            .definition
+            .as_ref()
+            .is_some_and(|d| matches!(d.form, runsv::definition::Form::Yaml(_)));
+        let out = match &self.output {
+            Some(Output::LogPipe(_, write)) => Stdio::Fd(write.as_raw_fd()),
+            Some(Output::Relay(relay)) => Stdio::Fd(relay.write.as_raw_fd()),
+            Some(Output::Null) => null,
+            Some(Output::Inherit) | None => Stdio::Inherit,
+        };
+        // runit gives only stdout to the log; a YAML service's stderr goes along.
+        let err = if yaml { out } else { Stdio::Inherit };
+        (null, out, err)
+    }
+
+    /// Runs `control/<c>` if it is executable; `Some(true)` if it exited 0. It runs to
+    /// completion (bounded by a timeout), like runit, with stdout to the log.
+    fn control_script(&mut self, c: u8) -> Option<bool> {
+        use std::os::unix::fs::PermissionsExt;
+        let relative = format!("control/{}", c as char);
+        let path: PathBuf = self.main.directory.join(&relative);
+        let mode = std::fs::metadata(&path).ok()?.permissions().mode();
+        if mode & 0o100 == 0 {
+            return None;
+        }
+        let (stdin, stdout, _) = self.stdio(Which::Main);
+        let launch = Launch::new(
+            &[format!("./{relative}")],
+            self.main.environment(),
+            &self.main.directory,
+        )
+        .ok()?
+        .stdio(stdin, stdout, Stdio::Inherit);
+        let pid = launch.spawn().ok()?;
+        let status = wait_child(pid, CONTROL_SCRIPT_TIMEOUT);
+        Some(status == Some(ExitStatus::Exited(0)))
+    }
+}
+
+fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: the fds polled are owned by the Supervisor, which outlives every poll.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Opens /dev/null on any of fds 0–2 that is closed, so that pipes runsv creates never
+/// take those numbers.
+fn ensure_standard_fds() {
+    for fd in 0..3 {
+        // SAFETY: fcntl(F_GETFD) only queries.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            if let Ok(null) = nix::fcntl::open(
+                "/dev/null",
+                nix::fcntl::OFlag::O_RDWR,
+                nix::sys::stat::Mode::empty(),
+            ) {
+                if null != fd {
+                    let _ = nix::unistd::dup2(null, fd);
+                    let _ = nix::unistd::close(null);
+                }
+            }
+        }
+    }
+}
+
+/// A pidfd: readable once the process has exited, whoever its parent is.
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh fd we own.
+    Some(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Waits until a process (not necessarily our child) is gone; whether it went in time.
+fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let Some(pidfd) = pidfd_open(pid) else {
+        return true; // already gone
+    };
+    let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)), Ok(n) if n > 0)
+}
+
+/// Waits for our child `pid` up to `timeout`, then kills its group; reaps it.
+fn wait_child(pid: Pid, timeout: Duration) -> Option<ExitStatus> {
+    if !wait_gone(pid.as_raw() as u32, timeout) {
+        let _ = killpg(pid, Signal::SIGKILL);
+    }
+    match waitpid(pid, None) {
+        Ok(WaitStatus::Exited(_, code)) => Some(ExitStatus::Exited(code)),
+        Ok(WaitStatus::Signaled(_, signal, _)) => Some(ExitStatus::Signaled(signal as i32)),
+        _ => None,
+    }
+}

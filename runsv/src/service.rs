@@ -1,0 +1,278 @@
+//! One supervised service directory inside runsv (the main service, or its `log/`):
+//! its definition, its state machine, and its `supervise/` directory — the lock held
+//! for runsv's life, the two FIFOs, and the status files rewritten on every change.
+
+use runsv::definition::{Environment, LogDestination, Readiness, ServiceDefinition};
+use runsv::errno_text;
+use runsv::machine::{Machine, Now, ReadinessKind, Settings};
+use runsv::supervise::{write_atomically, FullState, SuperviseDir, Want};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub struct Service {
+    /// For messages: `/service/web` or `/service/web/log`.
+    pub label: String,
+    pub directory: PathBuf,
+    pub definition: Option<ServiceDefinition>,
+    pub machine: Machine,
+    pub supervise: SuperviseDir,
+    pub control: File,
+    _ok: File,
+    _lock: File,
+    written: Written,
+    /// The read end of the readiness pipe while the service may still notify.
+    pub notification: Option<OwnedFd>,
+    /// The machine asked to exit.
+    pub exited: bool,
+}
+
+/// What was last written, so that only changes are written.
+#[derive(Default)]
+struct Written {
+    pid: Option<u32>,
+    stat: Option<String>,
+    state: Option<String>,
+    status: Option<[u8; 20]>,
+    warned: bool,
+}
+
+impl Service {
+    /// Loads the definition (an invalid one still gives a service, in `error` with the
+    /// reason, so that sv shows why) and takes over `supervise/`.
+    pub fn open(directory: &Path, is_log: bool, now: Now) -> Result<Service, String> {
+        let label = directory.display().to_string();
+        let (definition, invalid) = match ServiceDefinition::load(directory) {
+            Ok(definition) => (Some(definition), None),
+            Err(error) => {
+                eprintln!("runsv {label}: warning: {error}");
+                (None, Some(error.to_string()))
+            }
+        };
+        let normally_down = directory.join("down").exists();
+        let settings = settings_of(definition.as_ref(), is_log, invalid);
+        let supervise = SuperviseDir::of_service(directory);
+        make_supervise_dir(&supervise.path).map_err(|e| {
+            format!(
+                "unable to mkdir {}: {}",
+                relative(&supervise.path, directory),
+                errno_text::describe(&e)
+            )
+        })?;
+        let lock = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(supervise.lock())
+            .map_err(|e| {
+                format!(
+                    "unable to open {}: {}",
+                    relative(&supervise.lock(), directory),
+                    errno_text::describe(&e)
+                )
+            })?;
+        fs2::FileExt::try_lock_exclusive(&lock).map_err(|e| {
+            format!(
+                "unable to lock {}: {}",
+                relative(&supervise.lock(), directory),
+                errno_text::describe(&e)
+            )
+        })?;
+        let control = open_fifo(&supervise.control(), true).map_err(|e| {
+            format!(
+                "unable to open {}: {}",
+                relative(&supervise.control(), directory),
+                errno_text::describe(&e)
+            )
+        })?;
+        let want = if normally_down { Want::Down } else { Want::Up };
+        let machine = Machine::new(settings, want, now);
+        let mut service = Service {
+            label,
+            directory: directory.to_path_buf(),
+            definition,
+            machine,
+            supervise,
+            control,
+            _ok: File::open("/dev/null").map_err(|e| e.to_string())?,
+            _lock: lock,
+            written: Written::default(),
+            notification: None,
+            exited: false,
+        };
+        // The status exists before `ok` is opened: a client that finds runsv alive
+        // always finds a status to read (runit's order).
+        service.write_files();
+        service._ok = open_fifo(&service.supervise.ok(), false).map_err(|e| {
+            format!(
+                "unable to open {}: {}",
+                relative(&service.supervise.ok(), directory),
+                errno_text::describe(&e)
+            )
+        })?;
+        Ok(service)
+    }
+
+    /// The service's environment: `None` for runsv's own.
+    pub fn environment(&self) -> Option<&[(String, String)]> {
+        match self.definition.as_ref().map(|d| &d.environment) {
+            Some(Environment::Exactly(vars)) => Some(vars),
+            _ => None,
+        }
+    }
+
+    /// Rewrites the files of `supervise/` that changed: pid, stat and state first, the
+    /// 20-byte status last, so that a reader woken by the status sees the rest too.
+    pub fn write_files(&mut self) {
+        let status = self.machine.status();
+        let stat = status.stat_line(self.machine.want() == Want::Exit);
+        let state = self.machine.full_state().encode();
+        let encoded = status.encode();
+        let mut result = Ok(());
+        if self.written.pid != Some(status.pid) {
+            let text = if status.pid == 0 {
+                String::new()
+            } else {
+                format!("{}\n", status.pid)
+            };
+            result = result.and(write_atomically(
+                &self.supervise.pid(),
+                text.as_bytes(),
+                0o644,
+            ));
+            self.written.pid = Some(status.pid);
+        }
+        if self.written.stat.as_deref() != Some(stat.as_str()) {
+            result = result.and(write_atomically(
+                &self.supervise.stat(),
+                stat.as_bytes(),
+                0o644,
+            ));
+            self.written.stat = Some(stat);
+        }
+        if self.written.state.as_deref() != Some(state.as_str()) {
+            result = result.and(write_atomically(
+                &self.supervise.state(),
+                state.as_bytes(),
+                0o644,
+            ));
+            self.written.state = Some(state);
+        }
+        if self.written.status != Some(encoded) {
+            result = result.and(write_atomically(&self.supervise.status(), &encoded, 0o644));
+            self.written.status = Some(encoded);
+        }
+        match result {
+            Ok(()) => self.written.warned = false,
+            Err(error) if !self.written.warned => {
+                self.written.warned = true;
+                eprintln!(
+                    "runsv {}: warning: unable to write supervise/: {}",
+                    self.label,
+                    errno_text::describe(&error)
+                );
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Reads what is waiting on the control FIFO (it never reaches EOF: runsv holds
+    /// it open for writing too).
+    pub fn read_control(&mut self) -> Vec<u8> {
+        let mut buffer = [0u8; 64];
+        match self.control.read(&mut buffer) {
+            Ok(n) => buffer[..n].to_vec(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The state a previous runsv of this directory left, if its process is still
+    /// alive: (pid, that process's start time).
+    pub fn left_running(&self) -> Option<u32> {
+        let previous = FullState::read(&self.supervise).ok().flatten()?;
+        if previous.pid == 0 || previous.starttime == 0 {
+            return None;
+        }
+        let alive = runsv::launch::start_time(previous.pid) == Some(previous.starttime);
+        alive.then_some(previous.pid)
+    }
+
+    pub fn control_fd(&self) -> i32 {
+        self.control.as_raw_fd()
+    }
+}
+
+fn settings_of(
+    definition: Option<&ServiceDefinition>,
+    is_log: bool,
+    invalid: Option<String>,
+) -> Settings {
+    let Some(definition) = definition else {
+        return Settings {
+            is_log,
+            invalid,
+            ..Settings::default()
+        };
+    };
+    Settings {
+        oneshot: definition.oneshot,
+        has_finish: definition.finish.is_some() && !is_log,
+        readiness: match &definition.readiness {
+            Readiness::Immediate => ReadinessKind::Immediate,
+            Readiness::Test { interval, .. } => ReadinessKind::Test {
+                interval: *interval,
+            },
+            Readiness::NotificationFd(_) => ReadinessKind::Notification,
+        },
+        stop_signal: definition.stop_signal,
+        stop_timeout: definition.stop_timeout,
+        restart_delay: definition.restart_delay,
+        restart_delay_max: definition.restart_delay_max,
+        is_log,
+        invalid,
+    }
+}
+
+/// Whether the definition sends output to a `log/` service.
+pub fn has_log_service(directory: &Path, definition: Option<&ServiceDefinition>) -> bool {
+    match definition {
+        Some(d) => matches!(d.log, LogDestination::Service(_)),
+        None => directory.join("log").is_dir(),
+    }
+}
+
+/// `supervise` may be a dangling symlink to where the files should go (read-only
+/// service directories): create its target then (runit).
+fn make_supervise_dir(path: &Path) -> io::Result<()> {
+    let target = match fs::read_link(path) {
+        Ok(target) if !path.exists() => path.parent().map(|p| p.join(&target)).unwrap_or(target),
+        _ => path.to_path_buf(),
+    };
+    match fs::DirBuilder::new().mode(0o700).create(&target) {
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        result => result,
+    }
+}
+
+/// Creates the FIFO if needed and opens it non-blocking: `control` read-write (so it
+/// never sees EOF), `ok` read-only (its reader is the "runsv is alive" signal).
+fn open_fifo(path: &Path, read_write: bool) -> io::Result<File> {
+    match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(errno) => return Err(errno.into()),
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(read_write)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// `supervise/lock` for messages, as runit words them.
+fn relative(path: &Path, directory: &Path) -> String {
+    path.strip_prefix(directory)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string())
+}
