@@ -1,1 +1,68 @@
-fn main() {}
+//! runtree's init: PID 1 of a machine or a container. It reaps every process, keeps
+//! svdir running, and on poweroff/reboot/halt has svdir stop the services in order,
+//! then sweeps what is left and powers off (machine) or exits (container).
+//! As any other process it is the client `init 0|6|halt`. See docs/init.md.
+//!
+//! Modules by what they own: `pid1` the event loop, `signals` the signal table and
+//! signalfd, `svdir` the one child, `shutdown` the stop sequence, `setup` what PID 1
+//! prepares at boot, `config` the settings, `client` and `cli` the command line.
+
+// PID 1 must not die: nothing outside the tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
+
+mod cli;
+mod client;
+mod config;
+mod log;
+mod pid1;
+mod setup;
+mod shutdown;
+mod signals;
+mod svdir;
+
+use cli::Invocation;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Machine,
+    Container,
+}
+
+impl Mode {
+    pub fn word(self) -> &'static str {
+        match self {
+            Mode::Machine => "machine",
+            Mode::Container => "container",
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let is_pid1 = nix::unistd::getpid().as_raw() == 1;
+    match cli::parse(&args, is_pid1) {
+        Invocation::Pid1 { mode, ignored } => pid1::run(mode, ignored),
+        Invocation::Request(action) => std::process::exit(client::request(action)),
+        Invocation::Help => {
+            println!("{}", cli::USAGE);
+        }
+        Invocation::Usage(problem) => {
+            log::line(&problem);
+            eprintln!("{}", cli::USAGE);
+            std::process::exit(cli::EXIT_USAGE);
+        }
+    }
+}

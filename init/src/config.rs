@@ -1,0 +1,227 @@
+//! Settings: scan directory, shutdown deadline, kill grace.
+//!
+//! Precedence, highest first: the kernel command line (`runtree.KEY=`, read only as
+//! PID 1 of a machine, because in a container /proc/cmdline is the host's), then the
+//! environment (`RUNTREE_KEY`), then the default. The kernel command line wins because
+//! it is what an operator edits at the boot prompt to rescue a machine whose image sets
+//! the environment; a container has only the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_SCANDIR: &str = "/service";
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(90);
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
+/// Longest accepted duration: anything above is a typo, and would overflow nothing but
+/// would keep a machine from powering off for days.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub scandir: PathBuf,
+    /// Global deadline for svdir's ordered stop, after which init kills svdir and sweeps.
+    pub shutdown_timeout: Duration,
+    /// Time between `kill(-1, SIGTERM)` and `kill(-1, SIGKILL)`.
+    pub kill_grace: Duration,
+}
+
+/// Reads the settings. `cmdline` is the kernel command line (None in a container);
+/// `env` looks up an environment variable. Invalid values are reported in the returned
+/// warnings and replaced by the next source down, never fatal.
+pub fn resolve(
+    cmdline: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> (Config, Vec<String>) {
+    let words = cmdline.map(kernel_words).unwrap_or_default();
+    let mut warnings = Vec::new();
+    let lookup = |key: &str, var: &str| -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        // The last occurrence on the kernel command line wins, as for kernel parameters.
+        if let Some(value) = words.iter().rev().find_map(|w| {
+            w.strip_prefix(&format!("runtree.{key}="))
+                .map(str::to_string)
+        }) {
+            found.push((format!("runtree.{key}"), value));
+        }
+        if let Some(value) = env(var) {
+            found.push((var.to_string(), value));
+        }
+        found
+    };
+    let scandir_sources = lookup("scandir", "RUNTREE_SCANDIR");
+    let timeout_sources = lookup("shutdown_timeout", "RUNTREE_SHUTDOWN_TIMEOUT");
+    let grace_sources = lookup("kill_grace", "RUNTREE_KILL_GRACE");
+
+    let mut scandir = PathBuf::from(DEFAULT_SCANDIR);
+    for (source, value) in scandir_sources {
+        if value.starts_with('/') {
+            scandir = PathBuf::from(value);
+            break;
+        }
+        warnings.push(format!(
+            "ignoring {source}={value}: the scan directory must be an absolute path"
+        ));
+    }
+    let mut duration = |sources: Vec<(String, String)>, default: Duration| {
+        for (source, value) in sources {
+            match parse_duration(&value) {
+                Some(d) => return d,
+                None => warnings.push(format!(
+                    "ignoring {source}={value}: not a duration (seconds, e.g. 90, 2.5, 500ms)"
+                )),
+            }
+        }
+        default
+    };
+    let shutdown_timeout = duration(timeout_sources, DEFAULT_SHUTDOWN_TIMEOUT);
+    let kill_grace = duration(grace_sources, DEFAULT_KILL_GRACE);
+    (
+        Config {
+            scandir,
+            shutdown_timeout,
+            kill_grace,
+        },
+        warnings,
+    )
+}
+
+/// Splits a kernel command line the way the kernel does: on spaces, with double quotes
+/// grouping (`runtree.scandir="/my services"`), the quotes themselves removed.
+/// Everything after a lone `--` belongs to init's argv, not to parameters.
+pub fn kernel_words(cmdline: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in cmdline.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    if word == "--" {
+                        return words;
+                    }
+                    words.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any && word != "--" {
+        words.push(word);
+    }
+    words
+}
+
+/// Seconds, possibly fractional, with an optional `s` or `ms` suffix.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number.trim().parse().ok()?;
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    let duration = Duration::try_from_secs_f64(value * scale).ok()?;
+    (duration <= MAX_DURATION).then_some(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults() {
+        let (config, warnings) = resolve(None, env(&[]));
+        assert_eq!(config.scandir, PathBuf::from("/service"));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(90));
+        assert_eq!(config.kill_grace, Duration::from_secs(3));
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_default() {
+        let (config, _) = resolve(
+            None,
+            env(&[
+                ("RUNTREE_SCANDIR", "/etc/sv"),
+                ("RUNTREE_SHUTDOWN_TIMEOUT", "10"),
+                ("RUNTREE_KILL_GRACE", "500ms"),
+            ]),
+        );
+        assert_eq!(config.scandir, PathBuf::from("/etc/sv"));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(config.kill_grace, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn kernel_command_line_overrides_environment() {
+        let (config, warnings) = resolve(
+            Some("console=ttyS0 runtree.scandir=/a quiet runtree.scandir=/b runtree.kill_grace=1.5 -- runtree.shutdown_timeout=5"),
+            env(&[("RUNTREE_SCANDIR", "/env"), ("RUNTREE_SHUTDOWN_TIMEOUT", "7")]),
+        );
+        assert_eq!(config.scandir, PathBuf::from("/b"));
+        assert_eq!(config.kill_grace, Duration::from_millis(1500));
+        // After `--` the words are init's arguments, not parameters.
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(7));
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn invalid_values_fall_through_with_a_warning() {
+        let (config, warnings) = resolve(
+            Some("runtree.scandir=relative runtree.shutdown_timeout=soon"),
+            env(&[("RUNTREE_SCANDIR", "/env"), ("RUNTREE_KILL_GRACE", "-1")]),
+        );
+        assert_eq!(config.scandir, PathBuf::from("/env"));
+        assert_eq!(config.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT);
+        assert_eq!(config.kill_grace, DEFAULT_KILL_GRACE);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].contains("runtree.scandir=relative"));
+    }
+
+    #[test]
+    fn quoted_kernel_words() {
+        assert_eq!(
+            kernel_words("a  runtree.scandir=\"/my services\" b\n"),
+            vec!["a", "runtree.scandir=/my services", "b"]
+        );
+        assert_eq!(kernel_words("x -- y"), vec!["x"]);
+        assert_eq!(kernel_words(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2.5s"), Some(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("-3"), None);
+        assert_eq!(parse_duration("NaN"), None);
+        assert_eq!(parse_duration("inf"), None);
+        assert_eq!(parse_duration("1e9"), None);
+        assert_eq!(parse_duration("ten"), None);
+    }
+}

@@ -1,0 +1,306 @@
+//! init's side of the shutdown, as a state machine that does no I/O: the event loop
+//! feeds it time, svdir's exit and whether any child is left, and performs the effects
+//! it returns. Keeping the clock outside makes every phase and deadline unit-testable.
+//!
+//! Phases: svdir stops the services (TERM to svdir, global deadline) → TERM to every
+//! process, grace → KILL to every process, reap → finish (sync, reboot(2) or exit).
+
+use crate::signals::Action;
+use nix::sys::wait::WaitStatus;
+use std::time::{Duration, Instant};
+
+/// How long to wait for processes to disappear after SIGKILL. Only a process stuck in
+/// uninterruptible sleep (a dead NFS server) outlives SIGKILL; the machine must still
+/// power off.
+pub const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Container exit statuses, by the first phase that went wrong.
+pub const EXIT_CLEAN: i32 = 0;
+pub const EXIT_SERVICES_FAILED: i32 = 1;
+pub const EXIT_SVDIR_KILLED: i32 = 2;
+pub const EXIT_SURVIVORS_KILLED: i32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SvdirOutcome {
+    /// TERM sent, not exited yet.
+    Pending,
+    /// Exited 0: every service stopped cleanly.
+    Clean,
+    /// Exited otherwise; the text says how.
+    Failed(String),
+    /// Was not running when the stop began (crashing, or never started).
+    NotRunning,
+    /// Still running at the deadline, and SIGKILLed.
+    Killed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Services { deadline: Instant },
+    Term { deadline: Instant },
+    Kill { deadline: Instant },
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    TermSvdir,
+    KillSvdir,
+    TermAll,
+    KillAll,
+    /// Some processes outlived SIGKILL for KILL_WAIT; finishing anyway.
+    GaveUpWaiting,
+    Finish,
+}
+
+#[derive(Debug)]
+pub struct Shutdown {
+    pub action: Action,
+    phase: Phase,
+    svdir: SvdirOutcome,
+    killed_survivors: bool,
+    grace: Duration,
+}
+
+impl Shutdown {
+    pub fn begin(
+        action: Action,
+        svdir_running: bool,
+        now: Instant,
+        timeout: Duration,
+        grace: Duration,
+    ) -> (Shutdown, Vec<Effect>) {
+        let mut shutdown = Shutdown {
+            action,
+            phase: Phase::Services {
+                deadline: now + timeout,
+            },
+            svdir: SvdirOutcome::Pending,
+            killed_survivors: false,
+            grace,
+        };
+        if svdir_running {
+            (shutdown, vec![Effect::TermSvdir])
+        } else {
+            shutdown.svdir = SvdirOutcome::NotRunning;
+            let effects = shutdown.enter_term(now);
+            (shutdown, effects)
+        }
+    }
+
+    /// A later request changes what happens at the end, without restarting the stop.
+    pub fn set_action(&mut self, action: Action) {
+        self.action = action;
+    }
+
+    #[cfg(test)]
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn svdir_outcome(&self) -> &SvdirOutcome {
+        &self.svdir
+    }
+
+    pub fn svdir_exited(&mut self, status: WaitStatus) {
+        if self.svdir != SvdirOutcome::Pending {
+            return;
+        }
+        self.svdir = match status {
+            WaitStatus::Exited(_, 0) => SvdirOutcome::Clean,
+            WaitStatus::Exited(_, code) => SvdirOutcome::Failed(format!("exited {code}")),
+            WaitStatus::Signaled(_, signal, _) => {
+                SvdirOutcome::Failed(format!("killed by {}", signal.as_str()))
+            }
+            other => SvdirOutcome::Failed(format!("{other:?}")),
+        };
+    }
+
+    fn enter_term(&mut self, now: Instant) -> Vec<Effect> {
+        self.phase = Phase::Term {
+            deadline: now + self.grace,
+        };
+        vec![Effect::TermAll]
+    }
+
+    /// Advances the phases. `no_children` is true once waitpid reports ECHILD: every
+    /// process init could wait for is gone.
+    pub fn tick(&mut self, now: Instant, no_children: bool) -> Vec<Effect> {
+        match self.phase {
+            Phase::Services { deadline } => {
+                if self.svdir != SvdirOutcome::Pending {
+                    self.enter_term(now)
+                } else if now >= deadline {
+                    self.svdir = SvdirOutcome::Killed;
+                    let mut effects = vec![Effect::KillSvdir];
+                    effects.extend(self.enter_term(now));
+                    effects
+                } else {
+                    Vec::new()
+                }
+            }
+            Phase::Term { deadline } => {
+                if no_children {
+                    self.phase = Phase::Done;
+                    vec![Effect::Finish]
+                } else if now >= deadline {
+                    self.killed_survivors = true;
+                    self.phase = Phase::Kill {
+                        deadline: now + KILL_WAIT,
+                    };
+                    vec![Effect::KillAll]
+                } else {
+                    Vec::new()
+                }
+            }
+            Phase::Kill { deadline } => {
+                if no_children {
+                    self.phase = Phase::Done;
+                    vec![Effect::Finish]
+                } else if now >= deadline {
+                    self.phase = Phase::Done;
+                    vec![Effect::GaveUpWaiting, Effect::Finish]
+                } else {
+                    Vec::new()
+                }
+            }
+            Phase::Done => Vec::new(),
+        }
+    }
+
+    /// When the loop must wake up even if nothing happens.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Services { deadline } | Phase::Term { deadline } | Phase::Kill { deadline } => {
+                Some(deadline)
+            }
+            Phase::Done => None,
+        }
+    }
+
+    /// The container's exit status: the first phase that went wrong decides.
+    pub fn exit_code(&self) -> i32 {
+        match self.svdir {
+            SvdirOutcome::Failed(_) | SvdirOutcome::NotRunning => EXIT_SERVICES_FAILED,
+            SvdirOutcome::Killed => EXIT_SVDIR_KILLED,
+            SvdirOutcome::Clean | SvdirOutcome::Pending if self.killed_survivors => {
+                EXIT_SURVIVORS_KILLED
+            }
+            SvdirOutcome::Clean | SvdirOutcome::Pending => EXIT_CLEAN,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal;
+    use nix::unistd::Pid;
+
+    const T: Duration = Duration::from_secs(90);
+    const G: Duration = Duration::from_secs(3);
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn clean_stop_finishes_as_soon_as_nothing_is_left() {
+        let t0 = Instant::now();
+        let (mut s, effects) = Shutdown::begin(Action::Poweroff, true, t0, T, G);
+        assert_eq!(effects, vec![Effect::TermSvdir]);
+        assert_eq!(s.deadline(), Some(t0 + T));
+        assert_eq!(s.tick(t0 + secs(1), false), vec![]);
+        s.svdir_exited(WaitStatus::Exited(Pid::from_raw(2), 0));
+        assert_eq!(s.tick(t0 + secs(2), false), vec![Effect::TermAll]);
+        assert_eq!(s.deadline(), Some(t0 + secs(2) + G));
+        // Everything left exits on TERM well before the grace ends.
+        assert_eq!(s.tick(t0 + secs(2), true), vec![Effect::Finish]);
+        assert_eq!(s.phase(), Phase::Done);
+        assert_eq!(s.exit_code(), EXIT_CLEAN);
+        assert_eq!(s.tick(t0 + secs(100), true), vec![]);
+    }
+
+    #[test]
+    fn svdir_failure_is_status_1() {
+        let t0 = Instant::now();
+        let (mut s, _) = Shutdown::begin(Action::Poweroff, true, t0, T, G);
+        s.svdir_exited(WaitStatus::Exited(Pid::from_raw(2), 1));
+        assert_eq!(s.tick(t0, false), vec![Effect::TermAll]);
+        assert_eq!(s.tick(t0, true), vec![Effect::Finish]);
+        assert_eq!(s.exit_code(), EXIT_SERVICES_FAILED);
+        assert_eq!(s.svdir_outcome(), &SvdirOutcome::Failed("exited 1".into()));
+
+        let (mut s, _) = Shutdown::begin(Action::Poweroff, true, t0, T, G);
+        s.svdir_exited(WaitStatus::Signaled(
+            Pid::from_raw(2),
+            Signal::SIGSEGV,
+            true,
+        ));
+        assert_eq!(s.exit_code(), EXIT_SERVICES_FAILED);
+    }
+
+    #[test]
+    fn hung_svdir_is_killed_at_the_deadline() {
+        let t0 = Instant::now();
+        let (mut s, _) = Shutdown::begin(Action::Reboot, true, t0, T, G);
+        assert_eq!(s.tick(t0 + T - secs(1), false), vec![]);
+        assert_eq!(
+            s.tick(t0 + T, false),
+            vec![Effect::KillSvdir, Effect::TermAll]
+        );
+        // The SIGKILLed svdir's exit does not overwrite what happened.
+        s.svdir_exited(WaitStatus::Signaled(
+            Pid::from_raw(2),
+            Signal::SIGKILL,
+            false,
+        ));
+        assert_eq!(s.tick(t0 + T, true), vec![Effect::Finish]);
+        assert_eq!(s.exit_code(), EXIT_SVDIR_KILLED);
+    }
+
+    #[test]
+    fn survivors_of_term_are_killed_after_the_grace() {
+        let t0 = Instant::now();
+        let (mut s, _) = Shutdown::begin(Action::Poweroff, true, t0, T, G);
+        s.svdir_exited(WaitStatus::Exited(Pid::from_raw(2), 0));
+        assert_eq!(s.tick(t0, false), vec![Effect::TermAll]);
+        assert_eq!(s.tick(t0 + G - secs(1), false), vec![]);
+        assert_eq!(s.tick(t0 + G, false), vec![Effect::KillAll]);
+        assert_eq!(s.deadline(), Some(t0 + G + KILL_WAIT));
+        assert_eq!(s.tick(t0 + G, true), vec![Effect::Finish]);
+        assert_eq!(s.exit_code(), EXIT_SURVIVORS_KILLED);
+    }
+
+    #[test]
+    fn unkillable_processes_do_not_block_the_end() {
+        let t0 = Instant::now();
+        let (mut s, _) = Shutdown::begin(Action::Poweroff, false, t0, T, G);
+        assert_eq!(s.tick(t0 + G, false), vec![Effect::KillAll]);
+        assert_eq!(
+            s.tick(t0 + G + KILL_WAIT, false),
+            vec![Effect::GaveUpWaiting, Effect::Finish]
+        );
+    }
+
+    #[test]
+    fn svdir_not_running_goes_straight_to_the_sweep() {
+        let t0 = Instant::now();
+        let (mut s, effects) = Shutdown::begin(Action::Halt, false, t0, T, G);
+        assert_eq!(effects, vec![Effect::TermAll]);
+        assert_eq!(s.tick(t0, true), vec![Effect::Finish]);
+        assert_eq!(s.exit_code(), EXIT_SERVICES_FAILED);
+    }
+
+    #[test]
+    fn first_failing_phase_decides() {
+        let t0 = Instant::now();
+        let (mut s, _) = Shutdown::begin(Action::Poweroff, true, t0, T, G);
+        s.svdir_exited(WaitStatus::Exited(Pid::from_raw(2), 1));
+        s.tick(t0, false);
+        assert_eq!(s.tick(t0 + G, false), vec![Effect::KillAll]);
+        assert_eq!(s.exit_code(), EXIT_SERVICES_FAILED);
+        s.set_action(Action::Reboot);
+        assert_eq!(s.action, Action::Reboot);
+    }
+}

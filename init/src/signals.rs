@@ -1,0 +1,236 @@
+//! Which signal means what to PID 1, and how signals reach the event loop.
+//!
+//! Every catchable asynchronous signal is blocked and read from a signalfd: for PID 1
+//! the kernel drops a signal whose disposition is the default, but queues a blocked
+//! one, so blocking is what makes `kill -USR2 1` arrive at all (in a namespace and on
+//! a machine alike). The synchronous signals are left alone (see `unblockable`).
+
+use crate::Mode;
+use nix::libc;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Poweroff,
+    Reboot,
+    Halt,
+}
+
+impl Action {
+    pub fn word(self) -> &'static str {
+        match self {
+            Action::Poweroff => "poweroff",
+            Action::Reboot => "reboot",
+            Action::Halt => "halt",
+        }
+    }
+
+    /// The signal a client (`init 0`, `init 6`, `init halt`) sends to PID 1. These are
+    /// busybox init's and sinit's, and mean the same in both modes.
+    pub fn signal(self) -> Signal {
+        match self {
+            Action::Poweroff => Signal::SIGUSR2,
+            Action::Reboot => Signal::SIGINT,
+            Action::Halt => Signal::SIGUSR1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Response {
+    Reap,
+    Shutdown(Action),
+    Ignore,
+}
+
+/// The signal table (docs/init.md shows the same table; keep them together).
+pub fn response(signo: i32, mode: Mode) -> Response {
+    match Signal::try_from(signo) {
+        Ok(Signal::SIGCHLD) => Response::Reap,
+        // A container runtime's `stop` is SIGTERM; on a machine SIGTERM to PID 1 means
+        // reboot, as with busybox init.
+        Ok(Signal::SIGTERM) => Response::Shutdown(match mode {
+            Mode::Container => Action::Poweroff,
+            Mode::Machine => Action::Reboot,
+        }),
+        // Ctrl-Alt-Del once reboot(RB_DISABLE_CAD) is in force; Ctrl-C of `docker run -it`.
+        Ok(Signal::SIGINT) => Response::Shutdown(Action::Reboot),
+        Ok(Signal::SIGUSR1) => Response::Shutdown(Action::Halt),
+        Ok(Signal::SIGUSR2) | Ok(Signal::SIGPWR) => Response::Shutdown(Action::Poweroff),
+        // Everything else, real-time signals included, is ignored (and logged once):
+        // PID 1 has no use for job control, terminal or timer signals, and SIGHUP from a
+        // vanished console must not do anything.
+        _ => Response::Ignore,
+    }
+}
+
+/// Signals that stay unblocked. The fault signals (SEGV, BUS, ILL, FPE, TRAP, SYS) are
+/// raised by the faulting instruction itself; blocking them would only turn a fault
+/// into a hang. SIGABRT is what `abort()` raises. Sent by another process to PID 1 with
+/// the default disposition, the kernel discards all of them.
+fn unblockable(signal: Signal) -> bool {
+    matches!(
+        signal,
+        Signal::SIGSEGV
+            | Signal::SIGBUS
+            | Signal::SIGILL
+            | Signal::SIGFPE
+            | Signal::SIGTRAP
+            | Signal::SIGSYS
+            | Signal::SIGABRT
+            | Signal::SIGKILL
+            | Signal::SIGSTOP
+    )
+}
+
+pub fn blocked_set() -> SigSet {
+    // sigfillset also covers the real-time signals, which nix's enum cannot name.
+    let mut set = SigSet::all();
+    for signal in Signal::iterator() {
+        if unblockable(signal) {
+            set.remove(signal);
+        }
+    }
+    set
+}
+
+pub fn name(signo: i32) -> String {
+    match Signal::try_from(signo) {
+        Ok(signal) => signal.as_str().to_string(),
+        Err(_) if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signo) => {
+            format!("SIGRTMIN+{}", signo - libc::SIGRTMIN())
+        }
+        Err(_) => format!("signal {signo}"),
+    }
+}
+
+/// Remembers which ignored signals were already reported, so that a flood of SIGWINCH
+/// or SIGHUP cannot fill the console.
+#[derive(Default)]
+pub struct IgnoredOnce(u128);
+
+impl IgnoredOnce {
+    /// Whether this is the first time `signo` is ignored.
+    pub fn first(&mut self, signo: i32) -> bool {
+        let Ok(bit) = u32::try_from(signo) else {
+            return false;
+        };
+        let Some(mask) = 1u128.checked_shl(bit) else {
+            return false;
+        };
+        let first = self.0 & mask == 0;
+        self.0 |= mask;
+        first
+    }
+}
+
+/// Blocks the set: from here on a signal to PID 1 waits to be read instead of being
+/// dropped. Done first thing, before the console exists to read from a signalfd.
+pub fn block() -> nix::Result<()> {
+    blocked_set().thread_set_mask()
+}
+
+/// A non-blocking signalfd for the blocked set.
+pub fn open_fd() -> nix::Result<SignalFd> {
+    SignalFd::with_flags(
+        &blocked_set(),
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )
+}
+
+/// For a child between fork and exec: an empty mask and default dispositions, so
+/// svdir starts as if the kernel had started it. Only async-signal-safe calls.
+pub fn reset_for_child() -> std::io::Result<()> {
+    for signo in 1..=libc::SIGRTMAX() {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: signal(2) is async-signal-safe; SIG_DFL installs no handler. Errors
+        // (EINVAL for the numbers glibc reserves) leave that signal as it was.
+        unsafe {
+            libc::signal(signo, libc::SIG_DFL);
+        }
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(std::io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        use Response::*;
+        let c = Mode::Container;
+        let m = Mode::Machine;
+        assert_eq!(response(libc::SIGCHLD, c), Reap);
+        assert_eq!(response(libc::SIGTERM, c), Shutdown(Action::Poweroff));
+        assert_eq!(response(libc::SIGTERM, m), Shutdown(Action::Reboot));
+        for mode in [c, m] {
+            assert_eq!(response(libc::SIGINT, mode), Shutdown(Action::Reboot));
+            assert_eq!(response(libc::SIGUSR1, mode), Shutdown(Action::Halt));
+            assert_eq!(response(libc::SIGUSR2, mode), Shutdown(Action::Poweroff));
+            assert_eq!(response(libc::SIGPWR, mode), Shutdown(Action::Poweroff));
+            for ignored in [
+                libc::SIGHUP,
+                libc::SIGQUIT,
+                libc::SIGALRM,
+                libc::SIGTSTP,
+                libc::SIGTTIN,
+                libc::SIGTTOU,
+                libc::SIGWINCH,
+                libc::SIGCONT,
+                libc::SIGPIPE,
+                libc::SIGURG,
+                libc::SIGRTMIN(),
+                libc::SIGRTMIN() + 4,
+                libc::SIGRTMAX(),
+            ] {
+                assert_eq!(response(ignored, mode), Ignore, "{}", name(ignored));
+            }
+        }
+    }
+
+    #[test]
+    fn client_signals_map_back_to_their_action() {
+        for action in [Action::Poweroff, Action::Reboot, Action::Halt] {
+            for mode in [Mode::Container, Mode::Machine] {
+                assert_eq!(
+                    response(action.signal() as i32, mode),
+                    Response::Shutdown(action)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn blocked_set_leaves_faults_alone() {
+        let set = blocked_set();
+        assert!(set.contains(Signal::SIGTERM));
+        assert!(set.contains(Signal::SIGCHLD));
+        assert!(set.contains(Signal::SIGHUP));
+        assert!(set.contains(Signal::SIGPWR));
+        assert!(!set.contains(Signal::SIGSEGV));
+        assert!(!set.contains(Signal::SIGABRT));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(name(libc::SIGTERM), "SIGTERM");
+        assert_eq!(name(libc::SIGRTMIN() + 3), "SIGRTMIN+3");
+    }
+
+    #[test]
+    fn ignored_logged_once() {
+        let mut once = IgnoredOnce::default();
+        assert!(once.first(libc::SIGHUP));
+        assert!(!once.first(libc::SIGHUP));
+        assert!(once.first(libc::SIGWINCH));
+        assert!(once.first(64));
+        assert!(!once.first(64));
+        assert!(!once.first(-1));
+        assert!(!once.first(200));
+    }
+}

@@ -1,0 +1,129 @@
+//! The one child init owns: svdir. Where its binary is, how it is started, and how
+//! long to wait before starting it again.
+
+use crate::signals;
+use nix::unistd::Pid;
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// A run at least this long counts as healthy: the next restart is immediate.
+pub const STABLE_RUN: Duration = Duration::from_secs(10);
+const FIRST_DELAY: Duration = Duration::from_secs(1);
+const MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// PATH for svdir when init has none: the kernel starts init with only HOME and TERM.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Restart delay: 0 after a healthy run, else 1 s doubling up to 30 s while svdir keeps
+/// dying quickly, so a broken svdir costs a few wake-ups a minute instead of a hot loop.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: FIRST_DELAY }
+    }
+}
+
+impl Backoff {
+    pub fn after_exit(&mut self, ran_for: Duration) -> Duration {
+        if ran_for >= STABLE_RUN {
+            self.next = FIRST_DELAY;
+            return Duration::ZERO;
+        }
+        let delay = self.next;
+        self.next = (self.next * 2).min(MAX_DELAY);
+        delay
+    }
+}
+
+/// The svdir to run: `RUNTREE_SVDIR`, else `svdir` beside init's own executable, else
+/// plain `svdir` for a PATH search. Resolved at every start, so that an svdir installed
+/// after boot (or replaced by an upgrade) is picked up.
+pub fn binary(env_override: Option<PathBuf>, own_exe: Option<PathBuf>) -> PathBuf {
+    if let Some(path) = env_override.filter(|p| !p.as_os_str().is_empty()) {
+        return path;
+    }
+    if let Some(beside) = own_exe
+        .as_deref()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("svdir"))
+        .filter(|p| p.is_file())
+    {
+        return beside;
+    }
+    PathBuf::from("svdir")
+}
+
+/// Starts `svdir SCANDIR` in a session of its own (so that a console's Ctrl-C or a
+/// hang-up never reaches the tree), with stdin on /dev/null (services must not read
+/// the console) and stdout/stderr inherited (the console, or the container's log).
+pub fn spawn(binary: &Path, scandir: &Path) -> std::io::Result<Pid> {
+    let mut command = Command::new(binary);
+    command.arg(scandir);
+    match File::open("/dev/null") {
+        Ok(null) => {
+            command.stdin(Stdio::from(null));
+        }
+        // Without /dev/null svdir keeps init's stdin: better than not starting.
+        Err(_) => {
+            command.stdin(Stdio::inherit());
+        }
+    }
+    if std::env::var_os("PATH").is_none() {
+        command.env("PATH", DEFAULT_PATH);
+    }
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+    // calls (signal, sigprocmask, setsid), allocating nothing.
+    unsafe {
+        command.pre_exec(|| {
+            signals::reset_for_child()?;
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    // The Child handle is dropped without waiting: init reaps every pid with
+    // waitpid(-1), this one included.
+    let raw = i32::try_from(child.id()).map_err(|_| std::io::Error::other("pid out of range"))?;
+    Ok(Pid::from_raw(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_resets() {
+        let mut b = Backoff::default();
+        let quick = Duration::from_millis(100);
+        let delays: Vec<u64> = (0..7).map(|_| b.after_exit(quick).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(b.after_exit(Duration::from_secs(10)), Duration::ZERO);
+        assert_eq!(b.after_exit(quick), Duration::from_secs(1));
+        assert_eq!(b.after_exit(Duration::from_secs(3600)), Duration::ZERO);
+        assert_eq!(b.after_exit(Duration::from_secs(9)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn binary_choice() {
+        let dir = std::env::temp_dir().join(format!("init-svdir-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let init = dir.join("init");
+        assert_eq!(
+            binary(Some("/x/svdir".into()), Some(init.clone())),
+            PathBuf::from("/x/svdir")
+        );
+        // No svdir beside init: PATH search.
+        assert_eq!(binary(None, Some(init.clone())), PathBuf::from("svdir"));
+        assert_eq!(binary(Some("".into()), None), PathBuf::from("svdir"));
+        std::fs::write(dir.join("svdir"), "").unwrap();
+        assert_eq!(binary(None, Some(init.clone())), dir.join("svdir"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
