@@ -1,0 +1,289 @@
+//! The three suites under test, reduced to what the bench does with them: start a
+//! supervisor on a service directory, read the pid of the running service from the
+//! supervisor's own status file, and build the control and status commands a user of
+//! that suite would type.
+
+use crate::cleanup;
+use nix::unistd::Pid;
+use runsv::supervise::{RunState, Status};
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The one service every suite runs, in every measurement: an idle process whose
+/// restart costs nothing of its own.
+pub const RUN_SCRIPT: &str = "#!/bin/sh\nexec sleep 100000\n";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Runit,
+    S6,
+    Runtree,
+}
+
+impl Kind {
+    /// The column order of the table, and of the first interleaved round.
+    pub const ALL: [Kind; 3] = [Kind::Runit, Kind::S6, Kind::Runtree];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Runit => "runit",
+            Kind::S6 => "s6",
+            Kind::Runtree => "runtree",
+        }
+    }
+}
+
+pub struct Suite {
+    pub kind: Kind,
+    /// runsv, s6-supervise, or runtree's runsv.
+    supervisor: PathBuf,
+    /// sv (runit's or runtree's), or s6-svc.
+    control: PathBuf,
+    /// sv again, or s6-svstat.
+    status: PathBuf,
+    /// Where this suite's service directories are created.
+    root: PathBuf,
+    /// The supervisors' stderr, kept to explain a failure.
+    log: PathBuf,
+    /// Why this suite cannot be measured, if it cannot.
+    pub unavailable: Option<String>,
+}
+
+/// One supervised service directory.
+pub struct Service {
+    pub dir: PathBuf,
+    pub supervisor: Pid,
+    /// When the bench last saw a new process of the service come up.
+    pub up_since: Instant,
+}
+
+impl Suite {
+    pub fn new(kind: Kind, runtree_bin: &Path, work: &Path) -> Suite {
+        let usr = Path::new("/usr/bin");
+        let (supervisor, control, status) = match kind {
+            Kind::Runit => (usr.join("runsv"), usr.join("sv"), usr.join("sv")),
+            Kind::S6 => (
+                usr.join("s6-supervise"),
+                usr.join("s6-svc"),
+                usr.join("s6-svstat"),
+            ),
+            Kind::Runtree => (
+                runtree_bin.join("runsv"),
+                runtree_bin.join("sv"),
+                runtree_bin.join("sv"),
+            ),
+        };
+        let missing: Vec<String> = [&supervisor, &control, &status]
+            .into_iter()
+            .filter(|path| !path.exists())
+            .map(|path| path.display().to_string())
+            .collect();
+        let unavailable = if missing.is_empty() {
+            None
+        } else if kind == Kind::Runtree {
+            Some(format!(
+                "{} missing (cargo build --release --workspace)",
+                missing.join(", ")
+            ))
+        } else {
+            Some(format!(
+                "{} missing (apt-get install {})",
+                missing.join(", "),
+                kind.name()
+            ))
+        };
+        let root = work.join(kind.name());
+        Suite {
+            kind,
+            supervisor,
+            control,
+            status,
+            log: work.join(format!("{}.stderr", kind.name())),
+            root,
+            unavailable,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    pub fn supervisor_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Runit | Kind::Runtree => "runsv",
+            Kind::S6 => "s6-supervise",
+        }
+    }
+
+    /// Creates the service directory `name` (the same `run` script for every suite).
+    pub fn create_service(&self, name: &str) -> io::Result<PathBuf> {
+        let dir = self.root.join(name);
+        fs::create_dir_all(&dir)?;
+        let run = dir.join("run");
+        fs::write(&run, RUN_SCRIPT)?;
+        fs::set_permissions(&run, fs::Permissions::from_mode(0o755))?;
+        Ok(dir)
+    }
+
+    /// Starts this suite's supervisor on `dir`, exactly as its scanner would
+    /// (`runsv DIR`, `s6-supervise DIR`), in a process group of its own so that a Ctrl-C
+    /// in the terminal reaches the bench, which then stops everything in order.
+    pub fn start(&self, dir: &Path) -> io::Result<Service> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(&self.supervisor)
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()?;
+        let pid = Pid::from_raw(child.id() as i32);
+        // Dropping the Child neither kills nor reaps it: cleanup owns it from here.
+        cleanup::register_supervisor(pid);
+        Ok(Service {
+            dir: dir.to_path_buf(),
+            supervisor: pid,
+            up_since: Instant::now(),
+        })
+    }
+
+    /// The pid of the service's running `run` process, from the supervisor's status
+    /// file: runit's 20-byte record (runtree writes the same one), or s6's 35-byte one.
+    /// `None` while nothing runs, or while `finish` does.
+    pub fn running_pid(&self, dir: &Path) -> Option<u32> {
+        let bytes = fs::read(dir.join("supervise/status")).ok()?;
+        match self.kind {
+            Kind::Runit | Kind::Runtree => {
+                let status = Status::decode(&bytes).ok()?;
+                (status.run_state == RunState::Run && status.pid != 0).then_some(status.pid)
+            }
+            Kind::S6 => {
+                // pid: u64 big-endian at 24; flags at 34, bit 1 = finishing.
+                if bytes.len() != 35 || bytes[34] & 2 != 0 {
+                    return None;
+                }
+                let pid = u64::from_be_bytes(bytes[24..32].try_into().ok()?);
+                u32::try_from(pid).ok().filter(|&pid| pid != 0)
+            }
+        }
+    }
+
+    /// Waits until every service runs a process (polling every 20 ms: this is set-up,
+    /// not a measurement). On failure, says how many came up and what the supervisors
+    /// printed.
+    pub fn wait_running(&self, services: &mut [Service], timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut pending: Vec<usize> = (0..services.len()).collect();
+        loop {
+            pending.retain(|&i| {
+                if self.running_pid(&services[i].dir).is_some() {
+                    services[i].up_since = Instant::now();
+                    false
+                } else {
+                    true
+                }
+            });
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let dead = pending
+                .iter()
+                .find(|&&i| !runtree::alive(services[i].supervisor.as_raw() as u32));
+            if dead.is_some() || Instant::now() >= deadline {
+                let what = match dead {
+                    Some(_) => format!("{} exited", self.supervisor_name()),
+                    None => format!("no service process after {}s", timeout.as_secs()),
+                };
+                return Err(format!(
+                    "{what}: {} of {} services came up{}",
+                    services.len() - pending.len(),
+                    services.len(),
+                    self.log_excerpt()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the supervisors wrote to stderr that explains a failure, for error
+    /// messages: a Rust panic's message, else the last two lines.
+    pub fn log_excerpt(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect();
+        let lines: &[&str] = match all.iter().rposition(|l| l.contains("panicked at")) {
+            Some(i) => &all[i..(i + 2).min(all.len())],
+            None => &all[all.len().saturating_sub(2)..],
+        };
+        if lines.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", lines.join(" "))
+        }
+    }
+
+    /// `down` and wait until down (finish done), then `up` and wait until up: the two
+    /// commands a user types, with the suite's own waiting.
+    pub fn down_then_up(&self, dir: &Path) -> [Command; 2] {
+        match self.kind {
+            Kind::Runit | Kind::Runtree => ["down", "up"].map(|verb| {
+                let mut command = Command::new(&self.control);
+                command
+                    .args(["-w", "7", verb])
+                    .arg(dir)
+                    .env_remove("SVWAIT");
+                command
+            }),
+            // -wD ("down and ready": finish done) is what `sv -w down` waits for; -wu,
+            // not -wU: without notification-fd s6-svc degrades -wU to -wu with a warning.
+            Kind::S6 => [["-wD", "-d"], ["-wu", "-u"]].map(|flags| {
+                let mut command = Command::new(&self.control);
+                command.args(["-T", "7000"]).args(flags).arg(dir);
+                command
+            }),
+        }
+    }
+
+    /// The status of every service in `dirs`: one `sv status` (runit, runtree), or, since
+    /// s6-svstat takes one directory, the shell loop an s6 user writes.
+    pub fn status_all(&self, dirs: &[PathBuf]) -> Command {
+        match self.kind {
+            Kind::Runit | Kind::Runtree => {
+                let mut command = Command::new(&self.status);
+                command.arg("status").args(dirs).env_remove("SVDIR");
+                command
+            }
+            Kind::S6 => {
+                let mut command = Command::new("/bin/sh");
+                command
+                    .arg("-c")
+                    .arg(format!(
+                        "for d do {} \"$d\" || exit; done",
+                        self.status.display()
+                    ))
+                    .arg("s6-status")
+                    .args(dirs);
+                command
+            }
+        }
+    }
+
+    /// How each line of `status_all` output begins for a running service.
+    pub fn running_line_prefix(&self) -> &'static str {
+        match self.kind {
+            Kind::Runit | Kind::Runtree => "run: ",
+            Kind::S6 => "up ",
+        }
+    }
+}
