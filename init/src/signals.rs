@@ -142,19 +142,34 @@ pub fn open_fd() -> nix::Result<SignalFd> {
 /// For a child between fork and exec: an empty mask and default dispositions, so
 /// svdir starts as if the kernel had started it. Only async-signal-safe calls.
 pub fn reset_for_child() -> std::io::Result<()> {
+    // The raw system call, because glibc's sigaction refuses the two real-time signals
+    // it reserves (32, 33), and a runtime that started init with them ignored would
+    // pass that on. A zeroed kernel sigaction is SIG_DFL, no flags, empty mask, in
+    // every architecture's layout.
+    let default_action: [libc::c_ulong; 4] = [0; 4];
     for signo in 1..=libc::SIGRTMAX() {
         if signo == libc::SIGKILL || signo == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: signal(2) is async-signal-safe; SIG_DFL installs no handler. Errors
-        // (EINVAL for the numbers glibc reserves) leave that signal as it was.
+        // SAFETY: rt_sigaction with a valid, fully initialised struct and no old-action
+        // pointer; a failure leaves that one signal as it was.
         unsafe {
-            libc::signal(signo, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signo,
+                default_action.as_ptr(),
+                std::ptr::null_mut::<libc::c_void>(),
+                KERNEL_SIGSET_BYTES,
+            );
         }
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(std::io::Error::from)
 }
+
+/// The kernel's sigset_t size (_NSIG / 8) on x86_64, aarch64, riscv64 and the others
+/// with 64 signals.
+const KERNEL_SIGSET_BYTES: libc::size_t = 8;
 
 #[cfg(test)]
 mod tests {

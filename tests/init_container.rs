@@ -1,0 +1,606 @@
+//! init as PID 1 of a fresh PID + mount namespace (`unshare --pid --fork --kill-child
+//! --mount-proc`), with a stand-in svdir: a shell script that keeps svdir's contract
+//! (started as `svdir SCANDIR`; on SIGTERM stops its "services" in order, then exits
+//! 0 for a clean stop or 1 for an error). The harness takes the scan directory and the
+//! svdir path as parameters, so the real svdir can take the stand-in's place.
+//!
+//! Needs root (unshare). Every run is bounded by `timeout -k` outside and by the
+//! test's own deadlines; everything runs in one process group that the Guard kills.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use runtree::{binary, wait_for, write_script, Guard};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const STANDIN: &str = r#"#!/bin/sh
+# Stand-in svdir. $1 is the scan directory; markers go to $MARKERS.
+m=$MARKERS
+echo "start $$ scandir=$1 $(grep -E '^Sig(Blk|Ign)' /proc/$$/status | tr -d '\t' | tr '\n' ' ')" >> "$m/starts"
+# Two "services"; b depends on a, so b stops first.
+sleep 1000 & a=$!
+sleep 1000 & b=$!
+stop() {
+    echo "stop-begin" >> "$m/events"
+    kill $b; wait $b; echo "stopped b" >> "$m/events"
+    kill $a; wait $a; echo "stopped a" >> "$m/events"
+    exit "${STANDIN_EXIT:-0}"
+}
+if [ -n "$STANDIN_HANG" ]; then trap '' TERM; else trap stop TERM; fi
+echo "ready $$" >> "$m/ready"
+if [ -n "$STANDIN_ONSTART" ]; then sh -c "$STANDIN_ONSTART" & fi
+# wait returns early only for a trapped signal, or when no child is left at all
+# (after a sweep), where the sleep keeps this loop from spinning.
+while :; do wait; sleep 1; done
+"#;
+
+fn root() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root for PID namespaces (unshare)");
+        return false;
+    }
+    if Command::new("unshare")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        eprintln!("skipped: unshare (util-linux) is not installed");
+        return false;
+    }
+    true
+}
+
+/// A namespace whose PID 1 is init.
+struct Ns {
+    guard: Guard,
+    dir: tempfile::TempDir,
+    started: Instant,
+}
+
+struct Setup<'a> {
+    svdir: Option<&'a Path>,
+    scandir: Option<&'a Path>,
+    env: &'a [(&'a str, &'a str)],
+}
+
+impl Ns {
+    fn start(setup: Setup) -> Ns {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let markers = dir.path().join("markers");
+        std::fs::create_dir(&markers).expect("markers dir");
+        let standin = dir.path().join("svdir");
+        write_script(&standin, STANDIN);
+        let scandir = setup
+            .scandir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.path().join("service"));
+        let svdir = setup.svdir.unwrap_or(&standin);
+        let log = File::create(dir.path().join("init.log")).expect("log");
+        let mut command = Command::new("timeout");
+        command
+            .args([
+                "-k",
+                "5",
+                "60",
+                "unshare",
+                "--pid",
+                "--fork",
+                "--kill-child",
+            ])
+            .arg("--mount-proc")
+            .arg(binary("init"))
+            .env("RUNTREE_SVDIR", svdir)
+            .env("RUNTREE_SCANDIR", &scandir)
+            .env("MARKERS", &markers)
+            .env("INIT", binary("init"))
+            .env_remove("RUNTREE_MODE")
+            .env_remove("RUNTREE_SHUTDOWN_TIMEOUT")
+            .env_remove("RUNTREE_KILL_GRACE")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (key, value) in setup.env {
+            command.env(key, value);
+        }
+        let guard = Guard::spawn(&mut command);
+        Ns {
+            guard,
+            dir,
+            started: Instant::now(),
+        }
+    }
+
+    fn simple(env: &[(&str, &str)]) -> Ns {
+        Ns::start(Setup {
+            svdir: None,
+            scandir: None,
+            env,
+        })
+    }
+
+    fn markers(&self) -> PathBuf {
+        self.dir.path().join("markers")
+    }
+
+    fn marker(&self, name: &str) -> String {
+        std::fs::read_to_string(self.markers().join(name)).unwrap_or_default()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("init.log")).unwrap_or_default()
+    }
+
+    /// Waits until marker file `name` has at least `lines` lines.
+    fn wait_lines(&self, name: &str, lines: usize, timeout: Duration) {
+        let markers = self.markers();
+        let held = wait_for(&[&markers], timeout, || {
+            self.marker(name).lines().count() >= lines
+        });
+        assert!(
+            held,
+            "marker {name} never reached {lines} lines in {timeout:?}\n{}",
+            self.report()
+        );
+    }
+
+    /// init's pid as seen from here: timeout → unshare → init.
+    fn init_pid(&self) -> Pid {
+        let unshare = children(self.guard.pid())
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("unshare not found\n{}", self.report()));
+        let init = children(unshare.pid)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("init not found\n{}", self.report()));
+        init.pid
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        let status = self
+            .guard
+            .wait_exit(timeout)
+            .unwrap_or_else(|| panic!("init did not exit within {timeout:?}\n{}", self.report()));
+        status
+            .code()
+            .unwrap_or_else(|| panic!("no exit code: {status:?}\n{}", self.report()))
+    }
+
+    fn report(&self) -> String {
+        format!(
+            "--- init.log ({:?} since start)\n{}--- starts\n{}--- events\n{}",
+            self.started.elapsed(),
+            self.log(),
+            self.marker("starts"),
+            self.marker("events")
+        )
+    }
+}
+
+#[derive(Debug)]
+struct Proc {
+    pid: Pid,
+    state: char,
+    comm: String,
+}
+
+/// The children of `parent`, from /proc (this kernel has no /proc/PID/task/*/children).
+fn children(parent: Pid) -> Vec<Proc> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid: i32 = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == parent.as_raw() {
+            found.push(Proc {
+                pid: Pid::from_raw(pid),
+                state,
+                comm,
+            });
+        }
+    }
+    found
+}
+
+fn context_switches(pid: Pid) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
+fn events(ns: &Ns) -> Vec<String> {
+    ns.marker("events").lines().map(str::to_string).collect()
+}
+
+fn assert_ordered_stop(ns: &Ns) {
+    assert_eq!(
+        events(ns),
+        vec!["stop-begin", "stopped b", "stopped a"],
+        "{}",
+        ns.report()
+    );
+    let log = ns.log();
+    let phases = [
+        "stopping services: SIGTERM to svdir",
+        "sending TERM to all processes",
+        "syncing disks",
+        "exiting with status",
+    ];
+    let mut at = 0;
+    for phase in phases {
+        let found = log[at..]
+            .find(phase)
+            .unwrap_or_else(|| panic!("phase {phase:?} missing or out of order\n{log}"));
+        at += found + phase.len();
+    }
+}
+
+#[test]
+fn starts_svdir_clean_and_idle_then_sigterm_stops_in_order() {
+    if !root() {
+        return;
+    }
+    let scandir = tempfile::tempdir().expect("tempdir");
+    let mut ns = Ns::start(Setup {
+        svdir: None,
+        scandir: Some(scandir.path()),
+        env: &[],
+    });
+    ns.wait_lines("ready", 1, Duration::from_secs(10));
+    let log = ns.log();
+    assert!(
+        log.contains("in container mode (reboot(RB_DISABLE_CAD) says EINVAL"),
+        "container detection:\n{log}"
+    );
+    let start = ns.marker("starts");
+    assert!(
+        start.contains(&format!("scandir={} ", scandir.path().display())),
+        "svdir got the scan directory: {start}"
+    );
+    assert!(
+        start.contains("SigBlk:0000000000000000") && start.contains("SigIgn:0000000000000000"),
+        "svdir starts with an empty mask and default dispositions: {start}"
+    );
+
+    // Idle: nothing happens, so init must not wake up at all.
+    let init = ns.init_pid();
+    let before = context_switches(init);
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = context_switches(init);
+    assert_eq!(before, after, "an idle init woke up\n{}", ns.report());
+
+    kill(init, Signal::SIGTERM).expect("SIGTERM to init");
+    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    assert_ordered_stop(&ns);
+    assert!(!ns.log().contains("sending KILL"), "{}", ns.report());
+}
+
+#[test]
+fn reaps_a_burst_of_1000_orphans() {
+    if !root() {
+        return;
+    }
+    let mut ns = Ns::simple(&[(
+        "STANDIN_ONSTART",
+        // Each `(sleep 1 &)` leaves a sleep whose parent is gone: an orphan for PID 1.
+        "i=0; while [ $i -lt 1000 ]; do (sleep 1 &); i=$((i+1)); done; echo done >> $MARKERS/burst",
+    )]);
+    ns.wait_lines("ready", 1, Duration::from_secs(10));
+    let init = ns.init_pid();
+    ns.wait_lines("burst", 1, Duration::from_secs(40));
+    let orphans = children(init).iter().filter(|p| p.comm == "sleep").count();
+    assert!(
+        orphans > 0,
+        "the orphans were not reparented to the namespace's init"
+    );
+    // Once they have all exited, none may be left as a zombie: only svdir remains.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut left = children(init);
+    while Instant::now() < deadline {
+        left = children(init);
+        if left.len() == 1 && left[0].state != 'Z' && left[0].comm == "svdir" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        left.len() == 1 && left[0].comm == "svdir",
+        "init's children after the burst ({orphans} orphans seen): {left:?}"
+    );
+    kill(init, Signal::SIGTERM).expect("SIGTERM to init");
+    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+}
+
+#[test]
+fn svdir_killed_is_restarted_after_a_delay() {
+    if !root() {
+        return;
+    }
+    let mut ns = Ns::simple(&[]);
+    ns.wait_lines("ready", 1, Duration::from_secs(10));
+    let init = ns.init_pid();
+    let svdir = children(init)
+        .into_iter()
+        .find(|p| p.comm == "svdir")
+        .unwrap_or_else(|| panic!("svdir not found\n{}", ns.report()));
+    kill(svdir.pid, Signal::SIGKILL).expect("SIGKILL svdir");
+    let killed = Instant::now();
+    ns.wait_lines("ready", 2, Duration::from_secs(10));
+    let delay = killed.elapsed();
+    // It ran for less than 10 s, so the first restart waits 1 s.
+    assert!(
+        delay >= Duration::from_millis(900) && delay < Duration::from_secs(5),
+        "restart after {delay:?}\n{}",
+        ns.report()
+    );
+    assert!(
+        ns.log().contains("svdir was killed by SIGKILL after 0.")
+            || ns.log().contains("svdir was killed by SIGKILL after 1."),
+        "{}",
+        ns.report()
+    );
+    assert!(
+        ns.log().contains("restarting it in 1.0s"),
+        "{}",
+        ns.report()
+    );
+    assert_eq!(ns.marker("starts").lines().count(), 2);
+
+    // The first svdir's services are orphans now; the sweep ends them with TERM.
+    kill(init, Signal::SIGTERM).expect("SIGTERM to init");
+    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    assert_ordered_stop(&ns);
+}
+
+#[test]
+fn svdir_reporting_an_error_makes_status_1() {
+    if !root() {
+        return;
+    }
+    let mut ns = Ns::simple(&[("STANDIN_EXIT", "1")]);
+    ns.wait_lines("ready", 1, Duration::from_secs(10));
+    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 1, "{}", ns.report());
+    assert_ordered_stop(&ns);
+    assert!(
+        ns.log()
+            .contains("svdir exited 1: a service ended in error"),
+        "{}",
+        ns.report()
+    );
+}
+
+#[test]
+fn svdir_missing_its_deadline_is_killed_and_makes_status_2() {
+    if !root() {
+        return;
+    }
+    let mut ns = Ns::simple(&[
+        ("STANDIN_HANG", "1"),
+        ("RUNTREE_SHUTDOWN_TIMEOUT", "1"),
+        ("RUNTREE_KILL_GRACE", "10"),
+    ]);
+    ns.wait_lines("ready", 1, Duration::from_secs(10));
+    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    let sent = Instant::now();
+    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 2, "{}", ns.report());
+    let took = sent.elapsed();
+    // The deadline, then a sweep that ends early: the hung svdir's sleeps obey TERM.
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "took {took:?}\n{}",
+        ns.report()
+    );
+    assert!(
+        ns.log().contains("svdir did not stop within 1.0s"),
+        "{}",
+        ns.report()
+    );
+}
+
+#[test]
+fn processes_ignoring_term_are_killed_after_the_grace_and_make_status_3() {
+    if !root() {
+        return;
+    }
+    let mut ns = Ns::simple(&[
+        (
+            "STANDIN_ONSTART",
+            "exec sh -c 'trap \"\" TERM; echo >> $MARKERS/stubborn; exec sleep 1000'",
+        ),
+        ("RUNTREE_SHUTDOWN_TIMEOUT", "60"),
+        ("RUNTREE_KILL_GRACE", "1"),
+    ]);
+    ns.wait_lines("stubborn", 1, Duration::from_secs(10));
+    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    let sent = Instant::now();
+    assert_eq!(ns.wait_exit(Duration::from_secs(30)), 3, "{}", ns.report());
+    let took = sent.elapsed();
+    // About the grace (1 s), nowhere near the global deadline (60 s).
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
+        "took {took:?}\n{}",
+        ns.report()
+    );
+    assert_ordered_stop(&ns);
+    assert!(
+        ns.log().contains("sending KILL to all processes"),
+        "{}",
+        ns.report()
+    );
+}
+
+#[test]
+fn sweep_returns_as_soon_as_nothing_is_left() {
+    if !root() {
+        return;
+    }
+    // A leftover outside svdir's care that obeys TERM: the sweep must not sit out the
+    // 30 s grace.
+    let mut ns = Ns::simple(&[
+        ("STANDIN_ONSTART", "sleep 1000 & echo >> $MARKERS/leftover"),
+        ("RUNTREE_KILL_GRACE", "30"),
+    ]);
+    ns.wait_lines("leftover", 1, Duration::from_secs(10));
+    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    let sent = Instant::now();
+    assert_eq!(ns.wait_exit(Duration::from_secs(40)), 0, "{}", ns.report());
+    let took = sent.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "took {took:?}\n{}",
+        ns.report()
+    );
+    assert!(!ns.log().contains("sending KILL"), "{}", ns.report());
+}
+
+#[test]
+fn init_0_from_inside_stops_in_order_and_exits_0() {
+    if !root() {
+        return;
+    }
+    let mut ns = Ns::simple(&[("STANDIN_ONSTART", "\"$INIT\" 0")]);
+    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    assert_ordered_stop(&ns);
+    let log = ns.log();
+    assert!(
+        log.contains("SIGUSR2: poweroff requested: stopping the container"),
+        "{log}"
+    );
+    assert!(
+        log.contains("exiting with status 0 (poweroff requested)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn init_6_and_halt_are_accepted_too() {
+    if !root() {
+        return;
+    }
+    for (word, signal, action) in [("6", "SIGINT", "reboot"), ("halt", "SIGUSR1", "halt")] {
+        let onstart = format!("\"$INIT\" {word}");
+        let mut ns = Ns::simple(&[("STANDIN_ONSTART", &onstart)]);
+        assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+        assert_ordered_stop(&ns);
+        assert!(
+            ns.log().contains(&format!("{signal}: {action} requested")),
+            "{}",
+            ns.report()
+        );
+    }
+}
+
+#[test]
+fn client_errors_unprivileged_and_usage() {
+    if !root() {
+        return;
+    }
+    if Command::new("setpriv")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("skipped: setpriv (util-linux) is not installed");
+        return;
+    }
+    // Inside the namespace PID 1 is our init: these clients can only ever reach it.
+    let onstart = r#"
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$INIT" 0 > $MARKERS/perm.out 2>&1
+        echo $? > $MARKERS/perm.rc
+        "$INIT" bogus > $MARKERS/usage.out 2>&1; echo $? > $MARKERS/usage.rc
+        "$INIT" > /dev/null 2>&1; echo $? > $MARKERS/noargs.rc
+        "$INIT" --help > $MARKERS/help.out 2>&1; echo $? > $MARKERS/help.rc
+        echo done >> $MARKERS/clients
+    "#;
+    let mut ns = Ns::simple(&[("STANDIN_ONSTART", onstart)]);
+    ns.wait_lines("clients", 1, Duration::from_secs(10));
+    assert_eq!(ns.marker("perm.rc").trim(), "111", "{}", ns.report());
+    assert_eq!(
+        ns.marker("perm.out").trim(),
+        "init: unable to signal PID 1: Operation not permitted"
+    );
+    assert_eq!(ns.marker("usage.rc").trim(), "100");
+    assert!(ns.marker("usage.out").contains("unknown request: bogus"));
+    assert!(ns.marker("usage.out").contains("usage: init"));
+    assert_eq!(ns.marker("noargs.rc").trim(), "100");
+    assert_eq!(ns.marker("help.rc").trim(), "0");
+    assert!(ns.marker("help.out").contains("init 0 | poweroff"));
+    // None of them started a shutdown.
+    assert!(!ns.log().contains("requested"), "{}", ns.report());
+    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+}
+
+#[test]
+fn ignored_signals_are_reported_once_and_change_nothing() {
+    if !root() {
+        return;
+    }
+    // SIGCONT goes first and alone: the kernel discards pending stop signals (TSTP,
+    // TTIN, TTOU) when a SIGCONT is sent, and a pending SIGCONT when one of them is.
+    let onstart = "kill -CONT 1; sleep 0.3; for s in HUP HUP QUIT ALRM TSTP TTIN TTOU WINCH PIPE 34 64; do kill -$s 1; done; echo >> $MARKERS/sent";
+    let mut ns = Ns::simple(&[("STANDIN_ONSTART", onstart)]);
+    ns.wait_lines("sent", 1, Duration::from_secs(10));
+    let log_path = ns.dir.path().join("init.log");
+    let held = wait_for(&[&log_path], Duration::from_secs(5), || {
+        ns.log().contains("ignoring SIGRTMAX") || ns.log().contains("ignoring SIGRTMIN+30")
+    });
+    assert!(held, "{}", ns.report());
+    let log = ns.log();
+    assert_eq!(log.matches("ignoring SIGHUP").count(), 1, "{log}");
+    for name in [
+        "SIGQUIT", "SIGALRM", "SIGTSTP", "SIGWINCH", "SIGCONT", "SIGPIPE",
+    ] {
+        assert!(log.contains(&format!("ignoring {name}")), "{name}\n{log}");
+    }
+    assert!(!log.contains("requested"), "{log}");
+    assert_eq!(ns.marker("starts").lines().count(), 1);
+    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+}
+
+#[test]
+fn missing_svdir_is_retried_and_stop_still_completes() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-svdir");
+    let mut ns = Ns::start(Setup {
+        svdir: Some(&missing),
+        scandir: None,
+        env: &[],
+    });
+    let log_path = ns.dir.path().join("init.log");
+    let held = wait_for(&[&log_path], Duration::from_secs(10), || {
+        ns.log().contains("retrying in 1.0s")
+    });
+    assert!(held, "{}", ns.report());
+    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    // No svdir ever stopped the services: not a clean stop.
+    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 1, "{}", ns.report());
+    assert!(ns.log().contains("svdir is not running"), "{}", ns.report());
+}
