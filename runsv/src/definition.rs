@@ -3,8 +3,29 @@
 
 use nix::sys::signal::Signal;
 use std::fmt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod accounts;
+mod runit;
+mod words;
+mod yaml;
+
+#[cfg(test)]
+mod test_support;
+
+pub use words::split_words;
+
+/// The PATH of a YAML service whose `environ` sets none: the usual system directories,
+/// since an empty PATH would make every `exec` of a bare program name fail.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_STOP_SIGNAL: Signal = Signal::SIGTERM;
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(1);
+pub const DEFAULT_RESTART_DELAY_MAX: Duration = Duration::from_secs(60);
+pub const DEFAULT_TEST_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Everything runsv needs to know to run one service, resolved at load time.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,10 +138,258 @@ impl fmt::Display for DefinitionError {
 
 impl std::error::Error for DefinitionError {}
 
+/// Where users and groups are looked up. Tests point these at fixture files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemFiles {
+    pub passwd: PathBuf,
+    pub group: PathBuf,
+}
+
+impl Default for SystemFiles {
+    fn default() -> SystemFiles {
+        SystemFiles {
+            passwd: PathBuf::from("/etc/passwd"),
+            group: PathBuf::from("/etc/group"),
+        }
+    }
+}
+
 impl ServiceDefinition {
     /// Reads the definition of the service in `directory`.
     pub fn load(directory: &Path) -> Result<ServiceDefinition, DefinitionError> {
-        let _ = directory;
-        unimplemented!("parser being written")
+        ServiceDefinition::load_with(directory, &SystemFiles::default())
+    }
+
+    /// As [`ServiceDefinition::load`], looking users and groups up in `system_files`.
+    pub fn load_with(
+        directory: &Path,
+        system_files: &SystemFiles,
+    ) -> Result<ServiceDefinition, DefinitionError> {
+        match fs::metadata(directory) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => return Err(directory_error(directory, "not a directory".to_string())),
+            Err(error) => {
+                return Err(directory_error(
+                    directory,
+                    format!("cannot read the service directory: {error}"),
+                ))
+            }
+        }
+        let name = service_name(directory)?;
+        let yaml_path = directory.join("service.yaml");
+        let has_yaml = entry_exists(&yaml_path)?;
+        let has_run = entry_exists(&directory.join("run"))?;
+        let facts = DirectoryFacts::read(directory);
+        match (has_yaml, has_run) {
+            (true, true) => Err(directory_error(
+                directory,
+                "both service.yaml and run define this service; remove one".to_string(),
+            )),
+            (true, false) => yaml::load(directory, &yaml_path, name, facts, system_files),
+            (false, true) => runit::load(directory, name, facts),
+            (false, false) => Err(directory_error(
+                directory,
+                "no service.yaml or run: nothing defines this service".to_string(),
+            )),
+        }
+    }
+}
+
+/// What both forms take from the service directory besides their own definition files.
+struct DirectoryFacts {
+    /// Present when `finish` can be opened for reading: runit's own test, which does not
+    /// ask for the execute bit.
+    finish: Option<PathBuf>,
+    log_directory: Option<PathBuf>,
+    normally_down: bool,
+}
+
+impl DirectoryFacts {
+    fn read(directory: &Path) -> DirectoryFacts {
+        let finish = directory.join("finish");
+        let log = directory.join("log");
+        DirectoryFacts {
+            finish: fs::File::open(&finish).is_ok().then_some(finish),
+            log_directory: log.is_dir().then_some(log),
+            normally_down: directory.join("down").exists(),
+        }
+    }
+}
+
+fn directory_error(directory: &Path, message: String) -> DefinitionError {
+    DefinitionError {
+        path: directory.to_path_buf(),
+        line: None,
+        message,
+    }
+}
+
+/// Whether the directory has an entry of this name; a dangling symlink counts, since it
+/// shows the intent to define the service that way.
+fn entry_exists(path: &Path) -> Result<bool, DefinitionError> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(DefinitionError {
+            path: path.to_path_buf(),
+            line: None,
+            message: error.to_string(),
+        }),
+    }
+}
+
+/// The directory's base name. Only a path that ends in `.` or `..` (runsv started as
+/// `runsv .`) needs the file system to find it.
+fn service_name(directory: &Path) -> Result<String, DefinitionError> {
+    let ends_in_name = directory
+        .components()
+        .next_back()
+        .is_some_and(|last| matches!(last, std::path::Component::Normal(_)));
+    let resolved;
+    let named = if ends_in_name {
+        directory
+    } else {
+        resolved = fs::canonicalize(directory)
+            .map_err(|error| directory_error(directory, error.to_string()))?;
+        &resolved
+    };
+    match named.file_name().map(|name| name.to_str()) {
+        Some(Some(name)) => Ok(name.to_string()),
+        Some(None) => Err(directory_error(
+            directory,
+            "the directory's name is not valid UTF-8".to_string(),
+        )),
+        None => Err(directory_error(
+            directory,
+            "the directory has no name to give the service".to_string(),
+        )),
+    }
+}
+
+/// s6's `notification-fd` and the YAML `ready_fd` share one rule.
+fn notification_fd(number: i64) -> Result<i32, String> {
+    if number < 3 {
+        return Err(format!(
+            "must be 3 or more (0, 1 and 2 are the service's standard input, output and error), not {number}"
+        ));
+    }
+    i32::try_from(number).map_err(|_| format!("{number} is too large for a file descriptor"))
+}
+
+fn stop_signal(text: &str) -> Result<Signal, String> {
+    crate::signals::parse(text).ok_or_else(|| {
+        format!(
+            "unknown signal `{}`; use a name such as TERM, INT, HUP, QUIT, USR1, or a number",
+            text.trim()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::service;
+    use super::*;
+
+    fn load(fixture_directory: &Path, system_files: &SystemFiles) -> DefinitionError {
+        match ServiceDefinition::load_with(fixture_directory, system_files) {
+            Ok(definition) => panic!("expected an error, loaded {definition:?}"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn both_forms_at_once_is_an_error_naming_the_directory() {
+        let fixture = service(&[("service.yaml", "exec: /bin/true\n"), ("run", "")]);
+        let error = load(&fixture.service, &fixture.system_files);
+        assert_eq!(error.path, fixture.service);
+        assert_eq!(error.line, None);
+        assert!(
+            error
+                .message
+                .contains("both service.yaml and run define this service"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn neither_form_is_an_error_naming_the_directory() {
+        let fixture = service(&[("finish", ""), ("log/", "")]);
+        let error = load(&fixture.service, &fixture.system_files);
+        assert_eq!(error.path, fixture.service);
+        assert_eq!(error.line, None);
+        assert!(error.message.contains("no service.yaml or run"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_directory_or_a_file_is_an_error() {
+        let fixture = service(&[("run", "")]);
+        let missing = fixture.root().join("absent");
+        let error = load(&missing, &fixture.system_files);
+        assert_eq!(error.path, missing);
+        assert!(
+            error
+                .message
+                .starts_with("cannot read the service directory"),
+            "{error}"
+        );
+        let file = fixture.path("run");
+        let error = load(&file, &fixture.system_files);
+        assert_eq!(error.path, file);
+        assert_eq!(error.message, "not a directory");
+    }
+
+    #[test]
+    fn a_dangling_run_symlink_still_selects_the_runit_form() {
+        let fixture = service(&[]);
+        std::os::unix::fs::symlink("/nonexistent/run", fixture.path("run")).unwrap();
+        let definition =
+            ServiceDefinition::load_with(&fixture.service, &fixture.system_files).unwrap();
+        assert_eq!(definition.form, Form::Runit);
+    }
+
+    #[test]
+    fn the_name_is_the_base_name_even_for_paths_ending_in_dots() {
+        let fixture = service(&[("run", ""), ("log/", "")]);
+        for directory in [
+            fixture.service.clone(),
+            fixture.service.join("."),
+            fixture.service.join("log/.."),
+        ] {
+            let definition =
+                ServiceDefinition::load_with(&directory, &fixture.system_files).unwrap();
+            assert_eq!(definition.name, "web", "for {}", directory.display());
+            assert_eq!(definition.directory, directory);
+        }
+    }
+
+    #[test]
+    fn errors_display_as_path_line_message() {
+        let with_line = DefinitionError {
+            path: PathBuf::from("/service/a/service.yaml"),
+            line: Some(3),
+            message: "exec: empty command".to_string(),
+        };
+        assert_eq!(
+            with_line.to_string(),
+            "/service/a/service.yaml: line 3: exec: empty command"
+        );
+        let without_line = DefinitionError {
+            line: None,
+            ..with_line
+        };
+        assert_eq!(
+            without_line.to_string(),
+            "/service/a/service.yaml: exec: empty command"
+        );
+    }
+
+    #[test]
+    fn load_reads_the_real_system_files() {
+        // root is in every /etc/passwd this runs on; its home proves the file was read.
+        let fixture = service(&[("service.yaml", "exec: /bin/true\nuser: root\n")]);
+        let definition = ServiceDefinition::load(&fixture.service).unwrap();
+        let credentials = definition.credentials.unwrap();
+        assert_eq!(credentials.uid, 0);
+        assert_eq!(credentials.user_name, "root");
     }
 }
