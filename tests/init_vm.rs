@@ -1,0 +1,185 @@
+//! init as PID 1 of a qemu VM: a Debian kernel, an initramfs with the static init,
+//! busybox and a stand-in svdir (tests/vm/rootfs/sbin/svdir) that starts the services
+//! of tests/vm/rootfs/etc/sv. One of them is a oneshot that leaves orphans to PID 1 and
+//! then runs `init 0` (or `init $VMTEST_ACTION`). The VM must power off (or reboot) by
+//! itself, with the ordered stop on the console. tests/vm/run.sh does the fetching, packing and booting.
+//!
+//! Skipped, with the reason printed, where qemu, busybox-static or a kernel cannot be
+//! had; `RUNTREE_VM_REQUIRED=1` turns such a skip into a failure (for CI, which installs
+//! them). `RUNTREE_VM_INIT` names a prebuilt static init instead of building one.
+
+use runtree::binary_dir;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn skip(reason: &str) {
+    if std::env::var("RUNTREE_VM_REQUIRED").as_deref() == Ok("1") {
+        panic!("the VM test is required (RUNTREE_VM_REQUIRED=1) but cannot run: {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// Where this test run keeps its built artifacts: the target directory.
+fn target_root() -> PathBuf {
+    let dir = binary_dir();
+    dir.parent().map(Path::to_path_buf).unwrap_or(dir)
+}
+
+/// A static init: `+crt-static` with an explicit --target (without it RUSTFLAGS would
+/// reach build scripts and proc-macros too), in a target directory of its own so that
+/// it never waits on the lock of the cargo running this test.
+fn static_init() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("RUNTREE_VM_INIT") {
+        return Ok(PathBuf::from(path));
+    }
+    let target = "x86_64-unknown-linux-gnu";
+    let dir = target_root().join("vmtest").join("cargo");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let output = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "init",
+            "--target",
+            target,
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", &dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "static build failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(dir.join(target).join("release").join("init"))
+}
+
+fn assert_in_order(console: &str, lines: &[&str]) {
+    let mut at = 0;
+    for line in lines {
+        match console[at..].find(line) {
+            Some(found) => at += found + line.len(),
+            None => panic!("{line:?} missing or out of order in the console:\n{console}"),
+        }
+    }
+}
+
+/// Boots the VM with extra kernel command-line words; returns the console, or None
+/// when the test was skipped.
+fn boot(extra: &[&str]) -> Option<String> {
+    if !on_path("qemu-system-x86_64") {
+        skip("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)");
+        return None;
+    }
+    let started = Instant::now();
+    let init = match static_init() {
+        Ok(init) => init,
+        Err(e) => panic!("{e}"),
+    };
+    let built = started.elapsed();
+    let vm = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("vm");
+    let out = tempfile::tempdir().expect("tempdir");
+    let cache = std::env::var_os("VMTEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_root().join("vmtest").join("kernel"));
+    let mut command = Command::new("timeout");
+    command
+        .args(["-k", "5", "150", "bash"])
+        .arg(vm.join("run.sh"))
+        .arg(&init)
+        .arg(vm.join("rootfs"))
+        .arg(out.path())
+        .args(["runtree.scandir=/etc/sv", "runtree.kill_grace=2"])
+        .args(extra)
+        .env("VMTEST_CACHE", &cache)
+        .env("VM_TIMEOUT", "60");
+    let (code, stdout, stderr) = runtree::run(&mut command, Duration::from_secs(160));
+    if code == 77 {
+        skip(stdout.trim().trim_start_matches("SKIP: "));
+        return None;
+    }
+    assert_eq!(code, 0, "run.sh failed\n{stdout}\n{stderr}");
+    let console = std::fs::read_to_string(out.path().join("console.log"))
+        .unwrap_or_default()
+        .replace('\r', "");
+    let qemu_rc = std::fs::read_to_string(out.path().join("qemu.rc")).unwrap_or_default();
+    eprintln!(
+        "{} (static build {built:?}, total {:?})\n{console}",
+        stdout.trim(),
+        started.elapsed()
+    );
+    // 124: the VM did not power off (or reboot, with -no-reboot) before the timeout.
+    assert_eq!(qemu_rc.trim(), "0", "qemu exit status\n{console}");
+    assert!(!console.contains("Kernel panic"), "{console}");
+    Some(console)
+}
+
+/// What every boot shows before the stop request.
+const BOOT: &[&str] = &[
+    "init: runtree init",
+    "as PID 1 in machine mode (reboot(2) is available)",
+    "init: mounted proc on /proc",
+    "init: mounted sysfs on /sys",
+    "init: mounted devtmpfs on /dev",
+    "init: mounted tmpfs on /run",
+    // svdir found beside init, the scan directory from the kernel command line.
+    "init: started /sbin/svdir /etc/sv",
+    "standin: scanning /etc/sv",
+    "VMTEST zombies=0",
+];
+
+/// The ordered stop, whatever the final action.
+const STOP: &[&str] = &[
+    "init: stopping services: SIGTERM to svdir",
+    "standin: stopped b",
+    "standin: stopped a",
+    "init: svdir stopped every service cleanly",
+    "init: sending TERM to all processes (grace 2.0s)",
+    "init: all processes are gone; syncing disks",
+];
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn vm_init_0_stops_in_order_and_powers_off() {
+    let Some(console) = boot(&[]) else {
+        return;
+    };
+    let mut expected = BOOT.to_vec();
+    expected.push("init: SIGUSR2: poweroff");
+    expected.extend(STOP);
+    expected.extend(["init: powering off", "reboot: Power down"]);
+    assert_in_order(&console, &expected);
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn vm_init_6_stops_in_order_and_reboots() {
+    // Unknown key=value words without a dot reach init (and so svdir) as environment.
+    let Some(console) = boot(&["VMTEST_ACTION=6"]) else {
+        return;
+    };
+    let mut expected = BOOT.to_vec();
+    expected.push("init: SIGINT: reboot");
+    expected.extend(STOP);
+    expected.extend(["init: rebooting", "reboot: Restarting system"]);
+    assert_in_order(&console, &expected);
+}
