@@ -1,1 +1,31 @@
-fn main() {}
+//! sv: controls and queries services through their `supervise/` directories, with
+//! runit's commands, options, output and exit codes (see docs/sv.md).
+
+mod app;
+mod args;
+mod checkscript;
+mod command;
+mod control;
+mod errno;
+mod json;
+mod output;
+mod report;
+mod service;
+mod status;
+mod wait;
+mod watch;
+
+#[cfg(test)]
+mod fake;
+
+fn main() {
+    // runit's sv is a C program: a closed stdout ends it with SIGPIPE. Rust ignores the
+    // signal by default, which would also be inherited by ./check through exec.
+    // SAFETY: no other thread exists yet.
+    unsafe {
+        nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_DFL);
+    }
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let code = app::main(&argv, |key| std::env::var_os(key));
+    std::process::exit(code);
+}

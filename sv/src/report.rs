@@ -1,0 +1,121 @@
+//! The `status` command: one line per service, its log's status after `; `, and in LSB
+//! mode the exit code 0 (running), 3 (down) or 4 (status unreadable).
+
+use crate::output::{Message, Out};
+use crate::service::{self, Probe, Service};
+use crate::status;
+use runsv::tai64n::Timestamp;
+use std::io::Write;
+use std::path::Path;
+
+/// What the main service's part of the line said, for LSB's exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    Running,
+    Down,
+    /// `down` could not be stat'ed: nothing was printed for the service.
+    Unknown,
+}
+
+impl Shown {
+    /// runit 2.1.2 took this from the log's part when there is a log (so a down service
+    /// with a running log said "running"); this is the main service's, as in 2.3.0.
+    pub fn lsb_code(self) -> i32 {
+        match self {
+            Shown::Running => 0,
+            Shown::Down => 3,
+            Shown::Unknown => 4,
+        }
+    }
+}
+
+/// Prints the status line of one service. `None` when the line could not be printed
+/// (the message said why); in LSB mode an unreadable status is exit code 4 at once.
+pub fn print<W: Write>(
+    out: &mut Out<W>,
+    service: &Service,
+    now: Timestamp,
+) -> Result<Shown, Option<i32>> {
+    let snapshot = match service::probe(&service.path) {
+        Probe::Live(snapshot) => snapshot,
+        Probe::NotRunning => {
+            out.message(&service.name, &Message::not_running(b's'));
+            return Err(None);
+        }
+        Probe::Unreadable(message) => {
+            out.message(&service.name, &message);
+            return Err(Some(4));
+        }
+    };
+    let (mut line, shown) = part(&service.name, &service.name, &service.path, &snapshot, now);
+    let log_name = format!("{}/log", service.name);
+    match service::enter(&service.log()) {
+        Err(nix::libc::ENOENT) => {}
+        Err(errno) => {
+            let message = Message::new(
+                crate::output::Level::Warning,
+                "unable to change directory",
+                Some(errno),
+            );
+            out.count(&message);
+            line.push_str("; ");
+            line.push_str(&message.render(&log_name));
+        }
+        Ok(()) => {
+            line.push_str("; ");
+            match service::probe(&service.log()) {
+                Probe::Live(log) => {
+                    line.push_str(&part("log", &service.name, &service.log(), &log, now).0)
+                }
+                // runit 2.1.2 went on to print the main service's status as the log's
+                // after this message; that line was wrong, so it is not reproduced.
+                Probe::Unreadable(message) => {
+                    out.count(&message);
+                    line.push_str(&message.render(&log_name));
+                }
+                Probe::NotRunning => {
+                    let message = Message::not_running(b's');
+                    out.count(&message);
+                    line.push_str(&message.render(&log_name));
+                }
+            }
+        }
+    }
+    out.line(&line);
+    Ok(shown)
+}
+
+/// One service's part of the line. `owner` names the service in the warning about
+/// `down`, as runit does (even for the log).
+fn part(
+    name: &str,
+    owner: &str,
+    dir: &Path,
+    snapshot: &service::Snapshot,
+    now: Timestamp,
+) -> (String, Shown) {
+    match service::normally_up(dir) {
+        Ok(normally_up) => {
+            let text = status::describe(
+                name,
+                &snapshot.status,
+                snapshot.state.as_ref(),
+                normally_up,
+                now,
+            );
+            let shown = if snapshot.status.pid != 0 {
+                Shown::Running
+            } else {
+                Shown::Down
+            };
+            (text, shown)
+        }
+        Err(errno) => {
+            eprintln!(
+                "warning: unable to stat {owner}/down: {}",
+                crate::errno::error_str(errno)
+            );
+            (String::new(), Shown::Unknown)
+        }
+    }
+}

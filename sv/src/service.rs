@@ -1,0 +1,225 @@
+//! Finding a service directory and reading what its supervisor published, with runit's
+//! error messages.
+//!
+//! runit's sv `chdir`s into each service; sv keeps paths instead (no process-wide state
+//! to restore, and the checks can run side by side in tests) and reproduces the errno a
+//! `chdir` would have given.
+
+use crate::errno;
+use crate::output::Message;
+use runsv::supervise::{supervisor_running, FullState, Status, SuperviseDir, STATUS_LEN};
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct Service {
+    /// As given on the command line (or the entry of SVDIR), for messages.
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl Service {
+    pub fn resolve(name: &OsStr, svdir: &OsStr) -> Service {
+        Service {
+            name: name.to_string_lossy().into_owned(),
+            path: resolve(name, svdir),
+        }
+    }
+
+    pub fn supervise(&self) -> SuperviseDir {
+        SuperviseDir::of_service(&self.path)
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.path.join("log")
+    }
+}
+
+/// runit's rule: a name that does not start with `/` or `.`, is not empty and does not
+/// end with `/` lives in SVDIR; any other name is taken relative to the current directory.
+pub fn resolve(name: &OsStr, svdir: &OsStr) -> PathBuf {
+    let bytes = name.as_bytes();
+    let in_svdir =
+        !bytes.is_empty() && bytes[0] != b'/' && bytes[0] != b'.' && bytes[bytes.len() - 1] != b'/';
+    if !in_svdir {
+        return PathBuf::from(name);
+    }
+    if svdir.is_empty() {
+        // chdir("") fails with ENOENT in runit; keep the path empty so that it fails too.
+        return PathBuf::new();
+    }
+    let mut path = OsString::from(svdir);
+    if !svdir.as_bytes().ends_with(b"/") {
+        path.push("/");
+    }
+    path.push(name);
+    PathBuf::from(path)
+}
+
+/// The errno `chdir(path)` would fail with, if any.
+pub fn enter(path: &Path) -> Result<(), i32> {
+    let metadata = fs::metadata(path).map_err(|e| errno::of_io(&e))?;
+    if !metadata.is_dir() {
+        return Err(nix::libc::ENOTDIR);
+    }
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).map_err(|e| e as i32)
+}
+
+/// Whether the service is normally up (no `down` file); `Err` carries the errno of a
+/// `stat` that failed otherwise than with ENOENT.
+pub fn normally_up(path: &Path) -> Result<bool, i32> {
+    match fs::metadata(path.join("down")) {
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(errno::of_io(&e)),
+    }
+}
+
+/// What a live supervisor published: runit's status, and runtree's full state when its
+/// runsv wrote one (a state file that cannot be read counts as absent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub status: Status,
+    pub state: Option<FullState>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    Live(Snapshot),
+    /// Nobody holds `supervise/ok` open.
+    NotRunning,
+    /// A warning, counted in the exit code.
+    Unreadable(Message),
+}
+
+/// runit's `svstatus_get`: probe `supervise/ok`, then read the first 20 bytes of
+/// `supervise/status` (runit reads with one `read(2)` of 20 bytes, so a longer file is
+/// accepted and a shorter one, like daemontools' 18 bytes, is "bad format").
+pub fn probe(dir: &Path) -> Probe {
+    let supervise = SuperviseDir::of_service(dir);
+    match supervisor_running(&supervise) {
+        Ok(true) => {}
+        Ok(false) => return Probe::NotRunning,
+        Err(e) => {
+            return Probe::Unreadable(Message::warning_errno("unable to open supervise/ok", &e))
+        }
+    }
+    let mut file = match fs::File::open(supervise.status()) {
+        Ok(file) => file,
+        Err(e) => {
+            return Probe::Unreadable(Message::warning_errno(
+                "unable to open supervise/status",
+                &e,
+            ))
+        }
+    };
+    let mut bytes = [0u8; STATUS_LEN];
+    let read = match file.read(&mut bytes) {
+        Ok(n) => n,
+        Err(e) => {
+            return Probe::Unreadable(Message::warning_errno(
+                "unable to read supervise/status",
+                &e,
+            ))
+        }
+    };
+    // The state byte runit does not know (3 and up) also reads as "bad format" here,
+    // where runit would print a line without its `run:`/`down:` prefix.
+    let status = match Status::decode(&bytes[..read]) {
+        Ok(status) => status,
+        Err(_) => {
+            return Probe::Unreadable(Message::warning(
+                "unable to read supervise/status: bad format",
+            ))
+        }
+    };
+    let state = FullState::read(&supervise).ok().flatten();
+    Probe::Live(Snapshot { status, state })
+}
+
+/// Every entry of SVDIR that is a directory or a symlink to one, without dot-entries,
+/// sorted by name: the services of `sv status` without arguments.
+pub fn list(svdir: &OsStr) -> std::io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(svdir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.as_bytes().starts_with(b".") {
+            continue;
+        }
+        if fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+            names.push(name);
+        }
+    }
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(name: &str, svdir: &str) -> PathBuf {
+        resolve(OsStr::new(name), OsStr::new(svdir))
+    }
+
+    #[test]
+    fn name_resolution() {
+        assert_eq!(resolved("web", "/service"), PathBuf::from("/service/web"));
+        assert_eq!(
+            resolved("web", "/etc/service/"),
+            PathBuf::from("/etc/service/web")
+        );
+        assert_eq!(
+            resolved("web/log", "/service"),
+            PathBuf::from("/service/web/log")
+        );
+        assert_eq!(resolved("/srv/web", "/service"), PathBuf::from("/srv/web"));
+        assert_eq!(resolved("./web", "/service"), PathBuf::from("./web"));
+        assert_eq!(resolved(".web", "/service"), PathBuf::from(".web"));
+        assert_eq!(resolved("web/", "/service"), PathBuf::from("web/"));
+        assert_eq!(resolved("", "/service"), PathBuf::from(""));
+        assert_eq!(resolved("web", ""), PathBuf::from(""));
+        assert_eq!(resolved("web", "rel"), PathBuf::from("rel/web"));
+    }
+
+    #[test]
+    fn enter_gives_chdirs_errno() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(enter(dir.path()), Ok(()));
+        assert_eq!(enter(&dir.path().join("missing")), Err(nix::libc::ENOENT));
+        let file = dir.path().join("file");
+        fs::write(&file, "").unwrap();
+        assert_eq!(enter(&file), Err(nix::libc::ENOTDIR));
+        assert_eq!(enter(&file.join("x")), Err(nix::libc::ENOTDIR));
+        assert_eq!(enter(Path::new("")), Err(nix::libc::ENOENT));
+    }
+
+    #[test]
+    fn listing_skips_dot_entries_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b", "a", ".hidden", "c"] {
+            fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        fs::write(dir.path().join("file"), "").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", dir.path().join("dangling")).unwrap();
+        let names = list(dir.path().as_os_str()).unwrap();
+        assert_eq!(names, ["a", "b", "c", "link"].map(OsString::from));
+    }
+
+    #[test]
+    fn probe_without_supervisor() {
+        let dir = tempfile::tempdir().unwrap();
+        match probe(dir.path()) {
+            Probe::Unreadable(message) => assert_eq!(
+                message.render("x"),
+                "warning: x: unable to open supervise/ok: file does not exist"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+}

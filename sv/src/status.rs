@@ -1,0 +1,261 @@
+//! The status line, byte for byte as runit's `svstatus_print` writes it:
+//!
+//! ```text
+//! <run|down|finish>: NAME: [(pid P) ]Ns[, normally down|up][, paused][, want up|down][, got TERM]
+//! ```
+//!
+//! followed, when runtree's runsv published a full state, by ` [STATE: REASON]`.
+
+use runsv::supervise::{FullState, RunState, Status};
+use runsv::tai64n::Timestamp;
+
+/// runit subtracts the whole-second parts of the two stamps (clamped at 0); it does not
+/// round the real difference, so 10.9 → 11.1 prints `1s`.
+pub fn elapsed_seconds(since: Timestamp, now: Timestamp) -> u64 {
+    now.seconds.saturating_sub(since.seconds)
+}
+
+pub fn runit_text(name: &str, status: &Status, normally_up: bool, now: Timestamp) -> String {
+    let running = status.pid != 0;
+    let mut text = String::with_capacity(64);
+    text.push_str(match status.run_state {
+        RunState::Down => "down: ",
+        RunState::Run => "run: ",
+        RunState::Finish => "finish: ",
+    });
+    text.push_str(name);
+    text.push_str(": ");
+    // runit decides on the state byte here, and on the pid for the flags below.
+    if status.run_state != RunState::Down {
+        text.push_str(&format!("(pid {}) ", status.pid));
+    }
+    text.push_str(&format!("{}s", elapsed_seconds(status.since, now)));
+    if running && !normally_up {
+        text.push_str(", normally down");
+    }
+    if !running && normally_up {
+        text.push_str(", normally up");
+    }
+    if running && status.paused {
+        text.push_str(", paused");
+    }
+    if !running && status.want == b'u' {
+        text.push_str(", want up");
+    }
+    if running && status.want == b'd' {
+        text.push_str(", want down");
+    }
+    if running && status.term_sent {
+        text.push_str(", got TERM");
+    }
+    text
+}
+
+/// ` [STATE]`, ` [STATE: REASON]`, or ` [REASON]` when the reason already starts with
+/// the state's name (`waiting for db, cache`).
+pub fn state_suffix(state: &FullState) -> String {
+    let name = state.state.name();
+    let reason = state.reason.as_str();
+    if reason.is_empty() {
+        format!(" [{name}]")
+    } else if starts_with_word(reason, name) {
+        format!(" [{reason}]")
+    } else {
+        format!(" [{name}: {reason}]")
+    }
+}
+
+fn starts_with_word(text: &str, word: &str) -> bool {
+    text.strip_prefix(word)
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+}
+
+/// The runit text, then the full state when there is one.
+pub fn describe(
+    name: &str,
+    status: &Status,
+    state: Option<&FullState>,
+    normally_up: bool,
+    now: Timestamp,
+) -> String {
+    let mut text = runit_text(name, status, normally_up, now);
+    if let Some(state) = state {
+        text.push_str(&state_suffix(state));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runsv::supervise::{ExitStatus, ServiceState, Want};
+
+    const NOW: Timestamp = Timestamp {
+        seconds: 1_000_027,
+        nanoseconds: 100,
+    };
+
+    fn status(run_state: RunState, pid: u32, want: u8) -> Status {
+        Status {
+            since: Timestamp {
+                seconds: 1_000_000,
+                nanoseconds: 900_000_000,
+            },
+            pid,
+            paused: false,
+            want,
+            term_sent: false,
+            run_state,
+        }
+    }
+
+    /// Lines from runit 2.1.2's transcript (reference 2.3), rebuilt from their status.
+    #[test]
+    fn runits_transcript() {
+        let run = status(RunState::Run, 8433, b'u');
+        assert_eq!(
+            runit_text("foo", &run, true, NOW),
+            "run: foo: (pid 8433) 27s"
+        );
+        assert_eq!(
+            runit_text("log", &run, true, NOW),
+            "run: log: (pid 8433) 27s"
+        );
+        let down = status(RunState::Down, 0, b'd');
+        assert_eq!(
+            runit_text("foo", &down, true, NOW),
+            "down: foo: 27s, normally up"
+        );
+        let mut paused = run;
+        paused.paused = true;
+        assert_eq!(
+            runit_text("foo", &paused, true, NOW),
+            "run: foo: (pid 8433) 27s, paused"
+        );
+        let once = status(RunState::Run, 10292, b'd');
+        assert_eq!(
+            runit_text("foo", &once, true, NOW),
+            "run: foo: (pid 10292) 27s, want down"
+        );
+        let restarting = status(RunState::Down, 0, b'u');
+        assert_eq!(
+            runit_text("fast", &restarting, true, NOW),
+            "down: fast: 27s, normally up, want up"
+        );
+        let finishing = status(RunState::Finish, 11371, b'd');
+        assert_eq!(
+            runit_text("fin", &finishing, true, NOW),
+            "finish: fin: (pid 11371) 27s, want down"
+        );
+        let chk = status(RunState::Run, 17940, b'u');
+        assert_eq!(
+            runit_text("chk", &chk, false, NOW),
+            "run: chk: (pid 17940) 27s, normally down"
+        );
+    }
+
+    #[test]
+    fn every_flag_combination() {
+        for run_state in [RunState::Down, RunState::Run, RunState::Finish] {
+            for pid in [0u32, 42] {
+                for bits in 0..16u8 {
+                    let (normally_up, paused, want_up, term) =
+                        (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
+                    let mut s = status(run_state, pid, if want_up { b'u' } else { b'd' });
+                    s.paused = paused;
+                    s.term_sent = term;
+                    let mut expected = match run_state {
+                        RunState::Down => "down: x: ".to_string(),
+                        RunState::Run => "run: x: (pid PID) ".to_string(),
+                        RunState::Finish => "finish: x: (pid PID) ".to_string(),
+                    }
+                    .replace("PID", &pid.to_string());
+                    expected.push_str("27s");
+                    let up = pid != 0;
+                    let flags = [
+                        (up && !normally_up, ", normally down"),
+                        (!up && normally_up, ", normally up"),
+                        (up && paused, ", paused"),
+                        (!up && want_up, ", want up"),
+                        (up && !want_up, ", want down"),
+                        (up && term, ", got TERM"),
+                    ];
+                    for (shown, flag) in flags {
+                        if shown {
+                            expected.push_str(flag);
+                        }
+                    }
+                    assert_eq!(runit_text("x", &s, normally_up, NOW), expected, "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn seconds_are_whole_second_differences() {
+        let since = Timestamp {
+            seconds: 10,
+            nanoseconds: 900_000_000,
+        };
+        let now = Timestamp {
+            seconds: 11,
+            nanoseconds: 100_000_000,
+        };
+        assert_eq!(elapsed_seconds(since, now), 1);
+        assert_eq!(elapsed_seconds(now, since), 0);
+    }
+
+    fn full(state: ServiceState, reason: &str) -> FullState {
+        FullState {
+            state,
+            want: Want::Up,
+            pid: 0,
+            starttime: 0,
+            since: Timestamp::default(),
+            ready_since: None,
+            last_exit: Some(ExitStatus::Exited(1)),
+            restarts: 2,
+            oneshot: false,
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn state_suffixes() {
+        assert_eq!(state_suffix(&full(ServiceState::Running, "")), " [running]");
+        assert_eq!(
+            state_suffix(&full(ServiceState::Respawn, "exited 1; restarting in 4s")),
+            " [respawn: exited 1; restarting in 4s]"
+        );
+        assert_eq!(
+            state_suffix(&full(ServiceState::Waiting, "waiting for db, cache")),
+            " [waiting for db, cache]"
+        );
+        assert_eq!(
+            state_suffix(&full(ServiceState::Error, "errors everywhere")),
+            " [error: errors everywhere]"
+        );
+        assert_eq!(
+            state_suffix(&full(ServiceState::Error, "error")),
+            " [error]"
+        );
+    }
+
+    #[test]
+    fn the_briefs_example() {
+        let down = status(RunState::Down, 0, b'u');
+        let state = full(ServiceState::Respawn, "exited 1; restarting in 4s");
+        let now = Timestamp {
+            seconds: 1_000_003,
+            nanoseconds: 0,
+        };
+        assert_eq!(
+            describe("web", &down, Some(&state), true, now),
+            "down: web: 3s, normally up, want up [respawn: exited 1; restarting in 4s]"
+        );
+        assert_eq!(
+            describe("web", &down, None, true, now),
+            "down: web: 3s, normally up, want up"
+        );
+    }
+}
