@@ -400,7 +400,7 @@ fn print_table(rows: &[(Metric, Vec<(Kind, Cell)>)], fleet_size: usize) {
                 notes.len() - 1
             }
         };
-        format!("n/a [{}]", index + 1)
+        format!("[{}]", index + 1)
     };
     let mut table: Vec<[String; 6]> = vec![[
         "metric".into(),
@@ -417,22 +417,34 @@ fn print_table(rows: &[(Metric, Vec<(Kind, Cell)>)], fleet_size: usize) {
                 .iter()
                 .find(|(k, _)| *k == kind)
                 .and_then(|(_, cell)| cell.as_ref().ok())
-                .and_then(|values| summary(values))
+                .and_then(|samples| summary(&samples.values))
                 .map(|(median, _, _)| median)
         };
         let mut text_of = |kind: Kind| match cells.iter().find(|(k, _)| *k == kind) {
-            Some((_, Ok(values))) => match summary(values) {
-                Some((median, min, max)) => format!(
-                    "{} {unit} ({}–{}, n={})",
-                    number(median),
-                    number(min),
-                    number(max),
-                    values.len()
-                ),
-                None => note("no samples"),
+            Some((_, Ok(samples))) => match summary(&samples.values) {
+                Some((median, min, max)) => {
+                    let mut text = format!(
+                        "{} {unit} ({}–{}, n={})",
+                        number(median),
+                        number(min),
+                        number(max),
+                        samples.values.len()
+                    );
+                    for (warning, rounds) in &samples.warnings {
+                        let marker = note(&format!(
+                            "{}: {warning} (in {rounds} of {} rounds)",
+                            kind.name(),
+                            samples.values.len()
+                        ));
+                        text.push(' ');
+                        text.push_str(&marker);
+                    }
+                    text
+                }
+                None => format!("n/a {}", note("no samples")),
             },
-            Some((_, Err(reason))) => note(reason),
-            None => note("not measured"),
+            Some((_, Err(reason))) => format!("n/a {}", note(reason)),
+            None => format!("n/a {}", note("not measured")),
         };
         let (goal, met) = match metric.goal() {
             Goal::NoMoreThanRunit => (
