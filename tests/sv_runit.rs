@@ -310,7 +310,14 @@ fn status_lines_are_runits() {
     );
     let sig = service(svdir, "sig", &[("run", SLEEPER)]);
     let flap = service(svdir, "flap", &[("run", "#!/bin/sh\nsleep 0.1\nexit 1\n")]);
-    let _guards: Vec<Guard> = [&foo, &nd, &fin, &sig].iter().map(|d| runsv(d)).collect();
+    // `log` is a file, not a directory; `idle` never had a supervisor.
+    let lf = service(svdir, "lf", &[("run", SLEEPER), ("down", "")]);
+    fs::write(lf.join("log"), "").unwrap();
+    service(svdir, "idle", &[("run", SLEEPER)]);
+    let _guards: Vec<Guard> = [&foo, &nd, &fin, &sig, &lf]
+        .iter()
+        .map(|d| runsv(d))
+        .collect();
     let _flap = {
         let mut command = Command::new(RUNIT_RUNSV);
         command.arg(&flap).stdin(Stdio::null());
@@ -334,6 +341,17 @@ fn status_lines_are_runits() {
     assert_eq!(
         assert_same(svdir, &["status", "foo", "nonexist", "nd", "./x"]).code,
         2
+    );
+
+    assert_eq!(assert_same(svdir, &["status", "lf"]).code, 1);
+    let out = assert_same(svdir, &["status", "lf", "idle"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stdout.ends_with(
+            "s; warning: lf/log: unable to change directory: not a directory\n\
+         warning: idle: unable to open supervise/ok: file does not exist\n"
+        ),
+        "{out:?}"
     );
 
     // normally down, down and then up
