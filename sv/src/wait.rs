@@ -50,9 +50,10 @@ pub enum Verdict {
 }
 
 /// runit's `check()` for one service: every condition of `acts` must hold, in order.
-/// With runtree's full state, `u` means running (up and ready) or, for a oneshot, ok,
-/// and an `error` entered since sv started (or any `error` when nothing was sent)
-/// ends the wait with `fail: NAME: REASON`; `d` accepts down, ok and error with no pid.
+/// With runtree's full state, `u` also needs the state running (up and ready) or, for a
+/// oneshot, ok, and an `error` entered since sv started (or any `error` when nothing
+/// was sent) ends the wait with `fail: NAME: REASON`; `d` also needs the state down,
+/// ok or error with no pid.
 pub fn evaluate(
     target: &Target,
     acts: &str,
@@ -88,23 +89,26 @@ pub fn evaluate(
     for act in acts.bytes() {
         let holds = match act {
             b'x' => return Verdict::Pending(Some(EXIT_FALLBACK)),
+            // runtree's runsv replaces `status` and `state` one after the other: a
+            // condition on the state also needs the status to agree (the same process,
+            // or none), so that the line printed with `ok:` is not half old.
             b'u' => match state {
                 Some(s) if s.oneshot && s.state == ServiceState::Ok => true,
-                Some(s) if s.state != ServiceState::Running => false,
-                None if !up || status.run_state != RunState::Run => false,
+                Some(s) if s.state != ServiceState::Running || s.pid != status.pid => false,
+                _ if !up || status.run_state != RunState::Run => false,
                 _ if !check() => return Verdict::Pending(Some(CHECK_RETRY)),
                 _ => true,
             },
-            b'd' => match state {
-                Some(s) => {
-                    s.pid == 0
-                        && matches!(
-                            s.state,
-                            ServiceState::Down | ServiceState::Ok | ServiceState::Error
-                        )
-                }
-                None => !up && status.run_state == RunState::Down,
-            },
+            b'd' => {
+                !up && status.run_state == RunState::Down
+                    && state.map_or(true, |s| {
+                        s.pid == 0
+                            && matches!(
+                                s.state,
+                                ServiceState::Down | ServiceState::Ok | ServiceState::Error
+                            )
+                    })
+            }
             // runit 2.1.2's `check`: a running service must pass ./check.
             b'C' => {
                 if up && !check() {
@@ -441,6 +445,16 @@ mod tests {
             verdict(&fake, "u", false),
             Verdict::Pending(Some(CHECK_RETRY))
         );
+        // The state already says running, the status is not rewritten yet.
+        fake.set_status(down(b'd', stamp(999)));
+        assert_eq!(verdict(&fake, "u", true), Verdict::Pending(None));
+        fake.set_status(running(6, stamp(999)));
+        assert_eq!(
+            verdict(&fake, "u", true),
+            Verdict::Pending(None),
+            "another process"
+        );
+        fake.set_status(running(7, stamp(1_001)));
 
         fake.set_status(down(b'u', stamp(1_001)));
         let mut oneshot = full(Ok, 0, stamp(1_001), "");
@@ -487,6 +501,13 @@ mod tests {
             assert!(satisfied(&verdict(&fake, "d", true)), "{state:?}");
         }
         fake.set_state(&full(Respawn, 0, stamp(1_001), "exited 1"));
+        assert_eq!(verdict(&fake, "d", true), Verdict::Pending(None));
+        // The state already says down, the status still shows the process.
+        fake.set_state(&full(Down, 0, stamp(1_001), ""));
+        let mut stopping = running(7, stamp(999));
+        stopping.want = b'd';
+        stopping.term_sent = true;
+        fake.set_status(stopping);
         assert_eq!(verdict(&fake, "d", true), Verdict::Pending(None));
     }
 }
