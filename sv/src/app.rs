@@ -87,7 +87,7 @@ pub fn run<W: Write>(invocation: &Invocation, out: &mut Out<W>) -> i32 {
     }
 
     let waits = command.waits(invocation.verbose);
-    let mut watcher = Watcher::new(command.acts.contains('x'));
+    let mut watcher = waits.then(|| Watcher::new(command.acts.contains('x')));
     let mut targets = Vec::new();
     for (index, service) in services.into_iter().enumerate() {
         if let Err(errno) = service::enter(&service.path) {
@@ -95,7 +95,9 @@ pub fn run<W: Write>(invocation: &Invocation, out: &mut Out<W>) -> i32 {
             continue;
         }
         // The watch exists before anything is written, so no change is missed.
-        let watched = waits && watcher.watch(index, &service.supervise().path);
+        let watched = watcher
+            .as_mut()
+            .is_some_and(|w| w.watch(index, &service.supervise().path));
         let sent = match command.kind {
             Kind::Control => match control::send(out, &service, command.acts, command.first()) {
                 Sent::Dropped => continue,
@@ -111,9 +113,9 @@ pub fn run<W: Write>(invocation: &Invocation, out: &mut Out<W>) -> i32 {
             watched,
         });
     }
-    if waits {
+    if let Some(watcher) = watcher.as_mut() {
         let deadline = started.checked_add(Duration::from_secs(invocation.wait_seconds));
-        wait::run(out, &mut watcher, targets, &command, tstart, deadline);
+        wait::run(out, watcher, targets, &command, tstart, deadline);
     }
     exit_code(out.failures())
 }
