@@ -132,8 +132,16 @@ pub fn stop_supervisors(pids: &[Pid], grace: Duration) {
     kill_children(|pid| !keep.contains(&pid));
 }
 
-/// Stops everything the bench started and removes its work directory. Idempotent.
+/// Held for the whole of a cleanup, so that a second caller (the main thread finishing
+/// while the signal thread cleans up) waits for the first instead of exiting under it.
+static CLEANING: Mutex<()> = Mutex::new(());
+
+/// Stops everything the bench started and removes its work directory. Idempotent; a
+/// call during another thread's cleanup returns when that cleanup is done.
 pub fn cleanup() {
+    let _cleaning = CLEANING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let (supervisors, work_dir) = {
         let mut registry = registry();
         if registry.done {
