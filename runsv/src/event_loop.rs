@@ -173,7 +173,7 @@ impl Supervisor {
             let Some(service) = self.service(which) else {
                 continue;
             };
-            let Some(pid) = service.left_running() else {
+            let Some(pid) = service.left_running.take() else {
                 continue;
             };
             let signal = service.machine.settings.stop_signal;
@@ -292,10 +292,8 @@ impl Supervisor {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGCHLD) => self.reap(),
-                Ok(Signal::SIGTERM) => {
-                    if !self.main.exited {
-                        self.event(Which::Main, Event::Terminate);
-                    }
+                Ok(Signal::SIGTERM) if !self.main.exited => {
+                    self.event(Which::Main, Event::Terminate)
                 }
                 // runit dies of these, orphaning the service; runsv ignores them.
                 _ => {}

@@ -320,7 +320,7 @@ mod tests {
         let script = dir.path().join("not-executable");
         std::fs::write(&script, "#!/bin/sh\n").unwrap();
         let launch = Launch::new(&["./not-executable".into()], None, dir.path()).unwrap();
-        let error = launch.spawn().err().expect("exec fails");
+        let error = launch.spawn().expect_err("exec fails");
         assert_eq!(
             error,
             "unable to start ./not-executable: Permission denied (EACCES)"

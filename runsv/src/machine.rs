@@ -397,11 +397,7 @@ impl Machine {
                     self.settle_down(now);
                 }
             }
-            b't' => {
-                if self.run_alive() {
-                    self.stop(now, actions);
-                }
-            }
+            b't' if self.run_alive() => self.stop(now, actions),
             b'k' => {
                 if self.run_alive() {
                     self.stop_requested = true;
@@ -435,22 +431,20 @@ impl Machine {
                     });
                 }
             }
-            b'h' | b'a' | b'i' | b'q' | b'1' | b'2' => {
-                if self.run_alive() {
-                    let signal = match byte {
-                        b'h' => Signal::SIGHUP,
-                        b'a' => Signal::SIGALRM,
-                        b'i' => Signal::SIGINT,
-                        b'q' => Signal::SIGQUIT,
-                        b'1' => Signal::SIGUSR1,
-                        _ => Signal::SIGUSR2,
-                    };
-                    actions.push(Action::Signal {
-                        target: Target::Process(Process::Run),
-                        signal,
-                        custom: Some(byte),
-                    });
-                }
+            b'h' | b'a' | b'i' | b'q' | b'1' | b'2' if self.run_alive() => {
+                let signal = match byte {
+                    b'h' => Signal::SIGHUP,
+                    b'a' => Signal::SIGALRM,
+                    b'i' => Signal::SIGINT,
+                    b'q' => Signal::SIGQUIT,
+                    b'1' => Signal::SIGUSR1,
+                    _ => Signal::SIGUSR2,
+                };
+                actions.push(Action::Signal {
+                    target: Target::Process(Process::Run),
+                    signal,
+                    custom: Some(byte),
+                });
             }
             _ => {}
         }
@@ -818,7 +812,7 @@ impl Machine {
 /// `2s`, `1.5s`, `0.2s`.
 fn seconds(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else {
         format!("{}s", duration.as_secs_f64())

@@ -437,10 +437,7 @@ fn finish_gets_runits_arguments_and_k_during_finish_does_not_run_it_twice() {
     h.control(b'k');
     assert!(h.signalled(Target::Group(Process::Finish), Signal::SIGKILL));
     h.exit_process(Process::Finish, ExitStatus::Signaled(9));
-    let spawned_finish = h
-        .actions
-        .iter()
-        .any(|a| *a == Action::Spawn(Process::Finish));
+    let spawned_finish = h.actions.contains(&Action::Spawn(Process::Finish));
     assert!(!spawned_finish, "finish runs once");
     // k was a stop request: the service comes back at once.
     assert_eq!(h.state(), ServiceState::Running);

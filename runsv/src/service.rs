@@ -27,6 +27,9 @@ pub struct Service {
     pub notification: Option<OwnedFd>,
     /// The machine asked to exit.
     pub exited: bool,
+    /// The pid a killed predecessor's service still runs as; read under the lock,
+    /// before this runsv overwrites supervise/state.
+    pub left_running: Option<u32>,
 }
 
 /// What was last written, so that only changes are written.
@@ -87,6 +90,7 @@ impl Service {
                 errno_text::describe(&e)
             )
         })?;
+        let left_running = left_running(&supervise);
         let want = if normally_down { Want::Down } else { Want::Up };
         let machine = Machine::new(settings, want, now);
         let mut service = Service {
@@ -101,6 +105,7 @@ impl Service {
             written: Written::default(),
             notification: None,
             exited: false,
+            left_running,
         };
         // The status exists before `ok` is opened: a client that finds runsv alive
         // always finds a status to read (runit's order).
@@ -188,16 +193,6 @@ impl Service {
         }
     }
 
-    /// The state a previous runsv of this directory left, if its process is still
-    /// alive: (pid, that process's start time).
-    pub fn left_running(&self) -> Option<u32> {
-        let previous = FullState::read(&self.supervise).ok().flatten()?;
-        if previous.pid == 0 || previous.starttime == 0 {
-            return None;
-        }
-        let alive = runsv::launch::start_time(previous.pid) == Some(previous.starttime);
-        alive.then_some(previous.pid)
-    }
 
     pub fn control_fd(&self) -> i32 {
         self.control.as_raw_fd()
@@ -254,6 +249,18 @@ fn make_supervise_dir(path: &Path) -> io::Result<()> {
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         result => result,
     }
+}
+
+/// The process a previous runsv of this directory left running, if it is still the
+/// same process: the pid and its start time from /proc must both match, so a reused
+/// pid is never mistaken for it.
+fn left_running(supervise: &SuperviseDir) -> Option<u32> {
+    let previous = FullState::read(supervise).ok().flatten()?;
+    if previous.pid == 0 || previous.starttime == 0 {
+        return None;
+    }
+    let alive = runsv::launch::start_time(previous.pid) == Some(previous.starttime);
+    alive.then_some(previous.pid)
 }
 
 /// Creates the FIFO if needed and opens it non-blocking: `control` read-write (so it

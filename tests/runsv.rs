@@ -1,0 +1,686 @@
+//! runsv end to end: the real binary on service directories in temp dirs, driven
+//! through its control FIFO and observed through supervise/ (the formats come from the
+//! runsv library; sv is tested on top of this in tests/sv_runtree.rs).
+
+use runsv::supervise::{send_control, supervisor_running, ExitStatus, RunState, SuperviseDir};
+use runtree::{
+    alive, binary, full_state, run, status, wait_for, wait_state, write_script, Guard, ServiceState,
+};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn runsv(service: &Path) -> Guard {
+    let guard = Guard::spawn(Command::new(binary("runsv")).arg(service));
+    let supervise = SuperviseDir::of_service(service);
+    assert!(
+        wait_for(&[service], WAIT, || supervisor_running(&supervise)
+            .unwrap_or(false)),
+        "runsv {} did not come up",
+        service.display()
+    );
+    guard
+}
+
+fn control(service: &Path, bytes: &str) {
+    send_control(&SuperviseDir::of_service(service), bytes.as_bytes()).expect("write control");
+}
+
+fn wait_running(service: &Path) -> u32 {
+    wait_state(service, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != 0
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{} never running: {:?}",
+            service.display(),
+            full_state(service)
+        )
+    })
+    .pid
+}
+
+fn wait_in(service: &Path, state: ServiceState) -> runsv::supervise::FullState {
+    wait_state(service, WAIT, |s| s.state == state).unwrap_or_else(|| {
+        panic!(
+            "{} never {state}: {:?}",
+            service.display(),
+            full_state(service)
+        )
+    })
+}
+
+fn runit_service(root: &Path, name: &str, run: &str) -> PathBuf {
+    let dir = root.join(name);
+    write_script(&dir.join("run"), run);
+    dir
+}
+
+fn yaml_service(root: &Path, name: &str, yaml: &str) -> PathBuf {
+    let dir = root.join(name);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("service.yaml"), yaml).unwrap();
+    dir
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn supervise_files_are_runits() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let _runsv = runsv(&service);
+    let pid = wait_running(&service);
+    let supervise = service.join("supervise");
+    let mode = |name: &str| {
+        fs::metadata(supervise.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(
+        fs::metadata(&supervise).unwrap().permissions().mode() & 0o7777,
+        0o700
+    );
+    for fifo in ["control", "ok"] {
+        assert!(fs::metadata(supervise.join(fifo))
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert_eq!(mode(fifo), 0o600, "{fifo}");
+    }
+    assert_eq!(mode("lock"), 0o600);
+    assert_eq!(mode("status"), 0o644);
+    assert_eq!(read(&supervise.join("pid")), format!("{pid}\n"));
+    assert_eq!(read(&supervise.join("stat")), "run\n");
+    let status = status(&service).unwrap();
+    assert_eq!(
+        (status.pid, status.want, status.run_state),
+        (pid, b'u', RunState::Run)
+    );
+    assert_eq!(fs::read(supervise.join("status")).unwrap().len(), 20);
+    // The service leads its own session and process group.
+    let stat = read(Path::new(&format!("/proc/{pid}/stat")));
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    assert_eq!(fields[2], pid.to_string(), "pgid = pid");
+    assert_eq!(fields[3], pid.to_string(), "sid = pid");
+}
+
+#[test]
+fn a_second_runsv_on_the_same_directory_exits_111() {
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let _runsv = runsv(&service);
+    let (code, _, stderr) = run(Command::new(binary("runsv")).arg(&service), WAIT);
+    assert_eq!(code, 111);
+    assert_eq!(
+        stderr,
+        format!(
+            "runsv {}: fatal: unable to lock supervise/lock: temporary failure\n",
+            service.display()
+        )
+    );
+    let (code, _, stderr) = run(&mut Command::new(binary("runsv")), WAIT);
+    assert_eq!((code, stderr.as_str()), (1, "usage: runsv dir\n"));
+    let (code, _, stderr) = run(
+        Command::new(binary("runsv")).arg(root.path().join("none")),
+        WAIT,
+    );
+    assert_eq!(code, 111);
+    assert!(
+        stderr.ends_with("fatal: unable to change to directory: file does not exist\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn down_up_once_and_exit() {
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let mut guard = runsv(&service);
+    let first = wait_running(&service);
+    control(&service, "d");
+    let state = wait_in(&service, ServiceState::Down);
+    assert_eq!(state.last_exit, Some(ExitStatus::Signaled(15)));
+    assert!(!alive(first));
+    assert_eq!(read(&service.join("supervise/pid")), "");
+    assert_eq!(read(&service.join("supervise/stat")), "down\n");
+    control(&service, "u");
+    let second = wait_running(&service);
+    assert_ne!(first, second);
+    control(&service, "o");
+    wait_state(&service, WAIT, |s| s.want == runsv::supervise::Want::Down).unwrap();
+    assert_eq!(read(&service.join("supervise/stat")), "run, want down\n");
+    control(&service, "t");
+    wait_in(&service, ServiceState::Down);
+    // `o` on a down service runs it once.
+    control(&service, "o");
+    let third = wait_running(&service);
+    control(&service, "k");
+    let state = wait_in(&service, ServiceState::Down);
+    assert_eq!(state.last_exit, Some(ExitStatus::Signaled(9)));
+    assert!(!alive(third));
+    control(&service, "x");
+    assert!(
+        guard.wait_exit(WAIT).is_some_and(|s| s.success()),
+        "runsv exits 0 on x"
+    );
+}
+
+#[test]
+fn sigterm_to_runsv_stops_the_service_and_exits() {
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let mut guard = runsv(&service);
+    let pid = wait_running(&service);
+    nix::sys::signal::kill(guard.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(guard.wait_exit(WAIT).is_some_and(|s| s.success()));
+    assert!(!alive(pid));
+    // HUP and INT do not kill runsv (they kill runit's).
+}
+
+#[test]
+fn hup_and_int_do_not_kill_runsv() {
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let mut guard = runsv(&service);
+    let pid = wait_running(&service);
+    for signal in [
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGINT,
+    ] {
+        nix::sys::signal::kill(guard.pid(), signal).unwrap();
+    }
+    // A control byte sent after the signals is answered: runsv is alive and serving.
+    control(&service, "p");
+    wait_for(&[&service.join("supervise")], WAIT, || {
+        status(&service).is_some_and(|s| s.paused)
+    });
+    assert!(guard.child.try_wait().unwrap().is_none());
+    assert_eq!(status(&service).unwrap().pid, pid);
+}
+
+#[test]
+fn signal_bytes_reach_the_service() {
+    let root = tempfile::tempdir().unwrap();
+    // The service records each signal it gets.
+    let service = runit_service(
+        root.path(),
+        "a",
+        "#!/bin/sh\nfor s in HUP ALRM INT QUIT USR1 USR2 CONT; do trap \"echo $s >> got\" $s; done\n\
+         echo ready > started\nwhile :; do sleep 0.05; done\n",
+    );
+    let _runsv = runsv(&service);
+    wait_running(&service);
+    assert!(wait_for(&[&service], WAIT, || service
+        .join("started")
+        .exists()));
+    let got = service.join("got");
+    for (byte, name) in [
+        ("h", "HUP"),
+        ("a", "ALRM"),
+        ("i", "INT"),
+        ("q", "QUIT"),
+        ("1", "USR1"),
+        ("2", "USR2"),
+    ] {
+        control(&service, byte);
+        assert!(
+            wait_for(&[&service], WAIT, || read(&got).lines().any(|l| l == name)),
+            "{name} not delivered: {}",
+            read(&got)
+        );
+    }
+    control(&service, "p");
+    assert!(wait_for(&[&service.join("supervise")], WAIT, || status(
+        &service
+    )
+    .unwrap()
+    .paused));
+    assert_eq!(read(&service.join("supervise/stat")), "run, paused\n");
+    control(&service, "c");
+    assert!(wait_for(&[&service], WAIT, || read(&got)
+        .lines()
+        .any(|l| l == "CONT")));
+    assert!(!status(&service).unwrap().paused);
+}
+
+#[test]
+fn custom_control_scripts_replace_signals() {
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(
+        root.path(),
+        "a",
+        "#!/bin/sh\ntrap 'echo HUP >> got' HUP\nwhile :; do sleep 0.05; done\n",
+    );
+    // control/h handles hup (exit 0: no signal); control/u runs before every start.
+    write_script(
+        &service.join("control/h"),
+        "#!/bin/sh\necho custom-h >> got\nexit 0\n",
+    );
+    write_script(
+        &service.join("control/u"),
+        "#!/bin/sh\necho custom-u >> got\n",
+    );
+    write_script(
+        &service.join("control/d"),
+        "#!/bin/sh\necho custom-d >> got\n",
+    );
+    let _runsv = runsv(&service);
+    wait_running(&service);
+    let got = service.join("got");
+    assert!(read(&got).contains("custom-u"));
+    control(&service, "h");
+    assert!(wait_for(&[&service], WAIT, || read(&got).contains("custom-h")));
+    control(&service, "d");
+    wait_in(&service, ServiceState::Down);
+    let log = read(&got);
+    assert!(log.contains("custom-d"), "{log}");
+    assert!(
+        !log.contains("HUP"),
+        "the script replaced the signal: {log}"
+    );
+}
+
+#[test]
+fn a_service_that_ran_a_second_restarts_at_once_a_fast_one_waits() {
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let _runsv = runsv(&service);
+    let first = wait_running(&service);
+    // The scenario needs a run of more than a second.
+    std::thread::sleep(Duration::from_millis(1100));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let again = wait_state(&service, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != first && s.pid != 0
+    })
+    .unwrap();
+    assert_eq!(again.restarts, 1);
+    assert_eq!(again.last_exit, Some(ExitStatus::Signaled(9)));
+
+    let fast = runit_service(root.path(), "fast", "#!/bin/sh\nexit 3\n");
+    let _fast = runsv(&fast);
+    let state = wait_in(&fast, ServiceState::Respawn);
+    assert_eq!(state.reason, "exited 3; restarting in 1s");
+    assert_eq!(state.last_exit, Some(ExitStatus::Exited(3)));
+    // Control bytes are answered during the delay (runit sleeps through them).
+    let asked = Instant::now();
+    control(&fast, "d");
+    wait_in(&fast, ServiceState::Down);
+    assert!(
+        asked.elapsed() < Duration::from_millis(900),
+        "answered during the restart delay"
+    );
+    control(&fast, "u");
+    let second = wait_state(&fast, WAIT, |s| {
+        s.state == ServiceState::Respawn && s.reason.contains("in 1s")
+    })
+    .unwrap();
+    let later = wait_state(&fast, WAIT, |s| s.reason.contains("restarting in 2s")).unwrap();
+    assert!(
+        later.restarts > second.restarts,
+        "the delay grows while it keeps dying"
+    );
+}
+
+#[test]
+fn finish_gets_runits_arguments() {
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(
+        root.path(),
+        "a",
+        "#!/bin/sh\necho started >> events\nexec sleep 1000\n",
+    );
+    write_script(
+        &service.join("finish"),
+        "#!/bin/sh\necho \"finish $1 $2\" >> events\n",
+    );
+    let _runsv = runsv(&service);
+    wait_running(&service);
+    control(&service, "d");
+    wait_in(&service, ServiceState::Down);
+    control(&service, "u");
+    wait_running(&service);
+    control(&service, "k");
+    wait_state(&service, WAIT, |s| {
+        s.state == ServiceState::Running
+            && read(&service.join("events")).matches("finish").count() == 2
+    })
+    .unwrap();
+    let exit_3 = runit_service(
+        root.path(),
+        "b",
+        "#!/bin/sh\necho started >> events\nexit 3\n",
+    );
+    write_script(
+        &exit_3.join("finish"),
+        "#!/bin/sh\necho \"finish $1 $2\" >> events\n",
+    );
+    write_script(&exit_3.join("down"), "");
+    let _b = runsv(&exit_3);
+    control(&exit_3, "o");
+    wait_state(&exit_3, WAIT, |_| {
+        read(&exit_3.join("events")).contains("finish")
+    })
+    .unwrap();
+    wait_in(&exit_3, ServiceState::Down);
+    assert_eq!(
+        read(&service.join("events"))
+            .lines()
+            .filter(|l| l.starts_with("finish"))
+            .collect::<Vec<_>>(),
+        ["finish -1 15", "finish -1 9"]
+    );
+    assert_eq!(read(&exit_3.join("events")), "started\nfinish 3 0\n");
+}
+
+#[test]
+fn k_during_a_hung_finish_ends_it_and_finish_runs_once() {
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    write_script(
+        &service.join("finish"),
+        "#!/bin/sh\necho finish >> events\nexec sleep 1000\n",
+    );
+    let _runsv = runsv(&service);
+    wait_running(&service);
+    control(&service, "d");
+    let finishing = wait_in(&service, ServiceState::Finishing);
+    assert_eq!(status(&service).unwrap().run_state, RunState::Finish);
+    assert_eq!(read(&service.join("supervise/stat")), "finish, want down\n");
+    control(&service, "k");
+    wait_in(&service, ServiceState::Down);
+    assert!(!alive(finishing.pid));
+    assert_eq!(read(&service.join("events")), "finish\n", "finish ran once");
+}
+
+#[test]
+fn a_oneshot_is_ok_or_error_and_runs_again_on_up() {
+    let root = tempfile::tempdir().unwrap();
+    let good = yaml_service(
+        root.path(),
+        "good",
+        "exec: sh -c 'echo ran >> runs'\noneshot: true\n",
+    );
+    let bad = yaml_service(root.path(), "bad", "exec: sh -c 'exit 4'\noneshot: true\n");
+    let _g = runsv(&good);
+    let _b = runsv(&bad);
+    let ok = wait_in(&good, ServiceState::Ok);
+    assert_eq!(ok.last_exit, Some(ExitStatus::Exited(0)));
+    let error = wait_in(&bad, ServiceState::Error);
+    assert_eq!(error.reason, "exited 4");
+    assert_eq!(read(&good.join("runs")), "ran\n");
+    // Never restarted by itself; `u` runs it again.
+    assert_eq!(status(&good).unwrap().want, b'd');
+    control(&good, "u");
+    wait_state(&good, WAIT, |s| {
+        s.state == ServiceState::Ok && read(&good.join("runs")) == "ran\nran\n"
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_binary_that_cannot_run_is_an_error_with_the_os_reason() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = yaml_service(root.path(), "missing", "exec: /nonexistent/daemon --flag\n");
+    let not_executable = root.path().join("noexec");
+    fs::create_dir_all(&not_executable).unwrap();
+    fs::write(not_executable.join("run"), "#!/bin/sh\nexec sleep 1000\n").unwrap();
+    let _m = runsv(&missing);
+    let _n = runsv(&not_executable);
+    let state = wait_in(&missing, ServiceState::Error);
+    assert_eq!(
+        state.reason,
+        "unable to start /nonexistent/daemon: No such file or directory (ENOENT); retrying in 1s"
+    );
+    let state = wait_in(&not_executable, ServiceState::Error);
+    assert_eq!(
+        state.reason,
+        "unable to start ./run: Permission denied (EACCES); retrying in 1s"
+    );
+    // Retried on the growing delay, not in a hot loop; once fixed, it runs.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(
+        not_executable.join("run"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    wait_running(&not_executable);
+    let state = wait_state(&missing, WAIT, |s| s.reason.contains("retrying in 2s")).unwrap();
+    assert_eq!(state.state, ServiceState::Error);
+}
+
+#[test]
+fn readiness_by_test_command() {
+    let root = tempfile::tempdir().unwrap();
+    let service = yaml_service(
+        root.path(),
+        "web",
+        "exec: sh -c 'sleep 0.3; touch ready; exec sleep 1000'\ntest: test -e ready\ntest_interval: 0.05\nlog: none\n",
+    );
+    let _runsv = runsv(&service);
+    let starting = wait_in(&service, ServiceState::Starting);
+    assert!(starting.pid != 0 && starting.ready_since.is_none());
+    let running = wait_in(&service, ServiceState::Running);
+    assert!(
+        service.join("ready").exists(),
+        "running only once the test passed"
+    );
+    assert!(running.ready_since.is_some());
+}
+
+#[test]
+fn readiness_by_notification_fd() {
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(
+        root.path(),
+        "n",
+        "#!/bin/sh\nsleep 0.2\necho ready >&3\nexec sleep 1000\n",
+    );
+    fs::write(service.join("notification-fd"), "3\n").unwrap();
+    let _runsv = runsv(&service);
+    wait_in(&service, ServiceState::Starting);
+    let running = wait_in(&service, ServiceState::Running);
+    assert!(running.ready_since.is_some());
+}
+
+#[test]
+fn the_stop_timeout_kills_the_whole_group() {
+    let root = tempfile::tempdir().unwrap();
+    // The service and a child both ignore TERM; the child would survive a kill of the pid.
+    let service = yaml_service(
+        root.path(),
+        "stubborn",
+        "exec: sh -c \"trap '' TERM; sh -c 'trap \\\"\\\" TERM; echo $$ > child; exec sleep 1000' & exec sleep 1000\"\nstop_timeout: 0.5\nlog: none\n",
+    );
+    write_script(&service.join("noop"), "");
+    let _runsv = runsv(&service);
+    wait_running(&service);
+    assert!(wait_for(&[&service], WAIT, || !read(
+        &service.join("child")
+    )
+    .is_empty()));
+    let child: u32 = read(&service.join("child")).trim().parse().unwrap();
+    assert!(alive(child));
+    let asked = Instant::now();
+    control(&service, "d");
+    let stopping = wait_in(&service, ServiceState::Stopping);
+    assert_eq!(stopping.reason, "");
+    let down = wait_in(&service, ServiceState::Down);
+    assert!(
+        asked.elapsed() >= Duration::from_millis(500),
+        "not before the timeout"
+    );
+    assert_eq!(down.last_exit, Some(ExitStatus::Signaled(9)));
+    assert!(
+        wait_for(&[], WAIT, || !alive(child)),
+        "the group got SIGKILL"
+    );
+}
+
+#[test]
+fn a_service_is_not_duplicated_when_its_runsv_is_killed() {
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let mut first = runsv(&service);
+    let orphan = wait_running(&service);
+    // The service leads its own process group: if the test fails, that goes too.
+    first
+        .extra_groups
+        .push(nix::unistd::Pid::from_raw(orphan as i32));
+    nix::sys::signal::kill(first.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
+    first.wait_exit(WAIT).unwrap();
+    assert!(alive(orphan), "the service outlives a killed runsv");
+    let _second = runsv(&service);
+    let replacement = wait_state(&service, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != orphan
+    })
+    .unwrap();
+    assert!(
+        wait_for(&[], WAIT, || !alive(orphan)),
+        "the old copy was stopped"
+    );
+    assert!(alive(replacement.pid));
+}
+
+#[test]
+fn an_invalid_definition_is_an_error_shown_in_the_state() {
+    let root = tempfile::tempdir().unwrap();
+    let service = yaml_service(root.path(), "bad", "exec: /bin/true\nexce: typo\n");
+    let _runsv = runsv(&service);
+    let state = wait_in(&service, ServiceState::Error);
+    assert!(
+        state.reason.starts_with("invalid definition: "),
+        "{}",
+        state.reason
+    );
+    assert!(state.reason.contains("line 2"), "{}", state.reason);
+    assert!(state.reason.contains("exce"), "{}", state.reason);
+}
+
+#[test]
+fn log_lines_survive_restarts_of_the_service_and_the_logger() {
+    let root = tempfile::tempdir().unwrap();
+    // Each run prints 200 numbered lines, then dies; it is restarted after 10 ms.
+    let service = yaml_service(
+        root.path(),
+        "chatty",
+        "exec: sh -c 'n=$(cat runs 2>/dev/null || echo 0); echo $((n+1)) > runs; i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo \"$n-$i\"; done; exit 1'\nrestart_delay: 0.01\nrestart_delay_max: 0.01\n",
+    );
+    // The logger finishes the line in hand before it acts on TERM.
+    write_script(
+        &service.join("log/run"),
+        "#!/bin/sh\ntrap 'exit 0' TERM\nwhile IFS= read -r line; do echo \"$line\" >> ../lines; done\n",
+    );
+    let _runsv = runsv(&service);
+    let log = service.join("log");
+    for _ in 0..5 {
+        let before = full_state(&log).map(|s| s.pid).unwrap_or(0);
+        control(&log, "t");
+        wait_state(&log, WAIT, |s| {
+            s.state == ServiceState::Running && s.pid != before && s.pid != 0
+        })
+        .unwrap();
+    }
+    // Let the service run at least 10 times, then stop it and let the log drain.
+    wait_for(&[&service], Duration::from_secs(30), || {
+        read(&service.join("runs"))
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 10
+    });
+    control(&service, "d");
+    wait_in(&service, ServiceState::Down);
+    let runs: u32 = read(&service.join("runs")).trim().parse().unwrap();
+    let expected: Vec<String> = (0..runs)
+        .flat_map(|n| (1..=200).map(move |i| format!("{n}-{i}")))
+        .collect();
+    assert!(
+        wait_for(&[&service], WAIT, || read(&service.join("lines"))
+            .lines()
+            .count()
+            >= expected.len()),
+        "lines lost: {} of {}",
+        read(&service.join("lines")).lines().count(),
+        expected.len()
+    );
+    let lines = read(&service.join("lines"));
+    let got: Vec<&str> = lines.lines().collect();
+    assert_eq!(got, expected, "every line, once, in order");
+}
+
+#[test]
+fn runits_sv_and_daemontools_svstat_read_runtree_status() {
+    if !Path::new("/usr/bin/sv").exists() || !Path::new("/usr/bin/svstat").exists() {
+        eprintln!("skipped: runit's sv or daemontools' svstat not installed");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    write_script(
+        &service.join("log/run"),
+        "#!/bin/sh\nexec cat > /dev/null\n",
+    );
+    let _runsv = runsv(&service);
+    let pid = wait_running(&service);
+    let log_pid = wait_running(&service.join("log"));
+    let runit_sv = |args: &[&str]| run(Command::new("/usr/bin/sv").args(args).arg(&service), WAIT);
+    let (code, out, _) = runit_sv(&["status"]);
+    assert_eq!(code, 0);
+    let expected = |p: u32, lp: u32| {
+        format!(
+            "run: {}: (pid {p}) 0s; run: log: (pid {lp}) 0s\n",
+            service.display()
+        )
+    };
+    assert_eq!(out.replace(" 1s", " 0s"), expected(pid, log_pid));
+    let (code, out, _) = runit_sv(&["-w", "5", "down"]);
+    assert_eq!(code, 0, "{out}");
+    // runit's `ok:` line shows the service only, not its log.
+    assert_eq!(
+        out.replace(" 1s", " 0s"),
+        format!("ok: down: {}: 0s, normally up\n", service.display())
+    );
+    let (code, out, _) = run(Command::new("/usr/bin/svstat").arg(&service), WAIT);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with(&format!("{}: down ", service.display()))
+            && out.ends_with("seconds, normally up\n"),
+        "{out}"
+    );
+    let (code, out, _) = runit_sv(&["-w", "5", "up"]);
+    assert_eq!(code, 0, "{out}");
+    let pid = status(&service).unwrap().pid;
+    assert!(
+        out.starts_with(&format!("ok: run: {}: (pid {pid}) ", service.display())),
+        "{out}"
+    );
+    let (_, out, _) = run(Command::new("/usr/bin/svstat").arg(&service), WAIT);
+    assert!(
+        out.starts_with(&format!("{}: up (pid {pid}) ", service.display())),
+        "{out}"
+    );
+    let (code, out, _) = runit_sv(&["-w", "5", "exit"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        format!("ok: {}: runsv not running\n", service.display())
+    );
+}
