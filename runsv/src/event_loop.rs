@@ -3,6 +3,7 @@
 //! sees into machine events, performs the actions the machines return, and writes
 //! `supervise/` after every event. It never sleeps: a restart delay is a deadline.
 
+use crate::dependency_watch::{DependencyWatch, FALLBACK_INTERVAL};
 use crate::relay::Relay;
 use crate::service::{has_log_service, Service};
 use nix::errno::Errno;
@@ -50,6 +51,10 @@ struct Supervisor {
     signals: SignalFd,
     /// The main service asked to exit and its log was told to drain.
     draining: bool,
+    /// The states of the main service's `after:` dependencies, if it has any.
+    dependencies: Option<DependencyWatch>,
+    /// When to read the dependencies again if they cannot be watched.
+    dependencies_poll: Option<Duration>,
 }
 
 /// Runs the supervisor of `directory` until it is told to exit. Errors are runit's
@@ -112,6 +117,10 @@ pub fn run(directory: &Path) -> Result<(), String> {
         (None, Some(LogDestination::Null)) => Output::Null,
         _ => Output::Inherit,
     });
+    let dependencies = main
+        .definition
+        .as_ref()
+        .and_then(|d| DependencyWatch::new(&directory, &d.after));
     let mut supervisor = Supervisor {
         origin,
         main,
@@ -120,6 +129,8 @@ pub fn run(directory: &Path) -> Result<(), String> {
         null,
         signals,
         draining: false,
+        dependencies,
+        dependencies_poll: None,
     };
     // Free what loading the definitions used: an idle runsv should be small.
     // SAFETY: malloc_trim only returns free heap memory to the kernel.
@@ -127,6 +138,8 @@ pub fn run(directory: &Path) -> Result<(), String> {
         libc::malloc_trim(0);
     }
     supervisor.replace_leftovers();
+    // The machine learns the dependencies' states before it may start the service.
+    supervisor.dependencies_changed(false);
     supervisor.boot();
     supervisor.run_loop();
     Ok(())
@@ -193,6 +206,23 @@ impl Supervisor {
         }
     }
 
+    /// Reads the dependencies again (after an inotify event, or on the fallback timer)
+    /// and tells the main machine.
+    fn dependencies_changed(&mut self, event: bool) {
+        let Some(watch) = &mut self.dependencies else {
+            return;
+        };
+        let dependencies = if event {
+            watch.changed()
+        } else {
+            watch.evaluate()
+        };
+        self.dependencies_poll = watch
+            .polling()
+            .then(|| self.origin.elapsed() + FALLBACK_INTERVAL);
+        self.event(Which::Main, Event::Dependencies(dependencies));
+    }
+
     fn boot(&mut self) {
         // The logger first, so the service's first line has a reader (runit).
         for which in [Which::Log, Which::Main] {
@@ -224,7 +254,11 @@ impl Supervisor {
                 Some(Output::Relay(relay)) => Some(relay.read_fd()),
                 _ => None,
             };
-            for fd in [log_control, notification, relay].into_iter().flatten() {
+            let dependencies = self.dependencies.as_ref().and_then(|d| d.fd());
+            for fd in [log_control, notification, relay, dependencies]
+                .into_iter()
+                .flatten()
+            {
                 fds.push(PollFd::new(borrow(fd), PollFlags::POLLIN));
             }
             match poll(&mut fds, timeout) {
@@ -252,6 +286,8 @@ impl Supervisor {
                     self.handle_control(Which::Log);
                 } else if Some(fd) == notification {
                     self.handle_notification();
+                } else if Some(fd) == dependencies {
+                    self.dependencies_changed(true);
                 } else if Some(fd) == relay {
                     if let Some(Output::Relay(relay)) = &mut self.output {
                         relay.pump();
@@ -267,6 +303,7 @@ impl Supervisor {
         let deadlines = [
             self.main.machine.deadline(),
             self.log.as_ref().and_then(|l| l.machine.deadline()),
+            self.dependencies_poll,
         ];
         match deadlines.into_iter().flatten().min() {
             None => PollTimeout::NONE,
@@ -355,6 +392,9 @@ impl Supervisor {
 
     fn handle_timers(&mut self) {
         let now = self.origin.elapsed();
+        if self.dependencies_poll.is_some_and(|due| due <= now) {
+            self.dependencies_changed(false);
+        }
         for which in [Which::Log, Which::Main] {
             let due = self
                 .service(which)

@@ -3,6 +3,7 @@
 //! the state machine of the `runsv` supervisor.
 
 pub mod definition;
+pub mod dependencies;
 pub mod errno_text;
 pub mod launch;
 pub mod machine;

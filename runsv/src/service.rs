@@ -193,7 +193,6 @@ impl Service {
         }
     }
 
-
     pub fn control_fd(&self) -> i32 {
         self.control.as_raw_fd()
     }
