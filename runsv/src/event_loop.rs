@@ -5,7 +5,7 @@
 
 use crate::dependency_watch::{DependencyWatch, FALLBACK_INTERVAL};
 use crate::relay::Relay;
-use crate::service::{has_log_service, Service};
+use crate::service::{has_log_service, Reconfigured, Service};
 use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -15,7 +15,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use runsv::definition::{LogDestination, Readiness};
 use runsv::launch::{open_null, start_time, Launch, Stdio};
-use runsv::machine::{Action, Event, Now, Process, Target};
+use runsv::machine::{Action, Dependencies, Event, Now, Process, Target};
 use runsv::supervise::ExitStatus;
 use runsv::tai64n::Timestamp;
 use std::collections::VecDeque;
@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 /// How long a `control/<c>` script may run before it is killed: runit waits for it
 /// forever, blind to everything else.
 const CONTROL_SCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The control byte of `sv reconfigure` (runit has no `R`).
+const RECONFIGURE: u8 = b'R';
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Which {
@@ -120,7 +123,7 @@ pub fn run(directory: &Path) -> Result<(), String> {
     let dependencies = main
         .definition
         .as_ref()
-        .and_then(|d| DependencyWatch::new(&directory, &d.after));
+        .and_then(|d| DependencyWatch::new(&main.directory, &d.after));
     let mut supervisor = Supervisor {
         origin,
         main,
@@ -370,7 +373,45 @@ impl Supervisor {
             return;
         }
         for byte in service.read_control() {
-            self.event(which, Event::Control(byte));
+            if byte == RECONFIGURE && which == Which::Main {
+                self.reconfigure();
+            } else {
+                self.event(which, Event::Control(byte));
+            }
+        }
+    }
+
+    /// `sv reconfigure`: a changed definition restarts the service with the new one
+    /// (or starts it, if it was in `error` because of the old one); an unchanged one
+    /// changes nothing; an invalid one is refused and the old one stays in force.
+    fn reconfigure(&mut self) {
+        let before_after = self.main.definition.as_ref().map(|d| d.after.clone());
+        match self.main.reconfigure() {
+            // Either may change the reason shown (a refusal, or its end).
+            Reconfigured::Unchanged | Reconfigured::Refused => self.main.write_files(),
+            Reconfigured::Changed => {
+                let after = self.main.definition.as_ref().map(|d| d.after.clone());
+                if after != before_after {
+                    self.dependencies =
+                        after.and_then(|after| DependencyWatch::new(&self.main.directory, &after));
+                    self.dependencies_poll = None;
+                    if self.dependencies.is_some() {
+                        self.dependencies_changed(false);
+                    } else {
+                        self.event(Which::Main, Event::Dependencies(Dependencies::Satisfied));
+                    }
+                }
+                let byte = if self.main.machine.pid_of(Process::Run).is_some() {
+                    b't'
+                } else {
+                    b'u'
+                };
+                if self.main.machine.want() == runsv::supervise::Want::Up {
+                    self.event(Which::Main, Event::Control(byte));
+                } else {
+                    self.main.write_files();
+                }
+            }
         }
     }
 

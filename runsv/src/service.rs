@@ -30,6 +30,19 @@ pub struct Service {
     /// The pid a killed predecessor's service still runs as; read under the lock,
     /// before this runsv overwrites supervise/state.
     pub left_running: Option<u32>,
+    /// Why the last `sv reconfigure` was refused (the old definition stays in force);
+    /// shown in the state file's reason while nothing else has one.
+    pub reconfigure_error: Option<String>,
+}
+
+/// What `sv reconfigure` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reconfigured {
+    Unchanged,
+    /// The new definition is invalid: the old one stays.
+    Refused,
+    /// The new definition is in force; the service must be restarted to use it.
+    Changed,
 }
 
 /// What was last written, so that only changes are written.
@@ -106,6 +119,7 @@ impl Service {
             notification: None,
             exited: false,
             left_running,
+            reconfigure_error: None,
         };
         // The status exists before `ok` is opened: a client that finds runsv alive
         // always finds a status to read (runit's order).
@@ -133,7 +147,11 @@ impl Service {
     pub fn write_files(&mut self) {
         let status = self.machine.status();
         let stat = status.stat_line(self.machine.want() == Want::Exit);
-        let state = self.machine.full_state().encode();
+        let mut full_state = self.machine.full_state();
+        if let (Some(error), true) = (&self.reconfigure_error, full_state.reason.is_empty()) {
+            full_state.reason = format!("new definition refused, old one kept: {error}");
+        }
+        let state = full_state.encode();
         let encoded = status.encode();
         let mut result = Ok(());
         if self.written.pid != Some(status.pid) {
@@ -190,6 +208,36 @@ impl Service {
         match self.control.read(&mut buffer) {
             Ok(n) => buffer[..n].to_vec(),
             Err(_) => Vec::new(),
+        }
+    }
+
+    /// Reads the definition again (`sv reconfigure`). A valid new one replaces the old
+    /// one and the machine's settings; an invalid one is refused and reported.
+    pub fn reconfigure(&mut self) -> Reconfigured {
+        match ServiceDefinition::load(&self.directory) {
+            Err(error) => {
+                eprintln!(
+                    "runsv {}: warning: new definition refused: {error}",
+                    self.label
+                );
+                if self.definition.is_none() {
+                    // Nothing to keep: the error the machine shows is simply updated.
+                    self.machine.settings.invalid = Some(error.to_string());
+                    return Reconfigured::Changed;
+                }
+                self.reconfigure_error = Some(error.to_string());
+                Reconfigured::Refused
+            }
+            Ok(definition) => {
+                self.reconfigure_error = None;
+                if self.definition.as_ref() == Some(&definition) {
+                    return Reconfigured::Unchanged;
+                }
+                let is_log = self.machine.settings.is_log;
+                self.machine.settings = settings_of(Some(&definition), is_log, None);
+                self.definition = Some(definition);
+                Reconfigured::Changed
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use crate::output::{exit_code, Message, Out};
 use crate::service::{self, Service};
 use crate::wait::{self, Target};
 use crate::watch::Watcher;
-use crate::{json, report};
+use crate::{json, report, tree};
 use runsv::tai64n::Timestamp;
 use std::ffi::OsString;
 use std::io::Write;
@@ -48,6 +48,20 @@ pub fn run<W: Write>(invocation: &Invocation, out: &mut Out<W>) -> i32 {
             preamble: None,
         })
     };
+    // runtree's own commands. (runit reads `sync` as `status`, and has no `reconfigure`.)
+    if !invocation.lsb {
+        match invocation.action.as_slice() {
+            b"sync" => {
+                let wait = Duration::from_secs(invocation.wait_seconds);
+                return tree::sync(&invocation.svdir, invocation.verbose, wait, out);
+            }
+            b"reconfigure" if !invocation.services.is_empty() => {
+                tree::reconfigure(&invocation.services, &invocation.svdir, out);
+                return exit_code(out.failures());
+            }
+            _ => {}
+        }
+    }
     let Some(command) = dispatch(&invocation.action, invocation.lsb) else {
         return usage();
     };

@@ -12,6 +12,7 @@ mod output;
 mod report;
 mod service;
 mod status;
+mod tree;
 mod wait;
 mod watch;
 

@@ -1,0 +1,135 @@
+//! The commands runit's sv does not have, which act on the tree rather than on one
+//! supervisor's state: `sv sync` (ask svdir to rescan SVDIR now, and return once the
+//! scan is applied) and `sv reconfigure NAME...` (ask runsv to read the definition
+//! again).
+//!
+//! The sync protocol (docs/svdir.md): svdir holds `SVDIR/.svdir/control`, a FIFO; each
+//! byte `s` read is a request; after reading them svdir rescans, applies the result, and
+//! replaces `SVDIR/.svdir/synced` with the total number of requests it has served. sv
+//! reads that number, writes `s`, and waits (inotify) until the number has grown.
+
+use crate::output::{Message, Out};
+use crate::service::{self, Service};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use runsv::definition::ServiceDefinition;
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The byte runsv takes as "read your definition again".
+const RECONFIGURE: &[u8] = b"R";
+
+fn served(svdir: &Path) -> u64 {
+    std::fs::read_to_string(svdir.join(".svdir/synced"))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `sv sync`: 0 once the scan is applied, 1 when no svdir runs on SVDIR or it did not
+/// answer within the wait time.
+pub fn sync<W: Write>(svdir: &OsString, verbose: bool, wait: Duration, out: &mut Out<W>) -> i32 {
+    let directory = Path::new(svdir);
+    let name = directory.display().to_string();
+    let control_dir = directory.join(".svdir");
+    // Watch before asking, so the answer cannot be missed.
+    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok();
+    if let Some(inotify) = &inotify {
+        let _ = inotify.add_watch(&control_dir, AddWatchFlags::IN_MOVED_TO);
+    }
+    let before = served(directory);
+    let fifo = OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(control_dir.join("control"));
+    let written = fifo.and_then(|mut fifo| fifo.write_all(b"s"));
+    if let Err(error) = written {
+        let message = match error.raw_os_error() {
+            Some(nix::libc::ENXIO) | Some(nix::libc::ENOENT) => {
+                Message::fail("no svdir runs on this directory")
+            }
+            _ => Message::fail_errno(
+                "unable to write .svdir/control",
+                crate::errno::of_io(&error),
+            ),
+        };
+        out.message(&name, &message);
+        return 1;
+    }
+    let deadline = Instant::now() + wait;
+    loop {
+        if served(directory) > before {
+            if verbose {
+                out.message(&name, &Message::ok("synced"));
+            }
+            return 0;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            out.line(&format!("timeout: {name}: svdir did not answer"));
+            out.fail();
+            return 1;
+        }
+        // Without inotify, look again every 10 ms.
+        let step = if inotify.is_some() {
+            left
+        } else {
+            left.min(Duration::from_millis(10))
+        };
+        let timeout = PollTimeout::try_from(step.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        match &inotify {
+            Some(inotify) => {
+                let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, timeout);
+                while matches!(inotify.read_events(), Ok(events) if !events.is_empty()) {}
+            }
+            None => std::thread::sleep(step),
+        }
+    }
+}
+
+/// `sv reconfigure NAME...`: checks each definition here, so an invalid one is reported
+/// at once, then asks runsv to read it (runsv keeps the old one if it is invalid, and
+/// says so in `sv status`). A changed definition restarts the service.
+pub fn reconfigure<W: Write>(services: &[OsString], svdir: &OsString, out: &mut Out<W>) {
+    for name in services {
+        let service = Service::resolve(name, svdir);
+        if let Err(errno) = service::enter(&service.path) {
+            out.message(
+                &service.name,
+                &Message::fail_errno("unable to change to service directory", errno),
+            );
+            continue;
+        }
+        if let Err(error) = ServiceDefinition::load(&service.path) {
+            out.message(
+                &service.name,
+                &Message::fail(format!("new definition refused, old one kept: {error}")),
+            );
+            // runsv is still told, so that `sv status` shows the refusal too.
+        }
+        let fifo = OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(service.supervise().control());
+        match fifo.and_then(|mut fifo| fifo.write_all(RECONFIGURE)) {
+            Ok(()) => {}
+            Err(error) if error.raw_os_error() == Some(nix::libc::ENXIO) => {
+                out.message(&service.name, &Message::fail("runsv not running"));
+            }
+            Err(error) => out.message(
+                &service.name,
+                &Message::fail_errno(
+                    "unable to write supervise/control",
+                    crate::errno::of_io(&error),
+                ),
+            ),
+        }
+    }
+}
