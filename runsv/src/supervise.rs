@@ -10,7 +10,7 @@
 use crate::tai64n::Timestamp;
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -393,13 +393,35 @@ impl FullState {
 
     /// `Ok(None)` when there is no state file (a runit or daemontools supervisor).
     pub fn read(supervise: &SuperviseDir) -> io::Result<Option<FullState>> {
-        match fs::read_to_string(supervise.state()) {
-            Ok(text) => FullState::decode(&text)
-                .map(Some)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad format")),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(error),
+        let mut file = match fs::File::open(supervise.state()) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        // `sv status` reads a thousand of these: one read into a buffer that holds any
+        // state runsv writes (a short read of a regular file is its end), no fstat.
+        let mut buffer = [0u8; 1024];
+        let mut length = 0;
+        loop {
+            match file.read(&mut buffer[length..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    length += n;
+                    if length < buffer.len() {
+                        break;
+                    }
+                    // Larger than any state runsv writes: not a state file.
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "too large"));
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
         }
+        std::str::from_utf8(&buffer[..length])
+            .ok()
+            .and_then(FullState::decode)
+            .map(Some)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad format"))
     }
 }
 

@@ -61,11 +61,12 @@ pub fn resolve(name: &OsStr, svdir: &OsStr) -> PathBuf {
 
 /// The errno `chdir(path)` would fail with, if any.
 pub fn enter(path: &Path) -> Result<(), i32> {
-    let metadata = fs::metadata(path).map_err(|e| errno::of_io(&e))?;
-    if !metadata.is_dir() {
-        return Err(nix::libc::ENOTDIR);
+    // One syscall, as chdir would be: `path/.` fails with ENOTDIR for a file, ENOENT
+    // when missing, and EACCES without search permission (root always has it).
+    if path.as_os_str().is_empty() {
+        return Err(nix::libc::ENOENT);
     }
-    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).map_err(|e| e as i32)
+    nix::unistd::access(&path.join("."), nix::unistd::AccessFlags::X_OK).map_err(|e| e as i32)
 }
 
 /// Whether the service is normally up (no `down` file); `Err` carries the errno of a
