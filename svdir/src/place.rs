@@ -1,0 +1,126 @@
+//! Where a service directory is reached: its path, or — for a runsv svdir adopted, once
+//! the entry may be gone — a directory fd kept since the adoption, used with openat.
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use runsv::supervise::FullState;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+pub enum Place {
+    Dir(OwnedFd),
+    Path(PathBuf),
+}
+
+impl Place {
+    /// Opens a file of the service directory (`supervise/ok`, `log/supervise/state`).
+    fn open(&self, relative: &str, flags: OFlag) -> io::Result<File> {
+        let flags = flags | OFlag::O_CLOEXEC;
+        let fd = match self {
+            Place::Dir(dir) => {
+                nix::fcntl::openat(Some(dir.as_raw_fd()), relative, flags, Mode::empty())?
+            }
+            Place::Path(path) => nix::fcntl::open(&path.join(relative), flags, Mode::empty())?,
+        };
+        // SAFETY: a fresh fd we own.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// runit's probe: a runsv holds `supervise/ok` open for reading; opening it for
+    /// writing without blocking fails with ENXIO when none does.
+    pub fn runsv_running(&self) -> io::Result<bool> {
+        match self.open("supervise/ok", OFlag::O_WRONLY | OFlag::O_NONBLOCK) {
+            Ok(_) => Ok(true),
+            Err(error)
+                if matches!(
+                    error.raw_os_error(),
+                    Some(nix::libc::ENXIO | nix::libc::ENOENT)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Writes `x` to `supervise/control`: the runsv stops the service, then exits.
+    pub fn send_exit(&self) -> io::Result<()> {
+        self.open("supervise/control", OFlag::O_WRONLY | OFlag::O_NONBLOCK)?
+            .write_all(b"x")
+    }
+
+    /// The full state of the service (`""`) or of its logger (`"log/"`).
+    pub fn state(&self, subdirectory: &str) -> Option<FullState> {
+        let mut text = String::new();
+        self.open(&format!("{subdirectory}supervise/state"), OFlag::O_RDONLY)
+            .ok()?
+            .read_to_string(&mut text)
+            .ok()?;
+        FullState::decode(&text)
+    }
+
+    /// A path to the directory, for what takes only paths (loading the definition).
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Place::Dir(dir) => PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())),
+            Place::Path(path) => path.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_fd_reaches_the_files_after_the_entry_is_gone() {
+        let root = tempfile::tempdir().unwrap();
+        let service = root.path().join("a");
+        std::fs::create_dir_all(service.join("supervise")).unwrap();
+        nix::unistd::mkfifo(
+            &service.join("supervise/ok"),
+            Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        nix::unistd::mkfifo(
+            &service.join("supervise/control"),
+            Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let fd =
+            nix::fcntl::open(&service, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        // SAFETY: a fresh fd we own.
+        let place = Place::Dir(unsafe { OwnedFd::from_raw_fd(fd) });
+        std::fs::rename(&service, root.path().join("moved")).unwrap();
+        assert!(!place.runsv_running().unwrap());
+        assert!(place.send_exit().is_err(), "nobody reads control");
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags_nonblock()
+            .open(root.path().join("moved/supervise/control"))
+            .unwrap();
+        place.send_exit().unwrap();
+        drop(reader);
+        let _ok = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags_nonblock()
+            .open(root.path().join("moved/supervise/ok"))
+            .unwrap();
+        assert!(place.runsv_running().unwrap());
+        assert!(place.state("").is_none());
+        let missing = Place::Path(root.path().join("missing"));
+        assert!(!missing.runsv_running().unwrap());
+    }
+
+    trait NonBlock {
+        fn custom_flags_nonblock(&mut self) -> &mut Self;
+    }
+    impl NonBlock for std::fs::OpenOptions {
+        fn custom_flags_nonblock(&mut self) -> &mut Self {
+            use std::os::unix::fs::OpenOptionsExt;
+            self.custom_flags(nix::libc::O_NONBLOCK)
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The sync control, `DIR/.svdir/`, through which `sv sync` asks for a rescan and waits
+//! until it has been applied:
+//!
+//! - `lock`: flock'd (exclusive) by svdir for its whole life: a second svdir on the
+//!   same directory finds it taken and refuses to run;
+//! - `control`: a FIFO (0600) that svdir holds open read-write; every byte `s` written
+//!   to it is a sync request;
+//! - `synced`: after reading every available byte, svdir rescans, applies the result
+//!   (runsv spawned, runsv told to exit), then replaces `synced` atomically with the
+//!   total number of `s` bytes processed so far and a newline. The count goes on from
+//!   the value found at start-up, so it never goes back when svdir is restarted.
+
+use runsv::supervise::write_atomically;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub const DIRECTORY: &str = ".svdir";
+
+pub struct SyncControl {
+    dir: PathBuf,
+    _lock: File,
+    fifo: File,
+    count: u64,
+}
+
+#[derive(Debug)]
+pub enum SetupError {
+    /// Another svdir holds the lock.
+    Busy,
+    /// The directory or its files cannot be made (read-only, permissions): why.
+    Unavailable(String),
+}
+
+impl SyncControl {
+    /// Creates (or reuses) `.svdir` in the resolved scan directory and takes its lock.
+    pub fn open(scan_dir: &Path) -> Result<SyncControl, SetupError> {
+        let dir = scan_dir.join(DIRECTORY);
+        let unavailable = |what: &str, path: &Path, error: &io::Error| -> SetupError {
+            SetupError::Unavailable(format!(
+                "unable to {what} {}: {}",
+                path.display(),
+                crate::describe(error)
+            ))
+        };
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                // Only a real directory: never follow a symlink planted in its place.
+                match fs::symlink_metadata(&dir) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        return Err(SetupError::Unavailable(format!(
+                            "{} exists and is not a directory",
+                            dir.display()
+                        )))
+                    }
+                    Err(error) => return Err(unavailable("stat", &dir, &error)),
+                }
+            }
+            Err(error) => return Err(unavailable("create", &dir, &error)),
+        }
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&lock_path)
+            .map_err(|e| unavailable("open", &lock_path, &e))?;
+        // SAFETY: flock on an fd we own.
+        let locked =
+            unsafe { nix::libc::flock(lock.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
+        if locked != 0 {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() == Some(nix::libc::EWOULDBLOCK) {
+                return Err(SetupError::Busy);
+            }
+            return Err(unavailable("lock", &lock_path, &error));
+        }
+        let fifo_path = dir.join("control");
+        match fs::symlink_metadata(&fifo_path) {
+            Ok(m) if m.file_type().is_fifo() => {}
+            Ok(_) => {
+                // Something else took the name: a FIFO must be there.
+                fs::remove_file(&fifo_path).map_err(|e| unavailable("remove", &fifo_path, &e))?;
+                make_fifo(&fifo_path).map_err(|e| unavailable("create", &fifo_path, &e))?;
+            }
+            Err(_) => make_fifo(&fifo_path).map_err(|e| unavailable("create", &fifo_path, &e))?,
+        }
+        let fifo = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
+            .open(&fifo_path)
+            .map_err(|e| unavailable("open", &fifo_path, &e))?;
+        let count = fs::read_to_string(dir.join("synced"))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0);
+        let mut control = SyncControl {
+            dir,
+            _lock: lock,
+            fifo,
+            count,
+        };
+        // Drain what a crashed predecessor left unread, and answer it.
+        let pending = control.read_requests();
+        control
+            .acknowledge(pending)
+            .map_err(|e| unavailable("write", &control.dir.join("synced"), &e))?;
+        Ok(control)
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fifo.as_fd()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads every byte waiting in the FIFO; the number of sync requests (`s`) among them.
+    pub fn read_requests(&mut self) -> u64 {
+        let mut requests = 0;
+        let mut buffer = [0u8; 512];
+        loop {
+            match self.fifo.read(&mut buffer) {
+                Ok(0) => return requests,
+                Ok(n) => {
+                    requests += buffer
+                        .get(..n)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|&&b| b == b's')
+                        .count() as u64
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return requests,
+            }
+        }
+    }
+
+    /// Counts `requests` more as done and publishes the total in `synced`.
+    pub fn acknowledge(&mut self, requests: u64) -> io::Result<()> {
+        self.count += requests;
+        write_atomically(
+            &self.dir.join("synced"),
+            format!("{}\n", self.count).as_bytes(),
+            0o644,
+        )
+    }
+}
+
+fn make_fifo(path: &Path) -> io::Result<()> {
+    match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn requests_are_counted_and_published() {
+        let root = tempfile::tempdir().unwrap();
+        let mut control = SyncControl::open(root.path()).unwrap();
+        let synced = root.path().join(".svdir/synced");
+        assert_eq!(fs::read_to_string(&synced).unwrap(), "0\n");
+        let mut writer = OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(root.path().join(".svdir/control"))
+            .unwrap();
+        writer.write_all(b"ssxs").unwrap();
+        assert_eq!(control.read_requests(), 3);
+        assert_eq!(control.read_requests(), 0);
+        control.acknowledge(3).unwrap();
+        assert_eq!(fs::read_to_string(&synced).unwrap(), "3\n");
+        // A second svdir on the same directory is refused.
+        assert!(matches!(
+            SyncControl::open(root.path()),
+            Err(SetupError::Busy)
+        ));
+        drop(control);
+        // The next one goes on counting from what it finds.
+        let control = SyncControl::open(root.path()).unwrap();
+        assert_eq!(control.count, 3);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| {
+            fs::metadata(root.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode(".svdir"), 0o700);
+        assert_eq!(mode(".svdir/control"), 0o600);
+        assert_eq!(mode(".svdir/synced"), 0o644);
+    }
+
+    #[test]
+    fn a_read_only_place_is_unavailable() {
+        let root = tempfile::tempdir().unwrap();
+        let missing = root.path().join("missing");
+        assert!(matches!(
+            SyncControl::open(&missing),
+            Err(SetupError::Unavailable(_))
+        ));
+        fs::write(root.path().join(DIRECTORY), "").unwrap();
+        assert!(matches!(
+            SyncControl::open(root.path()),
+            Err(SetupError::Unavailable(_))
+        ));
+    }
+}

@@ -1,0 +1,956 @@
+//! svdir end to end: the real svdir, runsv and svchdir binaries on scan directories in
+//! temp dirs. Every wait is bounded and event-driven (inotify on the files concerned);
+//! every process started is owned by a Guard (its own process group, killed on drop),
+//! and the services seen are added to the guards' extra groups, so nothing outlives a
+//! failed test.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use runsv::supervise::{send_control, supervisor_running, ExitStatus, SuperviseDir};
+use runtree::{
+    alive, binary, full_state, run, wait_for, wait_state, write_script, Guard, ServiceState,
+};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{symlink, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A temp dir holding service definitions (`defs/`), a scan directory (`scan/`) and
+/// svdir's output (`svdir.log`).
+struct Tree {
+    root: tempfile::TempDir,
+}
+
+impl Tree {
+    fn new() -> Tree {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("defs")).unwrap();
+        fs::create_dir_all(root.path().join("scan")).unwrap();
+        Tree { root }
+    }
+    fn path(&self, relative: &str) -> PathBuf {
+        self.root.path().join(relative)
+    }
+    fn scan(&self) -> PathBuf {
+        self.path("scan")
+    }
+    /// `defs/NAME` with a service.yaml.
+    fn define(&self, name: &str, yaml: &str) -> PathBuf {
+        let dir = self.path("defs").join(name);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("service.yaml"), yaml).unwrap();
+        dir
+    }
+    /// `defs/NAME`: a long-running service.
+    fn sleeper(&self, name: &str) -> PathBuf {
+        self.define(name, "exec: sleep 1000\nlog: none\n")
+    }
+    /// `scan/NAME` → `defs/TARGET`.
+    fn link(&self, name: &str, target: &str) -> PathBuf {
+        let link = self.scan().join(name);
+        symlink(self.path("defs").join(target), &link).unwrap();
+        link
+    }
+    fn log(&self) -> String {
+        fs::read_to_string(self.path("svdir.log")).unwrap_or_default()
+    }
+    fn svdir(&self) -> Guard {
+        self.svdir_on(&self.scan(), &[])
+    }
+    fn svdir_on(&self, dir: &Path, env: &[(&str, &str)]) -> Guard {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("svdir.log"))
+            .unwrap();
+        let mut command = Command::new(binary("svdir"));
+        command
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Guard::spawn(&mut command)
+    }
+}
+
+/// Asks svdir for a rescan through `.svdir/control` and waits until `synced` says it
+/// was applied; waits first for an svdir to hold the FIFO open.
+fn sync(scan: &Path) {
+    let dir = scan.join(".svdir");
+    let synced = || {
+        fs::read_to_string(dir.join("synced"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+    };
+    let mut fifo = None;
+    assert!(
+        wait_for(&[&dir, scan], WAIT, || {
+            fifo = OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NONBLOCK)
+                .open(dir.join("control"))
+                .ok();
+            fifo.is_some()
+        }),
+        "no svdir holds {}/control",
+        dir.display()
+    );
+    let before = synced().unwrap_or(0);
+    fifo.unwrap().write_all(b"s").unwrap();
+    assert!(
+        wait_for(&[&dir], WAIT, || synced().is_some_and(|n| n > before)),
+        "synced never went past {before}"
+    );
+}
+
+/// Waits until the service runs; its pid, added to the guard's groups for cleanup.
+fn running(service: &Path, guard: &mut Guard) -> u32 {
+    let pid = wait_state(service, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != 0
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{} never running: {:?}",
+            service.display(),
+            full_state(service)
+        )
+    })
+    .pid;
+    guard.extra_groups.push(Pid::from_raw(pid as i32));
+    pid
+}
+
+fn runsv_alive(service: &Path) -> bool {
+    supervisor_running(&SuperviseDir::of_service(service)).unwrap_or(false)
+}
+
+/// Waits until the service's runsv is gone and its process `pid` is dead.
+fn wait_gone(service: &Path, pid: u32) {
+    assert!(
+        wait_for(&[&service.join("supervise"), service], WAIT, || {
+            !runsv_alive(service) && !alive(pid)
+        }),
+        "{}: runsv or service (pid {pid}) still there: {:?}",
+        service.display(),
+        full_state(service)
+    );
+}
+
+/// The parent pid and argv of a process.
+fn process(pid: u32) -> Option<(u32, Vec<String>)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" {
+        return None;
+    }
+    let ppid = fields.next()?.parse().ok()?;
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let argv = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Some((ppid, argv))
+}
+
+/// The runsv children of `parent`, by service name.
+fn runsv_children(parent: Pid) -> HashMap<String, u32> {
+    let mut children = HashMap::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((ppid, argv)) = process(pid) {
+            if ppid == parent.as_raw() as u32 && argv.first().is_some_and(|a| a == "runsv") {
+                if let Some(name) = argv.get(1) {
+                    children.insert(name.clone(), pid);
+                }
+            }
+        }
+    }
+    children
+}
+
+/// The runsv supervising `name`, whoever its parent is: the process named `runsv NAME`
+/// holding the service's supervise/ open (its cwd is the service directory).
+fn runsv_of(service: &Path) -> Option<u32> {
+    let target = fs::canonicalize(service).ok()?;
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some((_, argv)) = process(pid) else {
+            continue;
+        };
+        if argv.first().is_some_and(|a| a == "runsv")
+            && fs::read_link(format!("/proc/{pid}/cwd")).ok().as_deref() == Some(target.as_path())
+        {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+fn signal(guard: &Guard, signal: Signal) {
+    kill(guard.pid(), signal).unwrap();
+}
+
+/// The exit code of svdir once it has stopped by itself.
+fn exit_code(guard: &mut Guard, timeout: Duration) -> i32 {
+    let status = guard
+        .wait_exit(timeout)
+        .unwrap_or_else(|| panic!("svdir did not exit within {timeout:?}"));
+    status.code().unwrap_or(-1)
+}
+
+#[test]
+fn an_added_entry_runs_and_a_removed_one_stops_with_its_runsv() {
+    let tree = Tree::new();
+    tree.sleeper("a");
+    tree.sleeper("b");
+    let a = tree.link("a", "a");
+    let mut svdir = tree.svdir();
+    let a_pid = running(&a, &mut svdir);
+    let b = tree.link("b", "b");
+    let b_pid = running(&b, &mut svdir);
+    let children = runsv_children(svdir.pid());
+    assert_eq!(children.len(), 2, "{children:?}");
+    // Removing the entry stops the service and its runsv; the other is untouched.
+    fs::remove_file(&b).unwrap();
+    let b_dir = tree.path("defs/b");
+    wait_gone(&b_dir, b_pid);
+    // runsv writes through the directory it is in, so the entry's removal does not
+    // keep it from recording the stop.
+    let b_state = wait_state(&b_dir, WAIT, |s| {
+        s.state == ServiceState::Down && s.pid == 0
+    });
+    assert!(b_state.is_some(), "{:?}", full_state(&b_dir));
+    assert!(!tree.log().contains("unable to write"), "{}", tree.log());
+    assert!(alive(a_pid));
+    assert_eq!(full_state(&a).unwrap().pid, a_pid);
+    sync(&tree.scan());
+    assert_eq!(
+        runsv_children(svdir.pid()).keys().collect::<Vec<_>>(),
+        ["a"],
+        "the removed entry's runsv is not restarted"
+    );
+    assert!(tree.log().contains("svdir: b: removed"), "{}", tree.log());
+    signal(&svdir, Signal::SIGTERM);
+    assert_eq!(exit_code(&mut svdir, WAIT), 0, "{}", tree.log());
+    assert!(!alive(a_pid));
+}
+
+#[test]
+fn a_renamed_entry_keeps_its_runsv_and_service() {
+    let tree = Tree::new();
+    tree.sleeper("a");
+    let a = tree.link("a", "a");
+    let mut svdir = tree.svdir();
+    let pid = running(&a, &mut svdir);
+    let runsv = runsv_children(svdir.pid());
+    fs::rename(&a, tree.scan().join("renamed")).unwrap();
+    sync(&tree.scan());
+    let renamed = tree.scan().join("renamed");
+    assert_eq!(full_state(&renamed).unwrap().pid, pid);
+    // The runsv still writes its files after the rename: a restart shows up there.
+    send_control(&SuperviseDir::of_service(&renamed), b"t").unwrap();
+    let restarted = wait_state(&renamed, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != pid && s.pid != 0
+    });
+    assert!(
+        restarted.is_some(),
+        "{:?}\n{}",
+        full_state(&renamed),
+        tree.log()
+    );
+    let pid = restarted.map(|s| s.pid).unwrap_or(0);
+    assert!(alive(pid));
+    let now = runsv_children(svdir.pid());
+    assert_eq!(
+        now.values().collect::<Vec<_>>(),
+        runsv.values().collect::<Vec<_>>(),
+        "same runsv"
+    );
+    assert!(
+        tree.log().contains("svdir: a: renamed to renamed"),
+        "{}",
+        tree.log()
+    );
+    // Two entries for one directory are one service.
+    symlink(tree.path("defs/a"), tree.scan().join("alias")).unwrap();
+    sync(&tree.scan());
+    assert_eq!(runsv_children(svdir.pid()).len(), 1);
+    assert!(
+        tree.log()
+            .contains("svdir: alias: skipped: same service directory as renamed"),
+        "{}",
+        tree.log()
+    );
+    assert!(alive(pid));
+}
+
+#[test]
+fn a_retargeted_symlink_stops_the_old_directory_and_starts_the_new() {
+    let tree = Tree::new();
+    tree.sleeper("one");
+    tree.sleeper("two");
+    let entry = tree.link("web", "one");
+    let mut svdir = tree.svdir();
+    let first = running(&entry, &mut svdir);
+    // ln -s two web.new && mv web.new web
+    let new = tree.scan().join(".web.new");
+    symlink(tree.path("defs/two"), &new).unwrap();
+    fs::rename(&new, &entry).unwrap();
+    let two = tree.path("defs/two");
+    let second = running(&two, &mut svdir);
+    assert_ne!(first, second);
+    wait_gone(&tree.path("defs/one"), first);
+    // Never two services under one name: the new one waited for the old one's runsv.
+    assert!(
+        tree.log()
+            .contains("svdir: web: new: starts once the old runsv of this name has exited"),
+        "{}",
+        tree.log()
+    );
+    sync(&tree.scan());
+    assert_eq!(runsv_children(svdir.pid()).len(), 1);
+    assert_eq!(full_state(&two).unwrap().pid, second);
+}
+
+#[test]
+fn fifty_entries_added_at_once_all_run() {
+    let tree = Tree::new();
+    let mut svdir = tree.svdir();
+    sync(&tree.scan());
+    // Prepared aside, then moved in one rename each.
+    let staging = tree.path("staging");
+    fs::create_dir_all(&staging).unwrap();
+    let names: Vec<String> = (0..50).map(|i| format!("s{i:02}")).collect();
+    for name in &names {
+        tree.sleeper(name);
+        symlink(tree.path("defs").join(name), staging.join(name)).unwrap();
+    }
+    let start = Instant::now();
+    for name in &names {
+        fs::rename(staging.join(name), tree.scan().join(name)).unwrap();
+    }
+    for name in &names {
+        running(&tree.scan().join(name), &mut svdir);
+    }
+    let took = start.elapsed();
+    assert_eq!(runsv_children(svdir.pid()).len(), 50);
+    eprintln!("50 services running {took:?} after their entries appeared");
+    signal(&svdir, Signal::SIGTERM);
+    assert_eq!(exit_code(&mut svdir, WAIT), 0, "{}", tree.log());
+    assert!(
+        tree.log().contains("svdir: stopped 50 services cleanly"),
+        "{}",
+        tree.log()
+    );
+}
+
+#[test]
+fn an_empty_directory_then_populated() {
+    let tree = Tree::new();
+    let mut svdir = tree.svdir();
+    sync(&tree.scan());
+    assert!(tree.log().contains("scanning"), "{}", tree.log());
+    assert!(runsv_children(svdir.pid()).is_empty());
+    // A directory made in place (under a dot-name, then renamed) and a symlink.
+    let hidden = tree.scan().join(".x");
+    fs::create_dir(&hidden).unwrap();
+    fs::write(hidden.join("service.yaml"), "exec: sleep 1000\nlog: none\n").unwrap();
+    sync(&tree.scan());
+    assert!(
+        runsv_children(svdir.pid()).is_empty(),
+        "dot-entries are skipped"
+    );
+    fs::rename(&hidden, tree.scan().join("x")).unwrap();
+    tree.sleeper("y");
+    let y = tree.link("y", "y");
+    running(&tree.scan().join("x"), &mut svdir);
+    running(&y, &mut svdir);
+}
+
+#[test]
+fn a_runlevel_switch_keeps_common_services_and_swaps_the_others() {
+    let tree = Tree::new();
+    for name in ["a", "b", "c"] {
+        tree.sleeper(name);
+    }
+    let levels = tree.path("levels");
+    for (level, names) in [("one", ["a", "b"]), ("two", ["b", "c"])] {
+        fs::create_dir_all(levels.join(level)).unwrap();
+        for name in names {
+            symlink(tree.path("defs").join(name), levels.join(level).join(name)).unwrap();
+        }
+    }
+    symlink("one", levels.join("current")).unwrap();
+    let service = tree.path("service");
+    symlink(levels.join("current"), &service).unwrap();
+    let mut svdir = tree.svdir_on(&service, &[]);
+    let a_pid = running(&service.join("a"), &mut svdir);
+    let b_pid = running(&service.join("b"), &mut svdir);
+    assert!(levels.join("one/.svdir/control").exists());
+    let runsv_b = runsv_of(&service.join("b")).unwrap();
+
+    let levels_text = levels.to_str().unwrap();
+    let (code, _, stderr) = run(
+        Command::new(binary("svchdir"))
+            .arg("two")
+            .env("RUNTREE_RUNSVDIR", levels_text),
+        WAIT,
+    );
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    assert_eq!(
+        fs::read_link(levels.join("current")).unwrap(),
+        Path::new("two")
+    );
+    assert_eq!(
+        fs::read_link(levels.join("previous")).unwrap(),
+        Path::new("one")
+    );
+
+    let c_pid = running(&tree.path("defs/c"), &mut svdir);
+    wait_gone(&tree.path("defs/a"), a_pid);
+    // b is in both levels: same runsv, same process.
+    assert_eq!(full_state(&service.join("b")).unwrap().pid, b_pid);
+    assert_eq!(runsv_of(&service.join("b")), Some(runsv_b));
+    assert!(alive(b_pid) && alive(c_pid));
+    // The sync control moved to the new directory.
+    sync(&levels.join("two"));
+    let mut children: Vec<String> = runsv_children(svdir.pid()).into_keys().collect();
+    children.sort();
+    assert_eq!(children, ["b", "c"]);
+    assert!(tree.log().contains("svdir: runlevel: "), "{}", tree.log());
+
+    // Back again, by the name runsvchdir users type.
+    let (code, _, _) = run(
+        Command::new(binary("svchdir"))
+            .arg("one/")
+            .env("RUNTREE_RUNSVDIR", levels_text),
+        WAIT,
+    );
+    assert_eq!(code, 0);
+    running(&tree.path("defs/a"), &mut svdir);
+    wait_gone(&tree.path("defs/c"), c_pid);
+    assert_eq!(full_state(&service.join("b")).unwrap().pid, b_pid);
+    signal(&svdir, Signal::SIGTERM);
+    assert_eq!(exit_code(&mut svdir, WAIT), 0, "{}", tree.log());
+}
+
+#[test]
+fn svchdir_errors_and_usage() {
+    let tree = Tree::new();
+    let levels = tree.path("levels");
+    fs::create_dir_all(levels.join("default")).unwrap();
+    fs::write(levels.join("file"), "").unwrap();
+    let svchdir = |args: &[&str]| {
+        run(
+            Command::new(binary("svchdir"))
+                .args(args)
+                .env("RUNTREE_RUNSVDIR", &levels),
+            WAIT,
+        )
+    };
+    assert_eq!(svchdir(&[]).0, 100);
+    assert_eq!(svchdir(&["a", "b"]).0, 100);
+    let (code, _, stderr) = svchdir(&["missing"]);
+    assert_eq!(code, 111);
+    assert!(
+        stderr.starts_with("svchdir: fatal: ") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = svchdir(&["file"]);
+    assert_eq!(code, 111);
+    assert!(stderr.contains("not a directory"), "{stderr}");
+    assert_eq!(svchdir(&["../x"]).0, 111);
+    // First switch: no previous.
+    assert_eq!(svchdir(&["default"]), (0, String::new(), String::new()));
+    assert!(!levels.join("previous").exists());
+    let (code, _, stderr) = svchdir(&["default"]);
+    assert_eq!((code, stderr.as_str()), (0, "svchdir: default: current.\n"));
+}
+
+#[test]
+fn a_killed_runsv_is_replaced_and_the_others_are_untouched() {
+    let tree = Tree::new();
+    tree.sleeper("a");
+    tree.sleeper("b");
+    let a = tree.link("a", "a");
+    let b = tree.link("b", "b");
+    let mut svdir = tree.svdir();
+    let a_pid = running(&a, &mut svdir);
+    let b_pid = running(&b, &mut svdir);
+    let before = runsv_children(svdir.pid());
+    let old = before["a"];
+    kill(Pid::from_raw(old as i32), Signal::SIGKILL).unwrap();
+    // A new runsv, which replaces the service its killed predecessor left running.
+    let new_pid = wait_state(&a, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != a_pid
+    })
+    .unwrap_or_else(|| panic!("a never restarted: {:?}\n{}", full_state(&a), tree.log()))
+    .pid;
+    svdir.extra_groups.push(Pid::from_raw(new_pid as i32));
+    let after = runsv_children(svdir.pid());
+    assert_ne!(after["a"], old);
+    assert_eq!(after["b"], before["b"]);
+    assert!(!alive(a_pid), "never two copies of a");
+    assert_eq!(full_state(&b).unwrap().pid, b_pid);
+    assert!(
+        tree.log()
+            .contains("svdir: a: runsv killed by SIGKILL; starting a new one"),
+        "{}",
+        tree.log()
+    );
+}
+
+#[test]
+fn a_runsv_that_keeps_dying_is_restarted_with_a_growing_delay() {
+    let tree = Tree::new();
+    tree.sleeper("good");
+    let broken = tree.sleeper("broken");
+    // runsv cannot make supervise/ there: it exits 111 at once.
+    fs::write(broken.join("supervise"), "").unwrap();
+    tree.link("good", "good");
+    tree.link("broken", "broken");
+    let mut svdir = tree.svdir();
+    let good = running(&tree.scan().join("good"), &mut svdir);
+    let log = tree.path("svdir.log");
+    assert!(
+        wait_for(&[&log], WAIT, || tree
+            .log()
+            .contains("starting a new one in 0.4s")),
+        "{}",
+        tree.log()
+    );
+    let text = tree.log();
+    let first = text
+        .find("broken: runsv exited 111; starting a new one in 0.1s")
+        .unwrap();
+    let second = text
+        .find("broken: runsv exited 111; starting a new one in 0.2s")
+        .unwrap();
+    assert!(first < second, "{text}");
+    assert!(alive(good));
+    signal(&svdir, Signal::SIGTERM);
+    assert_eq!(exit_code(&mut svdir, WAIT), 0, "{}", tree.log());
+}
+
+#[test]
+fn a_restarted_svdir_adopts_the_running_runsv() {
+    let tree = Tree::new();
+    for name in ["a", "b", "c"] {
+        tree.sleeper(name);
+        tree.link(name, name);
+    }
+    let mut first = tree.svdir();
+    let mut pids = HashMap::new();
+    for name in ["a", "b", "c"] {
+        pids.insert(name, running(&tree.scan().join(name), &mut first));
+    }
+    let runsv = runsv_children(first.pid());
+    kill(first.pid(), Signal::SIGKILL).unwrap();
+    first.child.wait().unwrap();
+    let mut second = tree.svdir();
+    second
+        .extra_groups
+        .extend(first.extra_groups.iter().copied());
+    sync(&tree.scan());
+    assert!(
+        tree.log().contains("3 services, 3 running runsv adopted ("),
+        "{}",
+        tree.log()
+    );
+    // Nothing restarted, nothing doubled.
+    for (name, pid) in &pids {
+        assert_eq!(
+            full_state(&tree.scan().join(name)).unwrap().pid,
+            *pid,
+            "{name}"
+        );
+        assert!(alive(*pid));
+        assert!(alive(runsv[*name]));
+    }
+    assert!(runsv_children(second.pid()).is_empty());
+    // A removed entry's adopted runsv is told to exit (through supervise/control).
+    fs::remove_file(tree.scan().join("a")).unwrap();
+    wait_gone(&tree.path("defs/a"), pids["a"]);
+    let runsv_a = runsv["a"];
+    assert!(wait_for(
+        &[&tree.path("defs/a/supervise")],
+        WAIT,
+        || !alive(runsv_a)
+    ));
+    // An adopted runsv that dies is replaced by a child of the new svdir.
+    kill(Pid::from_raw(runsv["b"] as i32), Signal::SIGKILL).unwrap();
+    let b = tree.scan().join("b");
+    let new_b = wait_state(&b, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != pids["b"]
+    })
+    .unwrap_or_else(|| panic!("b not replaced: {:?}\n{}", full_state(&b), tree.log()))
+    .pid;
+    second.extra_groups.push(Pid::from_raw(new_b as i32));
+    assert_eq!(
+        runsv_children(second.pid()).keys().collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert!(alive(pids["c"]));
+    // The ordered stop reaches the adopted runsv too.
+    signal(&second, Signal::SIGTERM);
+    assert_eq!(exit_code(&mut second, WAIT), 0, "{}", tree.log());
+    assert!(!alive(pids["c"]) && !alive(new_b));
+    assert!(!runsv_alive(&tree.scan().join("c")));
+}
+
+/// A service that writes `date +%s%N` to `stopped` when it gets SIGTERM.
+fn marker_service(tree: &Tree, name: &str, after: &[&str]) -> PathBuf {
+    let dir = tree.define(
+        name,
+        &format!("exec: ./run.sh\nlog: none\nafter: [{}]\n", after.join(", ")),
+    );
+    write_script(
+        &dir.join("run.sh"),
+        "#!/bin/sh\ntrap 'date +%s%N > stopped; exit 0' TERM\nwhile :; do sleep 1 & wait $!; done\n",
+    );
+    tree.link(name, name);
+    dir
+}
+
+#[test]
+fn sigterm_stops_dependents_before_their_dependencies() {
+    let tree = Tree::new();
+    let a = marker_service(&tree, "a", &[]);
+    let b = marker_service(&tree, "b", &["a"]);
+    let c = marker_service(&tree, "c", &["b"]);
+    let d = marker_service(&tree, "d", &[]);
+    let mut svdir = tree.svdir();
+    for dir in [&a, &b, &c, &d] {
+        running(dir, &mut svdir);
+    }
+    signal(&svdir, Signal::SIGTERM);
+    assert_eq!(exit_code(&mut svdir, WAIT), 0, "{}", tree.log());
+    let stamp = |dir: &Path| -> u128 {
+        fs::read_to_string(dir.join("stopped"))
+            .unwrap_or_else(|_| panic!("{} did not see TERM", dir.display()))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (ta, tb, tc) = (stamp(&a), stamp(&b), stamp(&c));
+    assert!(tc < tb && tb < ta, "c {tc} < b {tb} < a {ta}");
+    stamp(&d);
+    let log = tree.log();
+    assert!(log.contains("svdir: SIGTERM: stopping 4 services"), "{log}");
+    assert!(log.contains("svdir: stopped 4 services cleanly"), "{log}");
+    for dir in [&a, &b, &c, &d] {
+        assert!(!runsv_alive(dir));
+    }
+}
+
+#[test]
+fn a_dependency_cycle_does_not_hang_the_stop() {
+    let tree = Tree::new();
+    let a = marker_service(&tree, "a", &["b"]);
+    let b = marker_service(&tree, "b", &["a"]);
+    let c = marker_service(&tree, "c", &["a"]);
+    let mut svdir = tree.svdir();
+    sync(&tree.scan());
+    signal(&svdir, Signal::SIGINT);
+    // runsv itself puts the members of a cycle in error (and their dependents): then
+    // the stop reports them and exits 1. What matters here is that it ends.
+    let code = exit_code(&mut svdir, WAIT);
+    let log = tree.log();
+    assert!(
+        code == 0 || (code == 1 && log.contains("ended in error: dependency")),
+        "{log}"
+    );
+    assert!(
+        log.contains("dependency cycle among a, b: they stop together"),
+        "{log}"
+    );
+    for dir in [&a, &b, &c] {
+        assert!(!runsv_alive(dir));
+    }
+}
+
+#[test]
+fn a_service_killed_after_its_stop_timeout_makes_the_stop_exit_1() {
+    let tree = Tree::new();
+    let stubborn = tree.define("stubborn", "exec: ./run.sh\nlog: none\nstop_timeout: 0.3\n");
+    write_script(
+        &stubborn.join("run.sh"),
+        "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 1; done\n",
+    );
+    tree.link("stubborn", "stubborn");
+    tree.sleeper("fine");
+    tree.link("fine", "fine");
+    let mut svdir = tree.svdir();
+    let pid = running(&stubborn, &mut svdir);
+    running(&tree.path("defs/fine"), &mut svdir);
+    signal(&svdir, Signal::SIGHUP);
+    assert_eq!(exit_code(&mut svdir, WAIT), 1, "{}", tree.log());
+    assert!(!alive(pid));
+    assert_eq!(
+        full_state(&stubborn).unwrap().last_exit,
+        Some(ExitStatus::Signaled(9))
+    );
+    let log = tree.log();
+    assert!(log.contains("svdir: stubborn: had to be killed"), "{log}");
+    assert!(!log.contains("svdir: fine:"), "{log}");
+    assert!(
+        log.contains("svdir: stopped 2 services; 1 ended in error or had to be killed"),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_global_deadline_kills_what_is_left() {
+    let tree = Tree::new();
+    let stubborn = tree.define("stubborn", "exec: ./run.sh\nlog: none\nstop_timeout: 60\n");
+    write_script(
+        &stubborn.join("run.sh"),
+        "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 1; done\n",
+    );
+    tree.link("stubborn", "stubborn");
+    let mut svdir = tree.svdir_on(&tree.scan(), &[("RUNTREE_STOP_DEADLINE", "0.5")]);
+    let pid = running(&stubborn, &mut svdir);
+    let runsv = runsv_of(&stubborn).unwrap();
+    let start = Instant::now();
+    signal(&svdir, Signal::SIGTERM);
+    assert_eq!(exit_code(&mut svdir, WAIT), 1, "{}", tree.log());
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(!alive(pid) && !alive(runsv));
+    let log = tree.log();
+    assert!(
+        log.contains("svdir: stop deadline (0.5s) reached: killing 1 service"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "svdir: stubborn: killed at the stop deadline (runsv {runsv}, service {pid})"
+        )),
+        "{log}"
+    );
+}
+
+#[test]
+fn bad_entries_do_not_stop_the_others() {
+    let tree = Tree::new();
+    tree.sleeper("good");
+    tree.link("good", "good");
+    fs::write(tree.scan().join("file"), "").unwrap();
+    symlink("/nonexistent/service", tree.scan().join("dangling")).unwrap();
+    let broken = tree.define("broken", "exec: sleep 1000\nno_such_key: 1\n");
+    tree.link("broken", "broken");
+    let mut svdir = tree.svdir();
+    running(&tree.scan().join("good"), &mut svdir);
+    let state = wait_state(&broken, WAIT, |s| s.state == ServiceState::Error).unwrap();
+    assert!(state.reason.contains("no_such_key"), "{}", state.reason);
+    sync(&tree.scan());
+    let log = tree.log();
+    assert!(
+        log.contains("svdir: file: skipped: not a directory"),
+        "{log}"
+    );
+    assert!(
+        log.contains("svdir: dangling: skipped: file does not exist"),
+        "{log}"
+    );
+    // Reported once, not at every scan.
+    sync(&tree.scan());
+    assert_eq!(tree.log().matches("file: skipped").count(), 1);
+    // A broken entry added later changes nothing either.
+    fs::create_dir(tree.scan().join("empty")).unwrap();
+    sync(&tree.scan());
+    assert!(
+        svdir.child.try_wait().unwrap().is_none(),
+        "svdir still runs"
+    );
+    // A service in error makes the stop exit 1, naming it.
+    signal(&svdir, Signal::SIGTERM);
+    assert_eq!(exit_code(&mut svdir, WAIT), 1, "{}", tree.log());
+    assert!(
+        tree.log().contains("svdir: broken: ended in error: "),
+        "{}",
+        tree.log()
+    );
+}
+
+#[test]
+fn a_second_svdir_on_the_same_directory_exits_111() {
+    let tree = Tree::new();
+    let svdir = tree.svdir();
+    sync(&tree.scan());
+    let (code, _, stderr) = run(Command::new(binary("svdir")).arg(tree.scan()), WAIT);
+    assert_eq!(code, 111);
+    assert_eq!(
+        stderr,
+        format!(
+            "svdir: fatal: {} is already scanned by another svdir\n",
+            tree.scan().display()
+        )
+    );
+    drop(svdir);
+    let (code, _, stderr) = run(
+        Command::new(binary("svdir")).arg(tree.path("missing")),
+        WAIT,
+    );
+    assert_eq!(code, 111);
+    assert!(
+        stderr.starts_with("svdir: fatal: unable to scan "),
+        "{stderr}"
+    );
+    let (code, _, _) = run(Command::new(binary("svdir")).arg("--bogus"), WAIT);
+    assert_eq!(code, 100);
+    let (code, stdout, _) = run(Command::new(binary("svdir")).arg("--help"), WAIT);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("usage: svdir"));
+}
+
+#[test]
+fn the_sync_fifo_answers_after_applying_the_scan() {
+    let tree = Tree::new();
+    let mut svdir = tree.svdir();
+    sync(&tree.scan());
+    let synced = tree.scan().join(".svdir/synced");
+    let count = || {
+        fs::read_to_string(&synced)
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = count();
+    tree.sleeper("a");
+    tree.link("a", "a");
+    sync(&tree.scan());
+    assert!(count() > before);
+    // The runsv exists once synced says so.
+    assert_eq!(runsv_children(svdir.pid()).len(), 1);
+    running(&tree.scan().join("a"), &mut svdir);
+    // Several requests at once are all counted.
+    let mut fifo = OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(tree.scan().join(".svdir/control"))
+        .unwrap();
+    let before = count();
+    fifo.write_all(b"sss").unwrap();
+    assert!(wait_for(&[&synced], WAIT, || count() == before + 3));
+    // The count survives a restart of svdir.
+    signal(&svdir, Signal::SIGTERM);
+    assert_eq!(exit_code(&mut svdir, WAIT), 0);
+    let _again = tree.svdir();
+    sync(&tree.scan());
+    assert_eq!(count(), before + 4);
+}
+
+#[test]
+fn an_idle_svdir_makes_no_wake_ups() {
+    let tree = Tree::new();
+    tree.sleeper("a");
+    tree.link("a", "a");
+    let mut svdir = tree.svdir();
+    running(&tree.scan().join("a"), &mut svdir);
+    sync(&tree.scan());
+    let switches = || {
+        let status = fs::read_to_string(format!("/proc/{}/status", svdir.pid())).unwrap();
+        status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // Let the start-up settle (runsv writing its files does not concern svdir).
+    std::thread::sleep(Duration::from_millis(200));
+    let before = switches();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(switches(), before, "svdir woke up while idle");
+}
+
+#[test]
+fn runsv_gets_a_clean_signal_mask_and_the_scan_directory_as_cwd() {
+    let tree = Tree::new();
+    tree.sleeper("a");
+    let a = tree.link("a", "a");
+    // svdir started with a soft limit on open files below the hard one.
+    let mut command = Command::new(binary("svdir"));
+    command
+        .arg(tree.scan())
+        .stdin(Stdio::null())
+        .stderr(File::create(tree.path("svdir.log")).unwrap());
+    // SAFETY: only getrlimit and setrlimit between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            let mut limit = nix::libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            nix::libc::getrlimit(nix::libc::RLIMIT_NOFILE, &mut limit);
+            limit.rlim_cur = limit.rlim_max.min(256);
+            nix::libc::setrlimit(nix::libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let mut svdir = Guard::spawn(&mut command);
+    running(&a, &mut svdir);
+    let runsv = runsv_children(svdir.pid())["a"];
+    let status = fs::read_to_string(format!("/proc/{runsv}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    // runsv blocks its own four (HUP INT TERM CHLD) and ignores PIPE; nothing else
+    // leaks from svdir.
+    assert_eq!(field("SigBlk:"), "0000000000014003");
+    assert_eq!(field("SigIgn:"), "0000000000001000");
+    assert_eq!(
+        fs::read_link(format!("/proc/{runsv}/cwd")).unwrap(),
+        fs::canonicalize(tree.path("defs/a")).unwrap()
+    );
+    assert_eq!(process(runsv).unwrap().1, ["runsv", "a"]);
+    // svdir raises its own limit on open files; runsv gets the one svdir was given.
+    let open_files = |pid: u32| -> Vec<String> {
+        fs::read_to_string(format!("/proc/{pid}/limits"))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap()
+            .split_whitespace()
+            .skip(3)
+            .take(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let svdir_limit = open_files(svdir.pid().as_raw() as u32);
+    let runsv_limit = open_files(runsv);
+    assert_eq!(runsv_limit[1], svdir_limit[1]);
+    assert_eq!(svdir_limit[0], svdir_limit[1], "raised to the hard limit");
+    if svdir_limit[1].parse::<u64>().is_ok_and(|hard| hard > 256) {
+        assert_eq!(runsv_limit[0], "256");
+    }
+}
