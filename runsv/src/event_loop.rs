@@ -635,7 +635,8 @@ impl Supervisor {
     fn control_script(&mut self, c: u8) -> Option<bool> {
         use std::os::unix::fs::PermissionsExt;
         let relative = format!("control/{}", c as char);
-        let path: PathBuf = self.main.directory.join(&relative);
+        // Relative to runsv's working directory, the service directory.
+        let path = PathBuf::from(&relative);
         let mode = std::fs::metadata(&path).ok()?.permissions().mode();
         if mode & 0o100 == 0 {
             return None;
@@ -644,7 +645,7 @@ impl Supervisor {
         let launch = Launch::new(
             &[format!("./{relative}")],
             self.main.environment(),
-            &self.main.directory,
+            Path::new("."),
         )
         .ok()?
         .stdio(stdin, stdout, Stdio::Inherit);

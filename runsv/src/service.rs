@@ -61,7 +61,10 @@ impl Service {
     pub fn open(directory: &Path, is_log: bool, now: Now) -> Result<Service, String> {
         let label = directory.display().to_string();
         let (definition, invalid) = match ServiceDefinition::load(directory) {
-            Ok(definition) => (Some(definition), None),
+            Ok(mut definition) => {
+                relocate(&mut definition, directory, is_log);
+                (Some(definition), None)
+            }
             Err(error) => {
                 eprintln!("runsv {label}: warning: {error}");
                 (None, Some(error.to_string()))
@@ -69,7 +72,14 @@ impl Service {
         };
         let normally_down = directory.join("down").exists();
         let settings = settings_of(definition.as_ref(), is_log, invalid);
-        let supervise = SuperviseDir::of_service(directory);
+        // Through the working directory (runsv is inside the service directory), as
+        // runit does: the files stay reachable when the entry is renamed or removed
+        // while runsv runs on (a removed entry is stopped: its final state is written).
+        let supervise = SuperviseDir::of_service(if is_log {
+            Path::new("log")
+        } else {
+            Path::new("")
+        });
         make_supervise_dir(&supervise.path).map_err(|e| {
             format!(
                 "unable to mkdir {}: {}",
@@ -214,7 +224,22 @@ impl Service {
     /// Reads the definition again (`sv reconfigure`). A valid new one replaces the old
     /// one and the machine's settings; an invalid one is refused and reported.
     pub fn reconfigure(&mut self) -> Reconfigured {
-        match ServiceDefinition::load(&self.directory) {
+        // Where the directory is now (the entry may have been renamed since): runsv is
+        // inside it, and getcwd follows.
+        let is_log = self.machine.settings.is_log;
+        let directory = match std::env::current_dir() {
+            Ok(cwd) if is_log => cwd.join("log"),
+            Ok(cwd) => cwd,
+            Err(_) => self.directory.clone(),
+        };
+        let loaded = ServiceDefinition::load(&directory).map(|mut definition| {
+            if let Some(old) = &self.definition {
+                definition.name = old.name.clone();
+            }
+            relocate(&mut definition, &directory, is_log);
+            definition
+        });
+        match loaded {
             Err(error) => {
                 eprintln!(
                     "runsv {}: warning: new definition refused: {error}",
@@ -233,7 +258,6 @@ impl Service {
                 if self.definition.as_ref() == Some(&definition) {
                     return Reconfigured::Unchanged;
                 }
-                let is_log = self.machine.settings.is_log;
                 self.machine.settings = settings_of(Some(&definition), is_log, None);
                 self.definition = Some(definition);
                 Reconfigured::Changed
@@ -296,6 +320,31 @@ fn make_supervise_dir(path: &Path) -> io::Result<()> {
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         result => result,
     }
+}
+
+/// Makes the definition's paths relative to runsv's working directory (the service
+/// directory): the service keeps starting if its entry is renamed while runsv runs,
+/// as with runit, whose runsv only ever uses relative paths.
+fn relocate(definition: &mut ServiceDefinition, directory: &Path, is_log: bool) {
+    let base = if is_log {
+        Path::new("log")
+    } else {
+        Path::new(".")
+    };
+    let rebase = |path: &Path| match path.strip_prefix(directory) {
+        Ok(rest) if rest.as_os_str().is_empty() => base.to_path_buf(),
+        Ok(rest) => base.join(rest),
+        Err(_) => path.to_path_buf(),
+    };
+    definition.working_directory = rebase(&definition.working_directory);
+    definition.directory = rebase(&definition.directory);
+    // finish runs in the service's own directory: `./finish` there.
+    definition.finish = definition.finish.as_deref().map(|finish| {
+        finish
+            .strip_prefix(directory)
+            .map(|rest| Path::new(".").join(rest))
+            .unwrap_or_else(|_| finish.to_path_buf())
+    });
 }
 
 /// The process a previous runsv of this directory left running, if it is still the
