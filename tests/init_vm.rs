@@ -1,12 +1,14 @@
-//! init as PID 1 of a qemu VM: a Debian kernel, an initramfs with the static init,
-//! busybox and a stand-in svdir (tests/vm/rootfs/sbin/svdir) that starts the services
-//! of tests/vm/rootfs/etc/sv. One of them is a oneshot that leaves orphans to PID 1 and
-//! then runs `init 0` (or `init $VMTEST_ACTION`). The VM must power off (or reboot) by
-//! itself, with the ordered stop on the console. tests/vm/run.sh does the fetching, packing and booting.
+//! init as PID 1 of a qemu VM: a Debian kernel, an initramfs with static builds of
+//! init, svdir, runsv and sv, busybox, and the services of tests/vm/rootfs/etc/sv:
+//! setup (a oneshot) ← db ← web (ready by a test) ← zz-check, a oneshot that leaves
+//! orphans to PID 1, prints `sv status`, then runs `init 0` (or `init 6` when the
+//! kernel command line says VMTEST_ACTION=6). The VM must power off (or reboot) by
+//! itself, with the services started in order and stopped in reverse on the console.
+//! tests/vm/run.sh does the fetching, packing and booting.
 //!
 //! Skipped, with the reason printed, where qemu, busybox-static or a kernel cannot be
 //! had; `RUNTREE_VM_REQUIRED=1` turns such a skip into a failure (for CI, which installs
-//! them). `RUNTREE_VM_INIT` names a prebuilt static init instead of building one.
+//! them). `RUNTREE_VM_BIN_DIR` names a directory of prebuilt static binaries instead.
 
 use runtree::binary_dir;
 use std::path::{Path, PathBuf};
@@ -35,8 +37,8 @@ fn target_root() -> PathBuf {
 /// A static init: `+crt-static` with an explicit --target (without it RUSTFLAGS would
 /// reach build scripts and proc-macros too), in a target directory of its own so that
 /// it never waits on the lock of the cargo running this test.
-fn static_init() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("RUNTREE_VM_INIT") {
+fn static_binaries() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("RUNTREE_VM_BIN_DIR") {
         return Ok(PathBuf::from(path));
     }
     let target = "x86_64-unknown-linux-gnu";
@@ -50,6 +52,12 @@ fn static_init() -> Result<PathBuf, String> {
             "--release",
             "-p",
             "init",
+            "-p",
+            "svdir",
+            "-p",
+            "runsv",
+            "-p",
+            "sv",
             "--target",
             target,
         ])
@@ -68,7 +76,25 @@ fn static_init() -> Result<PathBuf, String> {
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    Ok(dir.join(target).join("release").join("init"))
+    Ok(dir.join(target).join("release"))
+}
+
+/// The test's rootfs overlay: tests/vm/rootfs plus svdir, runsv and sv in /sbin.
+fn rootfs(template: &Path, bin: &Path, out: &Path) -> PathBuf {
+    let root = out.join("rootfs");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(template)
+        .arg(&root)
+        .status()
+        .expect("cp");
+    assert!(copied.success(), "cp -a {}", template.display());
+    std::fs::create_dir_all(root.join("sbin")).expect("sbin");
+    for program in ["svdir", "runsv", "sv"] {
+        std::fs::copy(bin.join(program), root.join("sbin").join(program))
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+    }
+    root
 }
 
 fn assert_in_order(console: &str, lines: &[&str]) {
@@ -89,10 +115,11 @@ fn boot(extra: &[&str]) -> Option<String> {
         return None;
     }
     let started = Instant::now();
-    let init = match static_init() {
-        Ok(init) => init,
+    let bin = match static_binaries() {
+        Ok(bin) => bin,
         Err(e) => panic!("{e}"),
     };
+    let init = bin.join("init");
     let built = started.elapsed();
     let vm = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
@@ -106,7 +133,7 @@ fn boot(extra: &[&str]) -> Option<String> {
         .args(["-k", "5", "150", "bash"])
         .arg(vm.join("run.sh"))
         .arg(&init)
-        .arg(vm.join("rootfs"))
+        .arg(rootfs(&vm.join("rootfs"), &bin, out.path()))
         .arg(out.path())
         .args(["runtree.scandir=/etc/sv", "runtree.kill_grace=2"])
         .args(extra)
@@ -141,17 +168,20 @@ const BOOT: &[&str] = &[
     "init: mounted sysfs on /sys",
     "init: mounted devtmpfs on /dev",
     "init: mounted tmpfs on /run",
-    // svdir found beside init, the scan directory from the kernel command line.
     "init: started /sbin/svdir /etc/sv",
-    "standin: scanning /etc/sv",
+    "service setup: done",
+    "service db: running",
+    "service web: running",
     "VMTEST zombies=0",
+    "VMTEST status: run: db: (pid ",
+    "VMTEST status: run: web: (pid ",
 ];
 
-/// The ordered stop, whatever the final action.
+/// The ordered stop, whatever the final action: web depends on db, so it stops first.
 const STOP: &[&str] = &[
     "init: stopping services: SIGTERM to svdir",
-    "standin: stopped b",
-    "standin: stopped a",
+    "service web: stopping",
+    "service db: stopping",
     "init: svdir stopped every service cleanly",
     "init: sending TERM to all processes (grace 2.0s)",
     "init: all processes are gone; syncing disks",

@@ -1,0 +1,296 @@
+//! The whole tree as PID 1 runs it: init → the real svdir → one runsv per service,
+//! in a fresh PID + mount namespace (see tests/common/ns.rs). The services record what
+//! happens to them in $MARKERS/events, one line each, appended in the order it
+//! happens: `start NAME` when they really start, `stop NAME` when they are told to stop.
+//!
+//! The tree: setup (a oneshot) ← db ← web (ready by a test) ← app, and cache with no
+//! relation to any of them. Needs root (unshare); says so and passes nothing otherwise.
+
+mod common;
+
+use common::ns::{children, root, Ns, Proc, Setup};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use runtree::{binary, run, wait_for};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const BOOT: Duration = Duration::from_secs(20);
+
+/// A longrun that records its start, and its stop when TERM comes.
+fn longrun(scan: &Path, name: &str, extra: &str) {
+    let dir = scan.join(name);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("service.yaml"),
+        format!(
+            "exec: sh -c 'trap \"echo stop {name} >> $MARKERS/events; exit 0\" TERM; echo start {name} >> $MARKERS/events; while :; do sleep 1; done'\nlog: console\nenviron:\n  MARKERS: {markers}\n{extra}",
+            markers = "${MARKERS}",
+        ),
+    )
+    .unwrap();
+}
+
+/// Writes the example tree; the `${MARKERS}` placeholder is filled in by `fill`.
+fn tree(scan: &Path, markers: &Path, stubborn: bool) {
+    fs::create_dir_all(scan).unwrap();
+    let setup = scan.join("setup");
+    fs::create_dir_all(&setup).unwrap();
+    fs::write(
+        setup.join("service.yaml"),
+        "exec: sh -c 'echo start setup >> $MARKERS/events'\noneshot: true\nlog: console\nenviron:\n  MARKERS: ${MARKERS}\n",
+    )
+    .unwrap();
+    longrun(scan, "db", "after: [setup]\n");
+    longrun(
+        scan,
+        "web",
+        "after: [db]\ntest: sh -c 'grep -q \"start web\" $MARKERS/events'\ntest_interval: 0.05\n",
+    );
+    longrun(scan, "app", "after: [web]\n");
+    longrun(scan, "cache", "");
+    if stubborn {
+        let dir = scan.join("stubborn");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("service.yaml"),
+            "exec: sh -c 'trap \"\" TERM; echo start stubborn >> $MARKERS/events; while :; do sleep 1; done'\nstop_timeout: 0.5\nlog: console\nenviron:\n  MARKERS: ${MARKERS}\n",
+        )
+        .unwrap();
+    }
+    fill(scan, markers);
+}
+
+/// Replaces `${MARKERS}` in every definition (service.yaml has no variable expansion).
+fn fill(scan: &Path, markers: &Path) {
+    for entry in fs::read_dir(scan).unwrap().flatten() {
+        let file = entry.path().join("service.yaml");
+        if let Ok(text) = fs::read_to_string(&file) {
+            let text = text.replace("${MARKERS}", &markers.display().to_string());
+            // The test command reads $MARKERS from the environment it is given.
+            fs::write(&file, text).unwrap();
+        }
+    }
+}
+
+/// Fields drop in order: the namespace goes before its scan directory.
+struct Tree {
+    ns: Ns,
+    scan: std::path::PathBuf,
+    _scan_parent: tempfile::TempDir,
+}
+
+impl Tree {
+    /// Starts init on an empty scan directory, then moves the services in: their
+    /// definitions need the markers directory, which exists only once the namespace
+    /// does. svdir picks them up as they appear (in any order; `after:` sorts it out).
+    fn boot(stubborn: bool, env: &[(&str, &str)]) -> Tree {
+        let scan_parent = tempfile::tempdir().unwrap();
+        let scan = scan_parent.path().join("service");
+        fs::create_dir(&scan).unwrap();
+        let ns = Ns::start(Setup {
+            svdir: Some(&binary("svdir")),
+            scandir: Some(&scan),
+            env,
+        });
+        let staging = scan_parent.path().join("staging");
+        tree(&staging, &ns.markers(), stubborn);
+        for entry in fs::read_dir(&staging).unwrap().flatten() {
+            fs::rename(entry.path(), scan.join(entry.file_name())).unwrap();
+        }
+        Tree {
+            ns,
+            scan,
+            _scan_parent: scan_parent,
+        }
+    }
+
+    fn sv(&self, args: &[&str]) -> (i32, String, String) {
+        run(
+            Command::new(binary("sv"))
+                .args(args)
+                .env("SVDIR", &self.scan),
+            Duration::from_secs(10),
+        )
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.ns
+            .marker("events")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn wait_event(&self, line: &str, timeout: Duration) {
+        let markers = self.ns.markers();
+        let held = wait_for(&[&markers], timeout, || {
+            self.events().iter().any(|l| l == line)
+        });
+        assert!(
+            held,
+            "never saw {line:?} in {timeout:?}: {:?}\n{}",
+            self.events(),
+            self.ns.report()
+        );
+    }
+
+    fn position(&self, line: &str) -> usize {
+        self.events()
+            .iter()
+            .position(|l| l == line)
+            .unwrap_or_else(|| panic!("no {line:?} in {:?}", self.events()))
+    }
+
+    fn svdir(&self) -> Proc {
+        let init = self.ns.init_pid();
+        children(init)
+            .into_iter()
+            .find(|p| p.comm == "svdir")
+            .unwrap_or_else(|| panic!("svdir not found\n{}", self.ns.report()))
+    }
+
+    /// The pids of the service processes (the children of every runsv under svdir).
+    fn service_pids(&self) -> Vec<(String, Pid)> {
+        let mut pids = Vec::new();
+        for runsv in children(self.svdir().pid) {
+            for service in children(runsv.pid) {
+                pids.push((runsv.comm.clone(), service.pid));
+            }
+        }
+        pids.sort_by_key(|(_, pid)| pid.as_raw());
+        pids
+    }
+
+    fn all_running(&self) {
+        for name in ["cache", "app"] {
+            self.wait_event(&format!("start {name}"), BOOT);
+        }
+    }
+}
+
+#[test]
+fn services_start_in_dependency_order_and_sigterm_stops_them_in_reverse() {
+    if !root() {
+        return;
+    }
+    let mut tree = Tree::boot(false, &[]);
+    tree.all_running();
+    let order = ["start setup", "start db", "start web", "start app"];
+    for pair in order.windows(2) {
+        assert!(
+            tree.position(pair[0]) < tree.position(pair[1]),
+            "{} before {}: {:?}",
+            pair[0],
+            pair[1],
+            tree.events()
+        );
+    }
+    kill(tree.ns.init_pid(), Signal::SIGTERM).unwrap();
+    let code = tree.ns.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, 0, "{}", tree.ns.report());
+    let stops = ["stop app", "stop web", "stop db"];
+    for pair in stops.windows(2) {
+        assert!(
+            tree.position(pair[0]) < tree.position(pair[1]),
+            "{} before {}: {:?}\n{}",
+            pair[0],
+            pair[1],
+            tree.events(),
+            tree.ns.report()
+        );
+    }
+    assert!(tree.events().contains(&"stop cache".to_string()));
+}
+
+#[test]
+fn a_service_ignoring_term_is_killed_at_its_timeout_and_the_exit_status_says_so() {
+    if !root() {
+        return;
+    }
+    let mut tree = Tree::boot(true, &[]);
+    tree.all_running();
+    tree.wait_event("start stubborn", BOOT);
+    kill(tree.ns.init_pid(), Signal::SIGTERM).unwrap();
+    let code = tree.ns.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, 1, "{}", tree.ns.report());
+    assert!(
+        tree.ns.log().contains("stubborn"),
+        "svdir names the service it had to kill\n{}",
+        tree.ns.report()
+    );
+}
+
+#[test]
+fn svdir_killed_is_restarted_and_no_service_restarts_or_runs_twice() {
+    if !root() {
+        return;
+    }
+    let mut tree = Tree::boot(false, &[]);
+    tree.all_running();
+    let before = tree.service_pids();
+    let starts_before = tree.events().len();
+    let first = tree.svdir();
+    kill(first.pid, Signal::SIGKILL).unwrap();
+    // init restarts svdir (after its first, short delay); the new one adopts the
+    // running runsv processes instead of starting new ones.
+    let held = wait_for(&[], Duration::from_secs(10), || {
+        children(tree.ns.init_pid())
+            .iter()
+            .any(|p| p.comm == "svdir" && p.pid != first.pid)
+    });
+    assert!(held, "svdir was not restarted\n{}", tree.ns.report());
+    // Once the new svdir has applied a scan, it has done whatever it would do.
+    let (code, out, err) = tree.sv(&["sync"]);
+    assert_eq!(code, 0, "{out}{err}\n{}", tree.ns.report());
+    let init = tree.ns.init_pid();
+    // Adopted runsv processes are init's children now; new ones would be svdir's.
+    let mut runsv = children(init)
+        .into_iter()
+        .filter(|p| p.comm == "runsv")
+        .collect::<Vec<_>>();
+    let svdir = tree.svdir();
+    runsv.extend(
+        children(svdir.pid)
+            .into_iter()
+            .filter(|p| p.comm == "runsv"),
+    );
+    // cache, setup, db, web, app: one runsv each, no more.
+    assert_eq!(runsv.len(), 5, "{}", tree.ns.report());
+    let mut after: Vec<Pid> = runsv
+        .iter()
+        .flat_map(|r| children(r.pid).into_iter().map(|s| s.pid))
+        .collect();
+    after.sort_by_key(|p| p.as_raw());
+    let before: Vec<Pid> = before.into_iter().map(|(_, pid)| pid).collect();
+    assert_eq!(after, before, "the services kept their pids");
+    assert_eq!(tree.events().len(), starts_before, "{:?}", tree.events());
+    kill(tree.ns.init_pid(), Signal::SIGTERM).unwrap();
+    let code = tree.ns.wait_exit(Duration::from_secs(30));
+    assert!(code == 0 || code == 1, "{}", tree.ns.report());
+    assert!(tree.events().contains(&"stop db".to_string()));
+}
+
+#[test]
+fn init_0_from_inside_stops_the_tree_in_order() {
+    if !root() {
+        return;
+    }
+    let mut tree = Tree::boot(false, &[]);
+    tree.all_running();
+    // `init 0` run by a process inside the namespace (nsenter into init's namespaces).
+    let init = tree.ns.init_pid();
+    let (code, out, err) = run(
+        Command::new("nsenter")
+            .args(["-t", &init.to_string(), "-p", "-m", "--"])
+            .arg(binary("init"))
+            .arg("0"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let code = tree.ns.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, 0, "{}", tree.ns.report());
+    assert!(tree.position("stop app") < tree.position("stop db"));
+}
