@@ -954,3 +954,44 @@ fn runsv_gets_a_clean_signal_mask_and_the_scan_directory_as_cwd() {
         assert_eq!(runsv_limit[0], "256");
     }
 }
+
+#[test]
+fn sv_sync_returns_once_the_scan_is_applied_and_fails_without_svdir() {
+    let tree = Tree::new();
+    let sv = |args: &[&str]| {
+        run(
+            Command::new(binary("sv"))
+                .args(args)
+                .env("SVDIR", tree.scan()),
+            WAIT,
+        )
+    };
+    let scan = tree.scan().display().to_string();
+    // Nobody scans the directory yet.
+    let (code, out, _) = sv(&["sync"]);
+    assert_eq!(
+        (code, out),
+        (
+            1,
+            format!("fail: {scan}: no svdir runs on this directory\n")
+        )
+    );
+    let mut svdir = tree.svdir();
+    sync(&tree.scan());
+    // Added, then synced: the runsv exists when sv returns.
+    tree.sleeper("a");
+    tree.link("a", "a");
+    let (code, out, err) = sv(&["-v", "sync"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, format!("ok: {scan}: synced\n").as_str()),
+        "{err}"
+    );
+    assert_eq!(runsv_children(svdir.pid()).len(), 1, "{}", tree.log());
+    running(&tree.scan().join("a"), &mut svdir);
+    // Removed, then synced: its runsv was told to go.
+    fs::remove_file(tree.scan().join("a")).unwrap();
+    let (code, _, _) = sv(&["sync"]);
+    assert_eq!(code, 0);
+    assert!(tree.log().contains("svdir: a: removed"), "{}", tree.log());
+}
