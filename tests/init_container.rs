@@ -136,13 +136,12 @@ fn svdir_killed_is_restarted_after_a_delay() {
     let delay = killed.elapsed();
     // It ran for less than 10 s, so the first restart waits 1 s.
     assert!(
-        delay >= Duration::from_millis(900) && delay < Duration::from_secs(5),
+        delay >= Duration::from_millis(900) && delay < Duration::from_secs(8),
         "restart after {delay:?}\n{}",
         ns.report()
     );
     assert!(
-        ns.log().contains("svdir was killed by SIGKILL after 0.")
-            || ns.log().contains("svdir was killed by SIGKILL after 1."),
+        ns.log().contains("svdir was killed by SIGKILL after "),
         "{}",
         ns.report()
     );

@@ -332,7 +332,7 @@ impl Init {
             std::env::current_exe().ok(),
         );
         let now = Instant::now();
-        match svdir::spawn(&binary, &self.config.scandir) {
+        match svdir::spawn(&binary, &self.config.scandir, self.config.shutdown_timeout) {
             Ok(pid) => {
                 log!(
                     "started {} {} (pid {pid})",

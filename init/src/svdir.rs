@@ -63,9 +63,17 @@ pub fn binary(env_override: Option<PathBuf>, own_exe: Option<PathBuf>) -> PathBu
 /// Starts `svdir SCANDIR` in a session of its own (so that a console's Ctrl-C or a
 /// hang-up never reaches the tree), with stdin on /dev/null (services must not read
 /// the console) and stdout/stderr inherited (the console, or the container's log).
-pub fn spawn(binary: &Path, scandir: &Path) -> std::io::Result<Pid> {
+///
+/// svdir's own stop deadline (RUNTREE_STOP_DEADLINE, unless already set) is 9/10 of
+/// init's shutdown timeout: svdir kills what is left and reports it before init would
+/// have to kill svdir itself.
+pub fn spawn(binary: &Path, scandir: &Path, shutdown_timeout: Duration) -> std::io::Result<Pid> {
     let mut command = Command::new(binary);
     command.arg(scandir);
+    if std::env::var_os("RUNTREE_STOP_DEADLINE").is_none() {
+        let deadline = shutdown_timeout.mul_f64(0.9);
+        command.env("RUNTREE_STOP_DEADLINE", format!("{:.3}", deadline.as_secs_f64()));
+    }
     match File::open("/dev/null") {
         Ok(null) => {
             command.stdin(Stdio::from(null));
