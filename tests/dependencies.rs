@@ -30,12 +30,15 @@ impl Tree {
         self.scan.path().join(name)
     }
 
-    /// A longrun that records its start in `../started`, then sleeps.
+    /// A longrun that records its start in `../started`, then sleeps. It is ready
+    /// (`running`) once the record is written, so that the order of the records is the
+    /// order of the starts: without a readiness test a service is `running` as soon as
+    /// it is spawned, and its dependents may well print before it does.
     fn longrun(&self, name: &str, extra: &str) {
         self.yaml(
             name,
             &format!(
-                "exec: sh -c 'echo {name} >> ../started; exec sleep 1000'\nlog: none\n{extra}"
+                "exec: sh -c 'echo {name} >> ../started; exec sleep 1000'\ntest: grep -qx {name} ../started\ntest_interval: 0.02\nlog: none\n{extra}"
             ),
         );
     }
@@ -235,7 +238,7 @@ fn readiness_gates_dependents() {
     tree.start(&["db", "app"]);
     tree.wait("db", ServiceState::Starting);
     tree.wait_reason("app", ServiceState::Waiting, "waiting for db");
-    assert_eq!(tree.started(), ["db"]);
+    assert!(wait_for(&[tree.scan.path()], WAIT, || tree.started() == ["db"]));
     fs::write(tree.path("db/ready"), "").unwrap();
     tree.wait("app", ServiceState::Running);
     assert_eq!(tree.started(), ["db", "app"]);
