@@ -402,8 +402,13 @@ fn k_during_a_hung_finish_ends_it_and_finish_runs_once() {
     wait_running(&service);
     control(&service, "d");
     let finishing = wait_in(&service, ServiceState::Finishing);
+    // The state is written last: status and stat are current once it is.
     assert_eq!(status(&service).unwrap().run_state, RunState::Finish);
     assert_eq!(read(&service.join("supervise/stat")), "finish, want down\n");
+    // finish is finishing from its spawn on; let it write its line first.
+    assert!(wait_for(&[&service], WAIT, || read(
+        &service.join("events")
+    ) == "finish\n"));
     control(&service, "k");
     wait_in(&service, ServiceState::Down);
     assert!(!alive(finishing.pid));

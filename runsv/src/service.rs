@@ -152,8 +152,10 @@ impl Service {
         }
     }
 
-    /// Rewrites the files of `supervise/` that changed: pid, stat and state first, the
-    /// 20-byte status last, so that a reader woken by the status sees the rest too.
+    /// Rewrites the files of `supervise/` that changed: pid and stat, then runit's
+    /// 20-byte status (a runit reader woken by it finds pid and stat current), then the
+    /// full state last (a reader of the state, such as a dependent's runsv, finds every
+    /// other file current).
     pub fn write_files(&mut self) {
         let status = self.machine.status();
         let stat = status.stat_line(self.machine.want() == Want::Exit);
@@ -185,6 +187,10 @@ impl Service {
             ));
             self.written.stat = Some(stat);
         }
+        if self.written.status != Some(encoded) {
+            result = result.and(write_atomically(&self.supervise.status(), &encoded, 0o644));
+            self.written.status = Some(encoded);
+        }
         if self.written.state.as_deref() != Some(state.as_str()) {
             result = result.and(write_atomically(
                 &self.supervise.state(),
@@ -192,10 +198,6 @@ impl Service {
                 0o644,
             ));
             self.written.state = Some(state);
-        }
-        if self.written.status != Some(encoded) {
-            result = result.and(write_atomically(&self.supervise.status(), &encoded, 0o644));
-            self.written.status = Some(encoded);
         }
         match result {
             Ok(()) => self.written.warned = false,
