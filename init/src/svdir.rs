@@ -72,7 +72,10 @@ pub fn spawn(binary: &Path, scandir: &Path, shutdown_timeout: Duration) -> std::
     command.arg(scandir);
     if std::env::var_os("RUNTREE_STOP_DEADLINE").is_none() {
         let deadline = shutdown_timeout.mul_f64(0.9);
-        command.env("RUNTREE_STOP_DEADLINE", format!("{:.3}", deadline.as_secs_f64()));
+        command.env(
+            "RUNTREE_STOP_DEADLINE",
+            format!("{:.3}", deadline.as_secs_f64()),
+        );
     }
     match File::open("/dev/null") {
         Ok(null) => {
