@@ -1,6 +1,8 @@
-//! `runtree-bench`: measures runtree's supervisor and control tool side by side with
-//! Debian's runit and s6, in one run on the same machine, and prints a table. What each
-//! metric measures, and why the comparison is fair: docs/bench.md.
+//! `runtree-bench`: measures runtree's supervisor, control tool and scanner side by side
+//! with Debian's runit and s6 (and, for whole trees, daemontools), in one run on the same
+//! machine, and prints a table. What each metric measures, and why the comparison is
+//! fair: docs/bench.md. The supervisor metrics are in bench/metrics.rs, the scanner
+//! metrics in bench/tree.rs.
 //!
 //! ```text
 //! cargo run --release --bin runtree-bench [-- --quick] [-- --only restart,control]
@@ -12,12 +14,15 @@ mod cleanup;
 mod metrics;
 #[path = "../bench/suite.rs"]
 mod suite;
+#[path = "../bench/tree.rs"]
+mod tree;
 
 use metrics::{summary, Cell, Fleet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use suite::{Kind, Suite};
+use tree::{number, Measured, ScanSuite, Scanner};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Metric {
@@ -25,14 +30,26 @@ enum Metric {
     Restart,
     Control,
     Status,
+    Bringup,
+    Sync,
+    Chain,
+    Idle,
+    Respawn,
+    Stop,
 }
 
 impl Metric {
-    const ALL: [Metric; 4] = [
+    const ALL: [Metric; 10] = [
         Metric::Memory,
         Metric::Restart,
         Metric::Control,
         Metric::Status,
+        Metric::Bringup,
+        Metric::Sync,
+        Metric::Chain,
+        Metric::Idle,
+        Metric::Respawn,
+        Metric::Stop,
     ];
 
     /// The name `--only` takes.
@@ -42,36 +59,164 @@ impl Metric {
             Metric::Restart => "restart",
             Metric::Control => "control",
             Metric::Status => "status",
-        }
-    }
-
-    fn title(self, fleet_size: usize) -> String {
-        match self {
-            Metric::Memory => "idle supervisor Private_Dirty (USS)".into(),
-            Metric::Restart => "restart latency (SIGKILL → new process)".into(),
-            Metric::Control => "control round trip (down -w, up -w)".into(),
-            Metric::Status => format!("status of {fleet_size} services"),
-        }
-    }
-
-    fn unit(self) -> &'static str {
-        match self {
-            Metric::Memory => "KiB",
-            _ => "ms",
-        }
-    }
-
-    fn goal(self) -> Goal {
-        match self {
-            Metric::Control => Goal::AtMost(10.0),
-            _ => Goal::NoMoreThanRunit,
+            Metric::Bringup => "bringup",
+            Metric::Sync => "sync",
+            Metric::Chain => "chain",
+            Metric::Idle => "idle",
+            Metric::Respawn => "respawn",
+            Metric::Stop => "stop",
         }
     }
 }
 
+/// What a row's `met?` compares runtree's median with.
 enum Goal {
     NoMoreThanRunit,
     AtMost(f64),
+    /// None at all (a count).
+    Zero,
+    /// At most this fraction of the best (smallest) median among the other columns.
+    FractionOfBestPeer(f64),
+}
+
+/// A table column: the three suites, and daemontools where its scanner is compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Column {
+    Runit,
+    S6,
+    Runtree,
+    Daemontools,
+}
+
+impl Column {
+    const ALL: [Column; 4] = [
+        Column::Runit,
+        Column::S6,
+        Column::Runtree,
+        Column::Daemontools,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Column::Runit => "runit",
+            Column::S6 => "s6",
+            Column::Runtree => "runtree",
+            Column::Daemontools => "daemontools",
+        }
+    }
+}
+
+impl From<Kind> for Column {
+    fn from(kind: Kind) -> Column {
+        match kind {
+            Kind::Runit => Column::Runit,
+            Kind::S6 => Column::S6,
+            Kind::Runtree => Column::Runtree,
+        }
+    }
+}
+
+impl From<Scanner> for Column {
+    fn from(scanner: Scanner) -> Column {
+        match scanner {
+            Scanner::Runit => Column::Runit,
+            Scanner::S6 => Column::S6,
+            Scanner::Runtree => Column::Runtree,
+            Scanner::Daemontools => Column::Daemontools,
+        }
+    }
+}
+
+/// One line of the table.
+struct Row {
+    title: String,
+    /// "ms", "KiB", or "" for counts.
+    unit: &'static str,
+    goal: Goal,
+    cells: Vec<(Column, Cell)>,
+    /// What an infinite sample stands for: a wait that timed out after this long.
+    timeout: Option<Duration>,
+    /// Notes attached to a column's cell.
+    notes: Vec<(Column, String)>,
+}
+
+impl Row {
+    fn new(title: String, unit: &'static str, goal: Goal) -> Row {
+        Row {
+            title,
+            unit,
+            goal,
+            cells: Vec::new(),
+            timeout: None,
+            notes: Vec::new(),
+        }
+    }
+
+    fn suites(mut self, cells: Vec<(Kind, Cell)>) -> Row {
+        self.cells = cells.into_iter().map(|(k, c)| (k.into(), c)).collect();
+        self
+    }
+
+    fn scanners(mut self, cells: Vec<(Scanner, Cell)>, notes: &[(Scanner, String)]) -> Row {
+        self.cells = cells.into_iter().map(|(s, c)| (s.into(), c)).collect();
+        self.notes = notes
+            .iter()
+            .map(|(s, text)| ((*s).into(), text.clone()))
+            .collect();
+        self
+    }
+}
+
+/// How long and how often the scanner metrics run.
+struct TreePlan {
+    fleet_size: usize,
+    fleet_rounds: usize,
+    /// Between the bring-up and the stop request.
+    fleet_settle: Duration,
+    sync_rounds: usize,
+    sync_timeout: Duration,
+    chain_length: usize,
+    chain_rounds: usize,
+    idle_services: usize,
+    idle_rounds: usize,
+    idle_window: Duration,
+    respawn_rounds: usize,
+}
+
+impl TreePlan {
+    fn new(options: &Options) -> TreePlan {
+        let size = options.fleet_size.min(tree::MAX_FLEET);
+        if options.quick {
+            TreePlan {
+                fleet_size: size.min(100),
+                fleet_rounds: 1,
+                fleet_settle: Duration::from_millis(300),
+                sync_rounds: 1,
+                // runsvdir's 5 s poll plus its one-second same-second guard.
+                sync_timeout: Duration::from_secs(6),
+                chain_length: 20,
+                chain_rounds: 1,
+                idle_services: 100,
+                idle_rounds: 1,
+                idle_window: Duration::from_secs(2),
+                respawn_rounds: 1,
+            }
+        } else {
+            TreePlan {
+                fleet_size: size,
+                fleet_rounds: 4,
+                fleet_settle: Duration::from_secs(1),
+                sync_rounds: 6,
+                sync_timeout: Duration::from_secs(10),
+                chain_length: 20,
+                chain_rounds: 6,
+                idle_services: 100,
+                idle_rounds: 3,
+                idle_window: Duration::from_secs(10),
+                respawn_rounds: 6,
+            }
+        }
+    }
 }
 
 struct Options {
@@ -86,10 +231,13 @@ usage: runtree-bench [--quick] [--only METRIC[,METRIC…]] [--services N] [--no-
 
 Measures runit, s6 and runtree side by side (interleaved) and prints a table.
   --quick          fewer iterations: a smoke test of the harness, not a result
-  --only METRICS   memory, restart, control, status (comma-separated or repeated)
-  --services N     how many services each suite supervises for `status` (default 1000)
-  --no-build       do not build runtree's runsv and sv first (they are built when the
-                   bench was started by `cargo run`)
+  --only METRICS   memory, restart, control, status (supervisors);
+                   bringup, sync, chain, idle, respawn, stop (scanners)
+                   (comma-separated or repeated)
+  --services N     how many services for `status`, `bringup` and `stop` (default 1000;
+                   at most 1000 for the scanners, 100 with --quick)
+  --no-build       do not build runtree's runsv, sv and svdir first (they are built
+                   when the bench was started by `cargo run`)
 runtree's binaries: next to this program, or RUNTREE_BIN_DIR. See docs/bench.md.";
 
 fn parse_options() -> Result<Options, String> {
@@ -160,15 +308,33 @@ fn main() {
 
 fn run(options: &Options) -> Result<(), String> {
     let runtree_bin = runtree::binary_dir();
-    let runtree_build = if options.build {
+    let (runtree_build, svdir_build) = if options.build {
         build_runtree(&runtree_bin)
     } else {
-        None
+        (None, None)
     };
+    let raised = tree::raise_limits();
     let work = make_work_dir()?;
     cleanup::set_work_dir(work.clone());
 
-    print_header(options, &runtree_bin);
+    let plan = TreePlan::new(options);
+    print_header(options, &runtree_bin, &plan, &raised);
+
+    let wanted = |metric| options.only.contains(&metric);
+    let supervisor_metrics = [
+        Metric::Memory,
+        Metric::Restart,
+        Metric::Control,
+        Metric::Status,
+    ];
+    let scanner_metrics = [
+        Metric::Bringup,
+        Metric::Sync,
+        Metric::Chain,
+        Metric::Idle,
+        Metric::Respawn,
+        Metric::Stop,
+    ];
 
     let mut suites: Vec<Suite> = Kind::ALL
         .into_iter()
@@ -178,7 +344,8 @@ fn run(options: &Options) -> Result<(), String> {
         if suite.kind == Kind::Runtree && suite.unavailable.is_none() {
             suite.unavailable = runtree_build.clone();
         }
-        if suite.unavailable.is_none() {
+        // A probe costs a second or so; only when a supervisor metric will run.
+        if suite.unavailable.is_none() && supervisor_metrics.into_iter().any(wanted) {
             if let Err(reason) = metrics::probe(suite) {
                 suite.unavailable = Some(format!(
                     "{} does not run a service: {reason}",
@@ -190,20 +357,54 @@ fn run(options: &Options) -> Result<(), String> {
             println!("{}: n/a: {reason}", suite.name());
         }
     }
+    let mut scan_suites: Vec<ScanSuite> = Vec::new();
+    if scanner_metrics.into_iter().any(wanted) {
+        for scanner in Scanner::ALL {
+            let mut suite = ScanSuite::new(scanner, &runtree_bin, &work);
+            if scanner == Scanner::Runtree && suite.unavailable.is_none() {
+                suite.unavailable = runtree_build.clone().or(svdir_build.clone());
+            }
+            if suite.unavailable.is_none() {
+                if let Err(reason) = tree::probe(&suite) {
+                    suite.unavailable = Some(reason);
+                }
+            }
+            if let Some(reason) = &suite.unavailable {
+                println!(
+                    "{} ({}): n/a: {reason}",
+                    suite.name(),
+                    scanner.scanner_name()
+                );
+            }
+            scan_suites.push(suite);
+        }
+    }
     let all: Vec<&Suite> = suites.iter().collect();
     let (iterations, samples) = if options.quick { (3, 4) } else { (15, 16) };
-    let wanted = |metric| options.only.contains(&metric);
-    let mut rows: Vec<(Metric, Vec<(Kind, Cell)>)> = Vec::new();
+    let mut rows: Vec<(Metric, Row)> = Vec::new();
 
     if wanted(Metric::Restart) {
         progress("measuring restart latency");
-        rows.push((Metric::Restart, metrics::restart_latency(&all, iterations)));
+        rows.push((
+            Metric::Restart,
+            Row::new(
+                "restart latency (SIGKILL → new process)".into(),
+                "ms",
+                Goal::NoMoreThanRunit,
+            )
+            .suites(metrics::restart_latency(&all, iterations)),
+        ));
     }
     if wanted(Metric::Control) {
         progress("measuring the control round trip");
         rows.push((
             Metric::Control,
-            metrics::control_round_trip(&all, iterations),
+            Row::new(
+                "control round trip (down -w, up -w)".into(),
+                "ms",
+                Goal::AtMost(10.0),
+            )
+            .suites(metrics::control_round_trip(&all, iterations)),
         ));
     }
     if wanted(Metric::Memory) || wanted(Metric::Status) {
@@ -246,48 +447,228 @@ fn run(options: &Options) -> Result<(), String> {
             cleanup::stop_supervisors(&fleet.supervisors(), Duration::from_secs(10));
         }
         if wanted(Metric::Memory) {
-            rows.push((Metric::Memory, memory));
+            rows.push((
+                Metric::Memory,
+                Row::new(
+                    "idle supervisor Private_Dirty (USS)".into(),
+                    "KiB",
+                    Goal::NoMoreThanRunit,
+                )
+                .suites(memory),
+            ));
         }
         if wanted(Metric::Status) {
-            rows.push((Metric::Status, status));
+            rows.push((
+                Metric::Status,
+                Row::new(
+                    format!("status of {} services", options.fleet_size),
+                    "ms",
+                    Goal::NoMoreThanRunit,
+                )
+                .suites(status),
+            ));
         }
     }
+    rows.extend(run_tree_metrics(options, &plan, &scan_suites));
     // Stop everything before printing: the table is the last thing the bench does.
     cleanup::cleanup();
     rows.sort_by_key(|(metric, _)| Metric::ALL.iter().position(|m| m == metric));
-    print_table(&rows, options.fleet_size);
+    let rows: Vec<Row> = rows.into_iter().map(|(_, row)| row).collect();
+    print_table(&rows);
     Ok(())
+}
+
+/// The scanner metrics (tree.rs): whole trees of runit, s6, runtree and, where its
+/// peers are compared on it, daemontools.
+fn run_tree_metrics(
+    options: &Options,
+    plan: &TreePlan,
+    suites: &[ScanSuite],
+) -> Vec<(Metric, Row)> {
+    let wanted = |metric| options.only.contains(&metric);
+    let with_daemontools: Vec<&ScanSuite> = suites.iter().collect();
+    let without_daemontools: Vec<&ScanSuite> = suites
+        .iter()
+        .filter(|s| s.scanner != Scanner::Daemontools)
+        .collect();
+    let quick = if options.quick { ", --quick" } else { "" };
+    let mut rows = Vec::new();
+
+    if wanted(Metric::Bringup) || wanted(Metric::Stop) {
+        let size = plan.fleet_size;
+        progress(&format!(
+            "measuring bring-up and stop of {size} services under each scanner"
+        ));
+        let Measured { mut cells, notes } = tree::bringup_and_stop(
+            &with_daemontools,
+            size,
+            plan.fleet_rounds,
+            plan.fleet_settle,
+        );
+        let stop = cells.pop().unwrap_or_default();
+        let bringup = cells.pop().unwrap_or_default();
+        if wanted(Metric::Bringup) {
+            rows.push((
+                Metric::Bringup,
+                Row::new(
+                    format!("bring-up of {size} services (scanner start → all running)"),
+                    "ms",
+                    Goal::FractionOfBestPeer(0.7),
+                )
+                .scanners(bringup, &notes),
+            ));
+        }
+        if wanted(Metric::Stop) {
+            rows.push((
+                Metric::Stop,
+                Row::new(
+                    format!("stop of {size} services (request → no service process)"),
+                    "ms",
+                    Goal::FractionOfBestPeer(0.8),
+                )
+                .scanners(stop, &notes),
+            ));
+        }
+    }
+    if wanted(Metric::Sync) {
+        progress("measuring sync latency (new entry, no trigger)");
+        let Measured { mut cells, notes } =
+            tree::sync_latency(&without_daemontools, plan.sync_rounds, plan.sync_timeout);
+        let mut row = Row::new(
+            "sync: symlink into scan dir → running (no trigger)".into(),
+            "ms",
+            Goal::AtMost(10.0),
+        )
+        .scanners(cells.pop().unwrap_or_default(), &notes);
+        row.timeout = Some(plan.sync_timeout);
+        rows.push((Metric::Sync, row));
+    }
+    if wanted(Metric::Chain) {
+        let length = plan.chain_length;
+        progress(&format!("measuring a dependency chain of {length}"));
+        let Measured { mut cells, notes } =
+            tree::dependency_chain(&without_daemontools, length, plan.chain_rounds);
+        let order = cells.pop().unwrap_or_default();
+        let time = cells.pop().unwrap_or_default();
+        rows.push((
+            Metric::Chain,
+            Row::new(
+                format!("dependency chain of {length} (scanner start → all running)"),
+                "ms",
+                Goal::AtMost(100.0),
+            )
+            .scanners(time, &notes),
+        ));
+        rows.push((
+            Metric::Chain,
+            Row::new(
+                format!(
+                    "chain of {length}: started before their dependency (of {})",
+                    length - 1
+                ),
+                "",
+                Goal::Zero,
+            )
+            .scanners(order, &[]),
+        ));
+    }
+    if wanted(Metric::Idle) {
+        let seconds = plan.idle_window.as_secs();
+        progress(&format!(
+            "measuring context switches of idle trees over {seconds} s"
+        ));
+        let Measured { mut cells, notes } = tree::idle_switches(
+            &with_daemontools,
+            plan.idle_services,
+            plan.idle_rounds,
+            plan.idle_window,
+            // daemontools' supervise sleeps a second after each start; let every
+            // start-up wake-up pass before the window opens.
+            if options.quick {
+                Duration::from_millis(1500)
+            } else {
+                Duration::from_secs(2)
+            },
+        );
+        rows.push((
+            Metric::Idle,
+            Row::new(
+                format!(
+                    "idle: context switches in {seconds} s, scanner + {} supervisors{quick}",
+                    plan.idle_services
+                ),
+                "",
+                Goal::Zero,
+            )
+            .scanners(cells.pop().unwrap_or_default(), &notes),
+        ));
+    }
+    if wanted(Metric::Respawn) {
+        progress("measuring the respawn of a killed supervisor");
+        let Measured { mut cells, notes } =
+            tree::supervisor_respawn(&without_daemontools, plan.respawn_rounds);
+        rows.push((
+            Metric::Respawn,
+            Row::new(
+                "respawn of a SIGKILLed supervisor".into(),
+                "ms",
+                Goal::AtMost(10.0),
+            )
+            .scanners(cells.pop().unwrap_or_default(), &notes),
+        ));
+    }
+    rows
 }
 
 fn progress(what: &str) {
     eprintln!("runtree-bench: {what}…");
 }
 
-/// When started by `cargo run`, makes sure runtree's runsv and sv next to the bench are
-/// built from the current sources with the same profile (`cargo run --bin` builds only
-/// the bench itself). Returns why runtree cannot be measured, if the build failed.
-fn build_runtree(bin_dir: &Path) -> Option<String> {
-    let cargo = std::env::var_os("CARGO")?;
-    if std::env::var_os("RUNTREE_BIN_DIR").is_some() {
-        return None;
-    }
-    let profile = bin_dir.file_name()?.to_str()?;
-    let mut command = Command::new(cargo);
-    command
-        .args(["build", "--quiet", "-p", "runsv", "-p", "sv", "--bins"])
-        .arg("--manifest-path")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-    match profile {
-        "release" => command.arg("--release"),
-        "debug" => &mut command,
-        _ => return None,
+/// When started by `cargo run`, makes sure runtree's runsv, sv and svdir next to the
+/// bench are built from the current sources with the same profile (`cargo run --bin`
+/// builds only the bench itself). Returns why runtree cannot be measured at all, and
+/// why its scanner cannot, if a build failed: svdir is built on its own, so that a
+/// scanner that does not compile yet leaves the supervisor metrics measurable.
+fn build_runtree(bin_dir: &Path) -> (Option<String>, Option<String>) {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return (None, None);
     };
-    eprintln!("runtree-bench: building runtree's runsv and sv ({profile})…");
-    match command.status() {
-        Ok(status) if status.success() => None,
-        Ok(status) => Some(format!("cargo build of runsv and sv failed ({status})")),
-        Err(e) => Some(format!("cannot run cargo: {e}")),
+    if std::env::var_os("RUNTREE_BIN_DIR").is_some() {
+        return (None, None);
     }
+    let Some(profile) = bin_dir.file_name().and_then(|p| p.to_str()) else {
+        return (None, None);
+    };
+    if profile != "release" && profile != "debug" {
+        return (None, None);
+    }
+    let build = |packages: &[&str]| -> Option<String> {
+        let mut command = Command::new(&cargo);
+        command.args(["build", "--quiet"]);
+        for package in packages {
+            command.args(["-p", package]);
+        }
+        command
+            .arg("--bins")
+            .arg("--manifest-path")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+        if profile == "release" {
+            command.arg("--release");
+        }
+        eprintln!(
+            "runtree-bench: building runtree's {} ({profile})…",
+            packages.join(", ")
+        );
+        match command.status() {
+            Ok(status) if status.success() => None,
+            Ok(status) => Some(format!(
+                "cargo build of {} failed ({status})",
+                packages.join(" and ")
+            )),
+            Err(e) => Some(format!("cannot run cargo: {e}")),
+        }
+    };
+    (build(&["runsv", "sv"]), build(&["svdir"]))
 }
 
 fn make_work_dir() -> Result<PathBuf, String> {
@@ -341,7 +722,7 @@ fn process_headroom() -> usize {
     limit.saturating_sub(running)
 }
 
-fn print_header(options: &Options, runtree_bin: &Path) {
+fn print_header(options: &Options, runtree_bin: &Path, plan: &TreePlan, raised: &[String]) {
     let command_line: Vec<String> = std::env::args().collect();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -356,13 +737,27 @@ fn print_header(options: &Options, runtree_bin: &Path) {
     println!("runtree-bench: {}", command_line.join(" "));
     println!("machine: nproc {cores}, kernel {}, {cpu}", kernel.trim());
     println!(
-        "suites: runit {}, s6 {}, runtree {}",
+        "suites: runit {}, s6 {}, daemontools {}, runtree {}",
         package_version("runit"),
         package_version("s6"),
+        package_version("daemontools"),
         runtree_bin.display()
     );
+    if !raised.is_empty() {
+        println!(
+            "soft limits raised to the hard limits: {}",
+            raised.join(", ")
+        );
+    }
     if options.quick {
-        println!("--quick: 3 iterations (4 memory samples) per suite: a smoke test, not a result");
+        println!(
+            "--quick: 3 iterations (4 memory samples) per suite; scanners: 1 round, \
+             {} services for bring-up and stop, {} s idle window, {} s sync timeout: \
+             a smoke test, not a result",
+            plan.fleet_size,
+            plan.idle_window.as_secs(),
+            plan.sync_timeout.as_secs()
+        );
     }
     println!();
 }
@@ -377,18 +772,31 @@ fn package_version(package: &str) -> String {
         .unwrap_or_else(|| "(version unknown)".into())
 }
 
-/// `12.3` with as many decimals as the magnitude deserves.
-fn number(value: f64) -> String {
-    if value < 10.0 {
-        format!("{value:.2}")
-    } else if value < 100.0 {
-        format!("{value:.1}")
-    } else {
+/// A value of a row: a count without decimals, an infinite sample as `>TIMEOUT`.
+fn value_text(value: f64, row: &Row) -> String {
+    if value.is_infinite() {
+        return match row.timeout {
+            Some(timeout) => format!(">{} s", timeout.as_secs()),
+            None => "∞".into(),
+        };
+    }
+    if row.unit.is_empty() && value.fract() == 0.0 {
         format!("{value:.0}")
+    } else {
+        number(value)
     }
 }
 
-fn print_table(rows: &[(Metric, Vec<(Kind, Cell)>)], fleet_size: usize) {
+fn median_of(row: &Row, column: Column) -> Option<f64> {
+    row.cells
+        .iter()
+        .find(|(c, _)| *c == column)
+        .and_then(|(_, cell)| cell.as_ref().ok())
+        .and_then(|samples| summary(&samples.values))
+        .map(|(median, _, _)| median)
+}
+
+fn print_table(rows: &[Row]) {
     // Reasons for `n/a` go under the table as numbered notes, so that the table stays
     // readable; the same reason gets the same number.
     let mut notes: Vec<String> = Vec::new();
@@ -402,76 +810,110 @@ fn print_table(rows: &[(Metric, Vec<(Kind, Cell)>)], fleet_size: usize) {
         };
         format!("[{}]", index + 1)
     };
-    let mut table: Vec<[String; 6]> = vec![[
-        "metric".into(),
-        "runit".into(),
-        "s6".into(),
-        "runtree".into(),
-        "goal".into(),
-        "met?".into(),
-    ]];
-    for (metric, cells) in rows {
-        let unit = metric.unit();
-        let median_of = |kind: Kind| {
-            cells
-                .iter()
-                .find(|(k, _)| *k == kind)
-                .and_then(|(_, cell)| cell.as_ref().ok())
-                .and_then(|samples| summary(&samples.values))
-                .map(|(median, _, _)| median)
+    // daemontools gets a column only when a row measured it.
+    let columns: Vec<Column> = Column::ALL
+        .into_iter()
+        .filter(|&column| {
+            column != Column::Daemontools
+                || rows
+                    .iter()
+                    .any(|row| row.cells.iter().any(|(c, _)| *c == column))
+        })
+        .collect();
+    let mut header = vec!["metric".to_string()];
+    header.extend(columns.iter().map(|c| c.name().to_string()));
+    header.extend(["goal".to_string(), "met?".to_string()]);
+    let mut table: Vec<Vec<String>> = vec![header];
+    for row in rows {
+        let unit = if row.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", row.unit)
         };
-        let mut text_of = |kind: Kind| match cells.iter().find(|(k, _)| *k == kind) {
-            Some((_, Ok(samples))) => match summary(&samples.values) {
-                Some((median, min, max)) => {
-                    let mut text = format!(
-                        "{} {unit} ({}–{}, n={})",
-                        number(median),
-                        number(min),
-                        number(max),
-                        samples.values.len()
-                    );
-                    for (warning, rounds) in &samples.warnings {
-                        let marker = note(&format!(
-                            "{}: {warning} (in {rounds} of {} rounds)",
-                            kind.name(),
-                            samples.values.len()
-                        ));
-                        text.push(' ');
-                        text.push_str(&marker);
+        let mut text_of = |column: Column| {
+            let mut text = match row.cells.iter().find(|(c, _)| *c == column) {
+                Some((_, Ok(samples))) => match summary(&samples.values) {
+                    Some((median, min, max)) => {
+                        let n = samples.values.len();
+                        let mut text = if min.is_infinite() {
+                            format!("{} (n={n}, all timed out)", value_text(median, row))
+                        } else {
+                            // A timed-out median carries no unit: `>10 s`.
+                            let median_unit = if median.is_finite() {
+                                unit.as_str()
+                            } else {
+                                ""
+                            };
+                            format!(
+                                "{}{median_unit} ({}–{}, n={n})",
+                                value_text(median, row),
+                                value_text(min, row),
+                                value_text(max, row),
+                            )
+                        };
+                        for (warning, rounds) in &samples.warnings {
+                            let marker = note(&format!(
+                                "{}: {warning} (in {rounds} of {} rounds)",
+                                column.name(),
+                                samples.values.len()
+                            ));
+                            text.push(' ');
+                            text.push_str(&marker);
+                        }
+                        text
                     }
-                    text
+                    None => format!("n/a {}", note("no samples")),
+                },
+                Some((_, Err(reason))) => format!("n/a {}", note(reason)),
+                // Not part of this row (daemontools beside a supervisor metric, say).
+                None => "—".to_string(),
+            };
+            for (c, extra) in &row.notes {
+                if *c == column {
+                    text.push(' ');
+                    text.push_str(&note(&format!("{}: {extra}", column.name())));
                 }
-                None => format!("n/a {}", note("no samples")),
-            },
-            Some((_, Err(reason))) => format!("n/a {}", note(reason)),
-            None => format!("n/a {}", note("not measured")),
+            }
+            text
         };
-        let (goal, met) = match metric.goal() {
+        let mut line = vec![row.title.clone()];
+        line.extend(columns.iter().map(|&c| text_of(c)));
+        let ours = median_of(row, Column::Runtree);
+        let (goal, met) = match row.goal {
             Goal::NoMoreThanRunit => (
                 "≤ runit".to_string(),
-                match (median_of(Kind::Runtree), median_of(Kind::Runit)) {
+                match (ours, median_of(row, Column::Runit)) {
                     (Some(ours), Some(theirs)) => verdict(ours <= theirs),
                     _ => "n/a".into(),
                 },
             ),
-            Goal::AtMost(limit) => (
-                format!("≤ {} {unit}", number(limit)),
-                match median_of(Kind::Runtree) {
-                    Some(ours) => verdict(ours <= limit),
-                    None => "n/a".into(),
-                },
+            Goal::Zero => (
+                "= 0".to_string(),
+                ours.map_or("n/a".into(), |ours| verdict(ours == 0.0)),
             ),
+            Goal::AtMost(limit) => (
+                format!("≤ {}{unit}", number(limit)),
+                ours.map_or("n/a".into(), |ours| verdict(ours <= limit)),
+            ),
+            Goal::FractionOfBestPeer(fraction) => {
+                let best = columns
+                    .iter()
+                    .filter(|&&c| c != Column::Runtree)
+                    .filter_map(|&c| median_of(row, c))
+                    .min_by(f64::total_cmp);
+                (
+                    format!("≤ {fraction}× best peer"),
+                    match (ours, best) {
+                        (Some(ours), Some(best)) => verdict(ours <= fraction * best),
+                        _ => "n/a".into(),
+                    },
+                )
+            }
         };
-        table.push([
-            metric.title(fleet_size),
-            text_of(Kind::Runit),
-            text_of(Kind::S6),
-            text_of(Kind::Runtree),
-            goal,
-            met,
-        ]);
+        line.extend([goal, met]);
+        table.push(line);
     }
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..table[0].len())
         .map(|c| {
             table
                 .iter()
