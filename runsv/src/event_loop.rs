@@ -144,6 +144,10 @@ pub fn run(directory: &Path) -> Result<(), String> {
     // The machine learns the dependencies' states before it may start the service.
     supervisor.dependencies_changed(false);
     supervisor.boot();
+    supervisor.main.announce();
+    if let Some(log) = &mut supervisor.log {
+        log.announce();
+    }
     supervisor.run_loop();
     Ok(())
 }

@@ -116,7 +116,7 @@ impl Service {
         let left_running = left_running(&supervise);
         let want = if normally_down { Want::Down } else { Want::Up };
         let machine = Machine::new(settings, want, now);
-        let mut service = Service {
+        let service = Service {
             label,
             directory: directory.to_path_buf(),
             definition,
@@ -131,17 +131,37 @@ impl Service {
             left_running,
             reconfigure_error: None,
         };
-        // The status exists before `ok` is opened: a client that finds runsv alive
-        // always finds a status to read (runit's order).
-        service.write_files();
-        service._ok = open_fifo(&service.supervise.ok(), false).map_err(|e| {
-            format!(
-                "unable to open {}: {}",
-                relative(&service.supervise.ok(), directory),
-                errno_text::describe(&e)
-            )
-        })?;
+        // `ok` is made now (a failure is fatal, as in runit) but opened only once the
+        // first state is written (see `announce`), so that a client that finds runsv
+        // alive always finds a status to read, and the files are written once at start.
+        if let Err(errno) = nix::unistd::mkfifo(
+            &service.supervise.ok(),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        ) {
+            if errno != nix::errno::Errno::EEXIST {
+                return Err(format!(
+                    "unable to mkfifo {}: {}",
+                    relative(&service.supervise.ok(), directory),
+                    errno_text::describe(&io::Error::from(errno))
+                ));
+            }
+        }
         Ok(service)
+    }
+
+    /// Opens `supervise/ok` for reading, which tells clients that runsv is running (they
+    /// probe it with a non-blocking open for writing). Called after the first state is
+    /// written. A failure is reported, not fatal: the service is already supervised.
+    pub fn announce(&mut self) {
+        match open_fifo(&self.supervise.ok(), false) {
+            Ok(ok) => self._ok = ok,
+            Err(error) => eprintln!(
+                "runsv {}: warning: unable to open {}: {}",
+                self.label,
+                self.supervise.ok().display(),
+                errno_text::describe(&error)
+            ),
+        }
     }
 
     /// The service's environment: `None` for runsv's own.

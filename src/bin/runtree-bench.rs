@@ -307,11 +307,10 @@ fn main() {
 }
 
 fn run(options: &Options) -> Result<(), String> {
-    let runtree_bin = runtree::binary_dir();
-    let (runtree_build, svdir_build) = if options.build {
-        build_runtree(&runtree_bin)
+    let (runtree_bin, runtree_build, svdir_build) = if options.build {
+        build_runtree(&runtree::binary_dir())
     } else {
-        (None, None)
+        (runtree::binary_dir(), None, None)
     };
     let raised = tree::raise_limits();
     let work = make_work_dir()?;
@@ -624,24 +623,37 @@ fn progress(what: &str) {
     eprintln!("runtree-bench: {what}…");
 }
 
-/// When started by `cargo run`, makes sure runtree's runsv, sv and svdir next to the
-/// bench are built from the current sources with the same profile (`cargo run --bin`
-/// builds only the bench itself). Returns why runtree cannot be measured at all, and
-/// why its scanner cannot, if a build failed: svdir is built on its own, so that a
-/// scanner that does not compile yet leaves the supervisor metrics measurable.
-fn build_runtree(bin_dir: &Path) -> (Option<String>, Option<String>) {
+/// When started by `cargo run`, makes sure runtree's runsv, sv and svdir are built from
+/// the current sources (`cargo run --bin` builds only the bench itself). A release run
+/// measures the static build runtree is installed as (scripts/build-static: static,
+/// non-PIE, so no dynamic loader and no relocated pages per process), in
+/// target/TRIPLE/release; a debug run, the debug binaries beside the bench. Returns the
+/// directory, why runtree cannot be measured at all, and why its scanner cannot, if a
+/// build failed: svdir is built on its own, so that a scanner that does not compile
+/// leaves the supervisor metrics measurable.
+fn build_runtree(bin_dir: &Path) -> (PathBuf, Option<String>, Option<String>) {
+    let unchanged = (bin_dir.to_path_buf(), None, None);
     let Some(cargo) = std::env::var_os("CARGO") else {
-        return (None, None);
+        return unchanged;
     };
     if std::env::var_os("RUNTREE_BIN_DIR").is_some() {
-        return (None, None);
+        return unchanged;
     }
     let Some(profile) = bin_dir.file_name().and_then(|p| p.to_str()) else {
-        return (None, None);
+        return unchanged;
     };
     if profile != "release" && profile != "debug" {
-        return (None, None);
+        return unchanged;
     }
+    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let (target_dir, built_dir) = match (profile, bin_dir.parent()) {
+        ("release", Some(target_dir)) => (
+            target_dir.to_path_buf(),
+            target_dir.join(&triple).join("release"),
+        ),
+        _ => (PathBuf::new(), bin_dir.to_path_buf()),
+    };
+    let static_build = profile == "release" && !target_dir.as_os_str().is_empty();
     let build = |packages: &[&str]| -> Option<String> {
         let mut command = Command::new(&cargo);
         command.args(["build", "--quiet"]);
@@ -655,9 +667,20 @@ fn build_runtree(bin_dir: &Path) -> (Option<String>, Option<String>) {
         if profile == "release" {
             command.arg("--release");
         }
+        if static_build {
+            // With an explicit --target, RUSTFLAGS reach only the target's crates, not
+            // build scripts and proc-macros (which cannot be static).
+            command
+                .args(["--target", &triple])
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .env("RUSTFLAGS", STATIC_RUSTFLAGS)
+                .env_remove("CARGO_ENCODED_RUSTFLAGS");
+        }
         eprintln!(
-            "runtree-bench: building runtree's {} ({profile})…",
-            packages.join(", ")
+            "runtree-bench: building runtree's {} ({profile}{})…",
+            packages.join(", "),
+            if static_build { ", static" } else { "" }
         );
         match command.status() {
             Ok(status) if status.success() => None,
@@ -668,8 +691,13 @@ fn build_runtree(bin_dir: &Path) -> (Option<String>, Option<String>) {
             Err(e) => Some(format!("cannot run cargo: {e}")),
         }
     };
-    (build(&["runsv", "sv"]), build(&["svdir"]))
+    let supervisors = build(&["runsv", "sv"]);
+    let scanner = build(&["svdir"]);
+    (built_dir, supervisors, scanner)
 }
+
+/// The flags of scripts/build-static.
+const STATIC_RUSTFLAGS: &str = "-C target-feature=+crt-static -C relocation-model=static";
 
 fn make_work_dir() -> Result<PathBuf, String> {
     let base = std::env::temp_dir();
