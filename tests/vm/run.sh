@@ -47,10 +47,13 @@ unpack_vmlinux() { # bzImage -> $CACHE/vmlinux, when xz is there
     xz -dc --single-stream "$WORK/vmlinux.xz" > "$CACHE/vmlinux.tmp" 2>/dev/null || return 1
     mv "$CACHE/vmlinux.tmp" "$CACHE/vmlinux"
 }
+# Several VM tests may start at once on an empty cache: one fetches, the others wait.
+exec 9>"$CACHE/.lock"
+flock 9
 if [ ! -s "$CACHE/vmlinux" ] && [ ! -s "$CACHE/vmlinuz" ]; then
     installed=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -n 1 || true)
     if [ -n "$installed" ] && [ -r "$installed" ]; then
-        cp "$installed" "$CACHE/vmlinuz"
+        cp "$installed" "$CACHE/vmlinuz.tmp" && mv "$CACHE/vmlinuz.tmp" "$CACHE/vmlinuz"
     else
         command -v apt-get >/dev/null || skip "no kernel in $CACHE or /boot, and no apt-get to fetch one"
         kpkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !p {print $2; p=1}'; }
@@ -64,11 +67,12 @@ if [ ! -s "$CACHE/vmlinux" ] && [ ! -s "$CACHE/vmlinuz" ]; then
                 || skip "cannot download $pkg"
         fi
         dpkg-deb --fsys-tarfile "$WORK"/"$pkg"_*.deb | tar -x -C "$WORK" --wildcards './boot/vmlinuz-*'
-        cp "$WORK"/boot/vmlinuz-* "$CACHE/vmlinuz"
+        cp "$WORK"/boot/vmlinuz-* "$CACHE/vmlinuz.tmp" && mv "$CACHE/vmlinuz.tmp" "$CACHE/vmlinuz"
         rm -rf "$WORK"/*.deb "$WORK/boot"
     fi
     unpack_vmlinux "$CACHE/vmlinuz" || true
 fi
+flock -u 9
 KERNEL=$CACHE/vmlinux
 [ -s "$KERNEL" ] || KERNEL=$CACHE/vmlinuz
 
