@@ -140,13 +140,24 @@ pub fn run(directory: &Path) -> Result<(), String> {
     unsafe {
         libc::malloc_trim(0);
     }
+    // runsv announces itself (opens supervise/ok) once a status is written. Normally
+    // that is the state boot leads to, so the files are written once; when a killed
+    // predecessor's service must be stopped first, which may take its stop timeout,
+    // runsv says so at once instead.
+    let leftovers = supervisor.main.left_running.is_some()
+        || supervisor
+            .log
+            .as_ref()
+            .is_some_and(|l| l.left_running.is_some());
+    if leftovers {
+        supervisor.announce();
+    }
     supervisor.replace_leftovers();
     // The machine learns the dependencies' states before it may start the service.
     supervisor.dependencies_changed(false);
     supervisor.boot();
-    supervisor.main.announce();
-    if let Some(log) = &mut supervisor.log {
-        log.announce();
+    if !leftovers {
+        supervisor.announce();
     }
     supervisor.run_loop();
     Ok(())
@@ -182,6 +193,16 @@ impl Supervisor {
         match which {
             Which::Main => Some(&mut self.main),
             Which::Log => self.log.as_mut(),
+        }
+    }
+
+    /// Writes the current status of both services and opens their `supervise/ok`.
+    fn announce(&mut self) {
+        for which in [Which::Log, Which::Main] {
+            if let Some(service) = self.service(which) {
+                service.write_files();
+                service.announce();
+            }
         }
     }
 
