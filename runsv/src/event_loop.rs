@@ -11,7 +11,7 @@ use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use runsv::definition::{LogDestination, Readiness};
 use runsv::launch::{open_null, start_time, Launch, Stdio};
@@ -367,15 +367,7 @@ impl Supervisor {
     }
 
     fn reap(&mut self) {
-        loop {
-            let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus::Exited(code)),
-                Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                    (pid, ExitStatus::Signaled(signal as i32))
-                }
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(_) => continue,
-            };
+        while let Some((pid, status)) = runsv::launch::reap_one() {
             let pid = pid.as_raw() as u32;
             let which = if self.main.machine.owns(pid) {
                 Which::Main

@@ -271,6 +271,23 @@ pub fn describe_failure(program: &str, errno: Errno) -> String {
     format!("unable to start {program}: {} ({errno:?})", errno.desc())
 }
 
+/// Reaps one child that has ended, if any, without blocking: its pid and how it ended.
+/// Callers loop until None; stopped or continued children are skipped.
+pub fn reap_one() -> Option<(nix::unistd::Pid, crate::supervise::ExitStatus)> {
+    use crate::supervise::ExitStatus;
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        return match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => Some((pid, ExitStatus::Exited(code))),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                Some((pid, ExitStatus::Signaled(signal as i32)))
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => None,
+            Ok(_) => continue,
+        };
+    }
+}
+
 /// Field 22 of /proc/PID/stat: when the process started, in clock ticks after boot.
 /// With the pid, it names a process for good (a pid alone can be reused).
 pub fn start_time(pid: u32) -> Option<u64> {

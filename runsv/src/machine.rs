@@ -809,8 +809,8 @@ impl Machine {
     }
 }
 
-/// `2s`, `1.5s`, `0.2s`.
-fn seconds(duration: Duration) -> String {
+/// `2s`, `1.5s`, `0.2s`: a duration in the reasons and messages of every program.
+pub fn seconds(duration: Duration) -> String {
     let millis = duration.as_millis();
     if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)

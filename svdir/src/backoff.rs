@@ -34,15 +34,8 @@ impl Backoff {
     }
 }
 
-/// `0.1s`, `2s` — for messages.
-pub fn seconds(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis.is_multiple_of(1000) {
-        format!("{}s", millis / 1000)
-    } else {
-        format!("{}s", duration.as_secs_f64())
-    }
-}
+/// `0.1s`, `2s` — for messages, as runsv words its reasons.
+pub use runsv::machine::seconds;
 
 #[cfg(test)]
 mod tests {

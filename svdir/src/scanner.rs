@@ -18,7 +18,6 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::Mode;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use runsv::definition::ServiceDefinition;
 use runsv::supervise::{supervisor_running, ExitStatus, ServiceState, SuperviseDir};
@@ -472,15 +471,7 @@ impl Svdir {
     }
 
     fn reap(&mut self) {
-        loop {
-            let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus::Exited(code)),
-                Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                    (pid, ExitStatus::Signaled(signal as i32))
-                }
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(_) => continue,
-            };
+        while let Some((pid, status)) = runsv::launch::reap_one() {
             self.child_exited(pid, status);
         }
     }
