@@ -242,9 +242,15 @@ fn svdir_killed_is_restarted_and_no_service_restarts_or_runs_twice() {
             .any(|p| p.comm == "svdir" && p.pid != first.pid)
     });
     assert!(held, "svdir was not restarted\n{}", tree.ns.report());
-    // Once the new svdir has applied a scan, it has done whatever it would do.
-    let (code, out, err) = tree.sv(&["sync"]);
-    assert_eq!(code, 0, "{out}{err}\n{}", tree.ns.report());
+    // Once the new svdir has applied a scan, it has done whatever it would do. (Until
+    // it has set up .svdir/control, sv sync says that no svdir runs there.)
+    let control = tree.scan.join(".svdir");
+    let mut last = (0, String::new(), String::new());
+    let synced = wait_for(&[&control], Duration::from_secs(10), || {
+        last = tree.sv(&["sync"]);
+        last.0 == 0
+    });
+    assert!(synced, "{last:?}\n{}", tree.ns.report());
     let init = tree.ns.init_pid();
     // Adopted runsv processes are init's children now; new ones would be svdir's.
     let mut runsv = children(init)
