@@ -114,6 +114,22 @@ pub fn wait_state(
     }
 }
 
+/// Waits until the service is running (up and ready) with a pid; that pid. Panics with
+/// the last state seen if it does not within `timeout`.
+pub fn wait_running(service: &Path, timeout: Duration) -> u32 {
+    wait_state(service, timeout, |s| {
+        s.state == ServiceState::Running && s.pid != 0
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{} never running: {:?}",
+            service.display(),
+            full_state(service)
+        )
+    })
+    .pid
+}
+
 /// A process started by a test, in a process group of its own. Dropping it sends
 /// SIGTERM, waits up to 5 s, then SIGKILLs the group and reaps it.
 pub struct Guard {

@@ -30,17 +30,7 @@ fn control(service: &Path, bytes: &str) {
 }
 
 fn wait_running(service: &Path) -> u32 {
-    wait_state(service, WAIT, |s| {
-        s.state == ServiceState::Running && s.pid != 0
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "{} never running: {:?}",
-            service.display(),
-            full_state(service)
-        )
-    })
-    .pid
+    runtree::wait_running(service, WAIT)
 }
 
 fn wait_in(service: &Path, state: ServiceState) -> runsv::supervise::FullState {

@@ -113,17 +113,7 @@ fn sync(scan: &Path) {
 
 /// Waits until the service runs; its pid, added to the guard's groups for cleanup.
 fn running(service: &Path, guard: &mut Guard) -> u32 {
-    let pid = wait_state(service, WAIT, |s| {
-        s.state == ServiceState::Running && s.pid != 0
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "{} never running: {:?}",
-            service.display(),
-            full_state(service)
-        )
-    })
-    .pid;
+    let pid = runtree::wait_running(service, WAIT);
     guard.extra_groups.push(Pid::from_raw(pid as i32));
     pid
 }
