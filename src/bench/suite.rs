@@ -78,25 +78,11 @@ impl Suite {
                 runtree_bin.join("sv"),
             ),
         };
-        let missing: Vec<String> = [&supervisor, &control, &status]
-            .into_iter()
-            .filter(|path| !path.exists())
-            .map(|path| path.display().to_string())
-            .collect();
-        let unavailable = if missing.is_empty() {
-            None
-        } else if kind == Kind::Runtree {
-            Some(format!(
-                "{} missing (cargo build --release --workspace)",
-                missing.join(", ")
-            ))
-        } else {
-            Some(format!(
-                "{} missing (apt-get install {})",
-                missing.join(", "),
-                kind.name()
-            ))
-        };
+        let unavailable = missing_programs(
+            &[&supervisor, &control, &status],
+            kind == Kind::Runtree,
+            kind.name(),
+        );
         let root = work.join(kind.name());
         Suite {
             kind,
@@ -285,5 +271,28 @@ impl Suite {
             Kind::Runit | Kind::Runtree => "run: ",
             Kind::S6 => "up ",
         }
+    }
+}
+
+/// Why a suite cannot be measured: which of its programs are missing and how to get
+/// them (runtree's are built; the peers' come from the Debian package `package`).
+pub fn missing_programs(programs: &[&Path], runtree: bool, package: &str) -> Option<String> {
+    let missing: Vec<String> = programs
+        .iter()
+        .filter(|path| !path.exists())
+        .map(|path| path.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        None
+    } else if runtree {
+        Some(format!(
+            "{} missing (cargo build --release --workspace)",
+            missing.join(", ")
+        ))
+    } else {
+        Some(format!(
+            "{} missing (apt-get install {package})",
+            missing.join(", ")
+        ))
     }
 }

@@ -15,7 +15,7 @@
 
 use crate::cleanup;
 use crate::metrics::{Cell, Samples};
-use crate::suite::RUN_SCRIPT;
+use crate::suite::{missing_programs, RUN_SCRIPT};
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
@@ -149,25 +149,10 @@ impl ScanSuite {
                 usr.join("supervise"),
             ),
         };
-        let missing: Vec<String> = std::iter::once(&program)
-            .chain(&needed)
-            .filter(|path| !path.exists())
-            .map(|path| path.display().to_string())
+        let programs: Vec<&Path> = std::iter::once(program.as_path())
+            .chain(needed.iter().map(PathBuf::as_path))
             .collect();
-        let unavailable = if missing.is_empty() {
-            None
-        } else if scanner == Scanner::Runtree {
-            Some(format!(
-                "{} missing (cargo build --release --workspace)",
-                missing.join(", ")
-            ))
-        } else {
-            Some(format!(
-                "{} missing (apt-get install {})",
-                missing.join(", "),
-                scanner.name()
-            ))
-        };
+        let unavailable = missing_programs(&programs, scanner == Scanner::Runtree, scanner.name());
         let path_env = match scanner {
             Scanner::Runtree => {
                 let mut path = runtree_bin.as_os_str().to_owned();
