@@ -300,6 +300,7 @@ impl Machine {
             restarts: self.restarts,
             oneshot: self.settings.oneshot,
             reason: self.reason.clone(),
+            status: Some(self.status()),
         }
     }
 

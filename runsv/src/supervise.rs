@@ -327,13 +327,17 @@ pub struct FullState {
     pub oneshot: bool,
     /// For people: why the service is in this state (empty when there is nothing to say).
     pub reason: String,
+    /// The runit status written together with this state (the same 20 bytes as
+    /// `supervise/status`), so that a reader needs one file, not two that may be read
+    /// on either side of a change. `None` in a file that lacks it.
+    pub status: Option<Status>,
 }
 
 impl FullState {
     pub fn encode(&self) -> String {
         let optional = |t: Option<Timestamp>| t.map(Timestamp::to_decimal).unwrap_or_default();
         format!(
-            "state={}\nwant={}\npid={}\nstarttime={}\nsince={}\nready_since={}\nlast_exit={}\nrestarts={}\noneshot={}\nreason={}\n",
+            "state={}\nwant={}\npid={}\nstarttime={}\nsince={}\nready_since={}\nlast_exit={}\nrestarts={}\noneshot={}\nreason={}\nstatus={}\n",
             self.state,
             self.want.name(),
             self.pid,
@@ -344,6 +348,7 @@ impl FullState {
             self.restarts,
             self.oneshot as u8,
             one_line(&self.reason),
+            self.status.map(|s| hex(&s.encode())).unwrap_or_default(),
         )
     }
 
@@ -359,10 +364,18 @@ impl FullState {
         let mut restarts = 0;
         let mut oneshot = false;
         let mut reason = String::new();
-        for line in text.lines() {
-            let Some((key, value)) = line.split_once('=') else {
+        let mut status = None;
+        // Split by bytes (sv decodes a thousand of these for one `sv status`): `=` and
+        // `\n` are ASCII, so every piece is a valid str.
+        let mut rest = text;
+        while !rest.is_empty() {
+            let end = rest.bytes().position(|b| b == b'\n').unwrap_or(rest.len());
+            let line = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or("");
+            let Some(equals) = line.bytes().position(|b| b == b'=') else {
                 continue;
             };
+            let (key, value) = (&line[..equals], &line[equals + 1..]);
             match key {
                 "state" => state = ServiceState::from_name(value),
                 "want" => want = Want::from_name(value),
@@ -374,6 +387,7 @@ impl FullState {
                 "restarts" => restarts = value.parse().unwrap_or(0),
                 "oneshot" => oneshot = value == "1",
                 "reason" => reason = value.to_string(),
+                "status" => status = unhex(value).and_then(|b| Status::decode(&b).ok()),
                 _ => {}
             }
         }
@@ -388,16 +402,21 @@ impl FullState {
             restarts,
             oneshot,
             reason,
+            status,
         })
     }
 
     /// `Ok(None)` when there is no state file (a runit or daemontools supervisor).
     pub fn read(supervise: &SuperviseDir) -> io::Result<Option<FullState>> {
-        let mut file = match fs::File::open(supervise.state()) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error),
-        };
+        match fs::File::open(supervise.state()) {
+            Ok(mut file) => FullState::read_from(&mut file).map(Some),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Reads and decodes an opened state file.
+    pub fn read_from(file: &mut impl Read) -> io::Result<FullState> {
         // `sv status` reads a thousand of these: one read into a buffer that holds any
         // state runsv writes (a short read of a regular file is its end), no fstat.
         let mut buffer = [0u8; 1024];
@@ -420,9 +439,26 @@ impl FullState {
         std::str::from_utf8(&buffer[..length])
             .ok()
             .and_then(FullState::decode)
-            .map(Some)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad format"))
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The 20 bytes of a `status=` field.
+fn unhex(text: &str) -> Option<[u8; STATUS_LEN]> {
+    let digits = text.as_bytes();
+    if digits.len() != 2 * STATUS_LEN {
+        return None;
+    }
+    let nibble = |d: u8| (d as char).to_digit(16).map(|v| v as u8);
+    let mut bytes = [0u8; STATUS_LEN];
+    for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(bytes)
 }
 
 fn one_line(text: &str) -> String {
@@ -551,6 +587,17 @@ mod tests {
             restarts: 3,
             oneshot: false,
             reason: "killed by SIGKILL;\nrestarting in 2s".into(),
+            status: Some(Status {
+                since: Timestamp {
+                    seconds: 4,
+                    nanoseconds: 9,
+                },
+                pid: 0,
+                paused: false,
+                want: b'u',
+                term_sent: true,
+                run_state: RunState::Down,
+            }),
         };
         let text = state.encode();
         assert!(text.contains("reason=killed by SIGKILL; restarting in 2s\n"));
@@ -559,6 +606,17 @@ mod tests {
         assert_eq!(decoded.reason, "killed by SIGKILL; restarting in 2s");
         assert_eq!(decoded.last_exit, state.last_exit);
         assert_eq!(decoded.since, state.since);
+        assert_eq!(decoded.status, state.status);
+        let without: String = text
+            .lines()
+            .filter(|l| !l.starts_with("status="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            FullState::decode(&without).unwrap().status,
+            None,
+            "older files"
+        );
         assert_eq!(FullState::decode("state=up\n"), None);
     }
 }

@@ -5,7 +5,7 @@ use crate::args::{self, Invocation, Usage};
 use crate::command::{dispatch, Kind};
 use crate::control::{self, Sent};
 use crate::output::{exit_code, Message, Out};
-use crate::service::{self, Service};
+use crate::service::{self, Service, ServiceDir};
 use crate::wait::{self, Target};
 use crate::watch::Watcher;
 use crate::{json, report, tree};
@@ -28,8 +28,12 @@ pub fn main(argv: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> i32 {
         Ok(invocation) => invocation,
         Err(usage) => return usage_error(&usage),
     };
-    let mut out = Out::new(std::io::stdout().lock());
-    run(&invocation, &mut out)
+    // Buffered beyond the line: `Out` flushes each line unless told to hold them.
+    let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut out = Out::new(stdout);
+    let code = run(&invocation, &mut out);
+    out.flush();
+    code
 }
 
 fn usage_error(usage: &Usage) -> i32 {
@@ -139,12 +143,17 @@ fn unable_to_enter(errno: i32) -> Message {
 }
 
 fn status<W: Write>(out: &mut Out<W>, services: &[Service], lsb: bool, now: Timestamp) -> i32 {
+    // Nothing runs in between (no ./check, no waits): one write for all the lines.
+    out.hold();
     for service in services {
-        if let Err(errno) = service::enter(&service.path) {
-            out.message(&service.name, &unable_to_enter(errno));
-            continue;
-        }
-        match report::print(out, service, now) {
+        let dir = match ServiceDir::open(&service.path) {
+            Ok(dir) => dir,
+            Err(errno) => {
+                out.message(&service.name, &unable_to_enter(errno));
+                continue;
+            }
+        };
+        match report::print(out, service, &dir, now) {
             Ok(shown) if lsb => return shown.lsb_code(),
             Err(Some(code)) if lsb => return code,
             _ => {}

@@ -108,6 +108,7 @@ pub fn full(state: ServiceState, pid: u32, since: Timestamp, reason: &str) -> Fu
         restarts: 0,
         oneshot: false,
         reason: reason.into(),
+        status: None,
     }
 }
 

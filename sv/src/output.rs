@@ -80,6 +80,9 @@ impl Message {
 pub struct Out<W: Write> {
     writer: W,
     failures: u32,
+    /// Lines are kept until `flush` (one write for `sv status` of a thousand
+    /// services) instead of being flushed one by one.
+    held: bool,
 }
 
 impl<W: Write> Out<W> {
@@ -87,6 +90,7 @@ impl<W: Write> Out<W> {
         Out {
             writer,
             failures: 0,
+            held: false,
         }
     }
 
@@ -97,6 +101,18 @@ impl<W: Write> Out<W> {
         // die of SIGPIPE (which main restores), anything else is ignored as runit does.
         let _ = self.writer.write_all(text.as_bytes());
         let _ = self.writer.write_all(b"\n");
+        if !self.held {
+            let _ = self.writer.flush();
+        }
+    }
+
+    /// Holds lines back until `flush`: for output nothing else interleaves with.
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    pub fn flush(&mut self) {
+        self.held = false;
         let _ = self.writer.flush();
     }
 

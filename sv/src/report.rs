@@ -2,11 +2,10 @@
 //! mode the exit code 0 (running), 3 (down) or 4 (status unreadable).
 
 use crate::output::{Message, Out};
-use crate::service::{self, Probe, Service};
+use crate::service::{self, Probe, Service, ServiceDir};
 use crate::status;
 use runsv::tai64n::Timestamp;
 use std::io::Write;
-use std::path::Path;
 
 /// What the main service's part of the line said, for LSB's exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,9 +33,11 @@ impl Shown {
 pub fn print<W: Write>(
     out: &mut Out<W>,
     service: &Service,
+    dir: &ServiceDir,
     now: Timestamp,
 ) -> Result<Shown, Option<i32>> {
-    let snapshot = match service::probe(&service.path) {
+    let unentered = |errno| Message::fail_errno("unable to change to service directory", errno);
+    let snapshot = match dir.probe(unentered) {
         Probe::Live(snapshot) => snapshot,
         Probe::NotRunning => {
             out.message(&service.name, &Message::not_running(b's'));
@@ -47,25 +48,28 @@ pub fn print<W: Write>(
             return Err(Some(4));
         }
     };
-    let (mut line, shown) = part(&service.name, &service.name, &service.path, &snapshot, now);
+    let (mut line, shown) = part(&service.name, &service.name, dir, &snapshot, now);
     let log_name = format!("{}/log", service.name);
-    match service::enter(&service.log()) {
+    let log_unentered = |errno| {
+        Message::new(
+            crate::output::Level::Warning,
+            "unable to change directory",
+            Some(errno),
+        )
+    };
+    match dir.sub("log") {
         Err(nix::libc::ENOENT) => {}
         Err(errno) => {
-            let message = Message::new(
-                crate::output::Level::Warning,
-                "unable to change directory",
-                Some(errno),
-            );
+            let message = log_unentered(errno);
             out.count(&message);
             line.push_str("; ");
             line.push_str(&message.render(&log_name));
         }
-        Ok(()) => {
+        Ok(log_dir) => {
             line.push_str("; ");
-            match service::probe(&service.log()) {
+            match log_dir.probe(log_unentered) {
                 Probe::Live(log) => {
-                    line.push_str(&part("log", &service.name, &service.log(), &log, now).0)
+                    line.push_str(&part("log", &service.name, &log_dir, &log, now).0)
                 }
                 // runit 2.1.2 went on to print the main service's status as the log's
                 // after this message; that line was wrong, so it is not reproduced.
@@ -90,11 +94,11 @@ pub fn print<W: Write>(
 fn part(
     name: &str,
     owner: &str,
-    dir: &Path,
+    dir: &ServiceDir,
     snapshot: &service::Snapshot,
     now: Timestamp,
 ) -> (String, Shown) {
-    match service::normally_up(dir) {
+    match dir.normally_up() {
         Ok(normally_up) => {
             let text = status::describe(
                 name,

@@ -6,11 +6,16 @@
 //! `chdir` would have given.
 
 use crate::errno;
+use crate::output::Level;
 use crate::output::Message;
-use runsv::supervise::{supervisor_running, FullState, Status, SuperviseDir, STATUS_LEN};
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, Mode};
+use nix::unistd::{faccessat, AccessFlags};
+use runsv::supervise::{FullState, Status, SuperviseDir, STATUS_LEN};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -100,45 +105,141 @@ pub enum Probe {
 /// `supervise/status` (runit reads with one `read(2)` of 20 bytes, so a longer file is
 /// accepted and a shorter one, like daemontools' 18 bytes, is "bad format").
 pub fn probe(dir: &Path) -> Probe {
-    let supervise = SuperviseDir::of_service(dir);
-    match supervisor_running(&supervise) {
-        Ok(true) => {}
-        Ok(false) => return Probe::NotRunning,
-        Err(e) => {
-            return Probe::Unreadable(Message::warning_errno("unable to open supervise/ok", &e))
+    match ServiceDir::open(dir) {
+        Ok(dir) => {
+            dir.probe(|errno| Message::fail_errno("unable to change to service directory", errno))
+        }
+        Err(errno) => Probe::Unreadable(Message::new(
+            Level::Warning,
+            "unable to open supervise/ok",
+            Some(errno),
+        )),
+    }
+}
+
+/// A service directory held open (O_PATH) while its files are read: each is then a
+/// short lookup relative to it, not the whole path again (`sv status` of a thousand
+/// services spent a tenth of its time walking paths).
+pub struct ServiceDir {
+    fd: OwnedFd,
+}
+
+impl ServiceDir {
+    /// The errno is the one `chdir` gives for a missing directory or a file; a
+    /// directory without search permission is found when something in it is opened
+    /// (O_PATH asks for none), and reported then as `chdir` would.
+    pub fn open(path: &Path) -> Result<ServiceDir, i32> {
+        ServiceDir::open_at(None, path)
+    }
+
+    /// The subdirectory `name` (`log`).
+    pub fn sub(&self, name: &str) -> Result<ServiceDir, i32> {
+        ServiceDir::open_at(Some(self.fd.as_raw_fd()), Path::new(name))
+    }
+
+    fn open_at(base: Option<RawFd>, path: &Path) -> Result<ServiceDir, i32> {
+        if path.as_os_str().is_empty() {
+            return Err(nix::libc::ENOENT);
+        }
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = openat(base, path, flags, Mode::empty()).map_err(|e| e as i32)?;
+        // SAFETY: openat just returned this fd; nothing else owns it.
+        Ok(ServiceDir {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn open_file(&self, name: &str, flags: OFlag) -> std::io::Result<fs::File> {
+        let fd = openat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            flags | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+        // SAFETY: as in open_at.
+        Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Whether the directory may be searched, as `chdir` would check: the cause of an
+    /// EACCES inside it is either this or the file's own permissions.
+    fn searchable(&self) -> Result<(), i32> {
+        faccessat(
+            Some(self.fd.as_raw_fd()),
+            ".",
+            AccessFlags::X_OK,
+            AtFlags::empty(),
+        )
+        .map_err(|e| e as i32)
+    }
+
+    /// See [`probe`]. `unentered` is the message for a directory that cannot be
+    /// searched (the service's and its log's differ, as in runit).
+    pub fn probe(&self, unentered: impl Fn(i32) -> Message) -> Probe {
+        match self.open_file("supervise/ok", OFlag::O_WRONLY | OFlag::O_NONBLOCK) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENXIO) => return Probe::NotRunning,
+            Err(e) => {
+                if e.raw_os_error() == Some(nix::libc::EACCES) {
+                    if let Err(errno) = self.searchable() {
+                        return Probe::Unreadable(unentered(errno));
+                    }
+                }
+                return Probe::Unreadable(Message::warning_errno(
+                    "unable to open supervise/ok",
+                    &e,
+                ));
+            }
+        }
+        // runtree's runsv writes its status into `state` too, after `status`: one file
+        // to read, and never a status from before a change beside a state from after it.
+        let state = self
+            .open_file("supervise/state", OFlag::O_RDONLY)
+            .and_then(|mut file| FullState::read_from(&mut file))
+            .ok();
+        if let Some(status) = state.as_ref().and_then(|state| state.status) {
+            return Probe::Live(Snapshot { status, state });
+        }
+        let mut file = match self.open_file("supervise/status", OFlag::O_RDONLY) {
+            Ok(file) => file,
+            Err(e) => {
+                return Probe::Unreadable(Message::warning_errno(
+                    "unable to open supervise/status",
+                    &e,
+                ))
+            }
+        };
+        let mut bytes = [0u8; STATUS_LEN];
+        let read = match file.read(&mut bytes) {
+            Ok(n) => n,
+            Err(e) => {
+                return Probe::Unreadable(Message::warning_errno(
+                    "unable to read supervise/status",
+                    &e,
+                ))
+            }
+        };
+        // The state byte runit does not know (3 and up) also reads as "bad format" here,
+        // where runit would print a line without its `run:`/`down:` prefix.
+        let status = match Status::decode(&bytes[..read]) {
+            Ok(status) => status,
+            Err(_) => {
+                return Probe::Unreadable(Message::warning(
+                    "unable to read supervise/status: bad format",
+                ))
+            }
+        };
+        Probe::Live(Snapshot { status, state })
+    }
+
+    /// See [`normally_up`].
+    pub fn normally_up(&self) -> Result<bool, i32> {
+        match fstatat(Some(self.fd.as_raw_fd()), "down", AtFlags::empty()) {
+            Ok(_) => Ok(false),
+            Err(nix::errno::Errno::ENOENT) => Ok(true),
+            Err(e) => Err(e as i32),
         }
     }
-    let mut file = match fs::File::open(supervise.status()) {
-        Ok(file) => file,
-        Err(e) => {
-            return Probe::Unreadable(Message::warning_errno(
-                "unable to open supervise/status",
-                &e,
-            ))
-        }
-    };
-    let mut bytes = [0u8; STATUS_LEN];
-    let read = match file.read(&mut bytes) {
-        Ok(n) => n,
-        Err(e) => {
-            return Probe::Unreadable(Message::warning_errno(
-                "unable to read supervise/status",
-                &e,
-            ))
-        }
-    };
-    // The state byte runit does not know (3 and up) also reads as "bad format" here,
-    // where runit would print a line without its `run:`/`down:` prefix.
-    let status = match Status::decode(&bytes[..read]) {
-        Ok(status) => status,
-        Err(_) => {
-            return Probe::Unreadable(Message::warning(
-                "unable to read supervise/status: bad format",
-            ))
-        }
-    };
-    let state = FullState::read(&supervise).ok().flatten();
-    Probe::Live(Snapshot { status, state })
 }
 
 /// Every entry of SVDIR that is a directory or a symlink to one, without dot-entries,
@@ -220,6 +321,32 @@ mod tests {
                 message.render("x"),
                 "warning: x: unable to open supervise/ok: file does not exist"
             ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_status_inside_the_state_file_wins() {
+        use crate::fake::{down, full, running, stamp, FakeSupervisor};
+        use runsv::supervise::ServiceState;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeSupervisor::new(dir.path(), down(b'd', stamp(100)));
+        // An older runsv: no status in the state file, so `status` is read.
+        fake.set_state(&full(ServiceState::Down, 0, stamp(100), ""));
+        match probe(dir.path()) {
+            Probe::Live(snapshot) => assert_eq!(snapshot.status, down(b'd', stamp(100))),
+            other => panic!("{other:?}"),
+        }
+        // runtree's runsv: the state carries the status written with it, newer than a
+        // `status` file read a moment before it was replaced.
+        let mut state = full(ServiceState::Running, 42, stamp(200), "");
+        state.status = Some(running(42, stamp(200)));
+        fake.set_state(&state);
+        match probe(dir.path()) {
+            Probe::Live(snapshot) => {
+                assert_eq!(snapshot.status, running(42, stamp(200)));
+                assert_eq!(snapshot.state, Some(state));
+            }
             other => panic!("{other:?}"),
         }
     }

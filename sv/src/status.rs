@@ -217,6 +217,7 @@ mod tests {
             restarts: 2,
             oneshot: false,
             reason: reason.into(),
+            status: None,
         }
     }
 

@@ -6,17 +6,16 @@
 //! The sync protocol (docs/svdir.md): svdir holds `SVDIR/.svdir/control`, a FIFO; each
 //! byte `s` read is a request; after reading them svdir rescans, applies the result, and
 //! replaces `SVDIR/.svdir/synced` with the total number of requests it has served. sv
-//! reads that number, writes `s`, and waits (inotify) until the number has grown.
+//! reads that number, writes `s`, and waits (see watch.rs) until the number has grown,
+//! or until svdir closes the FIFO (it exited without answering).
 
 use crate::output::{Message, Out};
 use crate::service::{self, Service};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use crate::watch::Watcher;
 use runsv::definition::ServiceDefinition;
 use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -38,10 +37,8 @@ pub fn sync<W: Write>(svdir: &OsString, verbose: bool, wait: Duration, out: &mut
     let name = directory.display().to_string();
     let control_dir = directory.join(".svdir");
     // Watch before asking, so the answer cannot be missed.
-    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok();
-    if let Some(inotify) = &inotify {
-        let _ = inotify.add_watch(&control_dir, AddWatchFlags::IN_MOVED_TO);
-    }
+    let mut watcher = Watcher::new(false);
+    let watched = watcher.watch_directory(0, &control_dir, "control");
     let before = served(directory);
     let fifo = OpenOptions::new()
         .write(true)
@@ -75,21 +72,15 @@ pub fn sync<W: Write>(svdir: &OsString, verbose: bool, wait: Duration, out: &mut
             out.fail();
             return 1;
         }
-        // Without inotify, look again every 10 ms.
-        let step = if inotify.is_some() {
+        // Unwatched, look again every 10 ms.
+        let step = if watched {
             left
         } else {
             left.min(Duration::from_millis(10))
         };
-        let timeout = PollTimeout::try_from(step.as_millis().min(i32::MAX as u128) as i32)
-            .unwrap_or(PollTimeout::MAX);
-        match &inotify {
-            Some(inotify) => {
-                let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
-                let _ = poll(&mut fds, timeout);
-                while matches!(inotify.read_events(), Ok(events) if !events.is_empty()) {}
-            }
-            None => std::thread::sleep(step),
+        if !watcher.wait(Some(step)).lost.is_empty() && served(directory) <= before {
+            out.message(&name, &Message::fail("svdir exited before answering"));
+            return 1;
         }
     }
 }

@@ -1,77 +1,182 @@
-//! What wakes a wait: inotify on each waited-for service's `supervise/` directory.
+//! What wakes a wait: directory notification (dnotify) on each waited-for service's
+//! `supervise/` directory, and the `ok` FIFO held open for writing.
 //!
-//! runsv replaces its files by rename, so a new `status` or `state` arrives as
-//! IN_MOVED_TO (IN_CREATE or IN_CLOSE_WRITE for a writer that does not rename). A
-//! supervisor that exits closes its `lock` (IN_CLOSE_WRITE) and, for `exit` waits,
-//! the reading end of the `ok` FIFO (IN_CLOSE_NOWRITE, only asked for then: sv's own
-//! reads of `status` raise it too). Events on other names (`stat`, `pid`, `*.new`,
-//! `control`, sv's own probes of `ok`) wake the poll but are not reported.
+//! Why not inotify: closing an inotify instance that holds a watch makes the kernel wait
+//! for an SRCU grace period (fsnotify_destroy_group), 5–20 ms on the machines measured,
+//! and a process cannot exit before its descriptors are closed. Every `sv -w` would pay
+//! that after its answer was known. dnotify marks belong to the kernel's single dnotify
+//! group, so closing one costs microseconds.
+//!
+//! - runsv replaces its files by rename: the new `status` or `state` arrives as a
+//!   DN_CREATE (IN_MOVED_TO underneath) on the directory, delivered as a queued
+//!   real-time signal that names the directory's fd, read here through a signalfd. A
+//!   queue overflow falls back to SIGIO, which means "anything may have changed".
+//! - A supervisor that exits closes the reading end of its `ok` FIFO; the writing end
+//!   sv holds then polls POLLERR. That covers both runsv dying during a wait and the
+//!   end of an `exit` wait.
+//!
+//! The signals are blocked in the calling thread and directed to it alone
+//! (F_SETOWN_EX), so they cannot reach another thread (a test harness's) and kill it.
 
+use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
-use std::collections::HashMap;
-use std::os::fd::AsFd;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+// From <linux/fcntl.h>; the libc crate does not export them for glibc targets.
+const F_SETSIG: libc::c_int = 10;
+const F_SETOWN_EX: libc::c_int = 15;
+const F_OWNER_TID: libc::c_int = 0;
+const DN_CREATE: libc::c_int = 0x4;
+const SIGINFO_SIZE: usize = std::mem::size_of::<libc::signalfd_siginfo>();
+const DN_MULTISHOT: libc::c_int = 0x8000_0000_u32 as libc::c_int;
+
+#[repr(C)]
+struct OwnerEx {
+    kind: libc::c_int,
+    pid: libc::pid_t,
+}
+
 pub struct Watcher {
-    /// `None` when inotify is unavailable: every service then falls back to timers.
-    inotify: Option<Inotify>,
-    mask: AddWatchFlags,
-    owners: HashMap<WatchDescriptor, Vec<usize>>,
+    /// `None` when signals cannot be set up: every service then falls back to timers.
+    signals: Option<SignalFd>,
+    signal: libc::c_int,
+    directories: Vec<Watched>,
+}
+
+/// One watched `supervise/` directory and the services waiting on it.
+struct Watched {
+    identity: (u64, u64),
+    directory: OwnedFd,
+    /// The writing end of `ok` while its supervisor runs.
+    ok: Option<OwnedFd>,
+    owners: Vec<usize>,
 }
 
 /// Which services saw a relevant change.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Changes {
     pub changed: Vec<usize>,
-    /// Their watch is gone (the directory was removed or moved).
+    /// Their supervisor went away: watch again (a new one may have taken over).
     pub lost: Vec<usize>,
-    /// The event queue overflowed: anything may have changed.
+    /// The signal queue overflowed: anything may have changed.
     pub all: bool,
 }
 
 impl Watcher {
-    pub fn new(exit_events: bool) -> Watcher {
-        let mut mask = AddWatchFlags::IN_MOVED_TO
-            | AddWatchFlags::IN_CREATE
-            | AddWatchFlags::IN_CLOSE_WRITE
-            | AddWatchFlags::IN_DELETE
-            | AddWatchFlags::IN_DELETE_SELF
-            | AddWatchFlags::IN_MOVE_SELF
-            | AddWatchFlags::IN_ONLYDIR;
-        if exit_events {
-            mask |= AddWatchFlags::IN_CLOSE_NOWRITE;
-        }
+    /// `_exit_events` is kept for the callers: the `ok` FIFO reports every supervisor
+    /// exit, whatever the wait.
+    pub fn new(_exit_events: bool) -> Watcher {
+        let signal = libc::SIGRTMIN();
+        let signals = Signal::try_from(libc::SIGIO).ok().and_then(|sigio| {
+            let mut mask = SigSet::empty();
+            mask.add(sigio);
+            // SAFETY: sigaddset on a valid set; SIGRTMIN is a valid signal number that
+            // nix's Signal enum cannot name.
+            unsafe {
+                libc::sigaddset(std::ptr::addr_of_mut!(mask).cast(), signal);
+            }
+            nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).ok()?;
+            SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok()
+        });
         Watcher {
-            inotify: Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok(),
-            mask,
-            owners: HashMap::new(),
+            signals,
+            signal,
+            directories: Vec::new(),
         }
     }
 
     /// Watches the `supervise/` directory of service `owner`; false when it cannot be
-    /// (no inotify, no such directory, the watch limit reached).
+    /// (no such directory, no signals).
     pub fn watch(&mut self, owner: usize, supervise: &Path) -> bool {
-        let Some(inotify) = &self.inotify else {
+        self.watch_directory(owner, supervise, "ok")
+    }
+
+    /// Watches `directory` for `owner`, and the life of whoever reads the FIFO `reader`
+    /// in it (runsv's `ok`, svdir's `.svdir/control`).
+    pub fn watch_directory(&mut self, owner: usize, directory: &Path, reader: &str) -> bool {
+        let supervise = directory;
+        if self.signals.is_none() {
+            return false;
+        }
+        let Ok(path) = CString::new(supervise.as_os_str().as_bytes()) else {
             return false;
         };
-        match inotify.add_watch(supervise, self.mask) {
-            Ok(wd) => {
-                let owners = self.owners.entry(wd).or_default();
-                if !owners.contains(&owner) {
-                    owners.push(owner);
-                }
-                true
+        let Ok(stat) = nix::sys::stat::stat(path.as_c_str()) else {
+            return false;
+        };
+        let identity = (stat.st_dev, stat.st_ino);
+        let index = match self.directories.iter().position(|w| w.identity == identity) {
+            Some(index) => index,
+            None => {
+                let Some(directory) = self.notify(&path) else {
+                    return false;
+                };
+                self.directories.push(Watched {
+                    identity,
+                    directory,
+                    ok: None,
+                    owners: Vec::new(),
+                });
+                self.directories.len() - 1
             }
-            Err(_) => false,
+        };
+        let watched = &mut self.directories[index];
+        if !watched.owners.contains(&owner) {
+            watched.owners.push(owner);
         }
+        if watched.ok.is_none() {
+            // ENXIO: no supervisor now; its status says so, and a new one is seen by
+            // the files it writes.
+            watched.ok = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(supervise.join(reader))
+                .ok()
+                .map(OwnedFd::from);
+        }
+        true
+    }
+
+    /// Opens `directory` and asks for a signal on every name created in it (renamed
+    /// into it too), directed at this thread and naming the fd.
+    fn notify(&self, directory: &CString) -> Option<OwnedFd> {
+        // SAFETY: open(2) of a NUL-terminated path; the fd is owned at once.
+        let fd = unsafe {
+            libc::open(
+                directory.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: fd was just opened and is owned by nobody else.
+        let directory = unsafe { OwnedFd::from_raw_fd(fd) };
+        let owner = OwnerEx {
+            kind: F_OWNER_TID,
+            pid: nix::unistd::gettid().as_raw(),
+        };
+        // SAFETY: fcntl(2) on an fd we own, with an argument of the documented type.
+        let ok = unsafe {
+            libc::fcntl(fd, F_SETSIG, self.signal) == 0
+                && libc::fcntl(fd, libc::F_NOTIFY, DN_CREATE | DN_MULTISHOT) == 0
+                && libc::fcntl(fd, F_SETOWN_EX, std::ptr::addr_of!(owner)) == 0
+        };
+        ok.then_some(directory)
     }
 
     /// Waits until an event arrives or `timeout` passes (`None`: no limit), and reports
-    /// the relevant changes (possibly none: a timeout, a signal, an irrelevant event).
+    /// the relevant changes (possibly none: a timeout, an event on another name).
     pub fn wait(&mut self, timeout: Option<Duration>) -> Changes {
-        let Some(inotify) = &self.inotify else {
+        let Some(signals) = &self.signals else {
             if let Some(timeout) = timeout {
                 std::thread::sleep(timeout);
             }
@@ -83,82 +188,93 @@ impl Watcher {
             let ms = t.as_nanos().div_ceil(1_000_000);
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
         });
-        let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
-        if !matches!(poll(&mut fds, millis), Ok(n) if n > 0) {
-            return Changes::default();
+        let supervisors: Vec<usize> = (0..self.directories.len())
+            .filter(|&i| self.directories[i].ok.is_some())
+            .collect();
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        for &i in &supervisors {
+            if let Some(ok) = &self.directories[i].ok {
+                // No events asked for: POLLERR (no reader left) is always reported.
+                fds.push(PollFd::new(ok.as_fd(), PollFlags::empty()));
+            }
         }
-        let events = inotify.read_events().unwrap_or_default();
-        self.sort(events)
-    }
-
-    fn sort(&mut self, events: Vec<InotifyEvent>) -> Changes {
+        match poll(&mut fds, millis) {
+            Ok(n) if n > 0 => {}
+            _ => return Changes::default(),
+        }
+        let gone: Vec<usize> = supervisors
+            .iter()
+            .zip(&fds[1..])
+            .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(&i, _)| i)
+            .collect();
+        drop(fds);
         let mut changes = Changes::default();
-        for event in events {
-            if event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
-                changes.all = true;
-                continue;
+        let mut fired: Vec<RawFd> = Vec::new();
+        // One write_files of runsv raises a signal per name created: read them in
+        // batches, not one read(2) each.
+        let mut batch = [0u8; 32 * SIGINFO_SIZE];
+        loop {
+            // SAFETY: read(2) into a buffer we own, of its length.
+            let n =
+                unsafe { libc::read(signals.as_raw_fd(), batch.as_mut_ptr().cast(), batch.len()) };
+            if n <= 0 {
+                break;
             }
-            let gone = event.mask.intersects(
-                AddWatchFlags::IN_IGNORED
-                    | AddWatchFlags::IN_DELETE_SELF
-                    | AddWatchFlags::IN_MOVE_SELF,
-            );
-            let name = event.name.as_ref().and_then(|n| n.to_str()).unwrap_or("");
-            if !gone && !relevant(event.mask, name) {
-                continue;
-            }
-            let owners = if event.mask.contains(AddWatchFlags::IN_IGNORED) {
-                self.owners.remove(&event.wd).unwrap_or_default()
-            } else {
-                self.owners.get(&event.wd).cloned().unwrap_or_default()
-            };
-            for owner in owners {
-                let list = if gone {
-                    &mut changes.lost
+            for info in batch[..n as usize].chunks_exact(SIGINFO_SIZE) {
+                // SAFETY: the kernel wrote whole signalfd_siginfo structs; the chunk is
+                // exactly one, read unaligned from the byte buffer.
+                let info: libc::signalfd_siginfo =
+                    unsafe { std::ptr::read_unaligned(info.as_ptr().cast()) };
+                if info.ssi_signo as libc::c_int == self.signal {
+                    fired.push(info.ssi_fd);
                 } else {
-                    &mut changes.changed
-                };
-                if !list.contains(&owner) {
-                    list.push(owner);
+                    changes.all = true;
                 }
             }
+            if (n as usize) < batch.len() {
+                break;
+            }
+        }
+        for watched in &self.directories {
+            if fired.contains(&watched.directory.as_raw_fd()) {
+                add_all(&mut changes.changed, &watched.owners);
+            }
+        }
+        for i in gone {
+            let watched = &mut self.directories[i];
+            watched.ok = None;
+            add_all(&mut changes.changed, &watched.owners);
+            add_all(&mut changes.lost, &watched.owners);
         }
         changes
     }
 }
 
-fn relevant(mask: AddWatchFlags, name: &str) -> bool {
-    match name {
-        "status" | "state" => mask.intersects(
-            AddWatchFlags::IN_MOVED_TO
-                | AddWatchFlags::IN_CREATE
-                | AddWatchFlags::IN_CLOSE_WRITE
-                | AddWatchFlags::IN_DELETE,
-        ),
-        "ok" => mask.intersects(AddWatchFlags::IN_CLOSE_NOWRITE | AddWatchFlags::IN_DELETE),
-        "lock" => mask.contains(AddWatchFlags::IN_CLOSE_WRITE),
-        _ => false,
+fn add_all(list: &mut Vec<usize>, owners: &[usize]) {
+    for &owner in owners {
+        if !list.contains(&owner) {
+            list.push(owner);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
-    #[test]
-    fn only_the_files_that_carry_state() {
-        let moved = AddWatchFlags::IN_MOVED_TO;
-        assert!(relevant(moved, "status"));
-        assert!(relevant(moved, "state"));
-        assert!(!relevant(moved, "stat"));
-        assert!(!relevant(moved, "pid"));
-        assert!(!relevant(AddWatchFlags::IN_CLOSE_WRITE, "status.new"));
-        // sv's own probe opens `ok` for writing; only the reader's close matters.
-        assert!(!relevant(AddWatchFlags::IN_CLOSE_WRITE, "ok"));
-        assert!(relevant(AddWatchFlags::IN_CLOSE_NOWRITE, "ok"));
-        assert!(!relevant(AddWatchFlags::IN_CLOSE_NOWRITE, "status"));
-        assert!(relevant(AddWatchFlags::IN_CLOSE_WRITE, "lock"));
-        assert!(!relevant(AddWatchFlags::IN_CLOSE_WRITE, "control"));
+    /// Collects changes for up to five seconds, until `done` says enough.
+    fn collect(watcher: &mut Watcher, done: impl Fn(&Changes) -> bool) -> Changes {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut all = Changes::default();
+        while Instant::now() < deadline && !done(&all) {
+            let changes = watcher.wait(Some(Duration::from_millis(500)));
+            add_all(&mut all.changed, &changes.changed);
+            add_all(&mut all.lost, &changes.lost);
+            all.all |= changes.all;
+        }
+        all
     }
 
     #[test]
@@ -167,36 +283,42 @@ mod tests {
         let mut watcher = Watcher::new(false);
         assert!(watcher.watch(3, dir.path()));
         assert!(watcher.watch(5, dir.path()), "same directory, second owner");
+        assert_eq!(watcher.directories.len(), 1, "one watch per directory");
         std::fs::write(dir.path().join("status.new"), b"x").unwrap();
         std::fs::rename(dir.path().join("status.new"), dir.path().join("status")).unwrap();
-        let mut changed = Vec::new();
-        for _ in 0..10 {
-            let changes = watcher.wait(Some(Duration::from_secs(5)));
-            changed.extend(changes.changed);
-            if !changed.is_empty() {
-                break;
-            }
-        }
-        changed.sort();
-        assert_eq!(changed, [3, 5]);
+        let mut changes = collect(&mut watcher, |c| !c.changed.is_empty());
+        changes.changed.sort();
+        assert_eq!(changes.changed, [3, 5]);
         assert!(!watcher.watch(1, &dir.path().join("missing")));
     }
 
     #[test]
-    fn removal_is_reported_as_lost() {
-        let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join("supervise");
-        std::fs::create_dir(&sub).unwrap();
+    fn only_the_watched_directory_wakes_its_owner() {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let mut watcher = Watcher::new(false);
-        assert!(watcher.watch(0, &sub));
-        std::fs::remove_dir(&sub).unwrap();
-        let mut lost = Vec::new();
-        for _ in 0..10 {
-            lost.extend(watcher.wait(Some(Duration::from_secs(5))).lost);
-            if !lost.is_empty() {
-                break;
-            }
-        }
-        assert_eq!(lost, [0]);
+        assert!(watcher.watch(1, one.path()));
+        assert!(watcher.watch(2, two.path()));
+        std::fs::write(two.path().join("state"), b"x").unwrap();
+        let changes = collect(&mut watcher, |c| !c.changed.is_empty());
+        assert_eq!(changes.changed, [2]);
+    }
+
+    #[test]
+    fn the_reader_of_ok_closing_is_a_lost_supervisor() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("ok");
+        nix::unistd::mkfifo(&ok, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&ok)
+            .unwrap();
+        let mut watcher = Watcher::new(true);
+        assert!(watcher.watch(7, dir.path()));
+        assert!(watcher.directories[0].ok.is_some(), "ok opened for writing");
+        drop(reader);
+        let changes = collect(&mut watcher, |c| !c.lost.is_empty());
+        assert_eq!(changes.lost, [7]);
+        assert_eq!(changes.changed, [7]);
     }
 }
