@@ -292,6 +292,12 @@ fn a_service_that_ran_a_second_restarts_at_once_a_fast_one_waits() {
     let first = wait_running(&service);
     // The scenario needs a run of more than a second.
     std::thread::sleep(Duration::from_millis(1100));
+    // Every replacement of `state` is an event of its own (renames are never merged).
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).unwrap();
+    inotify
+        .add_watch(&service.join("supervise"), AddWatchFlags::IN_MOVED_TO)
+        .unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(first as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -303,6 +309,17 @@ fn a_service_that_ran_a_second_restarts_at_once_a_fast_one_waits() {
     .unwrap();
     assert_eq!(again.restarts, 1);
     assert_eq!(again.last_exit, Some(ExitStatus::Signaled(9)));
+    let mut states = 0;
+    while let Ok(events) = inotify.read_events() {
+        states += events
+            .iter()
+            .filter(|e| e.name.as_deref() == Some(std::ffi::OsStr::new("state")))
+            .count();
+    }
+    assert!(
+        states >= 2,
+        "the exit is published before the restart, then the new process ({states} writes)"
+    );
 
     let fast = runit_service(root.path(), "fast", "#!/bin/sh\nexit 3\n");
     let _fast = runsv(&fast);

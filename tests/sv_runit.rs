@@ -389,7 +389,10 @@ fn status_lines_are_runits() {
 
     // finishing
     control(&fin, "d");
-    settle(&fin, "finishing", |s| s.run_state == RunState::Finish);
+    // runit's runsv writes a status with no pid before the one with finish's pid.
+    settle(&fin, "finishing", |s| {
+        s.run_state == RunState::Finish && s.pid != 0
+    });
     let out = assert_same(svdir, &["status", "fin"]);
     assert!(out.stdout.starts_with("finish: fin: (pid "), "{out:?}");
 
@@ -437,8 +440,10 @@ fn a_daemontools_status_is_bad_format() {
     command.arg(&dir).stdin(Stdio::null());
     let _supervise = Guard::spawn(&mut command);
     let status = dir.join("supervise/status");
+    // daemontools writes its status before it opens `ok`: wait for both.
+    let ok_has_reader = || supervisor_running(&SuperviseDir::of_service(&dir)).unwrap_or(false);
     assert!(wait_for(&[&dir, &dir.join("supervise")], WAIT, || {
-        fs::metadata(&status).is_ok_and(|m| m.len() == 18)
+        fs::metadata(&status).is_ok_and(|m| m.len() == 18) && ok_has_reader()
     }));
     assert_eq!(
         assert_same(root.path(), &["status", "d"]),

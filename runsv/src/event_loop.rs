@@ -470,6 +470,11 @@ impl Supervisor {
         let mut queue: VecDeque<Action> = actions.into();
         while let Some(action) = queue.pop_front() {
             let event = match action {
+                Action::Spawn(Process::Run) => {
+                    let actions = self.start_run(which);
+                    queue.extend(actions);
+                    None
+                }
                 Action::Spawn(process) => Some(self.spawn(which, process)),
                 Action::Signal {
                     target,
@@ -548,7 +553,14 @@ impl Supervisor {
     }
 
     fn spawn(&mut self, which: Which, process: Process) -> Event {
-        match self.launch(which, process) {
+        let launched = self
+            .prepare(which, process)
+            .and_then(|(launch, notification)| {
+                let pid = launch.spawn()?;
+                self.keep_notification(which, notification);
+                Ok(pid.as_raw() as u32)
+            });
+        match launched {
             Ok(pid) => Event::Spawned {
                 process,
                 pid,
@@ -558,8 +570,82 @@ impl Supervisor {
         }
     }
 
-    /// Builds and starts run, finish or the readiness test of a service.
-    fn launch(&mut self, which: Which, process: Process) -> Result<u32, String> {
+    /// Starts `run` and publishes its pid in runit's files while its exec is still
+    /// under way, then waits for the exec: a restart is seen as soon as runit's runsv
+    /// would show it, and the full state still says `running` only once exec
+    /// succeeded. Returns the machine's actions.
+    fn start_run(&mut self, which: Which) -> Vec<Action> {
+        // Every state change is written: the exit that led to this restart is
+        // published (in `state`, which holds it all) before the new process replaces
+        // it; runit's files go from the old pid to the new one, as in runit.
+        if let Some(service) = self.service(which) {
+            if service.published_a_process() {
+                service.write_state_file();
+            }
+        }
+        let prepared = self.prepare(which, Process::Run);
+        let started = prepared.and_then(|(launch, notification)| {
+            let started = launch.start()?;
+            self.keep_notification(which, notification);
+            Ok(started)
+        });
+        let now = self.now();
+        let Some(service) = self.service(which) else {
+            return Vec::new();
+        };
+        let started = match started {
+            Ok(started) => started,
+            Err(reason) => {
+                let event = Event::SpawnFailed {
+                    process: Process::Run,
+                    reason,
+                };
+                return service.machine.on(now, event);
+            }
+        };
+        let pid = started.pid().as_raw() as u32;
+        let spawned = Event::Spawned {
+            process: Process::Run,
+            pid,
+            starttime: 0,
+        };
+        let actions = service.machine.on(now, spawned);
+        service.write_runit_files();
+        // For `state`, written once exec is confirmed; /proc can wait until then.
+        let starttime = start_time(pid).unwrap_or(0);
+        service
+            .machine
+            .record_starttime(Process::Run, pid, starttime);
+        match started.confirm() {
+            Ok(()) => actions,
+            Err(reason) => {
+                // What followed from the spawn (a readiness test) is void.
+                service.notification = None;
+                let failed = Event::ExecFailed {
+                    process: Process::Run,
+                    pid,
+                    reason,
+                };
+                service.machine.on(now, failed)
+            }
+        }
+    }
+
+    fn keep_notification(&mut self, which: Which, notification: Option<(OwnedFd, OwnedFd)>) {
+        if let (Some((read, _write)), Some(service)) = (notification, self.service(which)) {
+            // Our copy of the write end closes here, so EOF means the service closed it.
+            service.notification = Some(read);
+        }
+    }
+
+    /// Builds run, finish or the readiness test of a service, and the readiness pipe
+    /// (read, write) it needs.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &mut self,
+        which: Which,
+        process: Process,
+    ) -> Result<(Launch, Option<(OwnedFd, OwnedFd)>), String> {
         let null = self.null.as_raw_fd();
         let (stdin, stdout, stderr) = self.stdio(which);
         let service = match which {
@@ -613,12 +699,7 @@ impl Supervisor {
                     .stdio(Stdio::Fd(null), Stdio::Fd(null), Stdio::Fd(null))
             }
         };
-        let pid = launch.spawn()?;
-        if let Some((read, _write)) = notification {
-            // Our copy of the write end closes here, so EOF means the service closed it.
-            service.notification = Some(read);
-        }
-        Ok(pid.as_raw() as u32)
+        Ok((launch, notification))
     }
 
     /// stdin, stdout and stderr of a service's run and finish.

@@ -2,17 +2,18 @@
 //! signal mask and default dispositions, the chosen fds, working directory, user and
 //! environment — and learning whether exec itself failed, with the OS's reason.
 //!
-//! Everything the child needs is prepared before fork; between fork and exec the child
-//! makes only system calls (no allocation), as required after fork.
+//! Everything the child needs is prepared before the clone; between it and exec the
+//! child makes only system calls (no allocation, no locks): it shares runsv's memory.
 
 use crate::definition::Credentials;
 use nix::errno::Errno;
 use nix::libc;
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::Pid;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The PATH a YAML service gets when its `environ` names none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -108,9 +109,11 @@ impl Launch {
         self
     }
 
-    /// Forks and execs. Returns the pid once exec has succeeded, or the OS's reason
-    /// exec (or the set-up before it) failed; the failed child is reaped here.
-    pub fn spawn(&self) -> Result<Pid, String> {
+    /// Forks the process and returns at once, while the child execs: runsv publishes
+    /// the new pid in runit's files meanwhile, then learns from [`Started::confirm`]
+    /// whether exec succeeded. (A forked child, not a vfork-style one: the parent must
+    /// run on while the child is still before its exec.)
+    pub fn start(&self) -> Result<Started, String> {
         let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| describe_failure(&self.display, e))?;
         let argv: Vec<*const libc::c_char> = pointer_array(&self.argv);
@@ -120,62 +123,102 @@ impl Launch {
             .as_ref()
             .map(|c| c.supplementary_groups.clone())
             .unwrap_or_default();
+        let unused = AtomicI32::new(0);
+        let context = ChildContext {
+            launch: self,
+            argv: &argv,
+            envp: envp.as_deref(),
+            groups: &groups,
+            failure: &unused,
+        };
         // SAFETY: runsv is single-threaded; the child only makes system calls on data
         // prepared above, then execs or _exits.
-        match unsafe { fork() } {
+        match unsafe { nix::unistd::fork() } {
             Err(errno) => Err(describe_failure(&self.display, errno)),
-            Ok(ForkResult::Child) => {
-                self.child(report_write.as_raw_fd(), &argv, envp.as_deref(), &groups)
+            Ok(nix::unistd::ForkResult::Child) => {
+                self.child(&context, Report::Pipe(report_write.as_raw_fd()))
             }
-            Ok(ForkResult::Parent { child }) => {
-                drop(report_write);
-                let mut bytes = [0u8; 4];
-                let mut got = 0;
-                loop {
-                    match nix::unistd::read(report_read.as_raw_fd(), &mut bytes[got..]) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            got += n;
-                            if got == bytes.len() {
-                                break;
-                            }
-                        }
-                        Err(Errno::EINTR) => continue,
-                        Err(_) => break,
-                    }
-                }
-                if got == bytes.len() {
-                    let _ = nix::sys::wait::waitpid(child, None);
-                    Err(describe_failure(
-                        &self.display,
-                        Errno::from_raw(i32::from_ne_bytes(bytes)),
-                    ))
-                } else {
-                    Ok(child)
-                }
+            Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Started {
+                pid: child,
+                report: report_read,
+                display: self.display.clone(),
+            }),
+        }
+    }
+
+    /// Starts the process and returns its pid once exec has succeeded, or the OS's
+    /// reason exec (or the set-up before it) failed; the failed child is reaped here.
+    ///
+    /// The child is a vfork-style clone (CLONE_VM | CLONE_VFORK, on a stack of its own,
+    /// as glibc's posix_spawn does): no copy of runsv's page tables, and runsv resumes
+    /// the moment the child's exec has replaced its memory, which is how it knows exec
+    /// succeeded, without a pipe. A failing child leaves its errno in `failure`, memory
+    /// the two share, before it exits.
+    pub fn spawn(&self) -> Result<Pid, String> {
+        let argv: Vec<*const libc::c_char> = pointer_array(&self.argv);
+        let envp: Option<Vec<*const libc::c_char>> = self.envp.as_ref().map(|e| pointer_array(e));
+        let groups: Vec<libc::gid_t> = self
+            .credentials
+            .as_ref()
+            .map(|c| c.supplementary_groups.clone())
+            .unwrap_or_default();
+        let failure = AtomicI32::new(0);
+        let context = ChildContext {
+            launch: self,
+            argv: &argv,
+            envp: envp.as_deref(),
+            groups: &groups,
+            failure: &failure,
+        };
+        let mut stack = vec![0u8; CHILD_STACK];
+        // The stack grows down from its end, which the ABI wants 16-byte aligned.
+        let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+        // SAFETY: the child runs child_entry on `stack`, which outlives it as the parent
+        // is suspended until the child has exec'd or exited (CLONE_VFORK); it reads
+        // `context` and writes only `failure`.
+        let pid = unsafe {
+            libc::clone(
+                child_entry,
+                top as *mut libc::c_void,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                std::ptr::addr_of!(context) as *mut libc::c_void,
+            )
+        };
+        if pid < 0 {
+            return Err(describe_failure(&self.display, Errno::last()));
+        }
+        let child = Pid::from_raw(pid);
+        match failure.load(Ordering::SeqCst) {
+            0 => Ok(child),
+            errno => {
+                let _ = nix::sys::wait::waitpid(child, None);
+                Err(describe_failure(&self.display, Errno::from_raw(errno)))
             }
         }
     }
 
-    /// In the child, after fork: set up and exec; on failure, write the errno to
-    /// `report` and exit 111 (runit's code for a run that could not be exec'd).
-    fn child(
-        &self,
-        report: RawFd,
-        argv: &[*const libc::c_char],
-        envp: Option<&[*const libc::c_char]>,
-        groups: &[libc::gid_t],
-    ) -> ! {
+    /// In the child: set up and exec; on failure, report the errno and exit 111
+    /// (runit's code for a run that could not be exec'd).
+    fn child(&self, context: &ChildContext, report: Report) -> ! {
+        let (argv, envp, groups) = (context.argv, context.envp, context.groups);
         let mut report = report;
-        // SAFETY: plain system calls in the child.
-        let fail = |report: RawFd| -> ! {
-            let bytes = (Errno::last() as i32).to_ne_bytes();
-            unsafe {
-                libc::write(report, bytes.as_ptr().cast(), bytes.len());
-                libc::_exit(111)
+        let fail = |report: Report| -> ! {
+            let errno = match Errno::last() as i32 {
+                0 => libc::EIO,
+                errno => errno,
+            };
+            match report {
+                Report::Shared(failure) => failure.store(errno, Ordering::SeqCst),
+                Report::Pipe(fd) => {
+                    let bytes = errno.to_ne_bytes();
+                    // SAFETY: write(2) of a local buffer.
+                    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+                }
             }
+            // SAFETY: _exit is async-signal-safe and never returns.
+            unsafe { libc::_exit(111) }
         };
-        // SAFETY: each call is a plain system call on memory prepared before fork.
+        // SAFETY: each call is a plain system call on memory prepared before the clone.
         unsafe {
             libc::setsid();
             for signal in 1..32 {
@@ -187,10 +230,10 @@ impl Launch {
             libc::sigemptyset(&mut empty);
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
 
-            if let Some((_, target)) = self.extra_fd {
+            if let (Some((_, target)), Report::Pipe(fd)) = (self.extra_fd, report) {
                 // The readiness fd's number must not clobber the report pipe.
-                if report == target {
-                    report = libc::fcntl(report, libc::F_DUPFD_CLOEXEC, 3);
+                if fd == target {
+                    report = Report::Pipe(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3));
                 }
             }
             for (number, source) in self.stdio.iter().enumerate() {
@@ -225,6 +268,79 @@ impl Launch {
             fail(report)
         }
     }
+}
+
+/// Enough for the system calls the child makes (its frames are small and it calls
+/// nothing that allocates); allocated per start and freed once the child has exec'd.
+const CHILD_STACK: usize = 32 * 1024;
+
+/// How the child tells the parent that exec failed, and why.
+#[derive(Clone, Copy)]
+enum Report<'a> {
+    /// Memory shared with a parent suspended until exec (the vfork-style clone).
+    Shared(&'a AtomicI32),
+    /// The write end of a close-on-exec pipe (fork): exec closes it, a failure writes
+    /// the errno into it first.
+    Pipe(RawFd),
+}
+
+/// A process forked by [`Launch::start`], whose exec may still be under way.
+pub struct Started {
+    pid: Pid,
+    report: OwnedFd,
+    display: String,
+}
+
+impl Started {
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Waits until the child has exec'd (Ok) or failed to (the OS's reason; the child
+    /// is reaped here).
+    pub fn confirm(self) -> Result<(), String> {
+        let mut bytes = [0u8; 4];
+        let mut got = 0;
+        loop {
+            match nix::unistd::read(self.report.as_raw_fd(), &mut bytes[got..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got += n;
+                    if got == bytes.len() {
+                        break;
+                    }
+                }
+                Err(Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+        }
+        if got < bytes.len() {
+            return Ok(());
+        }
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+        Err(describe_failure(
+            &self.display,
+            Errno::from_raw(i32::from_ne_bytes(bytes)),
+        ))
+    }
+}
+
+/// What the child reads, prepared before the clone.
+struct ChildContext<'a> {
+    launch: &'a Launch,
+    argv: &'a [*const libc::c_char],
+    envp: Option<&'a [*const libc::c_char]>,
+    groups: &'a [libc::gid_t],
+    failure: &'a AtomicI32,
+}
+
+extern "C" fn child_entry(context: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `context` is the ChildContext the parent passed to clone, alive while the
+    // parent is suspended.
+    let context = unsafe { &*(context as *const ChildContext) };
+    context
+        .launch
+        .child(context, Report::Shared(context.failure))
 }
 
 fn pointer_array(strings: &[CString]) -> Vec<*const libc::c_char> {
@@ -291,7 +407,12 @@ pub fn reap_one() -> Option<(nix::unistd::Pid, crate::supervise::ExitStatus)> {
 /// Field 22 of /proc/PID/stat: when the process started, in clock ticks after boot.
 /// With the pid, it names a process for good (a pid alone can be reused).
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read;
+    // One read: the whole line is well under a page, and procfs returns it at once.
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buffer = [0u8; 1024];
+    let length = file.read(&mut buffer).ok()?;
+    let stat = std::str::from_utf8(&buffer[..length]).ok()?;
     // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
     let (_, rest) = stat.rsplit_once(')')?;
     rest.split_whitespace().nth(19)?.parse().ok()

@@ -125,6 +125,13 @@ pub enum Event {
     },
     /// The spawn failed; `reason` is for people (`unable to start ./run: ...`).
     SpawnFailed { process: Process, reason: String },
+    /// The process reported as `Spawned` (forked, its pid already published in runit's
+    /// files) could not exec; it has been reaped. Ends as `SpawnFailed` would have.
+    ExecFailed {
+        process: Process,
+        pid: u32,
+        reason: String,
+    },
     /// A child of the machine was reaped.
     Exited { pid: u32, status: ExitStatus },
     /// A line arrived on the notification fd.
@@ -319,6 +326,11 @@ impl Machine {
             Event::SpawnFailed { process, reason } => {
                 self.spawn_failed(now, process, reason, &mut actions)
             }
+            Event::ExecFailed {
+                process,
+                pid,
+                reason,
+            } => self.exec_failed(now, process, pid, reason, &mut actions),
             Event::Exited { pid, status } => self.exited(now, pid, status, &mut actions),
             Event::Ready => {
                 if self.state == ServiceState::Starting
@@ -584,6 +596,46 @@ impl Machine {
                 }
             }
         }
+    }
+
+    /// Records the start time of a process reported as `Spawned` without one (runsv
+    /// reads it from /proc after it has published the pid, not before).
+    pub fn record_starttime(&mut self, process: Process, pid: u32, starttime: u64) {
+        match process {
+            Process::Run if self.run_pid == Some(pid) => self.run_starttime = starttime,
+            Process::Finish if self.finish_pid == Some(pid) => self.finish_starttime = starttime,
+            _ => {}
+        }
+    }
+
+    /// Undoes `spawned` for a process that never ran, then fails as a spawn would.
+    fn exec_failed(
+        &mut self,
+        now: Now,
+        process: Process,
+        pid: u32,
+        reason: String,
+        actions: &mut Vec<Action>,
+    ) {
+        let slot = match process {
+            Process::Run => &mut self.run_pid,
+            Process::Finish => &mut self.finish_pid,
+            Process::Test => &mut self.test_pid,
+        };
+        if *slot != Some(pid) {
+            return;
+        }
+        *slot = None;
+        match process {
+            Process::Run => {
+                self.run_starttime = 0;
+                self.ready_since = None;
+            }
+            Process::Finish => self.finish_starttime = 0,
+            Process::Test => {}
+        }
+        self.deadline = None;
+        self.spawn_failed(now, process, reason, actions);
     }
 
     fn exited(&mut self, now: Now, pid: u32, status: ExitStatus, actions: &mut Vec<Action>) {

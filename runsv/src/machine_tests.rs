@@ -701,3 +701,77 @@ fn the_status_stamp_follows_runit() {
     // Ran 2.5 s: restarted at once, so the stamp is the new start.
     assert_eq!(h.machine.status().since, at(2500).wall);
 }
+
+#[test]
+fn an_exec_that_fails_after_the_pid_was_published_ends_as_a_failed_spawn() {
+    let mut h = Harness::new(longrun(), Want::Down);
+    h.control(b'u');
+    let pid = h.machine.pid_of(Process::Run).expect("spawned");
+    assert_eq!(h.state(), ServiceState::Running);
+    // Another pid's report changes nothing.
+    let other = h.machine.on(
+        at(0),
+        Event::ExecFailed {
+            process: Process::Run,
+            pid: pid + 1,
+            reason: "unable to start ./run: file does not exist".into(),
+        },
+    );
+    assert!(other.is_empty());
+    assert_eq!(h.machine.pid_of(Process::Run), Some(pid));
+    let actions = h.machine.on(
+        at(0),
+        Event::ExecFailed {
+            process: Process::Run,
+            pid,
+            reason: "unable to start ./run: file does not exist".into(),
+        },
+    );
+    assert!(actions.is_empty());
+    assert_eq!(h.machine.pid_of(Process::Run), None);
+    assert_eq!(h.state(), ServiceState::Error);
+    assert_eq!(
+        h.machine.reason(),
+        "unable to start ./run: file does not exist; retrying in 1s"
+    );
+    let status = h.machine.status();
+    assert_eq!((status.pid, status.run_state), (0, RunState::Down));
+    assert_eq!(h.machine.full_state().starttime, 0);
+    assert_eq!(h.machine.deadline(), Some(T0 + Duration::from_secs(1)));
+}
+
+#[test]
+fn a_finish_that_cannot_exec_leaves_the_service_down() {
+    let mut h = Harness::new(
+        Settings {
+            has_finish: true,
+            ..longrun()
+        },
+        Want::Up,
+    );
+    h.control(b'd');
+    h.exit_process(Process::Run, ExitStatus::Signaled(15));
+    let finish = h.machine.pid_of(Process::Finish).expect("finish spawned");
+    assert_eq!(h.state(), ServiceState::Finishing);
+    h.event(Event::ExecFailed {
+        process: Process::Finish,
+        pid: finish,
+        reason: "unable to start ./finish: access denied".into(),
+    });
+    assert_eq!(h.machine.pid_of(Process::Finish), None);
+    assert_eq!(h.state(), ServiceState::Down);
+}
+
+#[test]
+fn a_start_time_recorded_later_is_the_processs_own() {
+    let mut h = Harness::new(longrun(), Want::Up);
+    let pid = h.machine.pid_of(Process::Run).expect("running");
+    h.machine.record_starttime(Process::Run, pid + 1, 99);
+    assert_eq!(
+        h.machine.full_state().starttime,
+        7,
+        "another pid's is ignored"
+    );
+    h.machine.record_starttime(Process::Run, pid, 1234);
+    assert_eq!(h.machine.full_state().starttime, 1234);
+}

@@ -177,13 +177,46 @@ impl Service {
     /// full state last (a reader of the state, such as a dependent's runsv, finds every
     /// other file current).
     pub fn write_files(&mut self) {
+        let result = self.write(true, true);
+        self.report_write(result);
+    }
+
+    /// Only `state`, which carries everything (the runit status included): the exit
+    /// before an immediate restart, at the cost of one file.
+    pub fn write_state_file(&mut self) {
+        let result = self.write(false, true);
+        self.report_write(result);
+    }
+
+    /// Whether the files last written show a process (that has since exited, when a
+    /// new one is about to start).
+    pub fn published_a_process(&self) -> bool {
+        self.written.pid.is_some_and(|pid| pid != 0)
+    }
+
+    /// Only runit's files (`pid`, `stat`, `status`): a new pid is published before its
+    /// exec is confirmed, and `state`, which says more, follows once it is.
+    pub fn write_runit_files(&mut self) {
+        let result = self.write(true, false);
+        self.report_write(result);
+    }
+
+    /// Writes each file whose content changed, runit's if `runit`, then `state` if
+    /// `state` (last, so a reader of `state` sees the others current).
+    fn write(&mut self, runit: bool, state: bool) -> std::io::Result<()> {
+        let mut result = Ok(());
+        if runit {
+            result = result.and(self.write_runit());
+        }
+        if state {
+            result = result.and(self.write_state());
+        }
+        result
+    }
+
+    fn write_runit(&mut self) -> std::io::Result<()> {
         let status = self.machine.status();
         let stat = status.stat_line(self.machine.want() == Want::Exit);
-        let mut full_state = self.machine.full_state();
-        if let (Some(error), true) = (&self.reconfigure_error, full_state.reason.is_empty()) {
-            full_state.reason = format!("new definition refused, old one kept: {error}");
-        }
-        let state = full_state.encode();
         let encoded = status.encode();
         let mut result = Ok(());
         if self.written.pid != Some(status.pid) {
@@ -211,6 +244,16 @@ impl Service {
             result = result.and(write_atomically(&self.supervise.status(), &encoded, 0o644));
             self.written.status = Some(encoded);
         }
+        result
+    }
+
+    fn write_state(&mut self) -> std::io::Result<()> {
+        let mut result = Ok(());
+        let mut full_state = self.machine.full_state();
+        if let (Some(error), true) = (&self.reconfigure_error, full_state.reason.is_empty()) {
+            full_state.reason = format!("new definition refused, old one kept: {error}");
+        }
+        let state = full_state.encode();
         if self.written.state.as_deref() != Some(state.as_str()) {
             result = result.and(write_atomically(
                 &self.supervise.state(),
@@ -219,6 +262,10 @@ impl Service {
             ));
             self.written.state = Some(state);
         }
+        result
+    }
+
+    fn report_write(&mut self, result: std::io::Result<()>) {
         match result {
             Ok(()) => self.written.warned = false,
             Err(error) if !self.written.warned => {

@@ -124,3 +124,56 @@ pub fn reconfigure<W: Write>(services: &[OsString], svdir: &OsString, out: &mut 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn an_svdir_that_exits_before_answering_fails_the_sync_at_once() {
+        let root = tempfile::tempdir().unwrap();
+        let control_dir = root.path().join(".svdir");
+        std::fs::create_dir(&control_dir).unwrap();
+        let control = control_dir.join("control");
+        nix::unistd::mkfifo(&control, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // A stand-in svdir: reads the request, then goes away without answering.
+        let mut reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&control)
+            .unwrap();
+        let stand_in = std::thread::spawn(move || {
+            let mut fds = [nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&reader),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16)).unwrap();
+            let mut byte = [0u8; 1];
+            assert_eq!(reader.read(&mut byte).unwrap(), 1);
+            assert_eq!(&byte, b"s");
+        });
+        let mut out = Out::new(Vec::new());
+        let started = Instant::now();
+        let code = sync(
+            &root.path().as_os_str().to_owned(),
+            false,
+            Duration::from_secs(30),
+            &mut out,
+        );
+        stand_in.join().unwrap();
+        assert_eq!(code, 1);
+        let text = String::from_utf8(out.into_inner()).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "fail: {}: svdir exited before answering\n",
+                root.path().display()
+            )
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not the 30 s wait"
+        );
+    }
+}
