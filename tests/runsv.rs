@@ -546,29 +546,229 @@ fn the_stop_timeout_kills_the_whole_group() {
     );
 }
 
+/// SIGKILLs a runsv and waits until it is gone; its service's group joins `guard`'s,
+/// so that a failing test still stops it.
+fn kill_runsv(guard: &mut Guard, service_pid: u32) {
+    guard
+        .extra_groups
+        .push(nix::unistd::Pid::from_raw(service_pid as i32));
+    nix::sys::signal::kill(guard.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
+    guard.wait_exit(WAIT).unwrap();
+}
+
+/// The pids of processes whose command line is exactly `argv` (NUL-separated).
+fn processes_running(argv: &[&str]) -> Vec<u32> {
+    let wanted: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
+        .collect()
+}
+
 #[test]
-fn a_service_is_not_duplicated_when_its_runsv_is_killed() {
+fn a_killed_runsvs_service_is_adopted_not_restarted_nor_duplicated() {
+    let root = tempfile::tempdir().unwrap();
+    // A command line unique to this test, to count the copies of the service.
+    let marker = format!("{}", 1_000_000 + std::process::id());
+    let service = runit_service(
+        root.path(),
+        "a",
+        &format!("#!/bin/sh\nexec sleep {marker}\n"),
+    );
+    let mut first = runsv(&service);
+    let pid = wait_running(&service);
+    let before = full_state(&service).unwrap();
+    kill_runsv(&mut first, pid);
+    assert!(alive(pid), "the service outlives a killed runsv");
+    let mut second = runsv(&service);
+    second
+        .extra_groups
+        .push(nix::unistd::Pid::from_raw(pid as i32));
+    let adopted = full_state(&service).unwrap();
+    assert_eq!(adopted.state, ServiceState::Running);
+    assert_eq!(adopted.pid, pid, "the same process, not a new one");
+    assert_eq!(adopted.starttime, before.starttime);
+    assert_eq!(adopted.restarts, before.restarts, "no restart counted");
+    assert_eq!(
+        processes_running(&["sleep", &marker]),
+        [pid],
+        "exactly one copy"
+    );
+    let status = status(&service).unwrap();
+    assert_eq!((status.pid, status.run_state), (pid, RunState::Run));
+
+    // Signals reach it; its end is seen (through a pidfd) and it is restarted.
+    control(&service, "k");
+    let restarted = wait_state(&service, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != pid && s.pid != 0
+    })
+    .unwrap();
+    assert_eq!(restarted.last_exit, Some(ExitStatus::Unknown));
+    assert_eq!(restarted.restarts, before.restarts + 1);
+    assert!(!alive(pid));
+    assert_eq!(processes_running(&["sleep", &marker]), [restarted.pid]);
+
+    // And down/up work on what it runs now.
+    control(&service, "d");
+    wait_in(&service, ServiceState::Down);
+    assert!(processes_running(&["sleep", &marker]).is_empty());
+}
+
+#[test]
+fn an_adopted_service_stops_on_down() {
     let root = tempfile::tempdir().unwrap();
     let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
     let mut first = runsv(&service);
-    let orphan = wait_running(&service);
-    // The service leads its own process group: if the test fails, that goes too.
-    first
+    let pid = wait_running(&service);
+    kill_runsv(&mut first, pid);
+    let mut second = runsv(&service);
+    second
         .extra_groups
-        .push(nix::unistd::Pid::from_raw(orphan as i32));
-    nix::sys::signal::kill(first.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
-    first.wait_exit(WAIT).unwrap();
-    assert!(alive(orphan), "the service outlives a killed runsv");
-    let _second = runsv(&service);
-    let replacement = wait_state(&service, WAIT, |s| {
-        s.state == ServiceState::Running && s.pid != orphan
-    })
-    .unwrap();
+        .push(nix::unistd::Pid::from_raw(pid as i32));
+    assert_eq!(full_state(&service).unwrap().pid, pid);
+    control(&service, "d");
+    let down = wait_in(&service, ServiceState::Down);
+    assert_eq!(down.pid, 0);
     assert!(
-        wait_for(&[], WAIT, || !alive(orphan)),
+        wait_for(&[], WAIT, || !alive(pid)),
+        "the adopted process was stopped"
+    );
+}
+
+#[test]
+fn a_service_that_cannot_be_adopted_is_stopped_before_a_new_one_starts() {
+    let root = tempfile::tempdir().unwrap();
+    // Still starting (its readiness test never passes) when its runsv is killed:
+    // runsv cannot follow a readiness it did not start, so it does not adopt it.
+    let service = yaml_service(
+        root.path(),
+        "a",
+        "exec: sleep 1000\ntest: \"false\"\ntest_interval: 0.05\n",
+    );
+    let mut first = runsv(&service);
+    let starting = wait_in(&service, ServiceState::Starting);
+    kill_runsv(&mut first, starting.pid);
+    assert!(alive(starting.pid));
+    let _second = runsv(&service);
+    assert!(
+        wait_for(&[], WAIT, || !alive(starting.pid)),
         "the old copy was stopped"
     );
-    assert!(alive(replacement.pid));
+    let again = wait_state(&service, WAIT, |s| s.pid != 0 && s.pid != starting.pid).unwrap();
+    assert_eq!(again.state, ServiceState::Starting);
+}
+
+#[test]
+fn an_adopted_service_keeps_its_logger_and_loses_no_line() {
+    let root = tempfile::tempdir().unwrap();
+    // Prints a numbered line each time it is asked (SIGHUP), so the test decides when
+    // lines are written: before, while and after its runsv is killed.
+    let service = runit_service(
+        root.path(),
+        "a",
+        "#!/bin/sh\nn=0\ntrap 'n=$((n+1)); echo line-$n' HUP\nwhile :; do sleep 1 & wait $!; done\n",
+    );
+    write_script(
+        &service.join("log/run"),
+        "#!/bin/sh\nwhile IFS= read -r line; do echo \"$line\" >> ../lines; done\n",
+    );
+    let lines = service.join("lines");
+    let count = || read(&lines).lines().count();
+    let hup = |pid: u32, expect: usize| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+        assert!(
+            wait_for(&[&service], WAIT, || count() >= expect),
+            "line {expect} never arrived: {:?}",
+            read(&lines)
+        );
+    };
+    let mut first = runsv(&service);
+    let pid = wait_running(&service);
+    let logger = runtree::wait_running(&service.join("log"), WAIT);
+    hup(pid, 1);
+    first
+        .extra_groups
+        .push(nix::unistd::Pid::from_raw(logger as i32));
+    kill_runsv(&mut first, pid);
+    // Written while no runsv runs: the pipe is the logger's, still read.
+    hup(pid, 2);
+    let mut second = runsv(&service);
+    second
+        .extra_groups
+        .push(nix::unistd::Pid::from_raw(pid as i32));
+    second
+        .extra_groups
+        .push(nix::unistd::Pid::from_raw(logger as i32));
+    assert_eq!(full_state(&service).unwrap().pid, pid);
+    assert_eq!(full_state(&service.join("log")).unwrap().pid, logger);
+    hup(pid, 3);
+    // A restarted service writes into the same pipe, to the same logger.
+    control(&service, "k");
+    let next = wait_state(&service, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != pid && s.pid != 0
+    })
+    .unwrap();
+    hup(next.pid, 4);
+    assert_eq!(full_state(&service.join("log")).unwrap().pid, logger);
+    // Each line exactly once, in order (the restarted run counts from 1 again).
+    assert_eq!(read(&lines), "line-1\nline-2\nline-3\nline-1\n");
+}
+
+#[test]
+fn an_adopted_service_writes_on_into_the_relay() {
+    let root = tempfile::tempdir().unwrap();
+    let kmsg = root.path().join("kmsg");
+    fs::write(&kmsg, "").unwrap();
+    // A YAML service's output goes through runsv's relay (to a stand-in for
+    // /dev/kmsg here); it prints a numbered line on each SIGHUP.
+    let service = yaml_service(root.path(), "relayed", "exec: ./hup-lines\n");
+    write_script(
+        &service.join("hup-lines"),
+        "#!/bin/sh\nn=0\ntrap 'n=$((n+1)); echo line-$n' HUP\nwhile :; do sleep 1 & wait $!; done\n",
+    );
+    let start = |service: &Path| {
+        let mut command = Command::new(binary("runsv"));
+        command.arg(service).env("RUNTREE_KMSG", &kmsg);
+        let guard = Guard::spawn(&mut command);
+        let supervise = SuperviseDir::of_service(service);
+        assert!(wait_for(&[service], WAIT, || supervisor_running(
+            &supervise
+        )
+        .unwrap_or(false)));
+        guard
+    };
+    let hup = |pid: u32, expect: &str| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+        assert!(
+            wait_for(&[root.path()], WAIT, || read(&kmsg).contains(expect)),
+            "{expect} never arrived: {:?}",
+            read(&kmsg)
+        );
+    };
+    let mut first = start(&service);
+    let pid = wait_running(&service);
+    hup(pid, "relayed: line-1\n");
+    kill_runsv(&mut first, pid);
+    let mut second = start(&service);
+    second
+        .extra_groups
+        .push(nix::unistd::Pid::from_raw(pid as i32));
+    assert_eq!(full_state(&service).unwrap().pid, pid, "adopted");
+    hup(pid, "relayed: line-2\n");
+    assert_eq!(read(&kmsg), "<6>relayed: line-1\n<6>relayed: line-2\n");
+    assert!(alive(pid));
 }
 
 #[test]

@@ -492,18 +492,28 @@ fn a_killed_runsv_is_replaced_and_the_others_are_untouched() {
     let b_pid = running(&b, &mut svdir);
     let before = runsv_children(svdir.pid());
     let old = before["a"];
+    svdir.extra_groups.push(Pid::from_raw(a_pid as i32));
     kill(Pid::from_raw(old as i32), Signal::SIGKILL).unwrap();
-    // A new runsv, which replaces the service its killed predecessor left running.
-    let new_pid = wait_state(&a, WAIT, |s| {
-        s.state == ServiceState::Running && s.pid != a_pid
-    })
-    .unwrap_or_else(|| panic!("a never restarted: {:?}\n{}", full_state(&a), tree.log()))
-    .pid;
-    svdir.extra_groups.push(Pid::from_raw(new_pid as i32));
+    // A new runsv, which adopts the service its killed predecessor left running.
+    let svdir_pid = svdir.pid();
+    assert!(
+        wait_for(&[&a.join("supervise")], WAIT, || {
+            runsv_children(svdir_pid)
+                .get("a")
+                .is_some_and(|p| *p != old)
+                && runsv_alive(&a)
+        }),
+        "a's runsv never replaced\n{}",
+        tree.log()
+    );
+    let adopted = full_state(&a).unwrap();
+    assert_eq!(adopted.state, ServiceState::Running);
+    assert_eq!(adopted.pid, a_pid, "the same process goes on: adopted");
+    assert_eq!(adopted.restarts, 0);
+    assert!(alive(a_pid));
     let after = runsv_children(svdir.pid());
     assert_ne!(after["a"], old);
     assert_eq!(after["b"], before["b"]);
-    assert!(!alive(a_pid), "never two copies of a");
     assert_eq!(full_state(&b).unwrap().pid, b_pid);
     assert!(
         tree.log()
@@ -590,15 +600,21 @@ fn a_restarted_svdir_adopts_the_running_runsv() {
         WAIT,
         || !alive(runsv_a)
     ));
-    // An adopted runsv that dies is replaced by a child of the new svdir.
+    // An adopted runsv that dies is replaced by a child of the new svdir, which in
+    // turn adopts the service.
+    second.extra_groups.push(Pid::from_raw(pids["b"] as i32));
     kill(Pid::from_raw(runsv["b"] as i32), Signal::SIGKILL).unwrap();
     let b = tree.scan().join("b");
-    let new_b = wait_state(&b, WAIT, |s| {
-        s.state == ServiceState::Running && s.pid != pids["b"]
-    })
-    .unwrap_or_else(|| panic!("b not replaced: {:?}\n{}", full_state(&b), tree.log()))
-    .pid;
-    second.extra_groups.push(Pid::from_raw(new_b as i32));
+    let second_pid = second.pid();
+    assert!(
+        wait_for(&[&b.join("supervise")], WAIT, || {
+            runsv_children(second_pid).contains_key("b") && runsv_alive(&b)
+        }),
+        "b's runsv not replaced\n{}",
+        tree.log()
+    );
+    let new_b = full_state(&b).unwrap().pid;
+    assert_eq!(new_b, pids["b"], "b's service adopted, not restarted");
     assert_eq!(
         runsv_children(second.pid()).keys().collect::<Vec<_>>(),
         ["b"]

@@ -3,9 +3,10 @@
 //! sees into machine events, performs the actions the machines return, and writes
 //! `supervise/` after every event. It never sleeps: a restart delay is a deadline.
 
+use crate::adoption;
 use crate::dependency_watch::{DependencyWatch, FALLBACK_INTERVAL};
 use crate::relay::Relay;
-use crate::service::{has_log_service, Reconfigured, Service};
+use crate::service::{has_log_service, Leftover, Reconfigured, Service};
 use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -140,10 +141,12 @@ pub fn run(directory: &Path) -> Result<(), String> {
     unsafe {
         libc::malloc_trim(0);
     }
+    // What a killed predecessor left running is adopted where it can be.
+    supervisor.adopt_leftovers();
     // runsv announces itself (opens supervise/ok) once a status is written. Normally
-    // that is the state boot leads to, so the files are written once; when a killed
-    // predecessor's service must be stopped first, which may take its stop timeout,
-    // runsv says so at once instead.
+    // that is the state boot (or adoption) leads to, so the files are written once;
+    // when a killed predecessor's service must be stopped first, which may take its
+    // stop timeout, runsv says so at once instead.
     let leftovers = supervisor.main.left_running.is_some()
         || supervisor
             .log
@@ -206,15 +209,104 @@ impl Supervisor {
         }
     }
 
-    /// A previous runsv of this directory was killed and its service lives on: stop
-    /// it (pid and start time identify it for sure) before starting a new one, so the
-    /// service never runs twice.
+    /// A previous runsv of this directory was killed and its service lives on, up and
+    /// ready: take it over. It keeps running, uninterrupted, with one copy; its pid,
+    /// uptime, restart count and want stay; signals, stop and status work as before;
+    /// runsv follows it through a pidfd and restarts it when it ends. Its output pipe
+    /// (to the log service or the relay) is fetched from the processes themselves, so
+    /// the logger stays connected and a restarted service writes into the same pipe.
+    /// What cannot be adopted is left in `left_running`, to be stopped.
+    fn adopt_leftovers(&mut self) {
+        let now = self.now();
+        for which in [Which::Log, Which::Main] {
+            let Some(service) = self.service(which) else {
+                continue;
+            };
+            if !service.left_running.as_ref().is_some_and(|l| l.adoptable()) {
+                continue;
+            }
+            let Some(leftover) = service.left_running.take() else {
+                continue;
+            };
+            let pidfd = match adoption::pidfd_open(leftover.pid) {
+                Some(pidfd) if self.recover_output(which, &pidfd) => pidfd,
+                _ => {
+                    if let Some(service) = self.service(which) {
+                        service.left_running = Some(leftover);
+                    }
+                    continue;
+                }
+            };
+            if let Some(service) = self.service(which) {
+                service.machine.adopt(now, &leftover.previous);
+                service.adopted = Some((leftover.pid, pidfd));
+            }
+        }
+    }
+
+    /// Re-establishes the pipe between the service and its logger (or the relay)
+    /// from the adopted process's own end of it: stdin for the logger, stdout for the
+    /// service. False when it cannot be done (the process must then be stopped).
+    fn recover_output(&mut self, which: Which, pidfd: &OwnedFd) -> bool {
+        let logger_adopted = self.log.as_ref().is_some_and(|l| l.adopted.is_some());
+        match (&mut self.output, which) {
+            (Some(Output::LogPipe(read, write)), Which::Log) => {
+                let Some(input) = adoption::fd_of(pidfd, 0) else {
+                    return false;
+                };
+                if adoption::pipe_identity(&input).is_none() {
+                    // The logger reads something else: a new one will get our pipe.
+                    return true;
+                }
+                let Some(service_end) = adoption::other_end(&input, true, true) else {
+                    return false;
+                };
+                (*read, *write) = (input, service_end);
+                true
+            }
+            (Some(Output::LogPipe(read, write)), Which::Main) => {
+                let Some(output) = adoption::fd_of(pidfd, 1) else {
+                    return false;
+                };
+                let Some(pipe) = adoption::pipe_identity(&output) else {
+                    return true; // it writes elsewhere by its own choice
+                };
+                if logger_adopted {
+                    // The logger's pipe is already ours; the service's should be it.
+                    return adoption::pipe_identity(read) == Some(pipe);
+                }
+                let Some(logger_end) = adoption::other_end(&output, false, true) else {
+                    return false;
+                };
+                (*read, *write) = (logger_end, output);
+                true
+            }
+            (Some(Output::Relay(relay)), Which::Main) => {
+                let Some(output) = adoption::fd_of(pidfd, 1) else {
+                    return false;
+                };
+                if adoption::pipe_identity(&output).is_none() {
+                    return true;
+                }
+                let Some(read) = adoption::other_end(&output, false, false) else {
+                    return false;
+                };
+                (relay.read, relay.write) = (read, output);
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// A previous runsv of this directory was killed and its service lives on, but
+    /// cannot be adopted: stop it (pid and start time identify it for sure) before
+    /// starting a new one, so the service never runs twice.
     fn replace_leftovers(&mut self) {
         for which in [Which::Log, Which::Main] {
             let Some(service) = self.service(which) else {
                 continue;
             };
-            let Some(pid) = service.left_running.take() else {
+            let Some(Leftover { pid, .. }) = service.left_running.take() else {
                 continue;
             };
             let signal = service.machine.settings.stop_signal;
@@ -258,6 +350,9 @@ impl Supervisor {
             let Some(service) = self.service(which) else {
                 continue;
             };
+            if service.adopted.is_some() {
+                continue;
+            }
             let actions = service.machine.boot(now);
             self.perform(which, actions);
         }
@@ -283,9 +378,22 @@ impl Supervisor {
                 _ => None,
             };
             let dependencies = self.dependencies.as_ref().and_then(|d| d.fd());
-            for fd in [log_control, notification, relay, dependencies]
-                .into_iter()
-                .flatten()
+            let adopted_main = self.main.adopted.as_ref().map(|(_, fd)| fd.as_raw_fd());
+            let adopted_log = self
+                .log
+                .as_ref()
+                .and_then(|l| l.adopted.as_ref())
+                .map(|(_, fd)| fd.as_raw_fd());
+            for fd in [
+                log_control,
+                notification,
+                relay,
+                dependencies,
+                adopted_main,
+                adopted_log,
+            ]
+            .into_iter()
+            .flatten()
             {
                 fds.push(PollFd::new(borrow(fd), PollFlags::POLLIN));
             }
@@ -316,6 +424,10 @@ impl Supervisor {
                     self.handle_notification();
                 } else if Some(fd) == dependencies {
                     self.dependencies_changed(true);
+                } else if Some(fd) == adopted_main {
+                    self.adopted_ended(Which::Main);
+                } else if Some(fd) == adopted_log {
+                    self.adopted_ended(Which::Log);
                 } else if Some(fd) == relay {
                     if let Some(Output::Relay(relay)) = &mut self.output {
                         relay.pump();
@@ -378,6 +490,24 @@ impl Supervisor {
             };
             self.event(which, Event::Exited { pid, status });
         }
+    }
+
+    /// An adopted process ended. It was not runsv's child: whoever reaped it has its
+    /// exit status.
+    fn adopted_ended(&mut self, which: Which) {
+        let Some(service) = self.service(which) else {
+            return;
+        };
+        let Some((pid, _pidfd)) = service.adopted.take() else {
+            return;
+        };
+        self.event(
+            which,
+            Event::Exited {
+                pid,
+                status: ExitStatus::Unknown,
+            },
+        );
     }
 
     fn handle_control(&mut self, which: Which) {
@@ -779,19 +909,9 @@ fn ensure_standard_fds() {
 }
 
 /// A pidfd: readable once the process has exited, whoever its parent is.
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: a fresh fd we own.
-    Some(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as RawFd) })
-}
-
 /// Waits until a process (not necessarily our child) is gone; whether it went in time.
 fn wait_gone(pid: u32, timeout: Duration) -> bool {
-    let Some(pidfd) = pidfd_open(pid) else {
+    let Some(pidfd) = adoption::pidfd_open(pid) else {
         return true; // already gone
     };
     let millis = timeout.as_millis().min(i32::MAX as u128) as i32;

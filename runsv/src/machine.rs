@@ -248,6 +248,27 @@ impl Machine {
         actions
     }
 
+    /// Instead of `boot`: takes over the `run` a killed predecessor left running and
+    /// ready (`previous` is the state it published; the caller checked that pid and
+    /// start time still match). The service goes on as if this machine had started
+    /// it: same pid, uptime, restart count and want.
+    pub fn adopt(&mut self, now: Now, previous: &FullState) {
+        self.want = previous.want;
+        self.run_pid = Some(previous.pid);
+        self.run_starttime = previous.starttime;
+        self.started_at = now.monotonic;
+        if let Some(status) = previous.status {
+            self.status_since = status.since;
+            self.paused = status.paused;
+        }
+        self.ready_since = previous.ready_since.or(Some(now.wall));
+        self.last_exit = previous.last_exit;
+        self.restarts = previous.restarts;
+        self.state = ServiceState::Running;
+        self.state_since = previous.since;
+        self.reason.clear();
+    }
+
     pub fn state(&self) -> ServiceState {
         self.state
     }

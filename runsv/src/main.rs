@@ -4,6 +4,7 @@
 //! for a fatal error at start-up (another runsv holds the lock, the directory is
 //! missing, …).
 
+mod adoption;
 mod dependency_watch;
 mod event_loop;
 mod relay;

@@ -5,7 +5,7 @@
 use runsv::definition::{Environment, LogDestination, Readiness, ServiceDefinition};
 use runsv::errno_text;
 use runsv::machine::{Machine, Now, ReadinessKind, Settings};
-use runsv::supervise::{write_atomically, FullState, SuperviseDir, Want};
+use runsv::supervise::{write_atomically, FullState, ServiceState, SuperviseDir, Want};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -27,9 +27,12 @@ pub struct Service {
     pub notification: Option<OwnedFd>,
     /// The machine asked to exit.
     pub exited: bool,
-    /// The pid a killed predecessor's service still runs as; read under the lock,
-    /// before this runsv overwrites supervise/state.
-    pub left_running: Option<u32>,
+    /// What a killed predecessor left running; read under the lock, before this
+    /// runsv overwrites supervise/state.
+    pub left_running: Option<Leftover>,
+    /// A process adopted from a killed predecessor (not runsv's child): its pid and a
+    /// pidfd, readable once it has ended.
+    pub adopted: Option<(u32, OwnedFd)>,
     /// Why the last `sv reconfigure` was refused (the old definition stays in force);
     /// shown in the state file's reason while nothing else has one.
     pub reconfigure_error: Option<String>,
@@ -129,6 +132,7 @@ impl Service {
             notification: None,
             exited: false,
             left_running,
+            adopted: None,
             reconfigure_error: None,
         };
         // `ok` is made now (a failure is fatal, as in runit) but opened only once the
@@ -416,16 +420,33 @@ fn relocate(definition: &mut ServiceDefinition, directory: &Path, is_log: bool) 
     });
 }
 
+/// A process a killed predecessor left running, and the state it published.
+pub struct Leftover {
+    pub pid: u32,
+    pub previous: FullState,
+}
+
+impl Leftover {
+    /// Whether it is `run` up and ready (not `finish`, not a `run` still starting,
+    /// whose readiness this runsv could not follow): only that can be adopted.
+    pub fn adoptable(&self) -> bool {
+        self.previous.state == ServiceState::Running
+    }
+}
+
 /// The process a previous runsv of this directory left running, if it is still the
 /// same process: the pid and its start time from /proc must both match, so a reused
 /// pid is never mistaken for it.
-fn left_running(supervise: &SuperviseDir) -> Option<u32> {
+fn left_running(supervise: &SuperviseDir) -> Option<Leftover> {
     let previous = FullState::read(supervise).ok().flatten()?;
     if previous.pid == 0 || previous.starttime == 0 {
         return None;
     }
     let alive = runsv::launch::start_time(previous.pid) == Some(previous.starttime);
-    alive.then_some(previous.pid)
+    alive.then_some(Leftover {
+        pid: previous.pid,
+        previous,
+    })
 }
 
 /// Creates the FIFO if needed and opens it non-blocking: `control` read-write (so it

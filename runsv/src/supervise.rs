@@ -224,6 +224,9 @@ impl fmt::Display for ServiceState {
 pub enum ExitStatus {
     Exited(i32),
     Signaled(i32),
+    /// A process runsv adopted from a killed predecessor ended: it was not runsv's
+    /// child, so the kernel gave its exit status to whoever reaped it.
+    Unknown,
 }
 
 impl ExitStatus {
@@ -232,6 +235,7 @@ impl ExitStatus {
         match self {
             ExitStatus::Exited(code) => (code, 0),
             ExitStatus::Signaled(signal) => (-1, signal),
+            ExitStatus::Unknown => (-1, 0),
         }
     }
 
@@ -244,10 +248,14 @@ impl ExitStatus {
         match self {
             ExitStatus::Exited(code) => format!("exit {code}"),
             ExitStatus::Signaled(signal) => format!("signal {signal}"),
+            ExitStatus::Unknown => "unknown".to_string(),
         }
     }
 
     pub fn parse_field(text: &str) -> Option<ExitStatus> {
+        if text == "unknown" {
+            return Some(ExitStatus::Unknown);
+        }
         let (kind, number) = text.split_once(' ')?;
         let number = number.parse().ok()?;
         match kind {
@@ -267,6 +275,7 @@ impl fmt::Display for ExitStatus {
                 Some(name) => write!(f, "killed by SIG{name}"),
                 None => write!(f, "killed by signal {signal}"),
             },
+            ExitStatus::Unknown => write!(f, "ended (exit status unknown: adopted)"),
         }
     }
 }

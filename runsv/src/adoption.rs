@@ -1,0 +1,99 @@
+//! Taking over what a killed runsv left behind: the `run` it supervised (followed
+//! through a pidfd, since it is no longer runsv's child) and the pipe between that
+//! service and its logger (fetched from the processes themselves with pidfd_getfd, so
+//! no line is lost and the logger stays connected).
+//!
+//! Everything here can fail (an old kernel without pidfd_getfd, a process that
+//! redirected its own output, a ptrace restriction): the caller then stops the old
+//! process before it starts a new one, so there are never two.
+
+use nix::libc;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// A pidfd for `pid` (not necessarily a child): readable once the process has ended.
+pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh fd we own.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A copy of the process's fd `target` (close-on-exec, as pidfd_getfd makes it).
+pub fn fd_of(pidfd: &OwnedFd, target: RawFd) -> Option<OwnedFd> {
+    // SAFETY: pidfd_getfd returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh fd we own.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The pipe's identity, if `fd` is one end of a pipe.
+pub fn pipe_identity(fd: &OwnedFd) -> Option<(u64, u64)> {
+    let stat = nix::sys::stat::fstat(fd.as_raw_fd()).ok()?;
+    (stat.st_mode & libc::S_IFMT == libc::S_IFIFO).then_some((stat.st_dev, stat.st_ino))
+}
+
+/// The other end of the pipe `fd` is one end of: a pipe opened through /proc is the
+/// same pipe, in the mode asked for. `blocking` clears O_NONBLOCK after the open
+/// (which is non-blocking so that it can never wait for a peer).
+pub fn other_end(fd: &OwnedFd, write: bool, blocking: bool) -> Option<OwnedFd> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let mode = if write {
+        nix::fcntl::OFlag::O_WRONLY
+    } else {
+        nix::fcntl::OFlag::O_RDONLY
+    };
+    let flags = mode | nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
+    let raw = nix::fcntl::open(path.as_str(), flags, nix::sys::stat::Mode::empty()).ok()?;
+    // SAFETY: a fresh fd we own.
+    let end = unsafe { OwnedFd::from_raw_fd(raw) };
+    if blocking {
+        let mut flags = nix::fcntl::OFlag::from_bits_truncate(
+            nix::fcntl::fcntl(end.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).ok()?,
+        );
+        flags.remove(nix::fcntl::OFlag::O_NONBLOCK);
+        nix::fcntl::fcntl(end.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags)).ok()?;
+    }
+    Some(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn the_other_end_of_a_pipe_is_the_same_pipe() {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let again = other_end(&write, false, true).expect("a read end through /proc");
+        assert_eq!(pipe_identity(&again), pipe_identity(&read));
+        drop(read);
+        let mut writer = std::fs::File::from(write);
+        writer.write_all(b"line\n").unwrap();
+        drop(writer);
+        let mut text = String::new();
+        std::fs::File::from(again)
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "line\n");
+    }
+
+    #[test]
+    fn a_regular_file_is_no_pipe() {
+        let file = tempfile::tempfile().unwrap();
+        assert_eq!(pipe_identity(&OwnedFd::from(file)), None);
+    }
+
+    #[test]
+    fn an_fd_of_this_very_process() {
+        let me = pidfd_open(std::process::id()).expect("pidfd of self");
+        let (read, _write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let copy = fd_of(&me, read.as_raw_fd()).expect("pidfd_getfd");
+        assert_eq!(pipe_identity(&copy), pipe_identity(&read));
+    }
+}
