@@ -890,3 +890,42 @@ fn runits_sv_and_daemontools_svstat_read_runtree_status() {
         format!("ok: {}: runsv not running\n", service.display())
     );
 }
+
+#[test]
+fn files_that_cannot_be_written_are_retried_and_supervision_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let log = root.path().join("stderr");
+    let mut command = Command::new(binary("runsv"));
+    command
+        .arg(&service)
+        .stderr(fs::File::create(&log).unwrap());
+    let _runsv = Guard::spawn(&mut command);
+    let pid = wait_running(&service);
+    // A directory where runsv writes state.new: every write of `state` fails (as on
+    // a full disk or a read-only file system, which root would not see as such).
+    let blocker = service.join("supervise/state.new");
+    fs::create_dir(&blocker).unwrap();
+    control(&service, "d");
+    // Supervision goes on: the service is stopped, and runit's files still follow.
+    assert!(wait_for(&[], WAIT, || !alive(pid)), "d was obeyed");
+    assert!(wait_for(&[&service.join("supervise")], WAIT, || {
+        status(&service).is_some_and(|s| s.pid == 0)
+    }));
+    assert_eq!(
+        full_state(&service).unwrap().state,
+        ServiceState::Running,
+        "stale"
+    );
+    assert!(wait_for(&[root.path()], WAIT, || read(&log)
+        .contains("warning: unable to write supervise/")));
+    // Once the cause is gone, the state is written again without any new event.
+    fs::remove_dir(&blocker).unwrap();
+    let state = wait_in(&service, ServiceState::Down);
+    assert_eq!(state.pid, 0);
+    assert!(
+        read(&log).contains("supervise/ is written again"),
+        "{}",
+        read(&log)
+    );
+}

@@ -6,7 +6,7 @@
 use crate::adoption;
 use crate::dependency_watch::{DependencyWatch, FALLBACK_INTERVAL};
 use crate::relay::Relay;
-use crate::service::{has_log_service, Leftover, Reconfigured, Service};
+use crate::service::{has_log_service, Leftover, Reconfigured, Service, REWRITE_INTERVAL};
 use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -59,6 +59,8 @@ struct Supervisor {
     dependencies: Option<DependencyWatch>,
     /// When to read the dependencies again if they cannot be watched.
     dependencies_poll: Option<Duration>,
+    /// When to try again to write files that could not be written.
+    rewrite: Option<Duration>,
 }
 
 /// Runs the supervisor of `directory` until it is told to exit. Errors are runit's
@@ -135,6 +137,7 @@ pub fn run(directory: &Path) -> Result<(), String> {
         draining: false,
         dependencies,
         dependencies_poll: None,
+        rewrite: None,
     };
     // Free what loading the definitions used: an idle runsv should be small.
     // SAFETY: malloc_trim only returns free heap memory to the kernel.
@@ -444,6 +447,7 @@ impl Supervisor {
             self.main.machine.deadline(),
             self.log.as_ref().and_then(|l| l.machine.deadline()),
             self.dependencies_poll,
+            self.rewrite,
         ];
         match deadlines.into_iter().flatten().min() {
             None => PollTimeout::NONE,
@@ -582,6 +586,20 @@ impl Supervisor {
         let now = self.origin.elapsed();
         if self.dependencies_poll.is_some_and(|due| due <= now) {
             self.dependencies_changed(false);
+        }
+        if self.rewrite.is_some_and(|due| due <= now) {
+            self.rewrite = None;
+            for which in [Which::Log, Which::Main] {
+                if let Some(service) = self.service(which) {
+                    service.write_files();
+                }
+            }
+        }
+        // Supervision goes on whatever the disk says; the files follow when they can.
+        let failed =
+            self.main.write_failed() || self.log.as_ref().is_some_and(|l| l.write_failed());
+        if failed && self.rewrite.is_none() {
+            self.rewrite = Some(now + REWRITE_INTERVAL);
         }
         for which in [Which::Log, Which::Main] {
             let due = self

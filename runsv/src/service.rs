@@ -56,7 +56,12 @@ struct Written {
     state: Option<String>,
     status: Option<[u8; 20]>,
     warned: bool,
+    /// The last write failed.
+    failed: bool,
 }
+
+/// How often files that could not be written are tried again.
+pub const REWRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Service {
     /// Loads the definition (an invalid one still gives a service, in `error` with the
@@ -223,61 +228,74 @@ impl Service {
         let stat = status.stat_line(self.machine.want() == Want::Exit);
         let encoded = status.encode();
         let mut result = Ok(());
+        // A file is recorded as written only once it was: a failed write is retried.
         if self.written.pid != Some(status.pid) {
             let text = if status.pid == 0 {
                 String::new()
             } else {
                 format!("{}\n", status.pid)
             };
-            result = result.and(write_atomically(
-                &self.supervise.pid(),
-                text.as_bytes(),
-                0o644,
-            ));
-            self.written.pid = Some(status.pid);
+            let written = write_atomically(&self.supervise.pid(), text.as_bytes(), 0o644);
+            if written.is_ok() {
+                self.written.pid = Some(status.pid);
+            }
+            result = result.and(written);
         }
         if self.written.stat.as_deref() != Some(stat.as_str()) {
-            result = result.and(write_atomically(
-                &self.supervise.stat(),
-                stat.as_bytes(),
-                0o644,
-            ));
-            self.written.stat = Some(stat);
+            let written = write_atomically(&self.supervise.stat(), stat.as_bytes(), 0o644);
+            if written.is_ok() {
+                self.written.stat = Some(stat);
+            }
+            result = result.and(written);
         }
         if self.written.status != Some(encoded) {
-            result = result.and(write_atomically(&self.supervise.status(), &encoded, 0o644));
-            self.written.status = Some(encoded);
+            let written = write_atomically(&self.supervise.status(), &encoded, 0o644);
+            if written.is_ok() {
+                self.written.status = Some(encoded);
+            }
+            result = result.and(written);
         }
         result
     }
 
     fn write_state(&mut self) -> std::io::Result<()> {
-        let mut result = Ok(());
         let mut full_state = self.machine.full_state();
         if let (Some(error), true) = (&self.reconfigure_error, full_state.reason.is_empty()) {
             full_state.reason = format!("new definition refused, old one kept: {error}");
         }
         let state = full_state.encode();
-        if self.written.state.as_deref() != Some(state.as_str()) {
-            result = result.and(write_atomically(
-                &self.supervise.state(),
-                state.as_bytes(),
-                0o644,
-            ));
+        if self.written.state.as_deref() == Some(state.as_str()) {
+            return Ok(());
+        }
+        let written = write_atomically(&self.supervise.state(), state.as_bytes(), 0o644);
+        if written.is_ok() {
             self.written.state = Some(state);
         }
-        result
+        written
+    }
+
+    /// Whether the last write failed (a full disk, a read-only or broken supervise/):
+    /// the loop then writes again on a timer, as well as on the next change.
+    pub fn write_failed(&self) -> bool {
+        self.written.failed
     }
 
     fn report_write(&mut self, result: std::io::Result<()>) {
+        self.written.failed = result.is_err();
         match result {
-            Ok(()) => self.written.warned = false,
+            Ok(()) => {
+                if self.written.warned {
+                    eprintln!("runsv {}: supervise/ is written again", self.label);
+                }
+                self.written.warned = false
+            }
             Err(error) if !self.written.warned => {
                 self.written.warned = true;
                 eprintln!(
-                    "runsv {}: warning: unable to write supervise/: {}",
+                    "runsv {}: warning: unable to write supervise/: {}; retrying every {}s",
                     self.label,
-                    errno_text::describe(&error)
+                    errno_text::describe(&error),
+                    REWRITE_INTERVAL.as_secs()
                 );
             }
             Err(_) => {}
