@@ -232,25 +232,32 @@ fn svdir_killed_is_restarted_and_no_service_restarts_or_runs_twice() {
     tree.all_running();
     let before = tree.service_pids();
     let starts_before = tree.events().len();
-    let first = tree.svdir();
-    kill(first.pid, Signal::SIGKILL).unwrap();
-    // init restarts svdir (after its first, short delay); the new one adopts the
-    // running runsv processes instead of starting new ones.
-    let held = wait_for(&[], Duration::from_secs(10), || {
-        children(tree.ns.init_pid())
-            .iter()
-            .any(|p| p.comm == "svdir" && p.pid != first.pid)
-    });
-    assert!(held, "svdir was not restarted\n{}", tree.ns.report());
-    // Once the new svdir has applied a scan, it has done whatever it would do. (Until
-    // it has set up .svdir/control, sv sync says that no svdir runs there.)
-    let control = tree.scan.join(".svdir");
-    let mut last = (0, String::new(), String::new());
-    let synced = wait_for(&[&control], Duration::from_secs(10), || {
-        last = tree.sv(&["sync"]);
-        last.0 == 0
-    });
-    assert!(synced, "{last:?}\n{}", tree.ns.report());
+    // Ten times in a row (issue #6), each time as soon as the new svdir serves.
+    for round in 1..=10 {
+        let first = tree.svdir();
+        kill(first.pid, Signal::SIGKILL).unwrap();
+        // init restarts svdir (after a delay that grows while it keeps dying); the new
+        // one adopts the running runsv processes instead of starting new ones.
+        let held = wait_for(&[], Duration::from_secs(20), || {
+            children(tree.ns.init_pid())
+                .iter()
+                .any(|p| p.comm == "svdir" && p.pid != first.pid)
+        });
+        assert!(
+            held,
+            "round {round}: svdir was not restarted\n{}",
+            tree.ns.report()
+        );
+        // Once the new svdir has applied a scan, it has done whatever it would do.
+        // (Until it has set up .svdir/control, sv sync says that no svdir runs there.)
+        let control = tree.scan.join(".svdir");
+        let mut last = (0, String::new(), String::new());
+        let synced = wait_for(&[&control], Duration::from_secs(10), || {
+            last = tree.sv(&["sync"]);
+            last.0 == 0
+        });
+        assert!(synced, "round {round}: {last:?}\n{}", tree.ns.report());
+    }
     let init = tree.ns.init_pid();
     // Adopted runsv processes are init's children now; new ones would be svdir's.
     let mut runsv = children(init)

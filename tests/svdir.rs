@@ -524,6 +524,64 @@ fn a_killed_runsv_is_replaced_and_the_others_are_untouched() {
 }
 
 #[test]
+fn a_runsv_killed_again_and_again_never_interrupts_its_service() {
+    let tree = Tree::new();
+    // Its own command line, to count the copies of the service in /proc.
+    let marker = format!("{}", 2_000_000 + std::process::id());
+    tree.define("a", &format!("exec: sleep {marker}\nlog: none\n"));
+    let a = tree.link("a", "a");
+    let mut svdir = tree.svdir();
+    let pid = running(&a, &mut svdir);
+    let copies = || {
+        fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| {
+                fs::read(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
+            })
+            .count()
+    };
+    let svdir_pid = svdir.pid();
+    // Five rounds by default: svdir's restart delay grows while runsv keeps dying
+    // (0.1 s, doubling), which is the point of it; RUNTREE_KILL_ROUNDS runs more.
+    let rounds: u32 = std::env::var("RUNTREE_KILL_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    for round in 1..=rounds {
+        let old = runsv_children(svdir_pid)["a"];
+        kill(Pid::from_raw(old as i32), Signal::SIGKILL).unwrap();
+        assert!(
+            wait_for(&[&a.join("supervise")], WAIT, || {
+                runsv_children(svdir_pid)
+                    .get("a")
+                    .is_some_and(|p| *p != old)
+                    && runsv_alive(&a)
+            }),
+            "round {round}: no new runsv\n{}",
+            tree.log()
+        );
+        let state = full_state(&a).unwrap();
+        assert_eq!(
+            (state.state, state.pid, state.restarts),
+            (ServiceState::Running, pid, 0),
+            "round {round}: adopted, not restarted"
+        );
+        assert_eq!(copies(), 1, "round {round}: one copy");
+        assert_eq!(
+            runsv_children(svdir_pid).len(),
+            1,
+            "round {round}: one runsv"
+        );
+    }
+    // Still fully supervised: down stops it.
+    send_control(&SuperviseDir::of_service(&a), b"d").unwrap();
+    assert!(wait_for(&[], WAIT, || !alive(pid)));
+    assert_eq!(copies(), 0);
+}
+
+#[test]
 fn a_runsv_that_keeps_dying_is_restarted_with_a_growing_delay() {
     let tree = Tree::new();
     tree.sleeper("good");

@@ -9,16 +9,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// A run at least this long counts as healthy: the next restart is immediate.
-pub const STABLE_RUN: Duration = Duration::from_secs(10);
-const FIRST_DELAY: Duration = Duration::from_secs(1);
-const MAX_DELAY: Duration = Duration::from_secs(30);
+/// A run at least this long counts as healthy: the next restart is immediate (runit's
+/// rule for a service, applied to svdir).
+pub const STABLE_RUN: Duration = Duration::from_secs(1);
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+/// The runsv processes and their services run on while svdir is down: what waits is
+/// only the scan of new or removed entries, so the cap stays short.
+const MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// PATH for svdir when init has none: the kernel starts init with only HOME and TERM.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Restart delay: 0 after a healthy run, else 1 s doubling up to 30 s while svdir keeps
-/// dying quickly, so a broken svdir costs a few wake-ups a minute instead of a hot loop.
+/// Restart delay: 0 after a healthy run, else 100 ms doubling up to 2 s while svdir keeps
+/// dying quickly, so a broken svdir costs a wake-up every 2 s instead of a hot loop.
 #[derive(Debug)]
 pub struct Backoff {
     next: Duration,
@@ -113,12 +116,15 @@ mod tests {
     fn backoff_grows_and_resets() {
         let mut b = Backoff::default();
         let quick = Duration::from_millis(100);
-        let delays: Vec<u64> = (0..7).map(|_| b.after_exit(quick).as_secs()).collect();
-        assert_eq!(delays, vec![1, 2, 4, 8, 16, 30, 30]);
-        assert_eq!(b.after_exit(Duration::from_secs(10)), Duration::ZERO);
-        assert_eq!(b.after_exit(quick), Duration::from_secs(1));
+        let delays: Vec<u128> = (0..7).map(|_| b.after_exit(quick).as_millis()).collect();
+        assert_eq!(delays, vec![100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(b.after_exit(Duration::from_secs(1)), Duration::ZERO);
+        assert_eq!(b.after_exit(quick), Duration::from_millis(100));
         assert_eq!(b.after_exit(Duration::from_secs(3600)), Duration::ZERO);
-        assert_eq!(b.after_exit(Duration::from_secs(9)), Duration::from_secs(1));
+        assert_eq!(
+            b.after_exit(Duration::from_millis(999)),
+            Duration::from_millis(100)
+        );
     }
 
     #[test]
