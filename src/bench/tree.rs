@@ -118,6 +118,8 @@ enum Definition<'a> {
     Plain,
     /// A dependency chain link, in the suite's own idiom, on the sibling named here.
     After(&'a str),
+    /// A `run` that exits 1 at once, every time: the crash storm.
+    Crash,
 }
 
 impl ScanSuite {
@@ -203,6 +205,7 @@ impl ScanSuite {
         };
         match (definition, self.scanner) {
             (Definition::Plain, _) => script(RUN_SCRIPT.to_string())?,
+            (Definition::Crash, _) => script("#!/bin/sh\nexit 1\n".to_string())?,
             // runit's idiom: `sv start` sends `u` to the dependency and waits (7 s) until
             // it runs; it fails at once if no runsv supervises it yet, and runsv restarts
             // the script a second later.
@@ -1269,6 +1272,100 @@ pub fn idle_switches(
         cells: vec![cells],
         notes: Vec::new(),
     }
+}
+
+// ---------------------------------------------------------------------------------
+// crash storm
+
+/// `size` services whose `run` exits 1 at once, forever, under each scanner in turn
+/// (one storm at a time: two would fight over the CPU). After `settle`, the CPU time
+/// (ms) the tree spent over `window`: the scanner and its supervisors, and the crashing
+/// services they reaped (cutime/cstime), so the restarts themselves are counted. What
+/// keeps it low is the restart delay: runit and s6 restart after a fixed second,
+/// runtree's delay grows (1 s doubling to 60 s by default).
+pub fn crash_storm(
+    suites: &[&ScanSuite],
+    size: usize,
+    window: Duration,
+    settle: Duration,
+) -> Measured {
+    let mut cells = Vec::new();
+    for suite in suites {
+        let cell = match &suite.unavailable {
+            Some(reason) => Err(reason.clone()),
+            None => storm_turn(suite, size, window, settle),
+        };
+        cells.push((
+            suite.scanner,
+            cell.map(|ms| Samples {
+                values: vec![ms],
+                warnings: Vec::new(),
+            }),
+        ));
+    }
+    Measured {
+        cells: vec![cells],
+        notes: Vec::new(),
+    }
+}
+
+fn storm_turn(
+    suite: &ScanSuite,
+    size: usize,
+    window: Duration,
+    settle: Duration,
+) -> Result<f64, String> {
+    let dir = suite
+        .fresh_dir("storm")
+        .map_err(|e| format!("creating the scan directory: {e}"))?;
+    for i in 0..size {
+        let name = format!("crash-{i:04}");
+        suite
+            .create_service(&dir, &name, Definition::Crash)
+            .map_err(|e| format!("creating {name}: {e}"))?;
+    }
+    age(&dir)?;
+    let tree = suite
+        .start(&dir)
+        .map_err(|e| format!("starting {}: {e}", suite.scanner.scanner_name()))?;
+    std::thread::sleep(settle);
+    let before = tree_cpu(&tree);
+    std::thread::sleep(window);
+    if !tree.alive() {
+        return Err(tree.died());
+    }
+    let after = tree_cpu(&tree);
+    // Processes present at both ends (a supervisor replaced meanwhile is not counted).
+    let ticks: u64 = before
+        .iter()
+        .filter_map(|(pid, was)| {
+            let now = after.iter().find(|(p, _)| p == pid)?.1;
+            Some(now.saturating_sub(*was))
+        })
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(ticks as f64 * 1000.0 / per_second)
+}
+
+/// (pid, utime + stime + cutime + cstime in clock ticks) of the scanner and each of its
+/// children.
+fn tree_cpu(tree: &Tree) -> Vec<(u32, u64)> {
+    std::iter::once(tree.pid.as_raw() as u32)
+        .chain(tree.children())
+        .filter_map(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (_, rest) = stat.rsplit_once(')')?;
+            // Fields 14–17 of stat, counted after the command name (field 2) as 3…
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = fields
+                .get(11..15)?
+                .iter()
+                .map(|f| f.parse::<u64>().ok())
+                .sum::<Option<u64>>()?;
+            Some((pid, ticks))
+        })
+        .collect()
 }
 
 /// (pid, context switches) of the scanner and of each of its children.

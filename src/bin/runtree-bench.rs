@@ -36,10 +36,11 @@ enum Metric {
     Idle,
     Respawn,
     Stop,
+    Storm,
 }
 
 impl Metric {
-    const ALL: [Metric; 10] = [
+    const ALL: [Metric; 11] = [
         Metric::Memory,
         Metric::Restart,
         Metric::Control,
@@ -50,6 +51,7 @@ impl Metric {
         Metric::Idle,
         Metric::Respawn,
         Metric::Stop,
+        Metric::Storm,
     ];
 
     /// The name `--only` takes.
@@ -65,6 +67,7 @@ impl Metric {
             Metric::Idle => "idle",
             Metric::Respawn => "respawn",
             Metric::Stop => "stop",
+            Metric::Storm => "storm",
         }
     }
 }
@@ -181,6 +184,9 @@ struct TreePlan {
     idle_rounds: usize,
     idle_window: Duration,
     respawn_rounds: usize,
+    storm_services: usize,
+    storm_window: Duration,
+    storm_settle: Duration,
 }
 
 impl TreePlan {
@@ -200,6 +206,9 @@ impl TreePlan {
                 idle_rounds: 1,
                 idle_window: Duration::from_secs(2),
                 respawn_rounds: 1,
+                storm_services: 50,
+                storm_window: Duration::from_secs(2),
+                storm_settle: Duration::from_secs(1),
             }
         } else {
             TreePlan {
@@ -214,6 +223,9 @@ impl TreePlan {
                 idle_rounds: 3,
                 idle_window: Duration::from_secs(10),
                 respawn_rounds: 6,
+                storm_services: 200,
+                storm_window: Duration::from_secs(20),
+                storm_settle: Duration::from_secs(5),
             }
         }
     }
@@ -333,6 +345,7 @@ fn run(options: &Options) -> Result<(), String> {
         Metric::Idle,
         Metric::Respawn,
         Metric::Stop,
+        Metric::Storm,
     ];
 
     let mut suites: Vec<Suite> = Kind::ALL
@@ -598,6 +611,32 @@ fn run_tree_metrics(
                 ),
                 "",
                 Goal::Zero,
+            )
+            .scanners(cells.pop().unwrap_or_default(), &notes),
+        ));
+    }
+    if wanted(Metric::Storm) {
+        progress(&format!(
+            "measuring a crash storm of {} services, one suite at a time",
+            plan.storm_services
+        ));
+        let Measured { mut cells, notes } = tree::crash_storm(
+            &without_daemontools,
+            plan.storm_services,
+            plan.storm_window,
+            plan.storm_settle,
+        );
+        rows.push((
+            Metric::Storm,
+            Row::new(
+                format!(
+                    "crash storm: CPU of the tree in {} s, {} services exiting at once ({} s in)",
+                    plan.storm_window.as_secs(),
+                    plan.storm_services,
+                    plan.storm_settle.as_secs()
+                ),
+                "ms",
+                Goal::NoMoreThanRunit,
             )
             .scanners(cells.pop().unwrap_or_default(), &notes),
         ));
