@@ -929,3 +929,56 @@ fn files_that_cannot_be_written_are_retried_and_supervision_goes_on() {
         read(&log)
     );
 }
+
+#[test]
+fn at_the_fd_limit_a_start_fails_with_the_cause_and_is_retried() {
+    if !Path::new("/usr/bin/prlimit").exists() {
+        eprintln!("SKIPPED: util-linux's prlimit is not installed");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let runsv_guard = runsv(&service);
+    let first = wait_running(&service);
+    let runsv_pid = runsv_guard.pid().as_raw();
+    let prlimit = |limit: usize| {
+        let (code, _, err) = run(
+            Command::new("/usr/bin/prlimit")
+                .arg(format!("--pid={runsv_pid}"))
+                // The soft limit only: raising it back needs no privilege.
+                .arg(format!("--nofile={limit}:")),
+            WAIT,
+        );
+        assert_eq!(code, 0, "prlimit: {err}");
+    };
+    // One fd number to spare below the limit: enough to write a file, not for the
+    // pipe a start needs. (The limit bounds fd numbers, not their count.)
+    let open: Vec<usize> = fs::read_dir(format!("/proc/{runsv_pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let second_free = (0..).filter(|n| !open.contains(n)).nth(1).unwrap();
+    prlimit(second_free);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let failed = wait_in(&service, ServiceState::Error);
+    assert!(
+        failed
+            .reason
+            .contains("Too many open files (EMFILE); retrying in"),
+        "{}",
+        failed.reason
+    );
+    // runsv is still there and answers.
+    assert!(supervisor_running(&SuperviseDir::of_service(&service)).unwrap());
+    // Once fds are available again, the retry starts it.
+    prlimit(1024);
+    let again = wait_state(&service, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != first
+    })
+    .unwrap();
+    assert!(alive(again.pid));
+}
