@@ -5,7 +5,9 @@
 //! - another user is refused control of root's service, with runit's sv's words;
 //! - a service with `user`/`group` runs with exactly those ids, no capability and no fd
 //!   of runsv's (`run`, `finish` and the readiness `test` alike), and a switch that
-//!   fails means the program is never run.
+//!   fails means the program is never run;
+//! - nothing planted in supervise/ (a symlink, a file owned by another user) redirects
+//!   a write of runsv's or makes it stop a process that is not its service's.
 //!
 //! Tests that switch users need root and util-linux's setpriv; without root they print
 //! SKIPPED and pass.
@@ -485,4 +487,178 @@ fn a_service_whose_user_cannot_be_taken_on_is_never_run() {
     );
     assert_eq!(error.pid, 0);
     assert!(!service.join("ran").exists(), "the payload never ran");
+}
+
+/// A file with known content and mode, the target of planted symlinks.
+fn victim(root: &Path) -> PathBuf {
+    let victim = root.join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o640)).unwrap();
+    victim
+}
+
+fn assert_untouched(victim: &Path) {
+    assert_eq!(fs::read_to_string(victim).unwrap(), "precious\n");
+    assert_eq!(mode(victim), 0o640);
+}
+
+#[test]
+fn symlinks_planted_in_supervise_redirect_no_write() {
+    let root = tempfile::tempdir().unwrap();
+    let victim = victim(root.path());
+    let elsewhere = root.path().join("created-by-runsv");
+    let service = runit_service(root.path(), "a");
+    let supervise = service.join("supervise");
+    fs::create_dir(&supervise).unwrap();
+    let plant = |name: &str, target: &Path| {
+        std::os::unix::fs::symlink(target, supervise.join(name)).unwrap();
+    };
+    // At the temporary names runsv writes, and at a final name (which the rename
+    // replaces: the link itself, not what it points to).
+    plant("status.new", &victim);
+    plant("state.new", &victim);
+    plant("stat.new", &victim);
+    plant("pid.new", &elsewhere);
+    plant("stat", &victim);
+
+    let _runsv = runsv(&service);
+    let first = runtree::wait_running(&service, WAIT);
+    control(&service, "d");
+    wait_in(&service, ServiceState::Down);
+    control(&service, "u");
+    let pid = wait_state(&service, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != first
+    })
+    .unwrap()
+    .pid;
+
+    assert_untouched(&victim);
+    assert!(
+        !elsewhere.exists(),
+        "no file created through a dangling link"
+    );
+    for name in ["status.new", "state.new", "stat.new", "pid.new"] {
+        assert!(
+            !supervise.join(name).exists(),
+            "{name} was renamed into place"
+        );
+    }
+    assert!(fs::symlink_metadata(supervise.join("stat"))
+        .unwrap()
+        .is_file());
+    assert_eq!(fs::read_to_string(supervise.join("stat")).unwrap(), "run\n");
+    assert_eq!(
+        fs::read_to_string(supervise.join("pid")).unwrap(),
+        format!("{pid}\n")
+    );
+}
+
+#[test]
+fn a_symlink_at_the_lock_or_a_fifo_is_refused_and_followed_nowhere() {
+    let root = tempfile::tempdir().unwrap();
+    let victim = victim(root.path());
+    let elsewhere = root.path().join("created-by-runsv");
+    for (index, (name, target)) in [
+        ("lock", &victim),
+        ("lock", &elsewhere),
+        ("control", &victim),
+        ("ok", &victim),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let service = root.path().join(format!("{index}-{name}"));
+        write_script(
+            &service.join("run"),
+            "#!/bin/sh\ntouch ran\nexec sleep 1000\n",
+        );
+        fs::create_dir(service.join("supervise")).unwrap();
+        std::os::unix::fs::symlink(target, service.join("supervise").join(name)).unwrap();
+        let (code, _, stderr) = run(Command::new(binary("runsv")).arg(&service), WAIT);
+        assert_eq!(
+            (code, stderr),
+            (
+                111,
+                format!(
+                    "runsv {}: fatal: unable to open supervise/{name}: a symbolic link: runsv follows none in supervise/\n",
+                    service.display()
+                )
+            )
+        );
+        assert_untouched(&victim);
+        assert!(
+            !elsewhere.exists(),
+            "no file created through a dangling link"
+        );
+        assert!(
+            !service.join("ran").exists(),
+            "{name}: the service never ran"
+        );
+    }
+    // Not a link, but not a FIFO either: never read as commands.
+    let service = root.path().join("file");
+    write_script(&service.join("run"), "#!/bin/sh\nexec sleep 1000\n");
+    fs::create_dir(service.join("supervise")).unwrap();
+    fs::write(service.join("supervise/control"), "d").unwrap();
+    let (code, _, stderr) = run(Command::new(binary("runsv")).arg(&service), WAIT);
+    assert_eq!(
+        (code, stderr),
+        (
+            111,
+            format!(
+                "runsv {}: fatal: unable to open supervise/control: not a FIFO\n",
+                service.display()
+            )
+        )
+    );
+}
+
+#[test]
+fn supervise_may_still_be_a_symlink_to_a_directory_elsewhere() {
+    // runit's way for read-only service directories: supervise -> a writable place,
+    // made by runsv if it does not exist yet.
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a");
+    let store = root.path().join("store");
+    fs::create_dir(&store).unwrap();
+    std::os::unix::fs::symlink(store.join("a"), service.join("supervise")).unwrap();
+    let _runsv = runsv(&service);
+    let pid = runtree::wait_running(&service, WAIT);
+    assert_eq!(mode(&store.join("a")), 0o700);
+    assert_eq!(
+        fs::read_to_string(store.join("a/pid")).unwrap(),
+        format!("{pid}\n")
+    );
+}
+
+#[test]
+fn a_state_file_planted_by_another_user_or_a_link_stops_nothing() {
+    require_user_switching!();
+    // runsv stops the process a killed predecessor left running, as its state file
+    // says; a state file it did not write must not name a victim for it.
+    let mut victim = Guard::spawn(Command::new("sleep").arg("1000"));
+    let victim_pid = victim.pid().as_raw() as u32;
+    let starttime = runsv::launch::start_time(victim_pid).unwrap();
+    let planted = format!(
+        "state=running\nwant=up\npid={victim_pid}\nstarttime={starttime}\nsince=1.000000000\nready_since=\nlast_exit=\nrestarts=0\noneshot=0\nreason=\nstatus=\n"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let owned = runit_service(root.path(), "owned");
+    fs::create_dir(owned.join("supervise")).unwrap();
+    fs::write(owned.join("supervise/state"), &planted).unwrap();
+    std::os::unix::fs::chown(owned.join("supervise/state"), Some(NOBODY), None).unwrap();
+    let linked = runit_service(root.path(), "linked");
+    fs::create_dir(linked.join("supervise")).unwrap();
+    let elsewhere = root.path().join("state-elsewhere");
+    fs::write(&elsewhere, &planted).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, linked.join("supervise/state")).unwrap();
+
+    for service in [&owned, &linked] {
+        let _runsv = runsv(service);
+        let pid = runtree::wait_running(service, WAIT);
+        assert_ne!(pid, victim_pid);
+        assert!(alive(victim_pid), "{}: the victim lives", service.display());
+    }
+    assert_eq!(fs::read_to_string(&elsewhere).unwrap(), planted);
+    assert_eq!(victim.child.try_wait().unwrap(), None);
 }
