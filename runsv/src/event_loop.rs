@@ -79,6 +79,7 @@ pub fn run(directory: &Path) -> Result<(), String> {
         )
     })?;
     ensure_standard_fds();
+    runsv::launch::exact_modes();
 
     let mut mask = SigSet::empty();
     for signal in [

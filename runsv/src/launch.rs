@@ -9,11 +9,11 @@ use crate::definition::Credentials;
 use nix::errno::Errno;
 use nix::libc;
 use nix::unistd::Pid;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// The PATH a YAML service gets when its `environ` names none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -142,6 +142,8 @@ impl Launch {
                 pid: child,
                 report: report_read,
                 display: self.display.clone(),
+                directory: self.directory.clone(),
+                user: self.user_name().map(str::to_string),
             }),
         }
     }
@@ -152,8 +154,8 @@ impl Launch {
     /// The child is a vfork-style clone (CLONE_VM | CLONE_VFORK, on a stack of its own,
     /// as glibc's posix_spawn does): no copy of runsv's page tables, and runsv resumes
     /// the moment the child's exec has replaced its memory, which is how it knows exec
-    /// succeeded, without a pipe. A failing child leaves its errno in `failure`, memory
-    /// the two share, before it exits.
+    /// succeeded, without a pipe. A failing child leaves its step and errno in
+    /// `failure`, memory the two share, before it exits.
     pub fn spawn(&self) -> Result<Pid, String> {
         let argv: Vec<*const libc::c_char> = pointer_array(&self.argv);
         let envp: Option<Vec<*const libc::c_char>> = self.envp.as_ref().map(|e| pointer_array(e));
@@ -190,27 +192,34 @@ impl Launch {
         let child = Pid::from_raw(pid);
         match failure.load(Ordering::SeqCst) {
             0 => Ok(child),
-            errno => {
+            code => {
                 let _ = nix::sys::wait::waitpid(child, None);
-                Err(describe_failure(&self.display, Errno::from_raw(errno)))
+                Err(describe_child_failure(
+                    &self.display,
+                    &self.directory,
+                    self.user_name(),
+                    code,
+                ))
             }
         }
     }
 
-    /// In the child: set up and exec; on failure, report the errno and exit 111
-    /// (runit's code for a run that could not be exec'd).
+    /// In the child: set up and exec; on failure, report the step and errno and exit
+    /// 111 (runit's code for a run that could not be exec'd). Every step that fails
+    /// ends the child before exec: a service never runs with half its set-up.
     fn child(&self, context: &ChildContext, report: Report) -> ! {
         let (argv, envp, groups) = (context.argv, context.envp, context.groups);
         let mut report = report;
-        let fail = |report: Report| -> ! {
+        let fail = |report: Report, step: Step| -> ! {
             let errno = match Errno::last() as i32 {
                 0 => libc::EIO,
                 errno => errno,
             };
+            let code = (step as i32) << STEP_SHIFT | errno;
             match report {
-                Report::Shared(failure) => failure.store(errno, Ordering::SeqCst),
+                Report::Shared(failure) => failure.store(code, Ordering::SeqCst),
                 Report::Pipe(fd) => {
-                    let bytes = errno.to_ne_bytes();
+                    let bytes = code.to_ne_bytes();
                     // SAFETY: write(2) of a local buffer.
                     unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
                 }
@@ -229,6 +238,12 @@ impl Launch {
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            // runsv creates its files with umask 0 (see `exact_modes`); the service
+            // gets the umask runsv was started with.
+            let umask = SERVICE_UMASK.load(Ordering::Relaxed);
+            if umask != KEEP_UMASK {
+                libc::umask(umask as libc::mode_t);
+            }
 
             if let (Some((_, target)), Report::Pipe(fd)) = (self.extra_fd, report) {
                 // The readiness fd's number must not clobber the report pipe.
@@ -239,35 +254,154 @@ impl Launch {
             for (number, source) in self.stdio.iter().enumerate() {
                 if let Stdio::Fd(fd) = *source {
                     if libc::dup2(fd, number as RawFd) < 0 {
-                        fail(report);
+                        fail(report, Step::Dup2);
                     }
                 }
             }
+            // runsv's own fds are close-on-exec, but one it inherited may not be: the
+            // service gets 0, 1, 2 and its readiness fd, nothing else of runsv's. Best
+            // effort (Linux 5.11): an older kernel passes on what runsv inherited, as
+            // runit does.
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
             if let Some((source, target)) = self.extra_fd {
                 if source == target {
                     libc::fcntl(source, libc::F_SETFD, 0);
                 } else if libc::dup2(source, target) < 0 {
-                    fail(report);
+                    fail(report, Step::Dup2);
                 }
             }
             if libc::chdir(self.directory.as_ptr()) < 0 {
-                fail(report);
+                fail(report, Step::Chdir);
             }
             if let Some(credentials) = &self.credentials {
-                if libc::setgroups(groups.len(), groups.as_ptr()) < 0
-                    || libc::setgid(credentials.gid) < 0
-                    || libc::setuid(credentials.uid) < 0
-                {
-                    fail(report);
+                // Groups first, then the gid, then the uid: once the uid is not 0, the
+                // process may no longer change its groups. Raw system calls: glibc's
+                // wrappers would also change every other thread of the process
+                // (setxid), and this child shares runsv's memory.
+                if libc::syscall(id_calls::SETGROUPS, groups.len(), groups.as_ptr()) < 0 {
+                    fail(report, Step::Setgroups);
+                }
+                if libc::syscall(id_calls::SETGID, credentials.gid) < 0 {
+                    fail(report, Step::Setgid);
+                }
+                if libc::syscall(id_calls::SETUID, credentials.uid) < 0 {
+                    fail(report, Step::Setuid);
+                }
+                // setuid to a user other than root cleared the permitted, effective
+                // and ambient capabilities, unless a securebit of runsv's parent kept
+                // them; the inheritable set it always keeps. Clear all three, so that
+                // no capability of runsv's reaches the service, even through a
+                // program with file capabilities.
+                if credentials.uid != 0 {
+                    let header = CapHeader {
+                        version: CAPABILITY_VERSION_3,
+                        pid: 0,
+                    };
+                    let none = [CapData::default(); 2];
+                    if libc::syscall(libc::SYS_capset, &header, none.as_ptr()) < 0 {
+                        fail(report, Step::Capset);
+                    }
                 }
             }
             match envp {
                 Some(envp) => libc::execve(self.program.as_ptr(), argv.as_ptr(), envp.as_ptr()),
                 None => libc::execv(self.program.as_ptr(), argv.as_ptr()),
             };
-            fail(report)
+            fail(report, Step::Exec)
         }
     }
+
+    fn user_name(&self) -> Option<&str> {
+        self.credentials.as_ref().map(|c| c.user_name.as_str())
+    }
+}
+
+/// What the child reported, for people: `unable to start sleep: setuid to user daemon:
+/// Operation not permitted (EPERM)`, naming the step that failed unless it was exec.
+fn describe_child_failure(
+    display: &str,
+    directory: &CStr,
+    user: Option<&str>,
+    code: i32,
+) -> String {
+    let errno = Errno::from_raw(code & ((1 << STEP_SHIFT) - 1));
+    let user = user.unwrap_or_default();
+    let step = match code >> STEP_SHIFT {
+        s if s == Step::Dup2 as i32 => "dup2".to_string(),
+        s if s == Step::Chdir as i32 => format!("chdir to {}", directory.to_string_lossy()),
+        s if s == Step::Setgroups as i32 => format!("setgroups for user {user}"),
+        s if s == Step::Setgid as i32 => format!("setgid for user {user}"),
+        s if s == Step::Setuid as i32 => format!("setuid to user {user}"),
+        s if s == Step::Capset as i32 => format!("dropping the capabilities of user {user}"),
+        _ => return describe_failure(display, errno),
+    };
+    format!(
+        "unable to start {display}: {step}: {} ({errno:?})",
+        errno.desc()
+    )
+}
+
+/// The set-up step that failed in the child, reported above the errno's bits.
+#[derive(Clone, Copy)]
+enum Step {
+    Exec = 0,
+    Dup2,
+    Chdir,
+    Setgroups,
+    Setgid,
+    Setuid,
+    Capset,
+}
+
+/// errno values fit below this bit; the step goes above.
+const STEP_SHIFT: u32 = 16;
+
+/// The calls that take 32-bit ids: on 32-bit x86 and arm, the plain numbers are the
+/// old calls with 16-bit ids.
+#[cfg(any(target_arch = "x86", target_arch = "arm"))]
+mod id_calls {
+    pub use nix::libc::{
+        SYS_setgid32 as SETGID, SYS_setgroups32 as SETGROUPS, SYS_setuid32 as SETUID,
+    };
+}
+#[cfg(not(any(target_arch = "x86", target_arch = "arm")))]
+mod id_calls {
+    pub use nix::libc::{SYS_setgid as SETGID, SYS_setgroups as SETGROUPS, SYS_setuid as SETUID};
+}
+
+/// capset(2)'s header and one of its two 32-bit halves (version 3: 64 capabilities).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// The umask services get; `KEEP_UMASK` until runsv calls [`exact_modes`].
+static SERVICE_UMASK: AtomicU32 = AtomicU32::new(KEEP_UMASK);
+const KEEP_UMASK: u32 = u32::MAX;
+
+/// Sets runsv's umask to 0, so that the files it creates get exactly the modes it asks
+/// for (supervise/ 0700, its FIFOs and lock 0600: runit's), whatever umask it was
+/// started with; every process it starts gets that umask back.
+pub fn exact_modes() {
+    // SAFETY: umask(2) cannot fail.
+    let started_with = unsafe { libc::umask(0) };
+    SERVICE_UMASK.store(started_with as u32, Ordering::Relaxed);
 }
 
 /// Enough for the system calls the child makes (its frames are small and it calls
@@ -280,7 +414,7 @@ enum Report<'a> {
     /// Memory shared with a parent suspended until exec (the vfork-style clone).
     Shared(&'a AtomicI32),
     /// The write end of a close-on-exec pipe (fork): exec closes it, a failure writes
-    /// the errno into it first.
+    /// the step and errno into it first.
     Pipe(RawFd),
 }
 
@@ -289,6 +423,8 @@ pub struct Started {
     pid: Pid,
     report: OwnedFd,
     display: String,
+    directory: CString,
+    user: Option<String>,
 }
 
 impl Started {
@@ -318,9 +454,11 @@ impl Started {
             return Ok(());
         }
         let _ = nix::sys::wait::waitpid(self.pid, None);
-        Err(describe_failure(
+        Err(describe_child_failure(
             &self.display,
-            Errno::from_raw(i32::from_ne_bytes(bytes)),
+            &self.directory,
+            self.user.as_deref(),
+            i32::from_ne_bytes(bytes),
         ))
     }
 }
@@ -462,6 +600,21 @@ mod tests {
         assert_eq!(
             error,
             "unable to start ./not-executable: Permission denied (EACCES)"
+        );
+    }
+
+    #[test]
+    fn a_failed_set_up_step_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone");
+        let launch = Launch::new(&["/bin/true".into()], None, &missing).unwrap();
+        let error = launch.spawn().expect_err("chdir fails");
+        assert_eq!(
+            error,
+            format!(
+                "unable to start /bin/true: chdir to {}: No such file or directory (ENOENT)",
+                missing.display()
+            )
         );
     }
 

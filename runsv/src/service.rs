@@ -95,18 +95,15 @@ impl Service {
                 errno_text::describe(&e)
             )
         })?;
+        // O_NOFOLLOW: a link planted at supervise/lock must not make runsv create or
+        // open a file elsewhere; O_NONBLOCK: nor a FIFO there make it wait forever.
         let lock = OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
             .open(supervise.lock())
-            .map_err(|e| {
-                format!(
-                    "unable to open {}: {}",
-                    relative(&supervise.lock(), directory),
-                    errno_text::describe(&e)
-                )
-            })?;
+            .map_err(|e| unable_to_open(&supervise.lock(), directory, &e))?;
         fs2::FileExt::try_lock_exclusive(&lock).map_err(|e| {
             format!(
                 "unable to lock {}: {}",
@@ -114,13 +111,8 @@ impl Service {
                 errno_text::describe(&e)
             )
         })?;
-        let control = open_fifo(&supervise.control(), true).map_err(|e| {
-            format!(
-                "unable to open {}: {}",
-                relative(&supervise.control(), directory),
-                errno_text::describe(&e)
-            )
-        })?;
+        let control = open_fifo(&supervise.control(), true)
+            .map_err(|e| unable_to_open(&supervise.control(), directory, &e))?;
         let left_running = left_running(&supervise);
         let want = if normally_down { Want::Down } else { Want::Up };
         let machine = Machine::new(settings, want, now);
@@ -154,6 +146,10 @@ impl Service {
                     errno_text::describe(&io::Error::from(errno))
                 ));
             }
+            // Already there: it must be a FIFO, not a link to somewhere else.
+            fs::symlink_metadata(service.supervise.ok())
+                .and_then(|meta| must_be_fifo(&meta))
+                .map_err(|e| unable_to_open(&service.supervise.ok(), directory, &e))?;
         }
         Ok(service)
     }
@@ -455,8 +451,21 @@ impl Leftover {
 /// The process a previous runsv of this directory left running, if it is still the
 /// same process: the pid and its start time from /proc must both match, so a reused
 /// pid is never mistaken for it.
+///
+/// runsv adopts or stops that process, so the file must be one a runsv wrote: not a link
+/// (to another service's state) and owned by runsv's user (not planted by another user
+/// allowed to write in supervise/).
 fn left_running(supervise: &SuperviseDir) -> Option<Leftover> {
-    let previous = FullState::read(supervise).ok().flatten()?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(supervise.state())
+        .ok()?;
+    let owner = std::os::unix::fs::MetadataExt::uid(&file.metadata().ok()?);
+    if owner != nix::unistd::geteuid().as_raw() {
+        return None;
+    }
+    let previous = FullState::read_from(&mut file).ok()?;
     if previous.pid == 0 || previous.starttime == 0 {
         return None;
     }
@@ -469,16 +478,43 @@ fn left_running(supervise: &SuperviseDir) -> Option<Leftover> {
 
 /// Creates the FIFO if needed and opens it non-blocking: `control` read-write (so it
 /// never sees EOF), `ok` read-only (its reader is the "runsv is alive" signal).
+///
+/// O_NOFOLLOW, and a FIFO only: a link or file planted there must not make runsv open
+/// something elsewhere (a device, another service's FIFO) or read a file as commands.
 fn open_fifo(path: &Path, read_write: bool) -> io::Result<File> {
     match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
         Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
         Err(errno) => return Err(errno.into()),
     }
-    OpenOptions::new()
+    let fifo = OpenOptions::new()
         .read(true)
         .write(read_write)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(path)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    must_be_fifo(&fifo.metadata()?)?;
+    Ok(fifo)
+}
+
+fn must_be_fifo(meta: &fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    if meta.file_type().is_fifo() {
+        Ok(())
+    } else if meta.file_type().is_symlink() {
+        Err(io::Error::from_raw_os_error(nix::libc::ELOOP))
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, "not a FIFO"))
+    }
+}
+
+/// `unable to open supervise/lock: CAUSE`; a link at that name (O_NOFOLLOW's ELOOP) is
+/// said so.
+fn unable_to_open(path: &Path, directory: &Path, error: &io::Error) -> String {
+    let cause = match error.raw_os_error() {
+        Some(nix::libc::ELOOP) => "a symbolic link: runsv follows none in supervise/".into(),
+        Some(_) => errno_text::describe(error).to_string(),
+        None => error.to_string(),
+    };
+    format!("unable to open {}: {cause}", relative(path, directory))
 }
 
 /// `supervise/lock` for messages, as runit words them.

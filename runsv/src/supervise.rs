@@ -475,16 +475,30 @@ fn one_line(text: &str) -> String {
 }
 
 /// Replaces `path` atomically: writes `path.new`, then renames it over `path`.
+///
+/// `path.new` is always a new file (O_EXCL, which never follows a link): opening
+/// whatever is there, such as a symlink planted in supervise/, would truncate and write
+/// the file it points to. A leftover (from a write that failed, or planted) is removed
+/// first: unlink removes a link, not its target. The rename replaces `path` itself,
+/// a link there included, so nothing is written through one.
 pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let mut new_name = path.as_os_str().to_owned();
     new_name.push(".new");
     let new_path = PathBuf::from(new_name);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&new_path)?;
+    let create = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&new_path)
+    };
+    let mut file = match create() {
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(&new_path)?;
+            create()?
+        }
+        result => result?,
+    };
     file.write_all(contents)?;
     drop(file);
     fs::rename(&new_path, path)
