@@ -168,6 +168,7 @@ const BOOT: &[&str] = &[
     "init: mounted sysfs on /sys",
     "init: mounted devtmpfs on /dev",
     "init: mounted tmpfs on /run",
+    "init: /proc/sys/kernel/printk_devkmsg set to on: no service line is rate-limited",
     "init: started /sbin/svdir /etc/sv",
     "service setup: done",
     "service db: running",

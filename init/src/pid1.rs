@@ -68,6 +68,7 @@ pub fn run(forced: Option<Mode>, ignored_args: Vec<String>) -> ! {
             early.push(format!("setsid: {}", e.desc()));
         }
         early.extend(setup::mount_api_filesystems());
+        early.push(setup::allow_devkmsg());
         if let Err(e) = setup::open_console() {
             early.push(format!("cannot open /dev/console: {}", e.desc()));
         }

@@ -132,6 +132,25 @@ pub fn mount_api_filesystems() -> Vec<String> {
     log
 }
 
+/// Lets every line written to /dev/kmsg through: the kernel rate-limits writers of
+/// /dev/kmsg (a burst of ten, then a few lines a second) unless printk_devkmsg is `on`,
+/// and services log there by default. Returns what happened, for the log.
+pub fn allow_devkmsg() -> String {
+    const KNOB: &str = "/proc/sys/kernel/printk_devkmsg";
+    let now = std::fs::read_to_string(KNOB).map(|v| v.trim().to_string());
+    if now.as_deref().is_ok_and(|v| v == "on") {
+        return format!("{KNOB} is on: no service line is rate-limited");
+    }
+    // Set on the kernel command line, it cannot be changed (EINVAL).
+    match std::fs::write(KNOB, "on\n") {
+        Ok(()) => format!("{KNOB} set to on: no service line is rate-limited"),
+        Err(e) => format!(
+            "cannot set {KNOB} to on (it is {}: {e}): the kernel may drop services' lines",
+            now.unwrap_or_else(|e| format!("unreadable, {e}"))
+        ),
+    }
+}
+
 /// Puts /dev/console on fds 0–2. O_NOCTTY: as a session leader init would otherwise
 /// acquire the console as its controlling terminal, and a Ctrl-C typed there would
 /// become SIGINT to PID 1, which means reboot.
