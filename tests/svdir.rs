@@ -582,6 +582,57 @@ fn a_runsv_killed_again_and_again_never_interrupts_its_service() {
 }
 
 #[test]
+fn a_crash_storm_disturbs_nothing_else() {
+    let tree = Tree::new();
+    // 100 services that exit at once, forever, beside one that runs.
+    let crashing: Vec<PathBuf> = (0..100)
+        .map(|i| {
+            let name = format!("crash-{i:03}");
+            tree.define(
+                &name,
+                "exec: sh -c 'exit 1'\nlog: none\nrestart_delay: 0.2\n",
+            );
+            tree.link(&name, &name)
+        })
+        .collect();
+    tree.sleeper("steady");
+    let steady = tree.link("steady", "steady");
+    let mut svdir = tree.svdir();
+    let pid = running(&steady, &mut svdir);
+    // Each has crashed and been restarted by the growing delay at least twice.
+    for service in &crashing {
+        let state = wait_state(service, WAIT, |s| s.restarts >= 2)
+            .unwrap_or_else(|| panic!("{}: {:?}", service.display(), full_state(service)));
+        assert_eq!(state.last_exit, Some(ExitStatus::Exited(1)));
+    }
+    assert_eq!(
+        full_state(&steady).unwrap().pid,
+        pid,
+        "the steady one never moved"
+    );
+    assert!(alive(pid));
+    // sv status answers for all of them, with the reason of each crash.
+    let mut command = Command::new(binary("sv"));
+    command.arg("status").env("SVDIR", tree.scan());
+    let (code, out, err) = run(&mut command, WAIT);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 101, "{out}");
+    let respawning = lines
+        .iter()
+        .filter(|l| l.contains("[respawn: exited 1; restarting in"))
+        .count();
+    let errors = lines.iter().filter(|l| l.contains("[error:")).count();
+    assert_eq!(respawning + errors, 100, "{out}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("run: steady: (pid ")),
+        "{out}"
+    );
+    // Only one runsv per service, however often their services die.
+    assert_eq!(runsv_children(svdir.pid()).len(), 101);
+}
+
+#[test]
 fn a_runsv_that_keeps_dying_is_restarted_with_a_growing_delay() {
     let tree = Tree::new();
     tree.sleeper("good");
