@@ -918,7 +918,7 @@ fn files_that_cannot_be_written_are_retried_and_supervision_goes_on() {
         "stale"
     );
     assert!(wait_for(&[root.path()], WAIT, || read(&log)
-        .contains("warning: unable to write supervise/")));
+        .contains("warning: unable to write supervise/state: ")));
     // Once the cause is gone, the state is written again without any new event.
     fs::remove_dir(&blocker).unwrap();
     let state = wait_in(&service, ServiceState::Down);

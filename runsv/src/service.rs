@@ -60,6 +60,9 @@ struct Written {
     failed: bool,
 }
 
+/// A failed write: the file in supervise/ and why.
+type WriteResult = Result<(), (&'static str, io::Error)>;
+
 /// How often files that could not be written are tried again.
 pub const REWRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -208,7 +211,7 @@ impl Service {
 
     /// Writes each file whose content changed, runit's if `runit`, then `state` if
     /// `state` (last, so a reader of `state` sees the others current).
-    fn write(&mut self, runit: bool, state: bool) -> std::io::Result<()> {
+    fn write(&mut self, runit: bool, state: bool) -> WriteResult {
         let mut result = Ok(());
         if runit {
             result = result.and(self.write_runit());
@@ -219,7 +222,7 @@ impl Service {
         result
     }
 
-    fn write_runit(&mut self) -> std::io::Result<()> {
+    fn write_runit(&mut self) -> WriteResult {
         let status = self.machine.status();
         let stat = status.stat_line(self.machine.want() == Want::Exit);
         let encoded = status.encode();
@@ -231,21 +234,24 @@ impl Service {
             } else {
                 format!("{}\n", status.pid)
             };
-            let written = write_atomically(&self.supervise.pid(), text.as_bytes(), 0o644);
+            let written = write_atomically(&self.supervise.pid(), text.as_bytes(), 0o644)
+                .map_err(|e| ("pid", e));
             if written.is_ok() {
                 self.written.pid = Some(status.pid);
             }
             result = result.and(written);
         }
         if self.written.stat.as_deref() != Some(stat.as_str()) {
-            let written = write_atomically(&self.supervise.stat(), stat.as_bytes(), 0o644);
+            let written = write_atomically(&self.supervise.stat(), stat.as_bytes(), 0o644)
+                .map_err(|e| ("stat", e));
             if written.is_ok() {
                 self.written.stat = Some(stat);
             }
             result = result.and(written);
         }
         if self.written.status != Some(encoded) {
-            let written = write_atomically(&self.supervise.status(), &encoded, 0o644);
+            let written = write_atomically(&self.supervise.status(), &encoded, 0o644)
+                .map_err(|e| ("status", e));
             if written.is_ok() {
                 self.written.status = Some(encoded);
             }
@@ -254,7 +260,7 @@ impl Service {
         result
     }
 
-    fn write_state(&mut self) -> std::io::Result<()> {
+    fn write_state(&mut self) -> WriteResult {
         let mut full_state = self.machine.full_state();
         if let (Some(error), true) = (&self.reconfigure_error, full_state.reason.is_empty()) {
             full_state.reason = format!("new definition refused, old one kept: {error}");
@@ -263,7 +269,8 @@ impl Service {
         if self.written.state.as_deref() == Some(state.as_str()) {
             return Ok(());
         }
-        let written = write_atomically(&self.supervise.state(), state.as_bytes(), 0o644);
+        let written = write_atomically(&self.supervise.state(), state.as_bytes(), 0o644)
+            .map_err(|e| ("state", e));
         if written.is_ok() {
             self.written.state = Some(state);
         }
@@ -276,7 +283,7 @@ impl Service {
         self.written.failed
     }
 
-    fn report_write(&mut self, result: std::io::Result<()>) {
+    fn report_write(&mut self, result: WriteResult) {
         self.written.failed = result.is_err();
         match result {
             Ok(()) => {
@@ -285,10 +292,10 @@ impl Service {
                 }
                 self.written.warned = false
             }
-            Err(error) if !self.written.warned => {
+            Err((file, error)) if !self.written.warned => {
                 self.written.warned = true;
                 eprintln!(
-                    "runsv {}: warning: unable to write supervise/: {}; retrying every {}s",
+                    "runsv {}: warning: unable to write supervise/{file}: {}; retrying every {}s",
                     self.label,
                     errno_text::describe(&error),
                     REWRITE_INTERVAL.as_secs()
