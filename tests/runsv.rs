@@ -982,3 +982,40 @@ fn at_the_fd_limit_a_start_fails_with_the_cause_and_is_retried() {
     .unwrap();
     assert!(alive(again.pid));
 }
+
+#[test]
+fn the_kmsg_relay_splits_long_lines_at_the_record_limit_and_keeps_a_last_partial_line() {
+    let root = tempfile::tempdir().unwrap();
+    let kmsg = root.path().join("kmsg");
+    fs::write(&kmsg, "").unwrap();
+    // A 3000-character line, then a last line without a newline; a oneshot, so
+    // nothing follows that could end that line.
+    let service = yaml_service(
+        root.path(),
+        "talker",
+        "exec: sh -c 'printf \"%03000d\\n\" 0; printf \"last words\"'\noneshot: true\n",
+    );
+    let mut command = Command::new(binary("runsv"));
+    command.arg(&service).env("RUNTREE_KMSG", &kmsg);
+    let _runsv = Guard::spawn(&mut command);
+    wait_in(&service, ServiceState::Ok);
+    assert!(
+        wait_for(&[root.path()], WAIT, || read(&kmsg)
+            .ends_with("last words\n")),
+        "{:?}",
+        read(&kmsg)
+    );
+    let text = read(&kmsg);
+    let records: Vec<&str> = text.lines().collect();
+    for record in &records {
+        // /dev/kmsg refuses a write of more than 1024 bytes (the line would be lost).
+        assert!(record.len() < 1024, "a record of {} bytes", record.len());
+        assert!(record.starts_with("<6>talker: "), "{record}");
+    }
+    let body: String = records[..records.len() - 1]
+        .iter()
+        .map(|r| &r["<6>talker: ".len()..])
+        .collect();
+    assert_eq!(body, "0".repeat(3000), "the long line, whole, in order");
+    assert_eq!(records.last(), Some(&"<6>talker: last words"));
+}

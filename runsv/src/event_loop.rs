@@ -493,7 +493,21 @@ impl Supervisor {
             } else {
                 continue;
             };
+            self.flush_relay(which, pid);
             self.event(which, Event::Exited { pid, status });
+        }
+    }
+
+    /// `run` or `finish` of the main service ended: its last line reaches the log even
+    /// without a newline (it does not wait for the next run's first line to end it).
+    fn flush_relay(&mut self, which: Which, pid: u32) {
+        let ours = [Process::Run, Process::Finish]
+            .into_iter()
+            .any(|p| self.main.machine.pid_of(p) == Some(pid));
+        if which == Which::Main && ours {
+            if let Some(Output::Relay(relay)) = &mut self.output {
+                relay.flush();
+            }
         }
     }
 
@@ -506,6 +520,7 @@ impl Supervisor {
         let Some((pid, _pidfd)) = service.adopted.take() else {
             return;
         };
+        self.flush_relay(which, pid);
         self.event(
             which,
             Event::Exited {

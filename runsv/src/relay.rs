@@ -8,8 +8,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-/// A line longer than this is written in pieces, so memory stays bounded.
-const MAX_LINE: usize = 2048;
+/// The largest write /dev/kmsg takes (prefix and newline included): a longer one is
+/// refused with EINVAL and the whole line would be lost. Longer lines are written in
+/// pieces of this size, which also bounds the memory a line takes.
+const RECORD_MAX: usize = 1024;
 
 pub struct Relay {
     pub read: OwnedFd,
@@ -72,7 +74,7 @@ impl Relay {
                             self.emit();
                         } else {
                             self.partial.push(byte);
-                            if self.partial.len() >= MAX_LINE {
+                            if self.partial.len() >= self.piece() {
                                 self.emit();
                             }
                         }
@@ -84,7 +86,12 @@ impl Relay {
         }
     }
 
-    /// Writes what is left of an unterminated last line (runsv is exiting).
+    /// How much of a line fits in one record beside the prefix and the newline.
+    fn piece(&self) -> usize {
+        RECORD_MAX.saturating_sub(self.prefix.len() + 1).max(1)
+    }
+
+    /// Writes what is left of an unterminated last line (the service or runsv exited).
     pub fn flush(&mut self) {
         self.pump();
         if !self.partial.is_empty() {
