@@ -174,6 +174,7 @@ const BOOT: &[&str] = &[
     "service db: running",
     "service web: running",
     "VMTEST zombies=0",
+    "VMTEST kmsg lines=500",
     "VMTEST status: run: db: (pid ",
     "VMTEST status: run: web: (pid ",
 ];

@@ -1019,3 +1019,27 @@ fn the_kmsg_relay_splits_long_lines_at_the_record_limit_and_keeps_a_last_partial
     assert_eq!(body, "0".repeat(3000), "the long line, whole, in order");
     assert_eq!(records.last(), Some(&"<6>talker: last words"));
 }
+
+#[test]
+fn the_kmsg_relay_keeps_stdout_and_stderr_apart_by_priority() {
+    let root = tempfile::tempdir().unwrap();
+    let kmsg = root.path().join("kmsg");
+    fs::write(&kmsg, "").unwrap();
+    let service = yaml_service(
+        root.path(),
+        "both",
+        "exec: sh -c 'echo to out; echo to err >&2'\noneshot: true\n",
+    );
+    let mut command = Command::new(binary("runsv"));
+    command.arg(&service).env("RUNTREE_KMSG", &kmsg);
+    let _runsv = Guard::spawn(&mut command);
+    wait_in(&service, ServiceState::Ok);
+    assert!(wait_for(&[root.path()], WAIT, || read(&kmsg)
+        .lines()
+        .count()
+        == 2));
+    let mut records: Vec<String> = read(&kmsg).lines().map(String::from).collect();
+    records.sort();
+    // <3> is the kernel's "err" level, <6> "info": `dmesg --level=err` shows stderr.
+    assert_eq!(records, ["<3>both: to err", "<6>both: to out"]);
+}

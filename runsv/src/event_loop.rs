@@ -5,7 +5,7 @@
 
 use crate::adoption;
 use crate::dependency_watch::{DependencyWatch, FALLBACK_INTERVAL};
-use crate::relay::Relay;
+use crate::relay::{Relay, Stream};
 use crate::service::{has_log_service, Leftover, Reconfigured, Service, REWRITE_INTERVAL};
 use nix::errno::Errno;
 use nix::libc;
@@ -286,16 +286,24 @@ impl Supervisor {
                 true
             }
             (Some(Output::Relay(relay)), Which::Main) => {
-                let Some(output) = adoption::fd_of(pidfd, 1) else {
-                    return false;
-                };
-                if adoption::pipe_identity(&output).is_none() {
-                    return true;
+                for (stream, fd) in [(Stream::Stdout, 1), (Stream::Stderr, 2)] {
+                    let Some(output) = adoption::fd_of(pidfd, fd) else {
+                        return false;
+                    };
+                    if adoption::pipe_identity(&output).is_none() {
+                        continue; // it writes elsewhere by its own choice
+                    }
+                    if stream == Stream::Stderr
+                        && adoption::pipe_identity(&output)
+                            == adoption::pipe_identity(relay.read_end(Stream::Stdout))
+                    {
+                        continue; // 2>&1: already taken over as stdout
+                    }
+                    let Some(read) = adoption::other_end(&output, false, false) else {
+                        return false;
+                    };
+                    relay.replace(stream, read, output);
                 }
-                let Some(read) = adoption::other_end(&output, false, false) else {
-                    return false;
-                };
-                (relay.read, relay.write) = (read, output);
                 true
             }
             _ => true,
@@ -377,9 +385,9 @@ impl Supervisor {
             ];
             let log_control = self.log.as_ref().map(|l| l.control_fd());
             let notification = self.main.notification.as_ref().map(|fd| fd.as_raw_fd());
-            let relay = match &self.output {
-                Some(Output::Relay(relay)) => Some(relay.read_fd()),
-                _ => None,
+            let [relay_out, relay_err] = match &self.output {
+                Some(Output::Relay(relay)) => relay.read_fds().map(Some),
+                _ => [None, None],
             };
             let dependencies = self.dependencies.as_ref().and_then(|d| d.fd());
             let adopted_main = self.main.adopted.as_ref().map(|(_, fd)| fd.as_raw_fd());
@@ -391,7 +399,8 @@ impl Supervisor {
             for fd in [
                 log_control,
                 notification,
-                relay,
+                relay_out,
+                relay_err,
                 dependencies,
                 adopted_main,
                 adopted_log,
@@ -432,9 +441,9 @@ impl Supervisor {
                     self.adopted_ended(Which::Main);
                 } else if Some(fd) == adopted_log {
                     self.adopted_ended(Which::Log);
-                } else if Some(fd) == relay {
+                } else if Some(fd) == relay_out || Some(fd) == relay_err {
                     if let Some(Output::Relay(relay)) = &mut self.output {
-                        relay.pump();
+                        relay.pump(fd);
                     }
                 }
             }
@@ -883,12 +892,17 @@ impl Supervisor {
             .is_some_and(|d| matches!(d.form, runsv::definition::Form::Yaml(_)));
         let out = match &self.output {
             Some(Output::LogPipe(_, write)) => Stdio::Fd(write.as_raw_fd()),
-            Some(Output::Relay(relay)) => Stdio::Fd(relay.write.as_raw_fd()),
+            Some(Output::Relay(relay)) => Stdio::Fd(relay.write_fd(Stream::Stdout)),
             Some(Output::Null) => null,
             Some(Output::Inherit) | None => Stdio::Inherit,
         };
-        // runit gives only stdout to the log; a YAML service's stderr goes along.
-        let err = if yaml { out } else { Stdio::Inherit };
+        // runit gives only stdout to the log; a YAML service's stderr goes along, to
+        // the relay's stderr pipe when it relays (its lines stay apart).
+        let err = match &self.output {
+            Some(Output::Relay(relay)) if yaml => Stdio::Fd(relay.write_fd(Stream::Stderr)),
+            _ if yaml => out,
+            _ => Stdio::Inherit,
+        };
         (null, out, err)
     }
 

@@ -1,8 +1,12 @@
-//! The `kmsg` log destination: runsv reads the service's output from a pipe it holds
-//! for its whole life and writes each line, prefixed with the service name, to the
-//! kernel ring buffer — or to runsv's stderr where /dev/kmsg is not writable (an
-//! unprivileged tree, a container). The service never blocks on a slow reader: runsv
-//! reads whenever the pipe has data.
+//! The `kmsg` log destination: runsv reads the service's output from two pipes it
+//! holds for its whole life (stdout, stderr) and writes each line, prefixed with the
+//! service name, to the kernel ring buffer — or to runsv's stderr where /dev/kmsg is
+//! not writable (an unprivileged tree, a container). The service never blocks on a
+//! slow reader: runsv reads whenever a pipe has data.
+//!
+//! stdout and stderr stay apart: in the kernel log by priority (`<6>` info for stdout,
+//! `<3>` err for stderr, so `dmesg --level=err` shows a service's errors), on the
+//! console by a `[stderr]` mark.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -13,12 +17,24 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 /// pieces of this size, which also bounds the memory a line takes.
 const RECORD_MAX: usize = 1024;
 
-pub struct Relay {
+/// Which of the service's outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout = 0,
+    Stderr = 1,
+}
+
+/// One pipe: its ends, its prefix and the line being assembled.
+pub struct Pipe {
     pub read: OwnedFd,
     pub write: OwnedFd,
-    sink: Sink,
     prefix: Vec<u8>,
     partial: Vec<u8>,
+}
+
+pub struct Relay {
+    pipes: [Pipe; 2],
+    sink: Sink,
 }
 
 enum Sink {
@@ -28,54 +44,79 @@ enum Sink {
 
 impl Relay {
     pub fn new(name: &str) -> io::Result<Relay> {
-        let (read, write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
-        // Only the read end is non-blocking; the service's writes may block briefly
-        // like on any pipe, never on runsv's behalf.
-        let flags = nix::fcntl::fcntl(write.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
-        let mut flags = nix::fcntl::OFlag::from_bits_truncate(flags);
-        flags.remove(nix::fcntl::OFlag::O_NONBLOCK);
-        nix::fcntl::fcntl(write.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))?;
-        // std opens files close-on-exec.
         // RUNTREE_KMSG names a stand-in for /dev/kmsg (a file, appended to): tests on a
-        // host do not write into its kernel log.
-        let kmsg = std::env::var_os("RUNTREE_KMSG");
-        let opened = match &kmsg {
+        // host do not write into its kernel log. std opens files close-on-exec.
+        let opened = match std::env::var_os("RUNTREE_KMSG") {
             Some(path) => OpenOptions::new().append(true).open(path),
             None => OpenOptions::new().write(true).open("/dev/kmsg"),
         };
-        let (sink, prefix) = match opened {
-            // <6>: level "info"; the kernel adds the timestamp.
-            Ok(file) => (Sink::Kmsg(file), format!("<6>{name}: ")),
-            Err(_) => (Sink::Stderr, format!("{name}: ")),
+        // The kernel adds the timestamp.
+        let (sink, prefixes) = match opened {
+            Ok(file) => (
+                Sink::Kmsg(file),
+                [format!("<6>{name}: "), format!("<3>{name}: ")],
+            ),
+            Err(_) => (
+                Sink::Stderr,
+                [format!("{name}: "), format!("{name} [stderr]: ")],
+            ),
         };
+        let [out, err] = prefixes;
         Ok(Relay {
-            read,
-            write,
+            pipes: [Pipe::new(out)?, Pipe::new(err)?],
             sink,
-            prefix: prefix.into_bytes(),
-            partial: Vec::new(),
         })
     }
 
-    pub fn read_fd(&self) -> RawFd {
-        self.read.as_raw_fd()
+    /// The read ends, for the poll set.
+    pub fn read_fds(&self) -> [RawFd; 2] {
+        [
+            self.pipes[0].read.as_raw_fd(),
+            self.pipes[1].read.as_raw_fd(),
+        ]
     }
 
-    /// Moves what the pipe holds to the sink, a whole line at a time.
-    pub fn pump(&mut self) {
+    /// The write end the service gets as `stream`.
+    pub fn write_fd(&self, stream: Stream) -> RawFd {
+        self.pipes[stream as usize].write.as_raw_fd()
+    }
+
+    /// Takes the pipe of `stream` over from an adopted process (see adoption.rs).
+    pub fn replace(&mut self, stream: Stream, read: OwnedFd, write: OwnedFd) {
+        let pipe = &mut self.pipes[stream as usize];
+        (pipe.read, pipe.write) = (read, write);
+    }
+
+    /// The read end of `stream`'s pipe.
+    pub fn read_end(&self, stream: Stream) -> &OwnedFd {
+        &self.pipes[stream as usize].read
+    }
+
+    /// Moves what the pipe whose read end is `fd` holds to the sink, a whole line at a
+    /// time.
+    pub fn pump(&mut self, fd: RawFd) {
+        for index in 0..2 {
+            if self.pipes[index].read.as_raw_fd() == fd {
+                self.pump_pipe(index);
+            }
+        }
+    }
+
+    fn pump_pipe(&mut self, index: usize) {
         let mut buffer = [0u8; 4096];
         loop {
-            match nix::unistd::read(self.read.as_raw_fd(), &mut buffer) {
+            let read = nix::unistd::read(self.pipes[index].read.as_raw_fd(), &mut buffer);
+            match read {
                 Ok(0) => break,
                 Ok(n) => {
                     for &byte in &buffer[..n] {
+                        let pipe = &mut self.pipes[index];
                         if byte == b'\n' {
-                            self.emit();
+                            self.emit(index);
                         } else {
-                            self.partial.push(byte);
-                            if self.partial.len() >= self.piece() {
-                                self.emit();
+                            pipe.partial.push(byte);
+                            if pipe.partial.len() >= pipe.piece() {
+                                self.emit(index);
                             }
                         }
                     }
@@ -86,28 +127,50 @@ impl Relay {
         }
     }
 
-    /// How much of a line fits in one record beside the prefix and the newline.
-    fn piece(&self) -> usize {
-        RECORD_MAX.saturating_sub(self.prefix.len() + 1).max(1)
-    }
-
-    /// Writes what is left of an unterminated last line (the service or runsv exited).
+    /// Writes what is left of unterminated last lines (the service or runsv exited).
     pub fn flush(&mut self) {
-        self.pump();
-        if !self.partial.is_empty() {
-            self.emit();
+        for index in 0..2 {
+            self.pump_pipe(index);
+            if !self.pipes[index].partial.is_empty() {
+                self.emit(index);
+            }
         }
     }
 
-    fn emit(&mut self) {
-        let mut line = Vec::with_capacity(self.prefix.len() + self.partial.len() + 1);
-        line.extend_from_slice(&self.prefix);
-        line.append(&mut self.partial);
+    fn emit(&mut self, index: usize) {
+        let pipe = &mut self.pipes[index];
+        let mut line = Vec::with_capacity(pipe.prefix.len() + pipe.partial.len() + 1);
+        line.extend_from_slice(&pipe.prefix);
+        line.append(&mut pipe.partial);
         line.push(b'\n');
         // A lost line is better than a blocked supervisor: errors are not retried.
         let _ = match &mut self.sink {
             Sink::Kmsg(file) => file.write(&line),
             Sink::Stderr => io::stderr().write(&line),
         };
+    }
+}
+
+impl Pipe {
+    fn new(prefix: String) -> io::Result<Pipe> {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+        // Only the read end is non-blocking; the service's writes may block briefly
+        // like on any pipe, never on runsv's behalf.
+        let flags = nix::fcntl::fcntl(write.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
+        let mut flags = nix::fcntl::OFlag::from_bits_truncate(flags);
+        flags.remove(nix::fcntl::OFlag::O_NONBLOCK);
+        nix::fcntl::fcntl(write.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))?;
+        Ok(Pipe {
+            read,
+            write,
+            prefix: prefix.into_bytes(),
+            partial: Vec::new(),
+        })
+    }
+
+    /// How much of a line fits in one record beside the prefix and the newline.
+    fn piece(&self) -> usize {
+        RECORD_MAX.saturating_sub(self.prefix.len() + 1).max(1)
     }
 }
