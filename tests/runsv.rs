@@ -1043,3 +1043,70 @@ fn the_kmsg_relay_keeps_stdout_and_stderr_apart_by_priority() {
     // <3> is the kernel's "err" level, <6> "info": `dmesg --level=err` shows stderr.
     assert_eq!(records, ["<3>both: to err", "<6>both: to out"]);
 }
+
+#[test]
+fn a_console_nobody_reads_blocks_neither_the_service_nor_runsv_and_drops_are_counted() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let root = tempfile::tempdir().unwrap();
+    let lines = 200_000;
+    let service = yaml_service(
+        root.path(),
+        "talker",
+        &format!(
+            "exec: sh -c 'i=1; while [ $i -le {lines} ]; do echo line-$i; i=$((i+1)); done'\noneshot: true\n"
+        ),
+    );
+    // runsv's stderr is a pipe nobody reads (yet), and it has no kmsg: its relay
+    // writes to that console, which fills at once.
+    let (console_read, console_write) = nix::unistd::pipe().unwrap();
+    let mut command = Command::new(binary("runsv"));
+    command
+        .arg(&service)
+        .env("RUNTREE_KMSG", root.path().join("no/such/kmsg"))
+        .stderr(std::process::Stdio::from(console_write));
+    let _runsv = Guard::spawn(&mut command);
+    // The service writes everything and ends, though nobody reads the console.
+    let done = wait_state(&service, Duration::from_secs(60), |s| {
+        s.state == ServiceState::Ok
+    });
+    assert!(done.is_some(), "{:?}", full_state(&service));
+    // And runsv answers meanwhile.
+    let (code, out, err) = run(Command::new(binary("sv")).arg("status").arg(&service), WAIT);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("[ok]"), "{out}");
+    // Now the console reads: what waited comes first, then the count of the rest.
+    let mut console = fs::File::from(console_read);
+    let mut text = String::new();
+    let deadline = Instant::now() + WAIT;
+    while !text.contains("lines dropped") && Instant::now() < deadline {
+        let mut fds = [nix::poll::PollFd::new(
+            console.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(1000u16));
+        let mut buffer = [0u8; 65536];
+        if let Ok(n) = console.read(&mut buffer) {
+            text.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    }
+    let note = text
+        .lines()
+        .find(|l| l.contains("lines dropped"))
+        .unwrap_or_else(|| panic!("no drop count in {} bytes", text.len()));
+    let dropped: usize = note
+        .strip_prefix("talker: ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{note}"));
+    let delivered: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.contains("lines dropped"))
+        .collect();
+    // Whole lines, in order, from the first; every line delivered or counted.
+    for (i, line) in delivered.iter().enumerate() {
+        assert_eq!(*line, format!("talker: line-{}", i + 1));
+    }
+    assert!(dropped > 0);
+    assert_eq!(delivered.len() + dropped, lines, "{note}");
+}

@@ -410,6 +410,14 @@ impl Supervisor {
             {
                 fds.push(PollFd::new(borrow(fd), PollFlags::POLLIN));
             }
+            // A slow console that has lines waiting: asked for room, never waited on.
+            let console = match &self.output {
+                Some(Output::Relay(relay)) => relay.waiting_fd(),
+                _ => None,
+            };
+            if let Some(fd) = console {
+                fds.push(PollFd::new(borrow(fd), PollFlags::POLLOUT));
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
@@ -444,6 +452,10 @@ impl Supervisor {
                 } else if Some(fd) == relay_out || Some(fd) == relay_err {
                     if let Some(Output::Relay(relay)) = &mut self.output {
                         relay.pump(fd);
+                    }
+                } else if Some(fd) == console {
+                    if let Some(Output::Relay(relay)) = &mut self.output {
+                        relay.resume();
                     }
                 }
             }

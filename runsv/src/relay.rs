@@ -35,12 +35,27 @@ pub struct Pipe {
 pub struct Relay {
     pipes: [Pipe; 2],
     sink: Sink,
+    /// Bytes a slow console has not taken yet.
+    pending: Vec<u8>,
+    /// Lines dropped since the console last took everything.
+    dropped: u64,
+    /// The console failed otherwise than by being full (its reader is gone): lines go
+    /// nowhere rather than waiting for ever.
+    broken: bool,
+    name: String,
 }
 
 enum Sink {
     Kmsg(File),
-    Stderr,
+    /// runsv's stderr (the console, a container's log), reopened as a description of
+    /// its own so that it can be non-blocking without changing the one runsv shares
+    /// with svdir and init.
+    Console(File),
 }
+
+/// What waits for a slow console: at most this much, then lines are counted as
+/// dropped instead of stalling the service or runsv.
+const PENDING_MAX: usize = 64 * 1024;
 
 impl Relay {
     pub fn new(name: &str) -> io::Result<Relay> {
@@ -57,7 +72,7 @@ impl Relay {
                 [format!("<6>{name}: "), format!("<3>{name}: ")],
             ),
             Err(_) => (
-                Sink::Stderr,
+                Sink::Console(console()?),
                 [format!("{name}: "), format!("{name} [stderr]: ")],
             ),
         };
@@ -65,7 +80,53 @@ impl Relay {
         Ok(Relay {
             pipes: [Pipe::new(out)?, Pipe::new(err)?],
             sink,
+            pending: Vec::new(),
+            dropped: 0,
+            broken: false,
+            name: name.to_string(),
         })
+    }
+
+    /// The console's fd while it has not taken everything: poll it for POLLOUT.
+    pub fn waiting_fd(&self) -> Option<RawFd> {
+        match &self.sink {
+            Sink::Console(file)
+                if !self.broken && (!self.pending.is_empty() || self.dropped > 0) =>
+            {
+                Some(file.as_raw_fd())
+            }
+            _ => None,
+        }
+    }
+
+    /// The console can take more: what waits first, then the count of what was lost.
+    pub fn resume(&mut self) {
+        let Sink::Console(file) = &mut self.sink else {
+            return;
+        };
+        while !self.pending.is_empty() {
+            match file.write(&self.pending) {
+                Ok(0) => return,
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.broken = true;
+                    self.pending.clear();
+                    return;
+                }
+            }
+        }
+        if self.dropped > 0 {
+            let note = format!(
+                "{}: {} lines dropped: the console was too slow\n",
+                self.name, self.dropped
+            );
+            self.dropped = 0;
+            self.send(note.into_bytes());
+        }
     }
 
     /// The read ends, for the poll set.
@@ -143,11 +204,67 @@ impl Relay {
         line.extend_from_slice(&pipe.prefix);
         line.append(&mut pipe.partial);
         line.push(b'\n');
-        // A lost line is better than a blocked supervisor: errors are not retried.
-        let _ = match &mut self.sink {
-            Sink::Kmsg(file) => file.write(&line),
-            Sink::Stderr => io::stderr().write(&line),
+        self.send(line);
+    }
+
+    /// One whole line to the sink. The kernel log never blocks (and a write it refuses
+    /// is not retried); the console may: what it does not take waits, bounded, and a
+    /// line that does not fit is counted as dropped.
+    fn send(&mut self, line: Vec<u8>) {
+        let file = match &mut self.sink {
+            Sink::Kmsg(file) => {
+                let _ = file.write(&line);
+                return;
+            }
+            Sink::Console(file) => file,
         };
+        if self.broken {
+            return;
+        }
+        let mut written = 0;
+        if self.pending.is_empty() && self.dropped == 0 {
+            while written < line.len() {
+                match file.write(&line[written..]) {
+                    Ok(0) => break,
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        self.broken = true;
+                        return;
+                    }
+                }
+            }
+        }
+        let rest = &line[written..];
+        if rest.is_empty() {
+            return;
+        }
+        // A line is kept whole or not at all (once begun, its end must follow).
+        if written > 0 || (self.dropped == 0 && self.pending.len() + rest.len() <= PENDING_MAX) {
+            self.pending.extend_from_slice(rest);
+        } else {
+            self.dropped += 1;
+        }
+    }
+}
+
+/// runsv's stderr as a new, non-blocking open file description (through /proc, which
+/// reopens pipes, terminals and files alike); stderr itself where that fails (a
+/// socket), blocking as before.
+fn console() -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match OpenOptions::new()
+        .append(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open("/proc/self/fd/2")
+    {
+        Ok(file) => Ok(file),
+        Err(_) => {
+            let fd = nix::unistd::dup(2)?;
+            // SAFETY: dup returned a new fd that nothing else owns.
+            Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+        }
     }
 }
 
