@@ -731,11 +731,18 @@ impl Machine {
         match self.want {
             Want::Down | Want::Exit => self.set_state(now, ServiceState::Down, ""),
             Want::Up if self.stop_requested || ran_for >= STABLE_RUN => {
-                // Asked to restart (`t`), or it had been up a while: at once.
+                // Asked to restart (`t`), or it had been up a while: at once. The state
+                // between the exit and the new start (runsv publishes it) says so.
                 if ran_for >= STABLE_RUN {
                     self.fast_failures = 0;
                 }
                 self.restarts += 1;
+                let reason = if self.stop_requested {
+                    "restarting as asked".to_string()
+                } else {
+                    format!("{exit_text}; restarting now")
+                };
+                self.set_state(now, ServiceState::Respawn, reason);
                 self.start(now, actions);
             }
             Want::Up => {

@@ -775,3 +775,25 @@ fn a_start_time_recorded_later_is_the_processs_own() {
     h.machine.record_starttime(Process::Run, pid, 1234);
     assert_eq!(h.machine.full_state().starttime, 1234);
 }
+
+#[test]
+fn between_an_exit_and_the_immediate_restart_the_state_is_respawn() {
+    let mut h = Harness::new(longrun(), Want::Up);
+    let pid = h.machine.pid_of(Process::Run).expect("running");
+    h.advance(1500);
+    // What runsv publishes before it forks the new run: the exit, not a pid-less
+    // `running`.
+    let actions = h.machine.on(
+        at(h.now_ms),
+        Event::Exited {
+            pid,
+            status: ExitStatus::Signaled(9),
+        },
+    );
+    assert!(actions.contains(&Action::Spawn(Process::Run)));
+    let state = h.machine.full_state();
+    assert_eq!(state.state, ServiceState::Respawn);
+    assert_eq!(state.pid, 0);
+    assert_eq!(state.reason, "killed by SIGKILL; restarting now");
+    assert_eq!(state.last_exit, Some(ExitStatus::Signaled(9)));
+}
