@@ -685,13 +685,22 @@ impl Machine {
     }
 
     fn schedule_test(&mut self, now: Now) {
+        // A drained logger (want exit while starting) keeps the drain's timer: a retry
+        // sooner would stop it before its stop timeout.
+        if self.want == Want::Exit {
+            return;
+        }
         if let ReadinessKind::Test { interval } = self.settings.readiness {
             self.deadline = Some(now.after(interval));
         }
     }
 
     fn become_ready(&mut self, now: Now) {
-        self.deadline = None;
+        // Only the readiness test's timer ends here; a drained logger that becomes ready
+        // keeps the drain's, or nothing would stop one that ignores its closed input.
+        if self.want != Want::Exit {
+            self.deadline = None;
+        }
         self.ready_since = Some(now.wall);
         self.set_state(now, ServiceState::Running, "");
     }

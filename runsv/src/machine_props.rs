@@ -82,3 +82,63 @@ fn delays_of_u64_max_seconds_make_timers_that_never_fire_instead_of_overflowing(
         vec![Action::ControlScript(b'u'), Action::Spawn(Process::Run)]
     );
 }
+
+/// Found by the event-sequence property: a logger drained while still starting lost
+/// its drain timer when it became ready (a notification line, or its readiness test
+/// passing), so one that ignores its closed input was never stopped and runsv never
+/// exited; and a readiness test failing during the drain replaced that timer with the
+/// test's shorter retry, stopping the logger before its stop timeout.
+#[test]
+fn a_drained_logger_keeps_its_drain_timer_through_readiness() {
+    let stop_timeout = Duration::from_secs(5);
+    let log = |readiness| Settings {
+        readiness,
+        stop_timeout,
+        is_log: true,
+        ..Settings::default()
+    };
+    let spawned = |process, pid| Event::Spawned {
+        process,
+        pid,
+        starttime: 0,
+    };
+    let drain_deadline = T0 + Duration::from_secs(1) + stop_timeout;
+    let test = ReadinessKind::Test {
+        interval: Duration::from_millis(200),
+    };
+    for (readiness, ready) in [
+        (ReadinessKind::Notification, Event::Ready),
+        (
+            test,
+            Event::Exited {
+                pid: 11,
+                status: ExitStatus::Exited(0),
+            },
+        ),
+        (
+            test,
+            Event::Exited {
+                pid: 11,
+                status: ExitStatus::Exited(1),
+            },
+        ),
+    ] {
+        let mut machine = Machine::new(log(readiness), Want::Up, at(T0));
+        machine.boot(at(T0));
+        machine.on(at(T0), spawned(Process::Run, 10));
+        machine.on(at(T0), spawned(Process::Test, 11));
+        assert_eq!(machine.state(), ServiceState::Starting);
+        machine.on(at(T0 + Duration::from_secs(1)), Event::Drain);
+        machine.on(at(T0 + Duration::from_secs(2)), ready.clone());
+        assert_eq!(machine.deadline(), Some(drain_deadline), "{ready:?}");
+        let stop = machine.on(at(drain_deadline), Event::Timer);
+        assert!(
+            stop.contains(&Action::Signal {
+                target: Target::Group(Process::Run),
+                signal: Signal::SIGTERM,
+                custom: Some(b't'),
+            }),
+            "{ready:?}: {stop:?}"
+        );
+    }
+}
