@@ -14,6 +14,8 @@ mod words;
 mod yaml;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod test_support;
 
 pub use words::split_words;

@@ -10,3 +10,6 @@ pub mod machine;
 pub mod signals;
 pub mod supervise;
 pub mod tai64n;
+
+#[cfg(test)]
+mod props_support;

@@ -28,6 +28,15 @@ pub struct Now {
     pub wall: Timestamp,
 }
 
+impl Now {
+    /// The monotonic time `delay` from now. A delay from the definition can be as long
+    /// as a u64 of seconds (`stop_timeout: 18446744073709551615`): such a timer is
+    /// never due, rather than an overflow that would abort runsv and orphan the service.
+    fn after(self, delay: Duration) -> Duration {
+        self.monotonic.saturating_add(delay)
+    }
+}
+
 /// How the machine learns that the service is ready.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadinessKind {
@@ -500,7 +509,7 @@ impl Machine {
     fn drain(&mut self, now: Now, actions: &mut Vec<Action>) {
         self.want = Want::Exit;
         if self.run_alive() {
-            self.deadline = Some(now.monotonic + self.settings.stop_timeout);
+            self.deadline = Some(now.after(self.settings.stop_timeout));
         } else if self.idle() {
             self.settle_down(now);
         }
@@ -576,13 +585,13 @@ impl Machine {
             Process::Finish => {
                 self.finish_pid = Some(pid);
                 self.finish_starttime = starttime;
-                self.deadline = Some(now.monotonic + self.settings.stop_timeout);
+                self.deadline = Some(now.after(self.settings.stop_timeout));
                 let reason = self.last_exit.map(|e| e.to_string()).unwrap_or_default();
                 self.set_state(now, ServiceState::Finishing, reason);
             }
             Process::Test => {
                 self.test_pid = Some(pid);
-                self.deadline = Some(now.monotonic + TEST_TIMEOUT);
+                self.deadline = Some(now.after(TEST_TIMEOUT));
             }
         }
     }
@@ -600,7 +609,7 @@ impl Machine {
                 if self.want == Want::Up {
                     self.fast_failures += 1;
                     let delay = self.backoff();
-                    self.deadline = Some(now.monotonic + delay);
+                    self.deadline = Some(now.after(delay));
                     let reason = format!("{reason}; retrying in {}", seconds(delay));
                     self.set_error(now, ErrorCause::Spawn, reason);
                 } else {
@@ -697,13 +706,22 @@ impl Machine {
     }
 
     fn schedule_test(&mut self, now: Now) {
+        // A drained logger (want exit while starting) keeps the drain's timer: a retry
+        // sooner would stop it before its stop timeout.
+        if self.want == Want::Exit {
+            return;
+        }
         if let ReadinessKind::Test { interval } = self.settings.readiness {
-            self.deadline = Some(now.monotonic + interval);
+            self.deadline = Some(now.after(interval));
         }
     }
 
     fn become_ready(&mut self, now: Now) {
-        self.deadline = None;
+        // Only the readiness test's timer ends here; a drained logger that becomes ready
+        // keeps the drain's, or nothing would stop one that ignores its closed input.
+        if self.want != Want::Exit {
+            self.deadline = None;
+        }
         self.ready_since = Some(now.wall);
         self.set_state(now, ServiceState::Running, "");
     }
@@ -748,7 +766,7 @@ impl Machine {
             Want::Up => {
                 self.fast_failures += 1;
                 let delay = self.backoff();
-                self.deadline = Some(now.monotonic + delay);
+                self.deadline = Some(now.after(delay));
                 let reason = format!("{exit_text}; restarting in {}", seconds(delay));
                 self.set_state(now, ServiceState::Respawn, reason);
             }
@@ -793,7 +811,7 @@ impl Machine {
             actions.push(Action::ControlScript(script));
         }
         if self.state != ServiceState::Stopping {
-            self.deadline = Some(now.monotonic + self.settings.stop_timeout);
+            self.deadline = Some(now.after(self.settings.stop_timeout));
             self.set_state(now, ServiceState::Stopping, "");
         }
     }
@@ -903,3 +921,7 @@ pub fn seconds(duration: Duration) -> String {
 #[cfg(test)]
 #[path = "machine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "machine_props.rs"]
+mod props;

@@ -643,3 +643,7 @@ mod tests {
         assert_eq!(FullState::decode("state=up\n"), None);
     }
 }
+
+#[cfg(test)]
+#[path = "supervise_props.rs"]
+mod props;

@@ -18,6 +18,8 @@ mod watch;
 
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod props;
 
 fn main() {
     // runit's sv is a C program: a closed stdout ends it with SIGPIPE. Rust ignores the

@@ -98,29 +98,33 @@ pub fn reconfigure<W: Write>(services: &[OsString], svdir: &OsString, out: &mut 
             );
             continue;
         }
-        if let Err(error) = ServiceDefinition::load(&service.path) {
+        let refused = ServiceDefinition::load(&service.path).is_err_and(|error| {
             out.message(
                 &service.name,
                 &Message::fail(format!("new definition refused, old one kept: {error}")),
             );
-            // runsv is still told, so that `sv status` shows the refusal too.
-        }
+            true
+        });
+        // runsv is still told, so that `sv status` shows the refusal too.
         let fifo = OpenOptions::new()
             .write(true)
             .custom_flags(nix::libc::O_NONBLOCK)
             .open(service.supervise().control());
-        match fifo.and_then(|mut fifo| fifo.write_all(RECONFIGURE)) {
-            Ok(()) => {}
+        let unsent = match fifo.and_then(|mut fifo| fifo.write_all(RECONFIGURE)) {
+            Ok(()) => None,
             Err(error) if error.raw_os_error() == Some(nix::libc::ENXIO) => {
-                out.message(&service.name, &Message::fail("runsv not running"));
+                Some(Message::fail("runsv not running"))
             }
-            Err(error) => out.message(
-                &service.name,
-                &Message::fail_errno(
-                    "unable to write supervise/control",
-                    crate::errno::of_io(&error),
-                ),
-            ),
+            Err(error) => Some(Message::fail_errno(
+                "unable to write supervise/control",
+                crate::errno::of_io(&error),
+            )),
+        };
+        match unsent {
+            // The exit code counts services: a refused one is counted already.
+            Some(message) if refused => out.line(&message.render(&service.name)),
+            Some(message) => out.message(&service.name, &message),
+            None => {}
         }
     }
 }
