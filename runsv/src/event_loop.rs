@@ -755,8 +755,8 @@ impl Supervisor {
         }
     }
 
-    /// Starts `run` and publishes its pid in runit's files while its exec is still
-    /// under way, then waits for the exec: a restart is seen as soon as runit's runsv
+    /// Starts `run` and publishes its pid in runit's files before its exec (the child
+    /// waits for that), then waits for the exec: a restart is seen as soon as runit's runsv
     /// would show it, and the full state still says `running` only once exec
     /// succeeded. Returns the machine's actions.
     fn start_run(&mut self, which: Which) -> Vec<Action> {
@@ -778,7 +778,7 @@ impl Supervisor {
         let Some(service) = self.service(which) else {
             return Vec::new();
         };
-        let started = match started {
+        let mut started = match started {
             Ok(started) => started,
             Err(reason) => {
                 let event = Event::SpawnFailed {
@@ -796,6 +796,8 @@ impl Supervisor {
         };
         let actions = service.machine.on(now, spawned);
         service.write_runit_files();
+        // The child waited for this (see Launch::start); it may exec now.
+        started.release();
         // For `state`, written once exec is confirmed; /proc can wait until then.
         let starttime = start_time(pid).unwrap_or(0);
         service

@@ -116,6 +116,11 @@ impl Launch {
     pub fn start(&self) -> Result<Started, String> {
         let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| describe_failure(&self.display, e))?;
+        // The gate: the child waits until runsv has published its pid (the write end
+        // closed), so that the child's exec, often on runsv's own CPU, does not come
+        // first and delay what `sv` and other readers are waiting for.
+        let (gate_read, gate_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| describe_failure(&self.display, e))?;
         let argv: Vec<*const libc::c_char> = pointer_array(&self.argv);
         let envp: Option<Vec<*const libc::c_char>> = self.envp.as_ref().map(|e| pointer_array(e));
         let groups: Vec<libc::gid_t> = self
@@ -136,10 +141,23 @@ impl Launch {
         match unsafe { nix::unistd::fork() } {
             Err(errno) => Err(describe_failure(&self.display, errno)),
             Ok(nix::unistd::ForkResult::Child) => {
+                // SAFETY: close and read of fds this process owns, into a local byte.
+                unsafe {
+                    libc::close(gate_write.as_raw_fd());
+                    let mut byte = 0u8;
+                    while libc::read(
+                        gate_read.as_raw_fd(),
+                        std::ptr::addr_of_mut!(byte).cast(),
+                        1,
+                    ) < 0
+                        && Errno::last() == Errno::EINTR
+                    {}
+                }
                 self.child(&context, Report::Pipe(report_write.as_raw_fd()))
             }
             Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Started {
                 pid: child,
+                gate: Some(gate_write),
                 report: report_read,
                 display: self.display.clone(),
                 directory: self.directory.clone(),
@@ -421,6 +439,8 @@ enum Report<'a> {
 /// A process forked by [`Launch::start`], whose exec may still be under way.
 pub struct Started {
     pid: Pid,
+    /// Open until the child may go on to exec (see `start`).
+    gate: Option<OwnedFd>,
     report: OwnedFd,
     display: String,
     directory: CString,
@@ -432,9 +452,15 @@ impl Started {
         self.pid
     }
 
+    /// Lets the child go on to exec (runsv has published what it had to).
+    pub fn release(&mut self) {
+        self.gate = None;
+    }
+
     /// Waits until the child has exec'd (Ok) or failed to (the OS's reason; the child
-    /// is reaped here).
-    pub fn confirm(self) -> Result<(), String> {
+    /// is reaped here). Releases it first if that was not done.
+    pub fn confirm(mut self) -> Result<(), String> {
+        self.release();
         let mut bytes = [0u8; 4];
         let mut got = 0;
         loop {
