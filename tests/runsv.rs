@@ -1110,3 +1110,65 @@ fn a_console_nobody_reads_blocks_neither_the_service_nor_runsv_and_drops_are_cou
     assert!(dropped > 0);
     assert_eq!(delivered.len() + dropped, lines, "{note}");
 }
+
+#[test]
+fn a_chatty_service_outlives_its_killed_runsv_without_losing_a_line() {
+    let root = tempfile::tempdir().unwrap();
+    let kmsg = root.path().join("kmsg");
+    fs::write(&kmsg, "").unwrap();
+    // Writes a numbered line every few ms, and its count to a file the test can watch.
+    let service = yaml_service(root.path(), "chatty", "exec: ./ticks\n");
+    write_script(
+        &service.join("ticks"),
+        "#!/bin/sh\ni=0\nwhile :; do i=$((i+1)); echo tick-$i; echo $i > count.new; mv count.new count; sleep 0.005; done\n",
+    );
+    let count = || {
+        read(&service.join("count"))
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0)
+    };
+    let start = || {
+        let mut command = Command::new(binary("runsv"));
+        command.arg(&service).env("RUNTREE_KMSG", &kmsg);
+        let guard = Guard::spawn(&mut command);
+        let supervise = SuperviseDir::of_service(&service);
+        assert!(wait_for(&[&service], WAIT, || supervisor_running(
+            &supervise
+        )
+        .unwrap_or(false)));
+        guard
+    };
+    let mut first = start();
+    let pid = wait_running(&service);
+    assert!(wait_for(&[&service], WAIT, || count() >= 5));
+    kill_runsv(&mut first, pid);
+    // It goes on writing while no runsv runs: the keeper holds the pipe open, so its
+    // lines wait there instead of killing it with SIGPIPE.
+    let at_kill = count();
+    assert!(
+        wait_for(&[&service], WAIT, || count() >= at_kill + 20),
+        "the service stopped writing at {} (killed by SIGPIPE?)",
+        count()
+    );
+    let mut second = start();
+    second
+        .extra_groups
+        .push(nix::unistd::Pid::from_raw(pid as i32));
+    assert_eq!(
+        full_state(&service).unwrap().pid,
+        pid,
+        "adopted, never restarted"
+    );
+    let target = count() + 20;
+    assert!(wait_for(&[root.path()], WAIT, || read(&kmsg)
+        .contains(&format!("chatty: tick-{target}\n"))));
+    // Every line once, in order, across both runsv.
+    let ticks: Vec<u32> = read(&kmsg)
+        .lines()
+        .filter_map(|l| l.strip_prefix("<6>chatty: tick-")?.parse().ok())
+        .collect();
+    let expected: Vec<u32> = (1..=ticks.len() as u32).collect();
+    assert_eq!(ticks, expected, "no line lost or doubled");
+    assert!(alive(pid));
+}

@@ -62,6 +62,99 @@ pub fn other_end(fd: &OwnedFd, write: bool, blocking: bool) -> Option<OwnedFd> {
     Some(end)
 }
 
+/// A process that holds the read ends of the relay's pipes and does nothing else, so
+/// that the pipes keep a reader when runsv is killed: the service's writes wait in the
+/// pipe (and block it once the pipe is full) instead of killing it with SIGPIPE, until
+/// the next runsv adopts the service and reads on. It never reads (it would take lines
+/// away), sleeps with every signal blocked, and ends by SIGKILL from the runsv that
+/// exits or takes over. Its pid and start time are in `supervise/keeper`.
+pub struct Keeper {
+    pid: nix::unistd::Pid,
+}
+
+impl Keeper {
+    /// Forks the keeper of `ends` and records it in `record` (supervise/keeper).
+    pub fn start(ends: [RawFd; 2], record: &std::path::Path) -> Option<Keeper> {
+        // SAFETY: runsv is single-threaded; the child only makes system calls, then
+        // sleeps until it is killed.
+        match unsafe { nix::unistd::fork() } {
+            Err(_) => None,
+            Ok(nix::unistd::ForkResult::Child) => keep(ends),
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
+                let pid = child.as_raw() as u32;
+                let starttime = runsv::launch::start_time(pid).unwrap_or(0);
+                let text = format!("{pid} {starttime}\n");
+                let _ = runsv::supervise::write_atomically(record, text.as_bytes(), 0o644);
+                Some(Keeper { pid: child })
+            }
+        }
+    }
+
+    /// Ends it (runsv exits or hands over); the caller's reaping collects it.
+    pub fn stop(self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// In the keeper: the two read ends as fds 3 and 4, nothing else; then sleep.
+fn keep(ends: [RawFd; 2]) -> ! {
+    // SAFETY: plain system calls on fds this process owns.
+    unsafe {
+        // Copies above 10 first, so that neither lands on the other's target.
+        let copies = [
+            libc::fcntl(ends[0], libc::F_DUPFD, 10),
+            libc::fcntl(ends[1], libc::F_DUPFD, 10),
+        ];
+        libc::dup2(copies[0], 3);
+        libc::dup2(copies[1], 4);
+        for fd in 0..3 {
+            libc::close(fd);
+        }
+        libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
+        let name = b"runsv: keeper\0";
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+        loop {
+            // Every signal is blocked (runsv reads them from a signalfd): only
+            // SIGKILL ends this.
+            libc::pause();
+        }
+    }
+}
+
+/// Kills the keeper a killed runsv left (recorded in `record`), if it still is that
+/// process: its pipes are adopted (or the service was stopped) by now.
+pub fn stop_old_keeper(record: &std::path::Path) {
+    // Like `state`, the record names a process to kill: only one runsv wrote counts
+    // (not a link, owned by runsv's user).
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(record)
+    else {
+        return;
+    };
+    if file.metadata().map(|m| m.uid()).ok() != Some(nix::unistd::geteuid().as_raw()) {
+        return;
+    }
+    let mut text = String::new();
+    if file.read_to_string(&mut text).is_err() {
+        return;
+    }
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    let (Some(Some(pid)), Some(Some(starttime))) = (fields.next(), fields.next()) else {
+        return;
+    };
+    let Ok(pid) = u32::try_from(pid) else {
+        return;
+    };
+    if pid != 0 && runsv::launch::start_time(pid) == Some(starttime) {
+        let target = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

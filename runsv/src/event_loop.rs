@@ -61,6 +61,8 @@ struct Supervisor {
     dependencies_poll: Option<Duration>,
     /// When to try again to write files that could not be written.
     rewrite: Option<Duration>,
+    /// Holds the relay's pipes open for a runsv that is killed (see adoption.rs).
+    keeper: Option<adoption::Keeper>,
 }
 
 /// Runs the supervisor of `directory` until it is told to exit. Errors are runit's
@@ -139,6 +141,7 @@ pub fn run(directory: &Path) -> Result<(), String> {
         dependencies,
         dependencies_poll: None,
         rewrite: None,
+        keeper: None,
     };
     // Free what loading the definitions used: an idle runsv should be small.
     // SAFETY: malloc_trim only returns free heap memory to the kernel.
@@ -147,6 +150,7 @@ pub fn run(directory: &Path) -> Result<(), String> {
     }
     // What a killed predecessor left running is adopted where it can be.
     supervisor.adopt_leftovers();
+    supervisor.start_keeper();
     // runsv announces itself (opens supervise/ok) once a status is written. Normally
     // that is the state boot (or adoption) leads to, so the files are written once;
     // when a killed predecessor's service must be stopped first, which may take its
@@ -245,6 +249,16 @@ impl Supervisor {
                 service.machine.adopt(now, &leftover.previous);
                 service.adopted = Some((leftover.pid, pidfd));
             }
+        }
+    }
+
+    /// The relay's pipes get a keeper of this runsv's; a killed predecessor's keeper is
+    /// ended, now that its pipes are taken over (or its service was stopped).
+    fn start_keeper(&mut self) {
+        let record = self.main.supervise.keeper();
+        adoption::stop_old_keeper(&record);
+        if let Some(Output::Relay(relay)) = &self.output {
+            self.keeper = adoption::Keeper::start(relay.read_fds(), &record);
         }
     }
 
@@ -375,6 +389,9 @@ impl Supervisor {
             if self.main.exited && self.log.as_ref().is_none_or(|log| log.exited) {
                 if let Some(Output::Relay(relay)) = &mut self.output {
                     relay.flush();
+                }
+                if let Some(keeper) = self.keeper.take() {
+                    keeper.stop();
                 }
                 return;
             }

@@ -50,6 +50,10 @@ impl SuperviseDir {
     pub fn state(&self) -> PathBuf {
         self.path.join("state")
     }
+    /// runtree's: `PID STARTTIME` of the process that holds the relay's pipes open.
+    pub fn keeper(&self) -> PathBuf {
+        self.path.join("keeper")
+    }
 }
 
 /// What the process slot of runit's status holds (byte 19).
