@@ -610,7 +610,13 @@ fn a_killed_runsvs_service_is_adopted_not_restarted_nor_duplicated() {
     assert_eq!(restarted.last_exit, Some(ExitStatus::Unknown));
     assert_eq!(restarted.restarts, before.restarts + 1);
     assert!(!alive(pid));
-    assert_eq!(processes_running(&["sleep", &marker]), [restarted.pid]);
+    // `running` comes once ./run is exec'd; its `exec sleep` follows a moment later.
+    assert!(
+        wait_for(&[], WAIT, || processes_running(&["sleep", &marker])
+            == [restarted.pid]),
+        "{:?}",
+        processes_running(&["sleep", &marker])
+    );
 
     // And down/up work on what it runs now.
     control(&service, "d");
