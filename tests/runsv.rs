@@ -1178,3 +1178,58 @@ fn a_chatty_service_outlives_its_killed_runsv_without_losing_a_line() {
     assert_eq!(ticks, expected, "no line lost or doubled");
     assert!(alive(pid));
 }
+
+#[test]
+fn when_fork_fails_with_eagain_the_cause_is_in_the_state_and_the_start_retried() {
+    // RLIMIT_NPROC does not bind root: runsv runs as nobody, allowed no process beyond
+    // those nobody already has and runsv itself.
+    if !nix::unistd::geteuid().is_root()
+        || !Path::new("/usr/bin/prlimit").exists()
+        || !Path::new("/usr/bin/setpriv").exists()
+    {
+        eprintln!("SKIPPED: needs root, prlimit and setpriv (util-linux)");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let nobody = nix::unistd::Uid::from_raw(65534);
+    let group = nix::unistd::Gid::from_raw(65534);
+    for path in [root.path(), &service, &service.join("run")] {
+        nix::unistd::chown(path, Some(nobody), Some(group)).unwrap();
+    }
+    let theirs = fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            use std::os::unix::fs::MetadataExt;
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+                && e.metadata().is_ok_and(|m| m.uid() == 65534)
+        })
+        .count();
+    let mut command = Command::new("/usr/bin/prlimit");
+    command
+        .arg(format!("--nproc={}:", theirs + 1))
+        .args([
+            "/usr/bin/setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .arg(binary("runsv"))
+        .arg(&service);
+    let _runsv = Guard::spawn(&mut command);
+    let failed = wait_state(&service, WAIT, |s| {
+        s.state == ServiceState::Error && s.reason.contains("(EAGAIN)")
+    })
+    .unwrap_or_else(|| panic!("{:?}", full_state(&service)));
+    assert_eq!(
+        failed.reason,
+        "unable to start ./run: Try again (EAGAIN); retrying in 1s"
+    );
+    assert!(supervisor_running(&SuperviseDir::of_service(&service)).unwrap());
+    // Retried on the growing delay, without a hot loop.
+    wait_state(&service, WAIT, |s| s.reason.ends_with("retrying in 2s"))
+        .unwrap_or_else(|| panic!("{:?}", full_state(&service)));
+}
