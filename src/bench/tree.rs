@@ -1279,8 +1279,10 @@ pub fn idle_switches(
 
 /// `size` services whose `run` exits 1 at once, forever, under each scanner in turn
 /// (one storm at a time: two would fight over the CPU). After `settle`, the CPU time
-/// (ms) the tree spent over `window`: the scanner and its supervisors, and the crashing
-/// services they reaped (cutime/cstime), so the restarts themselves are counted. What
+/// (ms) the whole machine spent over `window` (busy time of /proc/stat, all CPUs): the
+/// tree, the crashing services and their restarts. Per-process accounting is counted in
+/// 10 ms ticks and a supervisor that restarts a service now and then uses less than a
+/// tick, so it reads 0; the machine's total is sampled at every tick and adds up. What
 /// keeps it low is the restart delay: runit and s6 restart after a fixed second,
 /// runtree's delay grows (1 s doubling to 60 s by default).
 pub fn crash_storm(
@@ -1329,43 +1331,32 @@ fn storm_turn(
         .start(&dir)
         .map_err(|e| format!("starting {}: {e}", suite.scanner.scanner_name()))?;
     std::thread::sleep(settle);
-    let before = tree_cpu(&tree);
+    let before = machine_busy_ticks()?;
     std::thread::sleep(window);
     if !tree.alive() {
         return Err(tree.died());
     }
-    let after = tree_cpu(&tree);
-    // Processes present at both ends (a supervisor replaced meanwhile is not counted).
-    let ticks: u64 = before
-        .iter()
-        .filter_map(|(pid, was)| {
-            let now = after.iter().find(|(p, _)| p == pid)?.1;
-            Some(now.saturating_sub(*was))
-        })
-        .sum();
+    let ticks = machine_busy_ticks()?.saturating_sub(before);
     // SAFETY: sysconf has no preconditions.
     let per_second = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) }.max(1) as f64;
     Ok(ticks as f64 * 1000.0 / per_second)
 }
 
-/// (pid, utime + stime + cutime + cstime in clock ticks) of the scanner and each of its
-/// children.
-fn tree_cpu(tree: &Tree) -> Vec<(u32, u64)> {
-    std::iter::once(tree.pid.as_raw() as u32)
-        .chain(tree.children())
-        .filter_map(|pid| {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let (_, rest) = stat.rsplit_once(')')?;
-            // Fields 14–17 of stat, counted after the command name (field 2) as 3…
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = fields
-                .get(11..15)?
-                .iter()
-                .map(|f| f.parse::<u64>().ok())
-                .sum::<Option<u64>>()?;
-            Some((pid, ticks))
-        })
-        .collect()
+/// Busy clock ticks of all CPUs since boot: user, nice, system, irq and softirq of the
+/// first line of /proc/stat.
+fn machine_busy_ticks() -> Result<u64, String> {
+    let stat = fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    let line = stat.lines().next().unwrap_or_default();
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq
+    Ok([0, 1, 2, 5, 6]
+        .iter()
+        .map(|&i| fields.get(i).copied().unwrap_or(0))
+        .sum())
 }
 
 /// (pid, context switches) of the scanner and of each of its children.

@@ -630,7 +630,7 @@ fn run_tree_metrics(
             Metric::Storm,
             Row::new(
                 format!(
-                    "crash storm: CPU of the tree in {} s, {} services exiting at once ({} s in)",
+                    "crash storm: machine CPU in {} s, {} services exiting at once ({} s in)",
                     plan.storm_window.as_secs(),
                     plan.storm_services,
                     plan.storm_settle.as_secs()
