@@ -14,7 +14,19 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn runsv(service: &Path) -> Guard {
-    let guard = Guard::spawn(Command::new(binary("runsv")).arg(service));
+    supervised(Command::new(binary("runsv")).arg(service), service)
+}
+
+/// runsv with a stand-in for /dev/kmsg (the relay's records go to that file).
+fn runsv_kmsg(service: &Path, kmsg: &Path) -> Guard {
+    let mut command = Command::new(binary("runsv"));
+    command.arg(service).env("RUNTREE_KMSG", kmsg);
+    supervised(&mut command, service)
+}
+
+/// Starts `command` (a runsv of `service`) and waits until it holds supervise/ok.
+fn supervised(command: &mut Command, service: &Path) -> Guard {
+    let guard = Guard::spawn(command);
     let supervise = SuperviseDir::of_service(service);
     assert!(
         wait_for(&[service], WAIT, || supervisor_running(&supervise)
@@ -740,17 +752,7 @@ fn an_adopted_service_writes_on_into_the_relay() {
         &service.join("hup-lines"),
         "#!/bin/sh\nn=0\ntrap 'n=$((n+1)); echo line-$n' HUP\nwhile :; do sleep 1 & wait $!; done\n",
     );
-    let start = |service: &Path| {
-        let mut command = Command::new(binary("runsv"));
-        command.arg(service).env("RUNTREE_KMSG", &kmsg);
-        let guard = Guard::spawn(&mut command);
-        let supervise = SuperviseDir::of_service(service);
-        assert!(wait_for(&[service], WAIT, || supervisor_running(
-            &supervise
-        )
-        .unwrap_or(false)));
-        guard
-    };
+    let start = |service: &Path| runsv_kmsg(service, &kmsg);
     let hup = |pid: u32, expect: &str| {
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
@@ -1001,9 +1003,7 @@ fn the_kmsg_relay_splits_long_lines_at_the_record_limit_and_keeps_a_last_partial
         "talker",
         "exec: sh -c 'printf \"%03000d\\n\" 0; printf \"last words\"'\noneshot: true\n",
     );
-    let mut command = Command::new(binary("runsv"));
-    command.arg(&service).env("RUNTREE_KMSG", &kmsg);
-    let _runsv = Guard::spawn(&mut command);
+    let _runsv = runsv_kmsg(&service, &kmsg);
     wait_in(&service, ServiceState::Ok);
     assert!(
         wait_for(&[root.path()], WAIT, || read(&kmsg)
@@ -1036,9 +1036,7 @@ fn the_kmsg_relay_keeps_stdout_and_stderr_apart_by_priority() {
         "both",
         "exec: sh -c 'echo to out; echo to err >&2'\noneshot: true\n",
     );
-    let mut command = Command::new(binary("runsv"));
-    command.arg(&service).env("RUNTREE_KMSG", &kmsg);
-    let _runsv = Guard::spawn(&mut command);
+    let _runsv = runsv_kmsg(&service, &kmsg);
     wait_in(&service, ServiceState::Ok);
     assert!(wait_for(&[root.path()], WAIT, || read(&kmsg)
         .lines()
@@ -1134,17 +1132,7 @@ fn a_chatty_service_outlives_its_killed_runsv_without_losing_a_line() {
             .parse::<u32>()
             .unwrap_or(0)
     };
-    let start = || {
-        let mut command = Command::new(binary("runsv"));
-        command.arg(&service).env("RUNTREE_KMSG", &kmsg);
-        let guard = Guard::spawn(&mut command);
-        let supervise = SuperviseDir::of_service(&service);
-        assert!(wait_for(&[&service], WAIT, || supervisor_running(
-            &supervise
-        )
-        .unwrap_or(false)));
-        guard
-    };
+    let start = || runsv_kmsg(&service, &kmsg);
     let mut first = start();
     let pid = wait_running(&service);
     assert!(wait_for(&[&service], WAIT, || count() >= 5));

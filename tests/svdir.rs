@@ -118,6 +118,15 @@ fn running(service: &Path, guard: &mut Guard) -> u32 {
     pid
 }
 
+/// Waits until svdir `svdir` runs a runsv for the entry `service` other than `old`,
+/// and that runsv holds supervise/ok.
+fn replaced(svdir: Pid, service: &Path, old: u32) -> bool {
+    let name = service.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    wait_for(&[&service.join("supervise")], WAIT, || {
+        runsv_children(svdir).get(name).is_some_and(|p| *p != old) && runsv_alive(service)
+    })
+}
+
 fn runsv_alive(service: &Path) -> bool {
     supervisor_running(&SuperviseDir::of_service(service)).unwrap_or(false)
 }
@@ -497,12 +506,7 @@ fn a_killed_runsv_is_replaced_and_the_others_are_untouched() {
     // A new runsv, which adopts the service its killed predecessor left running.
     let svdir_pid = svdir.pid();
     assert!(
-        wait_for(&[&a.join("supervise")], WAIT, || {
-            runsv_children(svdir_pid)
-                .get("a")
-                .is_some_and(|p| *p != old)
-                && runsv_alive(&a)
-        }),
+        replaced(svdir_pid, &a, old),
         "a's runsv never replaced\n{}",
         tree.log()
     );
@@ -553,12 +557,7 @@ fn a_runsv_killed_again_and_again_never_interrupts_its_service() {
         let old = runsv_children(svdir_pid)["a"];
         kill(Pid::from_raw(old as i32), Signal::SIGKILL).unwrap();
         assert!(
-            wait_for(&[&a.join("supervise")], WAIT, || {
-                runsv_children(svdir_pid)
-                    .get("a")
-                    .is_some_and(|p| *p != old)
-                    && runsv_alive(&a)
-            }),
+            replaced(svdir_pid, &a, old),
             "round {round}: no new runsv\n{}",
             tree.log()
         );

@@ -121,21 +121,9 @@ impl Launch {
         // first and delay what `sv` and other readers are waiting for.
         let (gate_read, gate_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| describe_failure(&self.display, e))?;
-        let argv: Vec<*const libc::c_char> = pointer_array(&self.argv);
-        let envp: Option<Vec<*const libc::c_char>> = self.envp.as_ref().map(|e| pointer_array(e));
-        let groups: Vec<libc::gid_t> = self
-            .credentials
-            .as_ref()
-            .map(|c| c.supplementary_groups.clone())
-            .unwrap_or_default();
+        let arrays = ChildArrays::of(self);
         let unused = AtomicI32::new(0);
-        let context = ChildContext {
-            launch: self,
-            argv: &argv,
-            envp: envp.as_deref(),
-            groups: &groups,
-            failure: &unused,
-        };
+        let context = arrays.context(self, &unused);
         // SAFETY: runsv is single-threaded; the child only makes system calls on data
         // prepared above, then execs or _exits.
         match unsafe { nix::unistd::fork() } {
@@ -175,21 +163,9 @@ impl Launch {
     /// succeeded, without a pipe. A failing child leaves its step and errno in
     /// `failure`, memory the two share, before it exits.
     pub fn spawn(&self) -> Result<Pid, String> {
-        let argv: Vec<*const libc::c_char> = pointer_array(&self.argv);
-        let envp: Option<Vec<*const libc::c_char>> = self.envp.as_ref().map(|e| pointer_array(e));
-        let groups: Vec<libc::gid_t> = self
-            .credentials
-            .as_ref()
-            .map(|c| c.supplementary_groups.clone())
-            .unwrap_or_default();
+        let arrays = ChildArrays::of(self);
         let failure = AtomicI32::new(0);
-        let context = ChildContext {
-            launch: self,
-            argv: &argv,
-            envp: envp.as_deref(),
-            groups: &groups,
-            failure: &failure,
-        };
+        let context = arrays.context(self, &failure);
         let mut stack = vec![0u8; CHILD_STACK];
         // The stack grows down from its end, which the ABI wants 16-byte aligned.
         let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
@@ -486,6 +462,38 @@ impl Started {
             self.user.as_deref(),
             i32::from_ne_bytes(bytes),
         ))
+    }
+}
+
+/// The pointer arrays exec and setgroups take, built before the fork or clone (the
+/// child must not allocate).
+struct ChildArrays {
+    argv: Vec<*const libc::c_char>,
+    envp: Option<Vec<*const libc::c_char>>,
+    groups: Vec<libc::gid_t>,
+}
+
+impl ChildArrays {
+    fn of(launch: &Launch) -> ChildArrays {
+        ChildArrays {
+            argv: pointer_array(&launch.argv),
+            envp: launch.envp.as_ref().map(|e| pointer_array(e)),
+            groups: launch
+                .credentials
+                .as_ref()
+                .map(|c| c.supplementary_groups.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn context<'a>(&'a self, launch: &'a Launch, failure: &'a AtomicI32) -> ChildContext<'a> {
+        ChildContext {
+            launch,
+            argv: &self.argv,
+            envp: self.envp.as_deref(),
+            groups: &self.groups,
+            failure,
+        }
     }
 }
 
