@@ -987,7 +987,6 @@ fn ensure_standard_fds() {
     }
 }
 
-/// A pidfd: readable once the process has exited, whoever its parent is.
 /// Waits until a process (not necessarily our child) is gone; whether it went in time.
 fn wait_gone(pid: u32, timeout: Duration) -> bool {
     let Some(pidfd) = adoption::pidfd_open(pid) else {

@@ -55,13 +55,29 @@ struct Written {
     stat: Option<String>,
     state: Option<String>,
     status: Option<[u8; 20]>,
-    warned: bool,
-    /// The last write failed.
+    /// The last write failed (and that was said once, on stderr).
     failed: bool,
 }
 
 /// A failed write: the file in supervise/ and why.
 type WriteResult = Result<(), (&'static str, io::Error)>;
+
+/// Replaces supervise/`name` (at `path`) with `contents` unless `last` says it already
+/// holds `value`; `value` is recorded only once written, so a failed write is retried.
+fn replace<T: PartialEq + Clone>(
+    path: &Path,
+    name: &'static str,
+    value: &T,
+    contents: &[u8],
+    last: &mut Option<T>,
+) -> WriteResult {
+    if last.as_ref() == Some(value) {
+        return Ok(());
+    }
+    write_atomically(path, contents, 0o644).map_err(|e| (name, e))?;
+    *last = Some(value.clone());
+    Ok(())
+}
 
 /// How often files that could not be written are tried again.
 pub const REWRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -225,39 +241,35 @@ impl Service {
     fn write_runit(&mut self) -> WriteResult {
         let status = self.machine.status();
         let stat = status.stat_line(self.machine.want() == Want::Exit);
+        let pid_text = match status.pid {
+            0 => String::new(),
+            pid => format!("{pid}\n"),
+        };
         let encoded = status.encode();
-        let mut result = Ok(());
-        // A file is recorded as written only once it was: a failed write is retried.
-        if self.written.pid != Some(status.pid) {
-            let text = if status.pid == 0 {
-                String::new()
-            } else {
-                format!("{}\n", status.pid)
-            };
-            let written = write_atomically(&self.supervise.pid(), text.as_bytes(), 0o644)
-                .map_err(|e| ("pid", e));
-            if written.is_ok() {
-                self.written.pid = Some(status.pid);
-            }
-            result = result.and(written);
-        }
-        if self.written.stat.as_deref() != Some(stat.as_str()) {
-            let written = write_atomically(&self.supervise.stat(), stat.as_bytes(), 0o644)
-                .map_err(|e| ("stat", e));
-            if written.is_ok() {
-                self.written.stat = Some(stat);
-            }
-            result = result.and(written);
-        }
-        if self.written.status != Some(encoded) {
-            let written = write_atomically(&self.supervise.status(), &encoded, 0o644)
-                .map_err(|e| ("status", e));
-            if written.is_ok() {
-                self.written.status = Some(encoded);
-            }
-            result = result.and(written);
-        }
-        result
+        let (written, supervise) = (&mut self.written, &self.supervise);
+        // All three are tried whatever the others gave.
+        let pid = replace(
+            &supervise.pid(),
+            "pid",
+            &status.pid,
+            pid_text.as_bytes(),
+            &mut written.pid,
+        );
+        let stat = replace(
+            &supervise.stat(),
+            "stat",
+            &stat,
+            stat.as_bytes(),
+            &mut written.stat,
+        );
+        let status = replace(
+            &supervise.status(),
+            "status",
+            &encoded,
+            &encoded,
+            &mut written.status,
+        );
+        pid.and(stat).and(status)
     }
 
     fn write_state(&mut self) -> WriteResult {
@@ -266,15 +278,14 @@ impl Service {
             full_state.reason = format!("new definition refused, old one kept: {error}");
         }
         let state = full_state.encode();
-        if self.written.state.as_deref() == Some(state.as_str()) {
-            return Ok(());
-        }
-        let written = write_atomically(&self.supervise.state(), state.as_bytes(), 0o644)
-            .map_err(|e| ("state", e));
-        if written.is_ok() {
-            self.written.state = Some(state);
-        }
-        written
+        let path = self.supervise.state();
+        replace(
+            &path,
+            "state",
+            &state,
+            state.as_bytes(),
+            &mut self.written.state,
+        )
     }
 
     /// Whether the last write failed (a full disk, a read-only or broken supervise/):
@@ -284,16 +295,15 @@ impl Service {
     }
 
     fn report_write(&mut self, result: WriteResult) {
-        self.written.failed = result.is_err();
         match result {
             Ok(()) => {
-                if self.written.warned {
+                if self.written.failed {
                     eprintln!("runsv {}: supervise/ is written again", self.label);
                 }
-                self.written.warned = false
+                self.written.failed = false
             }
-            Err((file, error)) if !self.written.warned => {
-                self.written.warned = true;
+            Err((file, error)) if !self.written.failed => {
+                self.written.failed = true;
                 eprintln!(
                     "runsv {}: warning: unable to write supervise/{file}: {}; retrying every {}s",
                     self.label,

@@ -105,7 +105,7 @@ pub fn run<W: Write>(invocation: &Invocation, out: &mut Out<W>) -> i32 {
     }
 
     let waits = command.waits(invocation.verbose);
-    let mut watcher = waits.then(|| Watcher::new(command.acts.contains('x')));
+    let mut watcher = waits.then(Watcher::new);
     let mut targets = Vec::new();
     for (index, service) in services.into_iter().enumerate() {
         if let Err(errno) = service::enter(&service.path) {

@@ -37,7 +37,7 @@ pub fn sync<W: Write>(svdir: &OsString, verbose: bool, wait: Duration, out: &mut
     let name = directory.display().to_string();
     let control_dir = directory.join(".svdir");
     // Watch before asking, so the answer cannot be missed.
-    let mut watcher = Watcher::new(false);
+    let mut watcher = Watcher::new();
     let watched = watcher.watch_directory(0, &control_dir, "control");
     let before = served(directory);
     let fifo = OpenOptions::new()

@@ -71,9 +71,8 @@ pub struct Changes {
 }
 
 impl Watcher {
-    /// `_exit_events` is kept for the callers: the `ok` FIFO reports every supervisor
-    /// exit, whatever the wait.
-    pub fn new(_exit_events: bool) -> Watcher {
+    /// Every wait sees supervisor exits: the `ok` FIFO reports them all.
+    pub fn new() -> Watcher {
         let signal = libc::SIGRTMIN();
         let signals = Signal::try_from(libc::SIGIO).ok().and_then(|sigio| {
             let mut mask = SigSet::empty();
@@ -280,7 +279,7 @@ mod tests {
     #[test]
     fn a_rename_into_the_directory_wakes_its_owners() {
         let dir = tempfile::tempdir().unwrap();
-        let mut watcher = Watcher::new(false);
+        let mut watcher = Watcher::new();
         assert!(watcher.watch(3, dir.path()));
         assert!(watcher.watch(5, dir.path()), "same directory, second owner");
         assert_eq!(watcher.directories.len(), 1, "one watch per directory");
@@ -295,7 +294,7 @@ mod tests {
     #[test]
     fn only_the_watched_directory_wakes_its_owner() {
         let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let mut watcher = Watcher::new(false);
+        let mut watcher = Watcher::new();
         assert!(watcher.watch(1, one.path()));
         assert!(watcher.watch(2, two.path()));
         std::fs::write(two.path().join("state"), b"x").unwrap();
@@ -313,7 +312,7 @@ mod tests {
             .custom_flags(libc::O_NONBLOCK)
             .open(&ok)
             .unwrap();
-        let mut watcher = Watcher::new(true);
+        let mut watcher = Watcher::new();
         assert!(watcher.watch(7, dir.path()));
         assert!(watcher.directories[0].ok.is_some(), "ok opened for writing");
         drop(reader);
