@@ -43,7 +43,13 @@ fn tree(scan: &Path, markers: &Path, stubborn: bool) {
         "exec: sh -c 'echo start setup >> $MARKERS/events'\noneshot: true\nlog: console\nenviron:\n  MARKERS: ${MARKERS}\n",
     )
     .unwrap();
-    longrun(scan, "db", "after: [setup]\n");
+    // Ready once it has recorded its start: without a readiness test, `running` means
+    // exec'd, and a dependent could record its own start first.
+    longrun(
+        scan,
+        "db",
+        "after: [setup]\ntest: sh -c 'grep -q \"start db\" $MARKERS/events'\ntest_interval: 0.05\n",
+    );
     longrun(
         scan,
         "web",
