@@ -696,17 +696,23 @@ fn an_adopted_service_keeps_its_logger_and_loses_no_line() {
     );
     let lines = service.join("lines");
     let count = || read(&lines).lines().count();
-    let hup = |pid: u32, expect: usize| {
+    let ask = |pid: u32| {
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGHUP,
         )
         .unwrap();
+    };
+    let arrived = |expect: usize| {
         assert!(
             wait_for(&[&service], WAIT, || count() >= expect),
             "line {expect} never arrived: {:?}",
             read(&lines)
         );
+    };
+    let hup = |pid: u32, expect: usize| {
+        ask(pid);
+        arrived(expect);
     };
     let mut first = runsv(&service);
     let pid = wait_running(&service);
@@ -716,9 +722,11 @@ fn an_adopted_service_keeps_its_logger_and_loses_no_line() {
         .extra_groups
         .push(nix::unistd::Pid::from_raw(logger as i32));
     kill_runsv(&mut first, pid);
-    // Written while no runsv runs: the pipe is the logger's, still read.
-    hup(pid, 2);
+    // Written while no runsv runs: it waits in the service's pipe, which the keeper
+    // holds open, and goes on to the logger once the next runsv runs.
+    ask(pid);
     let mut second = runsv(&service);
+    arrived(2);
     second
         .extra_groups
         .push(nix::unistd::Pid::from_raw(pid as i32));
@@ -794,50 +802,196 @@ fn an_invalid_definition_is_an_error_shown_in_the_state() {
     assert!(state.reason.contains("exce"), "{}", state.reason);
 }
 
+/// `sv ARGS` on its own, stdout to `output`: a follower (`sv log -f`).
+fn sv_to_file(args: &[&str], output: &Path) -> Guard {
+    let file = fs::File::create(output).unwrap();
+    Guard::spawn(
+        Command::new(binary("sv"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(file),
+    )
+}
+
 #[test]
-fn log_lines_survive_restarts_of_the_service_and_the_logger() {
+fn log_lines_survive_50_restarts_of_the_service_and_10_of_the_logger() {
     let root = tempfile::tempdir().unwrap();
-    // Each run prints 200 numbered lines, then dies; it is restarted after 10 ms. The
-    // tenth run then sleeps, so that stopping it cuts no run short.
+    // Each run writes 2000 numbered lines as fast as `seq` can, then dies; it is
+    // restarted after 10 ms. The fiftieth run then sleeps, so that stopping it cuts no
+    // run short. The tail is large enough for all of it, so `sv log` must show every
+    // line too.
+    const RUNS: usize = 50;
+    const LINES: usize = 2000;
+    const PER_LOGGER: usize = 10_000;
     let service = yaml_service(
         root.path(),
         "chatty",
-        "exec: sh -c 'n=$(cat runs 2>/dev/null || echo 0); echo $((n+1)) > runs; i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo \"$n-$i\"; done; [ $n -lt 9 ] || exec sleep 1000; exit 1'\nrestart_delay: 0.01\nrestart_delay_max: 0.01\n",
+        &format!(
+            "exec: sh -c 'n=$(cat runs 2>/dev/null || echo 0); echo $((n+1)) > runs; seq -f \"$n-%g\" 1 {LINES}; [ $n -lt {last} ] || exec sleep 1000; exit 1'\n\
+             restart_delay: 0.01\nrestart_delay_max: 0.01\nlog_tail: 4194304\n",
+            last = RUNS - 1
+        ),
     );
-    // Each logger takes 400 lines and exits (after a second, so that it is restarted
-    // at once): five loggers for the 2000 lines. A logger killed in the middle of a
-    // line would lose it by its own doing (sh's read consumes what it read); what this
-    // tests is that runsv keeps the pipe, so nothing written while no logger runs is
-    // lost.
+    // Each logger takes exactly 10000 lines (`sed -u` reads no further than it prints)
+    // and exits, after a second so that it is restarted at once: ten loggers for the
+    // 100000 lines. What this tests is that runsv holds the pipes, so nothing written
+    // while no logger runs is lost.
     write_script(
         &service.join("log/run"),
-        "#!/bin/sh\ni=0\nwhile [ $i -lt 400 ] && IFS= read -r line; do echo \"$line\" >> ../lines; i=$((i+1)); done\nsleep 1\n",
+        &format!("#!/bin/sh\nsed -u {PER_LOGGER}q >> ../lines\nsleep 1\n"),
     );
     let _runsv = runsv(&service);
-    let log = service.join("log");
-    // Ten runs: 2000 lines.
-    let expected: Vec<String> = (0..10)
-        .flat_map(|n| (1..=200).map(move |i| format!("{n}-{i}")))
+    wait_running(&service.join("log"));
+    let followed = root.path().join("followed");
+    let mut follower = sv_to_file(&["log", "-f", service.to_str().unwrap()], &followed);
+    let expected: Vec<String> = (0..RUNS)
+        .flat_map(|n| (1..=LINES).map(move |i| format!("{n}-{i}")))
         .collect();
+    let count = |path: &Path| read(path).lines().count();
     assert!(
-        wait_for(&[&service], Duration::from_secs(30), || read(
+        wait_for(&[&service], Duration::from_secs(60), || count(
             &service.join("lines")
-        )
-        .lines()
-        .count()
-            >= expected.len()),
+        ) >= expected.len()),
         "lines lost: {} of {}",
-        read(&service.join("lines")).lines().count(),
+        count(&service.join("lines")),
         expected.len()
     );
     control(&service, "d");
     wait_in(&service, ServiceState::Down);
-    assert_eq!(read(&service.join("runs")).trim(), "10");
-    let loggers = full_state(&log).map(|s| s.restarts).unwrap_or(0);
-    assert!(loggers >= 4, "the logger was restarted {loggers} times");
+    assert_eq!(read(&service.join("runs")).trim(), RUNS.to_string());
+    let loggers = full_state(&service.join("log"))
+        .map(|s| s.restarts)
+        .unwrap_or(0);
+    assert!(loggers >= 9, "the logger was restarted {loggers} times");
     let lines = read(&service.join("lines"));
     let got: Vec<&str> = lines.lines().collect();
-    assert_eq!(got, expected, "every line, once, in order");
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "every line, once, in order, at the logger");
+
+    // The same lines through `sv log -f`, which followed all along, and `sv log`.
+    assert!(
+        wait_for(&[root.path()], WAIT, || count(&followed) >= expected.len()),
+        "sv log -f showed {} of {} lines",
+        count(&followed),
+        expected.len()
+    );
+    let _ = nix::sys::signal::kill(follower.pid(), nix::sys::signal::Signal::SIGTERM);
+    follower.wait_exit(WAIT);
+    let followed = read(&followed);
+    let got: Vec<&str> = followed.lines().collect();
+    assert_eq!(got.len(), expected.len());
+    assert!(
+        got == expected,
+        "every line, once, in order, through sv log -f"
+    );
+    // Some 790 kB: to a file, not a pipe that is read only once sv has exited.
+    let shown = root.path().join("shown");
+    let mut sv_log = sv_to_file(&["log", service.to_str().unwrap()], &shown);
+    let exit = sv_log.wait_exit(WAIT).expect("sv log ends");
+    assert!(exit.success(), "{exit:?}");
+    let shown = read(&shown);
+    let got: Vec<&str> = shown.lines().collect();
+    assert_eq!(got.len(), expected.len());
+    assert!(
+        got == expected,
+        "every line, once, in order, through sv log"
+    );
+}
+
+#[test]
+fn sv_log_and_status_show_recent_output_whatever_the_destination() {
+    let root = tempfile::tempdir().unwrap();
+    let kmsg = root.path().join("kmsg");
+    fs::write(&kmsg, "").unwrap();
+    // A service that says why it fails, on stderr, and keeps failing.
+    let failing =
+        "exec: >-\n  sh -c 'echo starting; echo \"cannot bind: address in use\" >&2; exit 3'\n\
+                   restart_delay: 30\n";
+    let kmsg_service = yaml_service(root.path(), "to-kmsg", failing);
+    let console_service = yaml_service(
+        root.path(),
+        "to-console",
+        &format!("{failing}log: console\n"),
+    );
+    let logged_service = yaml_service(root.path(), "to-log", failing);
+    write_script(
+        &logged_service.join("log/run"),
+        "#!/bin/sh\nexec cat > ../logged\n",
+    );
+    let console_out = root.path().join("console.out");
+    let mut console_runsv = Command::new(binary("runsv"));
+    console_runsv
+        .arg(&console_service)
+        .stdout(fs::File::create(&console_out).unwrap());
+    let _runsvs = [
+        runsv_kmsg(&kmsg_service, &kmsg),
+        supervised(&mut console_runsv, &console_service),
+        runsv(&logged_service),
+    ];
+    let sv = |args: &[&str]| run(Command::new(binary("sv")).args(args), WAIT);
+    for service in [&kmsg_service, &console_service, &logged_service] {
+        let name = service.to_str().unwrap();
+        wait_state(service, WAIT, |s| s.state == ServiceState::Respawn)
+            .unwrap_or_else(|| panic!("{name}: {:?}", full_state(service)));
+        // Both lines are written before the exit is seen: the last one is whole.
+        assert!(
+            wait_for(&[service], WAIT, || sv(&["log", name]).1
+                == "starting\ncannot bind: address in use\n"),
+            "{name}: sv log: {:?}",
+            sv(&["log", name])
+        );
+        let (_, status, _) = sv(&["status", name]);
+        assert!(
+            status.contains("; last output: cannot bind: address in use]"),
+            "{status}"
+        );
+    }
+    // The destinations got the lines too.
+    assert_eq!(
+        read(&kmsg),
+        "<6>to-kmsg: starting\n<3>to-kmsg: cannot bind: address in use\n"
+    );
+    assert_eq!(read(&console_out), "starting\n");
+    assert_eq!(
+        read(&logged_service.join("logged")),
+        "starting\ncannot bind: address in use\n"
+    );
+}
+
+#[test]
+fn the_tail_outlives_the_runsv_that_wrote_it() {
+    let root = tempfile::tempdir().unwrap();
+    let kmsg = root.path().join("kmsg");
+    fs::write(&kmsg, "").unwrap();
+    let service = yaml_service(
+        root.path(),
+        "talker",
+        "exec: sh -c 'echo \"hello from $$\"; exec sleep 1000'\n",
+    );
+    let mut first = runsv_kmsg(&service, &kmsg);
+    let pid = wait_running(&service);
+    let name = service.to_str().unwrap();
+    let sv_log = || run(Command::new(binary("sv")).args(["log", name]), WAIT).1;
+    assert!(wait_for(&[&service], WAIT, || sv_log()
+        == format!("hello from {pid}\n")));
+    kill_runsv(&mut first, pid);
+    let mut second = runsv_kmsg(&service, &kmsg);
+    second
+        .extra_groups
+        .push(nix::unistd::Pid::from_raw(pid as i32));
+    // The adopted service is restarted; the new one's line follows the old one's.
+    control(&service, "k");
+    let new_pid = wait_state(&service, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != pid
+    })
+    .expect("restarted")
+    .pid;
+    assert!(
+        wait_for(&[&service], WAIT, || sv_log()
+            == format!("hello from {pid}\nhello from {new_pid}\n")),
+        "{:?}",
+        sv_log()
+    );
 }
 
 #[test]

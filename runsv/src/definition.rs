@@ -52,6 +52,8 @@ pub struct ServiceDefinition {
     /// After this long in `stopping`, the process group gets SIGKILL.
     pub stop_timeout: Duration,
     pub log: LogDestination,
+    /// How many bytes of recent output runsv keeps in `supervise/tail` (0: none).
+    pub log_tail: u64,
     /// The first delay before restarting a service that keeps dying within a second.
     pub restart_delay: Duration,
     /// The cap of the growing restart delay.

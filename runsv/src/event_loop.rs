@@ -5,8 +5,9 @@
 
 use crate::adoption;
 use crate::dependency_watch::{DependencyWatch, FALLBACK_INTERVAL};
-use crate::relay::{Relay, Stream};
+use crate::relay::{Mode, Relay, Stream};
 use crate::service::{has_log_service, Leftover, Reconfigured, Service, REWRITE_INTERVAL};
+use crate::tee::{Tee, Wait};
 use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -39,8 +40,8 @@ enum Which {
 
 /// Where the main service's output goes.
 enum Output {
-    /// The pipe to the `log/` service: (read end for the logger, write end).
-    LogPipe(OwnedFd, OwnedFd),
+    /// Through runsv to the `log/` service.
+    Tee(Tee),
     Relay(Relay),
     Inherit,
     Null,
@@ -114,15 +115,28 @@ pub fn run(directory: &Path) -> Result<(), String> {
         None
     };
     let null = open_null().map_err(|e| format!("unable to open /dev/null: {e}"))?;
-    let output = Some(match (&log, main.definition.as_ref().map(|d| &d.log)) {
-        (Some(_), _) => {
-            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| format!("unable to create pipe for log service: {e}"))?;
-            Output::LogPipe(read, write)
-        }
-        (None, Some(LogDestination::Kmsg)) => Relay::new(&main.machine_name(&directory))
+    let tail = runsv::tail::TailWriter::new(
+        main.supervise.tail(),
+        main.definition
+            .as_ref()
+            .map_or(runsv::tail::DEFAULT_CAPACITY, |d| d.log_tail),
+    );
+    let yaml = main
+        .definition
+        .as_ref()
+        .is_some_and(|d| matches!(d.form, runsv::definition::Form::Yaml(_)));
+    let relay = |mode, tail| {
+        Relay::new(&main.machine_name(&directory), mode, tail)
             .map(Output::Relay)
-            .map_err(|e| format!("unable to create pipe for the log relay: {e}"))?,
+            .map_err(|e| format!("unable to create pipe for the log relay: {e}"))
+    };
+    let output = Some(match (&log, main.definition.as_ref().map(|d| &d.log)) {
+        (Some(_), _) => Tee::new(tail)
+            .map(Output::Tee)
+            .map_err(|e| format!("unable to create pipe for log service: {e}"))?,
+        (None, Some(LogDestination::Kmsg)) => relay(Mode::Kmsg, tail)?,
+        // A runit `run` without log/ writes straight to runsv's output, as with runit.
+        (None, Some(LogDestination::Console)) if yaml => relay(Mode::Console, tail)?,
         (None, Some(LogDestination::Null)) => Output::Null,
         _ => Output::Inherit,
     });
@@ -257,8 +271,13 @@ impl Supervisor {
     fn start_keeper(&mut self) {
         let record = self.main.supervise.keeper();
         adoption::stop_old_keeper(&record);
-        if let Some(Output::Relay(relay)) = &self.output {
-            self.keeper = adoption::Keeper::start(relay.read_fds(), &record);
+        let ends = match &self.output {
+            Some(Output::Relay(relay)) => Some(relay.read_fds()),
+            Some(Output::Tee(tee)) => tee.keeper_ends(),
+            _ => None,
+        };
+        if let Some(ends) = ends {
+            self.keeper = adoption::Keeper::start(ends, &record);
         }
     }
 
@@ -266,9 +285,8 @@ impl Supervisor {
     /// from the adopted process's own end of it: stdin for the logger, stdout for the
     /// service. False when it cannot be done (the process must then be stopped).
     fn recover_output(&mut self, which: Which, pidfd: &OwnedFd) -> bool {
-        let logger_adopted = self.log.as_ref().is_some_and(|l| l.adopted.is_some());
         match (&mut self.output, which) {
-            (Some(Output::LogPipe(read, write)), Which::Log) => {
+            (Some(Output::Tee(tee)), Which::Log) => {
                 let Some(input) = adoption::fd_of(pidfd, 0) else {
                     return false;
                 };
@@ -276,27 +294,23 @@ impl Supervisor {
                     // The logger reads something else: a new one will get our pipe.
                     return true;
                 }
-                let Some(service_end) = adoption::other_end(&input, true, true) else {
+                let Some(runsv_end) = adoption::other_end(&input, true, false) else {
                     return false;
                 };
-                (*read, *write) = (input, service_end);
+                tee.replace_logger_pipe(input, runsv_end);
                 true
             }
-            (Some(Output::LogPipe(read, write)), Which::Main) => {
+            (Some(Output::Tee(tee)), Which::Main) => {
                 let Some(output) = adoption::fd_of(pidfd, 1) else {
                     return false;
                 };
-                let Some(pipe) = adoption::pipe_identity(&output) else {
+                if adoption::pipe_identity(&output).is_none() {
                     return true; // it writes elsewhere by its own choice
-                };
-                if logger_adopted {
-                    // The logger's pipe is already ours; the service's should be it.
-                    return adoption::pipe_identity(read) == Some(pipe);
                 }
-                let Some(logger_end) = adoption::other_end(&output, false, true) else {
+                let Some(runsv_end) = adoption::other_end(&output, false, false) else {
                     return false;
                 };
-                (*read, *write) = (logger_end, output);
+                tee.replace_service_pipe(runsv_end, output);
                 true
             }
             (Some(Output::Relay(relay)), Which::Main) => {
@@ -390,6 +404,7 @@ impl Supervisor {
                 if let Some(Output::Relay(relay)) = &mut self.output {
                     relay.flush();
                 }
+                self.warn_output();
                 if let Some(keeper) = self.keeper.take() {
                     keeper.stop();
                 }
@@ -406,6 +421,14 @@ impl Supervisor {
                 Some(Output::Relay(relay)) => relay.read_fds().map(Some),
                 _ => [None, None],
             };
+            let (tee_input, tee_room) = match &self.output {
+                Some(Output::Tee(tee)) => match tee.wait() {
+                    Wait::Input(fd) => (Some(fd), None),
+                    Wait::Room(fd) => (None, Some(fd)),
+                    Wait::Done => (None, None),
+                },
+                _ => (None, None),
+            };
             let dependencies = self.dependencies.as_ref().and_then(|d| d.fd());
             let adopted_main = self.main.adopted.as_ref().map(|(_, fd)| fd.as_raw_fd());
             let adopted_log = self
@@ -418,6 +441,7 @@ impl Supervisor {
                 notification,
                 relay_out,
                 relay_err,
+                tee_input,
                 dependencies,
                 adopted_main,
                 adopted_log,
@@ -427,12 +451,13 @@ impl Supervisor {
             {
                 fds.push(PollFd::new(borrow(fd), PollFlags::POLLIN));
             }
-            // A slow console that has lines waiting: asked for room, never waited on.
-            let console = match &self.output {
-                Some(Output::Relay(relay)) => relay.waiting_fd(),
-                _ => None,
+            // A slow console that has lines waiting, a logger's full pipe: asked for
+            // room, never waited on.
+            let consoles = match &self.output {
+                Some(Output::Relay(relay)) => relay.waiting_fds(),
+                _ => [None, None],
             };
-            if let Some(fd) = console {
+            for fd in consoles.into_iter().chain([tee_room]).flatten() {
                 fds.push(PollFd::new(borrow(fd), PollFlags::POLLOUT));
             }
             match poll(&mut fds, timeout) {
@@ -470,12 +495,15 @@ impl Supervisor {
                     if let Some(Output::Relay(relay)) = &mut self.output {
                         relay.pump(fd);
                     }
-                } else if Some(fd) == console {
+                } else if Some(fd) == tee_input || Some(fd) == tee_room {
+                    self.pump_tee();
+                } else if consoles.contains(&Some(fd)) {
                     if let Some(Output::Relay(relay)) = &mut self.output {
-                        relay.resume();
+                        relay.resume(fd);
                     }
                 }
             }
+            self.warn_output();
             self.handle_timers();
         }
     }
@@ -724,14 +752,42 @@ impl Supervisor {
         }
     }
 
-    /// The main service is down for good: close the log pipe so the logger reads EOF
-    /// after the last line, and let it end by itself.
+    /// The main service is down for good: the logger gets its end of file after the
+    /// last line (see pump_tee), and ends by itself.
     fn drain_log(&mut self) {
-        if let Some(Output::LogPipe(..)) = &self.output {
-            self.output = None;
+        if let Some(Output::Tee(tee)) = &mut self.output {
+            tee.close_service_end();
         }
+        self.pump_tee();
         if self.log.is_some() {
             self.event(Which::Log, Event::Drain);
+        }
+    }
+
+    /// Moves the service's output on to the logger. Once the service's pipe is closed
+    /// and empty, runsv's end of the logger's pipe is closed too — and the keeper's,
+    /// which holds one — so the logger reads its end of file.
+    fn pump_tee(&mut self) {
+        let Some(Output::Tee(tee)) = &mut self.output else {
+            return;
+        };
+        if let Some(warning) = tee.pump() {
+            eprintln!("runsv {}: warning: {warning}", self.main.label);
+        }
+        if self.draining && matches!(tee.wait(), Wait::Done) {
+            tee.close_logger_end();
+            if let Some(keeper) = self.keeper.take() {
+                keeper.stop();
+            }
+        }
+    }
+
+    /// Says once that the tail could not be written.
+    fn warn_output(&mut self) {
+        if let Some(Output::Relay(relay)) = &mut self.output {
+            if let Some(warning) = relay.warning.take() {
+                eprintln!("runsv {}: warning: {warning}", self.main.label);
+            }
         }
     }
 
@@ -911,7 +967,7 @@ impl Supervisor {
         let null = Stdio::Fd(self.null.as_raw_fd());
         if which == Which::Log {
             let input = match &self.output {
-                Some(Output::LogPipe(read, _)) => Stdio::Fd(read.as_raw_fd()),
+                Some(Output::Tee(tee)) => Stdio::Fd(tee.logger_read.as_raw_fd()),
                 _ => null,
             };
             return (input, Stdio::Inherit, Stdio::Inherit);
@@ -922,7 +978,10 @@ impl Supervisor {
             .as_ref()
             .is_some_and(|d| matches!(d.form, runsv::definition::Form::Yaml(_)));
         let out = match &self.output {
-            Some(Output::LogPipe(_, write)) => Stdio::Fd(write.as_raw_fd()),
+            Some(Output::Tee(tee)) => match &tee.service_write {
+                Some(write) => Stdio::Fd(write.as_raw_fd()),
+                None => null,
+            },
             Some(Output::Relay(relay)) => Stdio::Fd(relay.write_fd(Stream::Stdout)),
             Some(Output::Null) => null,
             Some(Output::Inherit) | None => Stdio::Inherit,

@@ -10,6 +10,7 @@ pub mod machine;
 pub mod signals;
 pub mod supervise;
 pub mod tai64n;
+pub mod tail;
 
 #[cfg(test)]
 mod props_support;

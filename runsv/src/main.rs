@@ -9,6 +9,7 @@ mod dependency_watch;
 mod event_loop;
 mod relay;
 mod service;
+mod tee;
 
 use std::path::PathBuf;
 use std::process::exit;

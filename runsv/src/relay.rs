@@ -1,13 +1,18 @@
-//! The `kmsg` log destination: runsv reads the service's output from two pipes it
-//! holds for its whole life (stdout, stderr) and writes each line, prefixed with the
-//! service name, to the kernel ring buffer — or to runsv's stderr where /dev/kmsg is
-//! not writable (an unprivileged tree, a container). The service never blocks on a
-//! slow reader: runsv reads whenever a pipe has data.
+//! The `kmsg` and `console` log destinations: runsv reads the service's output from
+//! two pipes it holds for its whole life (stdout, stderr) and writes it on a whole line
+//! at a time. With `kmsg`, each line is prefixed with the service name and becomes a
+//! record in the kernel ring buffer — or a line on runsv's stderr where /dev/kmsg is
+//! not writable (an unprivileged tree, a container). With `console`, lines go as the
+//! service wrote them to runsv's stdout and stderr. Every line is also kept in
+//! `supervise/tail` (see runsv::tail). The service never blocks on a slow reader:
+//! runsv reads whenever a pipe has data.
 //!
 //! stdout and stderr stay apart: in the kernel log by priority (`<6>` info for stdout,
 //! `<3>` err for stderr, so `dmesg --level=err` shows a service's errors), on the
-//! console by a `[stderr]` mark.
+//! console by a `[stderr]` mark (with `kmsg`) or by going to runsv's stderr (with
+//! `console`).
 
+use runsv::tail::TailWriter;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -24,17 +29,41 @@ pub enum Stream {
     Stderr = 1,
 }
 
+/// Where the relay sends lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The kernel log, prefixed; the console, prefixed, where /dev/kmsg is not
+    /// writable.
+    Kmsg,
+    /// runsv's own stdout and stderr, as the service wrote them (`log: console`).
+    Console,
+}
+
 /// One pipe: its ends, its prefix and the line being assembled.
 pub struct Pipe {
     pub read: OwnedFd,
     pub write: OwnedFd,
     prefix: Vec<u8>,
     partial: Vec<u8>,
+    /// Which of the relay's destinations its lines go to.
+    destination: usize,
 }
 
 pub struct Relay {
     pipes: [Pipe; 2],
-    sink: Sink,
+    destinations: Vec<Destination>,
+    /// The recent output, whole lines, kept in supervise/tail.
+    tail: TailWriter,
+    /// Lines for the tail, written once per read.
+    for_tail: Vec<u8>,
+    name: String,
+    /// A warning for runsv to print (the tail could not be written).
+    pub warning: Option<String>,
+}
+
+struct Destination {
+    file: File,
+    kmsg: bool,
     /// Bytes a slow console has not taken yet.
     pending: Vec<u8>,
     /// Lines dropped since the console last took everything.
@@ -42,15 +71,6 @@ pub struct Relay {
     /// The console failed otherwise than by being full (its reader is gone): lines go
     /// nowhere rather than waiting for ever.
     broken: bool,
-    name: String,
-}
-
-enum Sink {
-    Kmsg(File),
-    /// runsv's stderr (the console, a container's log), reopened as a description of
-    /// its own so that it can be non-blocking without changing the one runsv shares
-    /// with svdir and init.
-    Console(File),
 }
 
 /// What waits for a slow console: at most this much, then lines are counted as
@@ -58,74 +78,71 @@ enum Sink {
 const PENDING_MAX: usize = 64 * 1024;
 
 impl Relay {
-    pub fn new(name: &str) -> io::Result<Relay> {
-        // RUNTREE_KMSG names a stand-in for /dev/kmsg (a file, appended to): tests on a
-        // host do not write into its kernel log. std opens files close-on-exec.
-        let opened = match std::env::var_os("RUNTREE_KMSG") {
-            Some(path) => OpenOptions::new().append(true).open(path),
-            None => OpenOptions::new().write(true).open("/dev/kmsg"),
+    pub fn new(name: &str, mode: Mode, tail: TailWriter) -> io::Result<Relay> {
+        let kmsg = match mode {
+            // RUNTREE_KMSG names a stand-in for /dev/kmsg (a file, appended to): tests
+            // on a host do not write into its kernel log. std opens files
+            // close-on-exec.
+            Mode::Kmsg => match std::env::var_os("RUNTREE_KMSG") {
+                Some(path) => OpenOptions::new().append(true).open(path).ok(),
+                None => OpenOptions::new().write(true).open("/dev/kmsg").ok(),
+            },
+            Mode::Console => None,
         };
-        // The kernel adds the timestamp.
-        let (sink, prefixes) = match opened {
-            Ok(file) => (
-                Sink::Kmsg(file),
+        let (destinations, prefixes, routes) = match (mode, kmsg) {
+            // The kernel adds the timestamp.
+            (_, Some(file)) => (
+                vec![Destination::new(file, true)],
                 [format!("<6>{name}: "), format!("<3>{name}: ")],
+                [0, 0],
             ),
-            Err(_) => (
-                Sink::Console(console()?),
+            (Mode::Kmsg, None) => (
+                vec![Destination::new(console(2)?, false)],
                 [format!("{name}: "), format!("{name} [stderr]: ")],
+                [0, 0],
+            ),
+            (Mode::Console, None) => (
+                vec![
+                    Destination::new(console(1)?, false),
+                    Destination::new(console(2)?, false),
+                ],
+                [String::new(), String::new()],
+                [0, 1],
             ),
         };
         let [out, err] = prefixes;
         Ok(Relay {
-            pipes: [Pipe::new(out)?, Pipe::new(err)?],
-            sink,
-            pending: Vec::new(),
-            dropped: 0,
-            broken: false,
+            pipes: [Pipe::new(out, routes[0])?, Pipe::new(err, routes[1])?],
+            destinations,
+            tail,
+            for_tail: Vec::new(),
             name: name.to_string(),
+            warning: None,
         })
     }
 
-    /// The console's fd while it has not taken everything: poll it for POLLOUT.
-    pub fn waiting_fd(&self) -> Option<RawFd> {
-        match &self.sink {
-            Sink::Console(file)
-                if !self.broken && (!self.pending.is_empty() || self.dropped > 0) =>
+    /// The consoles that have not taken everything: poll them for POLLOUT.
+    pub fn waiting_fds(&self) -> [Option<RawFd>; 2] {
+        let mut fds = [None, None];
+        for (slot, destination) in fds.iter_mut().zip(&self.destinations) {
+            if !destination.kmsg
+                && !destination.broken
+                && (!destination.pending.is_empty() || destination.dropped > 0)
             {
-                Some(file.as_raw_fd())
+                *slot = Some(destination.file.as_raw_fd());
             }
-            _ => None,
         }
+        fds
     }
 
-    /// The console can take more: what waits first, then the count of what was lost.
-    pub fn resume(&mut self) {
-        let Sink::Console(file) = &mut self.sink else {
-            return;
-        };
-        while !self.pending.is_empty() {
-            match file.write(&self.pending) {
-                Ok(0) => return,
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    self.broken = true;
-                    self.pending.clear();
-                    return;
-                }
+    /// The console `fd` can take more: what waits first, then the count of what was
+    /// lost.
+    pub fn resume(&mut self, fd: RawFd) {
+        let name = self.name.clone();
+        for destination in &mut self.destinations {
+            if destination.file.as_raw_fd() == fd {
+                destination.resume(&name);
             }
-        }
-        if self.dropped > 0 {
-            let note = format!(
-                "{}: {} lines dropped: the console was too slow\n",
-                self.name, self.dropped
-            );
-            self.dropped = 0;
-            self.send(note.into_bytes());
         }
     }
 
@@ -153,8 +170,8 @@ impl Relay {
         &self.pipes[stream as usize].read
     }
 
-    /// Moves what the pipe whose read end is `fd` holds to the sink, a whole line at a
-    /// time.
+    /// Moves what the pipe whose read end is `fd` holds to the destination, a whole
+    /// line at a time.
     pub fn pump(&mut self, fd: RawFd) {
         for index in 0..2 {
             if self.pipes[index].read.as_raw_fd() == fd {
@@ -181,6 +198,7 @@ impl Relay {
                             }
                         }
                     }
+                    self.write_tail();
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => break,
@@ -196,35 +214,59 @@ impl Relay {
                 self.emit(index);
             }
         }
+        self.write_tail();
+    }
+
+    fn write_tail(&mut self) {
+        if self.for_tail.is_empty() {
+            return;
+        }
+        let result = self.tail.append(&self.for_tail);
+        self.for_tail.clear();
+        if let Some(warning) = self.tail.report(result) {
+            self.warning = Some(warning);
+        }
     }
 
     fn emit(&mut self, index: usize) {
         let pipe = &mut self.pipes[index];
         let mut line = Vec::with_capacity(pipe.prefix.len() + pipe.partial.len() + 1);
         line.extend_from_slice(&pipe.prefix);
-        line.append(&mut pipe.partial);
+        line.extend_from_slice(&pipe.partial);
         line.push(b'\n');
-        self.send(line);
+        self.for_tail.extend_from_slice(&line[pipe.prefix.len()..]);
+        pipe.partial.clear();
+        let destination = pipe.destination;
+        self.destinations[destination].send(line);
+    }
+}
+
+impl Destination {
+    fn new(file: File, kmsg: bool) -> Destination {
+        Destination {
+            file,
+            kmsg,
+            pending: Vec::new(),
+            dropped: 0,
+            broken: false,
+        }
     }
 
-    /// One whole line to the sink. The kernel log never blocks (and a write it refuses
-    /// is not retried); the console may: what it does not take waits, bounded, and a
-    /// line that does not fit is counted as dropped.
+    /// One whole line. The kernel log never blocks (and a write it refuses is not
+    /// retried); the console may: what it does not take waits, bounded, and a line
+    /// that does not fit is counted as dropped.
     fn send(&mut self, line: Vec<u8>) {
-        let file = match &mut self.sink {
-            Sink::Kmsg(file) => {
-                let _ = file.write(&line);
-                return;
-            }
-            Sink::Console(file) => file,
-        };
+        if self.kmsg {
+            let _ = self.file.write(&line);
+            return;
+        }
         if self.broken {
             return;
         }
         let mut written = 0;
         if self.pending.is_empty() && self.dropped == 0 {
             while written < line.len() {
-                match file.write(&line[written..]) {
+                match self.file.write(&line[written..]) {
                     Ok(0) => break,
                     Ok(n) => written += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -247,29 +289,56 @@ impl Relay {
             self.dropped += 1;
         }
     }
+
+    /// The console can take more: what waits first, then the count of what was lost.
+    fn resume(&mut self, name: &str) {
+        while !self.pending.is_empty() {
+            match self.file.write(&self.pending) {
+                Ok(0) => return,
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.broken = true;
+                    self.pending.clear();
+                    return;
+                }
+            }
+        }
+        if self.dropped > 0 {
+            let note = format!(
+                "{name}: {} lines dropped: the console was too slow\n",
+                self.dropped
+            );
+            self.dropped = 0;
+            self.send(note.into_bytes());
+        }
+    }
 }
 
-/// runsv's stderr as a new, non-blocking open file description (through /proc, which
-/// reopens pipes, terminals and files alike); stderr itself where that fails (a
-/// socket), blocking as before.
-fn console() -> io::Result<File> {
+/// runsv's `fd` (1 or 2) as a new, non-blocking open file description (through /proc,
+/// which reopens pipes, terminals and files alike); a plain copy of it where that fails
+/// (a socket), blocking as before.
+fn console(fd: RawFd) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     match OpenOptions::new()
         .append(true)
         .custom_flags(nix::libc::O_NONBLOCK)
-        .open("/proc/self/fd/2")
+        .open(format!("/proc/self/fd/{fd}"))
     {
         Ok(file) => Ok(file),
         Err(_) => {
-            let fd = nix::unistd::dup(2)?;
-            // SAFETY: dup returned a new fd that nothing else owns.
+            let fd = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
+            // SAFETY: fcntl returned a new fd that nothing else owns.
             Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
         }
     }
 }
 
 impl Pipe {
-    fn new(prefix: String) -> io::Result<Pipe> {
+    fn new(prefix: String, destination: usize) -> io::Result<Pipe> {
         let (read, write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
         // Only the read end is non-blocking; the service's writes may block briefly
@@ -283,6 +352,7 @@ impl Pipe {
             write,
             prefix: prefix.into_bytes(),
             partial: Vec::new(),
+            destination,
         })
     }
 

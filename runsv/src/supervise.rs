@@ -54,6 +54,10 @@ impl SuperviseDir {
     pub fn keeper(&self) -> PathBuf {
         self.path.join("keeper")
     }
+    /// runtree's: the recent output of the service (see runsv::tail).
+    pub fn tail(&self) -> PathBuf {
+        self.path.join("tail")
+    }
 }
 
 /// What the process slot of runit's status holds (byte 19).

@@ -52,12 +52,17 @@ pub fn run<W: Write>(invocation: &Invocation, out: &mut Out<W>) -> i32 {
             preamble: None,
         })
     };
-    // runtree's own commands. (runit reads `sync` as `status`, and has no `reconfigure`.)
+    // runtree's own commands. (runit reads `sync` as `status`, and has no
+    // `reconfigure` or `log`.)
     if !invocation.lsb {
         match invocation.action.as_slice() {
             b"sync" => {
                 let wait = Duration::from_secs(invocation.wait_seconds);
                 return tree::sync(&invocation.svdir, invocation.verbose, wait, out);
+            }
+            b"log" => {
+                out.flush();
+                return crate::log::main(&invocation.services, &invocation.svdir);
             }
             b"reconfigure" if !invocation.services.is_empty() => {
                 tree::reconfigure(&invocation.services, &invocation.svdir, out);
@@ -242,6 +247,26 @@ mod tests {
         assert_eq!(
             sv(svdir.path(), &["s", "web"]).1,
             "down: web: Ns, normally up, want up; run: log: (pid 12) Ns\n"
+        );
+    }
+
+    #[test]
+    fn status_of_a_failing_service_shows_its_last_output() {
+        let svdir = tempfile::tempdir().unwrap();
+        let web = svdir.path().join("web");
+        let main = FakeSupervisor::new(&web, down(b'u', stamp(1)));
+        let mut tail = runsv::tail::TailWriter::new(main.supervise().tail(), 4096);
+        tail.append(b"starting\nbind: Address in use\n").unwrap();
+        main.set_state(&full(ServiceState::Error, 0, stamp(1), "exited 1"));
+        assert_eq!(
+            sv(svdir.path(), &["status", "web"]).1,
+            "down: web: Ns, normally up, want up [error: exited 1; last output: bind: Address in use]\n"
+        );
+        // A healthy service's status does not read its output.
+        main.set_state(&full(ServiceState::Down, 0, stamp(1), ""));
+        assert_eq!(
+            sv(svdir.path(), &["status", "web"]).1,
+            "down: web: Ns, normally up, want up [down]\n"
         );
     }
 

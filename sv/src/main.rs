@@ -8,6 +8,7 @@ mod command;
 mod control;
 mod errno;
 mod json;
+mod log;
 mod output;
 mod report;
 mod service;

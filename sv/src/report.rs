@@ -4,6 +4,7 @@
 use crate::output::{Message, Out};
 use crate::service::{self, Probe, Service, ServiceDir};
 use crate::status;
+use runsv::supervise::ServiceState;
 use runsv::tai64n::Timestamp;
 use std::io::Write;
 
@@ -100,13 +101,23 @@ fn part(
 ) -> (String, Shown) {
     match dir.normally_up() {
         Ok(normally_up) => {
-            let text = status::describe(
+            let mut text = status::describe(
                 name,
                 &snapshot.status,
                 snapshot.state.as_ref(),
                 normally_up,
                 now,
             );
+            // Why a service keeps failing is usually in what it said last.
+            let failing = snapshot.state.as_ref().is_some_and(|state| {
+                matches!(state.state, ServiceState::Error | ServiceState::Respawn)
+            });
+            if failing && text.ends_with(']') {
+                if let Some(line) = dir.last_output() {
+                    text.pop();
+                    text.push_str(&format!("; last output: {line}]"));
+                }
+            }
             let shown = if snapshot.status.pid != 0 {
                 Shown::Running
             } else {

@@ -161,6 +161,29 @@ impl ServiceDir {
         Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
+    /// The last line of output in the service's tail (supervise/tail), shortened to
+    /// something a status line can show; None when there is none or it is unreadable
+    /// (it is private to runsv's user).
+    pub fn last_output(&self) -> Option<String> {
+        /// Enough for a line a person reads in a status.
+        const SHOWN: usize = 200;
+        let file = self.open_file("supervise/tail", OFlag::O_RDONLY).ok()?;
+        let snapshot = runsv::tail::Snapshot::read_last(&file, 1024).ok()??;
+        let line = String::from_utf8_lossy(snapshot.last_line()?);
+        let line: String = line
+            .trim()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if line.is_empty() {
+            return None;
+        }
+        match line.char_indices().nth(SHOWN) {
+            Some((cut, _)) => Some(format!("{}…", &line[..cut])),
+            None => Some(line),
+        }
+    }
+
     /// Whether the directory may be searched, as `chdir` would check: the cause of an
     /// EACCES inside it is either this or the file's own permissions.
     fn searchable(&self) -> Result<(), i32> {

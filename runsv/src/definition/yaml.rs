@@ -41,11 +41,12 @@ enum Key {
     RestartDelay,
     RestartDelayMax,
     Log,
+    LogTail,
 }
 
 /// In the order the documentation presents them, which is also the order error messages
 /// list them in.
-const ALL_KEYS: [Key; 15] = [
+const ALL_KEYS: [Key; 16] = [
     Key::Exec,
     Key::Oneshot,
     Key::After,
@@ -61,6 +62,7 @@ const ALL_KEYS: [Key; 15] = [
     Key::RestartDelay,
     Key::RestartDelayMax,
     Key::Log,
+    Key::LogTail,
 ];
 
 impl Key {
@@ -81,6 +83,7 @@ impl Key {
             Key::RestartDelay => "restart_delay",
             Key::RestartDelayMax => "restart_delay_max",
             Key::Log => "log",
+            Key::LogTail => "log_tail",
         }
     }
 
@@ -234,6 +237,7 @@ pub(super) fn load(
         stop_signal: document.stop_signal.unwrap_or(DEFAULT_STOP_SIGNAL),
         stop_timeout: document.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
         log,
+        log_tail: document.log_tail.unwrap_or(crate::tail::DEFAULT_CAPACITY),
         restart_delay,
         restart_delay_max,
         finish: facts.finish,
@@ -327,6 +331,7 @@ struct Document {
     restart_delay: Option<Duration>,
     restart_delay_max: Option<Duration>,
     log: Option<LogDestination>,
+    log_tail: Option<u64>,
 }
 
 /// Parses the text, or gives the 1-based line and message of the first error.
@@ -486,6 +491,7 @@ impl<'de> Visitor<'de> for DocumentVisitor {
         let mut restart_delay = None;
         let mut restart_delay_max = None;
         let mut log = None;
+        let mut log_tail = None;
 
         while let Some(key) = map.next_key_seed(KeySeed { seen: &keys })? {
             keys.push(key);
@@ -515,6 +521,7 @@ impl<'de> Visitor<'de> for DocumentVisitor {
                     restart_delay_max = Some(map.next_value_seed(Seconds { may_be_zero: false })?)
                 }
                 Key::Log => log = Some(map.next_value_seed(LOG)?),
+                Key::LogTail => log_tail = Some(map.next_value_seed(TailSize)?),
             }
         }
 
@@ -543,6 +550,7 @@ impl<'de> Visitor<'de> for DocumentVisitor {
             restart_delay,
             restart_delay_max,
             log,
+            log_tail,
         })
     }
 }
@@ -918,6 +926,41 @@ impl<'de> Visitor<'de> for FileDescriptor {
     }
 }
 
+/// `log_tail`: bytes of recent output runsv keeps (0: none).
+struct TailSize;
+
+/// More than this is not a tail: sv log reads it whole.
+const TAIL_MAX: u64 = 64 * 1024 * 1024;
+
+impl<'de> DeserializeSeed<'de> for TailSize {
+    type Value = u64;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<u64, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TailSize {
+    type Value = u64;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a number of bytes, from 0 to 67108864 (64 MiB)")
+    }
+
+    fn visit_i64<E: de::Error>(self, number: i64) -> Result<u64, E> {
+        match u64::try_from(number) {
+            Ok(bytes) => self.visit_u64(bytes),
+            Err(_) => Err(E::custom("must be 0 or more bytes")),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, number: u64) -> Result<u64, E> {
+        if number > TAIL_MAX {
+            return Err(E::custom("must be at most 67108864 bytes (64 MiB)"));
+        }
+        Ok(number)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{service, Fixture};
@@ -995,6 +1038,7 @@ mod tests {
                 stop_signal: Signal::SIGTERM,
                 stop_timeout: Duration::from_secs(10),
                 log: LogDestination::Kmsg,
+                log_tail: crate::tail::DEFAULT_CAPACITY,
                 restart_delay: Duration::from_secs(1),
                 restart_delay_max: Duration::from_secs(60),
                 finish: None,
@@ -1058,6 +1102,7 @@ log: console
                 stop_signal: Signal::SIGINT,
                 stop_timeout: Duration::from_secs(30),
                 log: LogDestination::Console,
+                log_tail: crate::tail::DEFAULT_CAPACITY,
                 restart_delay: Duration::from_millis(250),
                 restart_delay_max: Duration::from_secs(120),
                 finish: Some(fixture.path("finish")),
@@ -1169,13 +1214,23 @@ log: console
     }
 
     #[test]
+    fn log_tail_is_a_size_in_bytes() {
+        assert_eq!(loads("exec: a\n").log_tail, crate::tail::DEFAULT_CAPACITY);
+        assert_eq!(loads("exec: a\nlog_tail: 0\n").log_tail, 0);
+        assert_eq!(loads("exec: a\nlog_tail: 1048576\n").log_tail, 1 << 20);
+        fails_at("exec: a\nlog_tail: -1\n", 2, "log_tail", "0 or more");
+        fails_at("exec: a\nlog_tail: 67108865\n", 2, "log_tail", "at most");
+        fails_at("exec: a\nlog_tail: 1M\n", 2, "log_tail", "number of bytes");
+    }
+
+    #[test]
     fn unknown_keys_are_named_with_the_accepted_ones() {
         fails_at(
             "exec: /bin/true\n\nrestart: always\n",
             3,
             "`restart`",
             "accepted keys: exec, oneshot, after, environ, test, test_interval, ready_fd, dir, \
-             user, group, stop_signal, stop_timeout, restart_delay, restart_delay_max, log",
+             user, group, stop_signal, stop_timeout, restart_delay, restart_delay_max, log, log_tail",
         );
         fails_at(
             "exec: /bin/true\nenviorn: {}\n",
