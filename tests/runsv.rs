@@ -681,6 +681,51 @@ fn a_service_that_cannot_be_adopted_is_stopped_before_a_new_one_starts() {
 }
 
 #[test]
+fn output_written_while_no_runsv_runs_reaches_a_new_logger_even_from_a_stopped_copy() {
+    let root = tempfile::tempdir().unwrap();
+    // Still starting when its runsv is killed, so the next runsv stops it rather than
+    // adopting it; it says something when asked (HUP) and when stopped (TERM).
+    let service = yaml_service(
+        root.path(),
+        "a",
+        "exec: >-\n  sh -c 'exec 2>/dev/null; echo before; trap \"echo asked\" HUP; trap \"echo stopped; exit 0\" TERM;\n  while :; do sleep 1 & wait $!; done'\ntest: \"false\"\ntest_interval: 0.05\n",
+    );
+    write_script(
+        &service.join("log/run"),
+        "#!/bin/sh\nwhile IFS= read -r line; do echo \"$line\" >> ../lines; done\n",
+    );
+    let lines = service.join("lines");
+    let mut first = runsv(&service);
+    let starting = wait_in(&service, ServiceState::Starting);
+    let logger = runtree::wait_running(&service.join("log"), WAIT);
+    assert!(wait_for(&[&service], WAIT, || read(&lines) == "before\n"));
+    kill_runsv(&mut first, starting.pid);
+    // The logger dies too, while no runsv runs: nothing reads the service's pipe now
+    // but the keeper, which only holds it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(logger as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_for(&[], WAIT, || !alive(logger)));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(starting.pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let _second = runsv(&service);
+    // The old copy is stopped (and says so), a new logger gets what waited, and the
+    // new copy starts.
+    assert!(
+        wait_for(&[&service], WAIT, || read(&lines)
+            == "before\nasked\nstopped\nbefore\n"),
+        "{:?}",
+        read(&lines)
+    );
+    assert!(!alive(starting.pid));
+}
+
+#[test]
 fn an_adopted_service_keeps_its_logger_and_loses_no_line() {
     let root = tempfile::tempdir().unwrap();
     // Prints a numbered line each time it is asked (SIGHUP), so the test decides when

@@ -62,10 +62,11 @@ pub fn other_end(fd: &OwnedFd, write: bool, blocking: bool) -> Option<OwnedFd> {
     Some(end)
 }
 
-/// A process that holds the read ends of the relay's pipes and does nothing else, so
-/// that the pipes keep a reader when runsv is killed: the service's writes wait in the
-/// pipe (and block it once the pipe is full) instead of killing it with SIGPIPE, until
-/// the next runsv adopts the service and reads on. It never reads (it would take lines
+/// A process that holds runsv's ends of the output pipes and does nothing else, so that
+/// the pipes keep a reader (and a logger's pipe a writer) when runsv is killed: the
+/// service's writes wait in the pipe (and block it once the pipe is full) instead of
+/// killing it with SIGPIPE, and a logger sees no end of file, until the next runsv
+/// takes the pipes from the keeper and moves on what waited. It never reads (it would take lines
 /// away), sleeps with every signal blocked, and ends by SIGKILL from the runsv that
 /// exits or takes over. Its pid and start time are in `supervise/keeper`.
 pub struct Keeper {
@@ -96,7 +97,7 @@ impl Keeper {
     }
 }
 
-/// In the keeper: the two read ends as fds 3 and 4, nothing else; then sleep.
+/// In the keeper: the two ends as fds 3 and 4, nothing else; then sleep.
 fn keep(ends: [RawFd; 2]) -> ! {
     // SAFETY: plain system calls on fds this process owns.
     unsafe {
@@ -121,38 +122,63 @@ fn keep(ends: [RawFd; 2]) -> ! {
     }
 }
 
-/// Kills the keeper a killed runsv left (recorded in `record`), if it still is that
-/// process: its pipes are adopted (or the service was stopped) by now.
-pub fn stop_old_keeper(record: &std::path::Path) {
+/// The keeper a killed runsv left (recorded in `record`), if it still is that process:
+/// its pid, after the checks that make the record trustworthy.
+fn old_keeper(record: &std::path::Path) -> Option<u32> {
     // Like `state`, the record names a process to kill: only one runsv wrote counts
     // (not a link, owned by runsv's user).
     use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let Ok(mut file) = std::fs::OpenOptions::new()
+    let mut file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(record)
-    else {
-        return;
-    };
+        .ok()?;
     if file.metadata().map(|m| m.uid()).ok() != Some(nix::unistd::geteuid().as_raw()) {
-        return;
+        return None;
     }
     let mut text = String::new();
-    if file.read_to_string(&mut text).is_err() {
-        return;
-    }
+    file.read_to_string(&mut text).ok()?;
     let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
     let (Some(Some(pid)), Some(Some(starttime))) = (fields.next(), fields.next()) else {
-        return;
+        return None;
     };
-    let Ok(pid) = u32::try_from(pid) else {
-        return;
-    };
-    if pid != 0 && runsv::launch::start_time(pid) == Some(starttime) {
+    let pid = u32::try_from(pid).ok()?;
+    (pid != 0 && runsv::launch::start_time(pid) == Some(starttime)).then_some(pid)
+}
+
+/// Kills the keeper a killed runsv left (recorded in `record`), if it still is that
+/// process: its pipes are taken over (or its service was stopped) by now.
+pub fn stop_old_keeper(record: &std::path::Path) {
+    if let Some(pid) = old_keeper(record) {
         let target = nix::unistd::Pid::from_raw(pid as i32);
         let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
     }
+}
+
+/// Copies of the two pipe ends the old keeper holds (its fds 3 and 4), if it lives and
+/// they are open for reading (`true`) or writing (`false`) as `modes` says: what the
+/// old runsv's output was (relay or tee) decides what they are, and an output of
+/// another kind now cannot use them.
+pub fn old_keeper_ends(record: &std::path::Path, modes: [bool; 2]) -> Option<[OwnedFd; 2]> {
+    let pid = old_keeper(record)?;
+    let pidfd = pidfd_open(pid)?;
+    let ends = [fd_of(&pidfd, 3)?, fd_of(&pidfd, 4)?];
+    // The pidfd was opened after the check: check again that it is the same process.
+    old_keeper(record).filter(|&again| again == pid)?;
+    for (end, reading) in ends.iter().zip(modes) {
+        pipe_identity(end)?;
+        let flags = nix::fcntl::fcntl(end.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).ok()?;
+        let wanted = if reading {
+            libc::O_RDONLY
+        } else {
+            libc::O_WRONLY
+        };
+        if flags & libc::O_ACCMODE != wanted {
+            return None;
+        }
+    }
+    Some(ends)
 }
 
 #[cfg(test)]

@@ -162,8 +162,10 @@ pub fn run(directory: &Path) -> Result<(), String> {
     unsafe {
         libc::malloc_trim(0);
     }
-    // What a killed predecessor left running is adopted where it can be.
-    supervisor.adopt_leftovers();
+    // What a killed predecessor left running is adopted where it can be; the output
+    // pipes come from its keeper, so what waits in them is never lost.
+    let pipes_taken = supervisor.take_pipes_from_keeper();
+    supervisor.adopt_leftovers(pipes_taken);
     supervisor.start_keeper();
     // runsv announces itself (opens supervise/ok) once a status is written. Normally
     // that is the state boot (or adoption) leads to, so the files are written once;
@@ -238,7 +240,7 @@ impl Supervisor {
     /// (to the log service or the relay) is fetched from the processes themselves, so
     /// the logger stays connected and a restarted service writes into the same pipe.
     /// What cannot be adopted is left in `left_running`, to be stopped.
-    fn adopt_leftovers(&mut self) {
+    fn adopt_leftovers(&mut self, pipes_taken: bool) {
         let now = self.now();
         for which in [Which::Log, Which::Main] {
             let Some(service) = self.service(which) else {
@@ -251,7 +253,7 @@ impl Supervisor {
                 continue;
             };
             let pidfd = match adoption::pidfd_open(leftover.pid) {
-                Some(pidfd) if self.recover_output(which, &pidfd) => pidfd,
+                Some(pidfd) if pipes_taken || self.recover_output(which, &pidfd) => pidfd,
                 _ => {
                     if let Some(service) = self.service(which) {
                         service.left_running = Some(leftover);
@@ -263,6 +265,49 @@ impl Supervisor {
                 service.machine.adopt(now, &leftover.previous);
                 service.adopted = Some((leftover.pid, pidfd));
             }
+        }
+    }
+
+    /// Takes the output pipes over from the keeper of a killed predecessor: its ends
+    /// are runsv's ends, and the other ends are reopened through /proc. Whatever became
+    /// of the service and the logger (adopted, stopped, dead), the bytes waiting in the
+    /// pipes then reach the logger or the relay, in order. False when there is no
+    /// keeper, or it kept pipes of another kind of output.
+    fn take_pipes_from_keeper(&mut self) -> bool {
+        let record = self.main.supervise.keeper();
+        match &mut self.output {
+            Some(Output::Tee(tee)) => {
+                // The service's pipe, read end; the logger's pipe, write end.
+                let Some([service_read, logger_write]) =
+                    adoption::old_keeper_ends(&record, [true, false])
+                else {
+                    return false;
+                };
+                let (Some(service_write), Some(logger_read)) = (
+                    adoption::other_end(&service_read, true, true),
+                    adoption::other_end(&logger_write, false, true),
+                ) else {
+                    return false;
+                };
+                tee.replace_service_pipe(service_read, service_write);
+                tee.replace_logger_pipe(logger_read, logger_write);
+                true
+            }
+            Some(Output::Relay(relay)) => {
+                let Some([out, err]) = adoption::old_keeper_ends(&record, [true, true]) else {
+                    return false;
+                };
+                let (Some(out_write), Some(err_write)) = (
+                    adoption::other_end(&out, true, true),
+                    adoption::other_end(&err, true, true),
+                ) else {
+                    return false;
+                };
+                relay.replace(Stream::Stdout, out, out_write);
+                relay.replace(Stream::Stderr, err, err_write);
+                true
+            }
+            _ => false,
         }
     }
 
