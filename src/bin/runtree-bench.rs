@@ -2,7 +2,7 @@
 //! with Debian's runit and s6 (and, for whole trees, daemontools), in one run on the same
 //! machine, and prints a table. What each metric measures, and why the comparison is
 //! fair: docs/bench.md. The supervisor metrics are in bench/metrics.rs, the scanner
-//! metrics in bench/tree.rs.
+//! metrics in bench/tree.rs, the log throughput in bench/logging.rs.
 //!
 //! ```text
 //! cargo run --release --bin runtree-bench [-- --quick] [-- --only restart,control]
@@ -10,6 +10,8 @@
 
 #[path = "../bench/cleanup.rs"]
 mod cleanup;
+#[path = "../bench/logging.rs"]
+mod logging;
 #[path = "../bench/metrics.rs"]
 mod metrics;
 #[path = "../bench/suite.rs"]
@@ -37,10 +39,11 @@ enum Metric {
     Respawn,
     Stop,
     Storm,
+    Logging,
 }
 
 impl Metric {
-    const ALL: [Metric; 11] = [
+    const ALL: [Metric; 12] = [
         Metric::Memory,
         Metric::Restart,
         Metric::Control,
@@ -52,6 +55,7 @@ impl Metric {
         Metric::Respawn,
         Metric::Stop,
         Metric::Storm,
+        Metric::Logging,
     ];
 
     /// The name `--only` takes.
@@ -68,6 +72,7 @@ impl Metric {
             Metric::Respawn => "respawn",
             Metric::Stop => "stop",
             Metric::Storm => "storm",
+            Metric::Logging => "logging",
         }
     }
 }
@@ -75,6 +80,10 @@ impl Metric {
 /// What a row's `met?` compares runtree's median with.
 enum Goal {
     NoMoreThanRunit,
+    /// A rate: at least runit's.
+    AtLeastRunit,
+    /// No goal: the row is for information.
+    Information,
     AtMost(f64),
     /// None at all (a count).
     Zero,
@@ -244,7 +253,8 @@ usage: runtree-bench [--quick] [--only METRIC[,METRIC…]] [--services N] [--no-
 Measures runit, s6 and runtree side by side (interleaved) and prints a table.
   --quick          fewer iterations: a smoke test of the harness, not a result
   --only METRICS   memory, restart, control, status (supervisors);
-                   bringup, sync, chain, idle, respawn, stop (scanners)
+                   bringup, sync, chain, idle, respawn, stop, storm (scanners);
+                   logging (log throughput)
                    (comma-separated or repeated)
   --services N     how many services for `status`, `bringup` and `stop` (default 1000;
                    at most 1000 for the scanners, 100 with --quick)
@@ -482,6 +492,14 @@ fn run(options: &Options) -> Result<(), String> {
         }
     }
     rows.extend(run_tree_metrics(options, &plan, &scan_suites));
+    if wanted(Metric::Logging) {
+        rows.extend(run_logging(
+            options,
+            &runtree_bin,
+            runtree_build.clone(),
+            &work,
+        ));
+    }
     // Stop everything before printing: the table is the last thing the bench does.
     cleanup::cleanup();
     rows.sort_by_key(|(metric, _)| Metric::ALL.iter().position(|m| m == metric));
@@ -658,6 +676,79 @@ fn run_tree_metrics(
     rows
 }
 
+/// Log throughput (logging.rs): a million lines through a `log/` service under runit,
+/// s6 and runtree, and through runtree's kmsg relay.
+fn run_logging(
+    options: &Options,
+    runtree_bin: &Path,
+    runtree_build: Option<String>,
+    work: &Path,
+) -> Vec<(Metric, Row)> {
+    let (lines, rounds, timeout) = log_plan(options.quick);
+    progress(&format!(
+        "measuring log throughput: {lines} lines, {rounds} rounds"
+    ));
+    let logging::Logging {
+        log_rate,
+        kmsg_rate,
+        log_cpu,
+        kmsg_cpu,
+    } = logging::log_throughput(runtree_bin, runtree_build, work, lines, rounds, timeout);
+    let count = if lines % 1_000_000 == 0 {
+        format!("{}M", lines / 1_000_000)
+    } else {
+        format!("{}k", lines / 1000)
+    };
+    vec![
+        (
+            Metric::Logging,
+            Row::new(
+                format!("{count} lines/s through a log/ service (svlogd; s6: s6-log)"),
+                "k lines/s",
+                Goal::AtLeastRunit,
+            )
+            .suites(log_rate),
+        ),
+        (
+            Metric::Logging,
+            Row::new(
+                format!("{count} lines/s through kmsg (RUNTREE_KMSG file)"),
+                "k lines/s",
+                Goal::Information,
+            )
+            .suites(kmsg_rate),
+        ),
+        (
+            Metric::Logging,
+            Row::new(
+                "supervisor CPU per million lines, log/ (10 ms ticks)".into(),
+                "ms",
+                Goal::NoMoreThanRunit,
+            )
+            .suites(log_cpu),
+        ),
+        (
+            Metric::Logging,
+            Row::new(
+                "runsv CPU per million lines, kmsg (10 ms ticks)".into(),
+                "ms",
+                Goal::Information,
+            )
+            .suites(kmsg_cpu),
+        ),
+    ]
+}
+
+/// Lines per turn, rounds (a multiple of the 4 cases, so that each holds each place in
+/// a round equally often), and the longest a turn may take.
+fn log_plan(quick: bool) -> (usize, usize, Duration) {
+    if quick {
+        (100_000, 4, Duration::from_secs(30))
+    } else {
+        (1_000_000, 8, Duration::from_secs(120))
+    }
+}
+
 fn progress(what: &str) {
     eprintln!("runtree-bench: {what}…");
 }
@@ -819,11 +910,13 @@ fn print_header(options: &Options, runtree_bin: &Path, plan: &TreePlan, raised: 
     if options.quick {
         println!(
             "--quick: 3 iterations (4 memory samples) per suite; scanners: 1 round, \
-             {} services for bring-up and stop, {} s idle window, {} s sync timeout: \
-             a smoke test, not a result",
+             {} services for bring-up and stop, {} s idle window, {} s sync timeout; \
+             log throughput: {} lines, {} rounds: a smoke test, not a result",
             plan.fleet_size,
             plan.idle_window.as_secs(),
-            plan.sync_timeout.as_secs()
+            plan.sync_timeout.as_secs(),
+            log_plan(true).0,
+            log_plan(true).1
         );
     }
     println!();
@@ -954,6 +1047,14 @@ fn print_table(rows: &[Row]) {
                     _ => "n/a".into(),
                 },
             ),
+            Goal::AtLeastRunit => (
+                "≥ runit".to_string(),
+                match (ours, median_of(row, Column::Runit)) {
+                    (Some(ours), Some(theirs)) => verdict(ours >= theirs),
+                    _ => "n/a".into(),
+                },
+            ),
+            Goal::Information => ("—".to_string(), "—".to_string()),
             Goal::Zero => (
                 "= 0".to_string(),
                 ours.map_or("n/a".into(), |ours| verdict(ours == 0.0)),
