@@ -56,6 +56,8 @@ pub struct Relay {
     tail: TailWriter,
     /// Lines for the tail, written once per read.
     for_tail: Vec<u8>,
+    /// The record being written (kept, so that a line costs no allocation).
+    line: Vec<u8>,
     name: String,
     /// A warning for runsv to print (the tail could not be written).
     pub warning: Option<String>,
@@ -116,6 +118,7 @@ impl Relay {
             destinations,
             tail,
             for_tail: Vec::new(),
+            line: Vec::new(),
             name: name.to_string(),
             warning: None,
         })
@@ -181,27 +184,44 @@ impl Relay {
     }
 
     fn pump_pipe(&mut self, index: usize) {
-        let mut buffer = [0u8; 4096];
+        let mut buffer = [0u8; 16 * 1024];
         loop {
             let read = nix::unistd::read(self.pipes[index].read.as_raw_fd(), &mut buffer);
             match read {
                 Ok(0) => break,
                 Ok(n) => {
-                    for &byte in &buffer[..n] {
-                        let pipe = &mut self.pipes[index];
-                        if byte == b'\n' {
-                            self.emit(index);
-                        } else {
-                            pipe.partial.push(byte);
-                            if pipe.partial.len() >= pipe.piece() {
-                                self.emit(index);
-                            }
-                        }
-                    }
+                    self.split(index, &buffer[..n]);
                     self.write_tail();
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => break,
+            }
+        }
+    }
+
+    /// Cuts what was read into lines (and lines into records of at most a piece),
+    /// keeping an unterminated end for the next read.
+    fn split(&mut self, index: usize, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let pipe = &mut self.pipes[index];
+            let room = pipe.piece().saturating_sub(pipe.partial.len()).max(1);
+            let window = &bytes[..bytes.len().min(room)];
+            match window.iter().position(|&b| b == b'\n') {
+                Some(newline) => {
+                    self.emit(index, &window[..newline]);
+                    bytes = &bytes[newline + 1..];
+                }
+                None if window.len() == room => {
+                    self.emit(index, window);
+                    // A line of exactly a piece ends here: its newline makes no
+                    // empty record.
+                    let after = usize::from(bytes.get(room) == Some(&b'\n'));
+                    bytes = &bytes[room + after..];
+                }
+                None => {
+                    pipe.partial.extend_from_slice(window);
+                    bytes = &[];
+                }
             }
         }
     }
@@ -211,7 +231,7 @@ impl Relay {
         for index in 0..2 {
             self.pump_pipe(index);
             if !self.pipes[index].partial.is_empty() {
-                self.emit(index);
+                self.emit(index, &[]);
             }
         }
         self.write_tail();
@@ -228,16 +248,18 @@ impl Relay {
         }
     }
 
-    fn emit(&mut self, index: usize) {
+    /// One record: what waits of the line, then `rest`.
+    fn emit(&mut self, index: usize, rest: &[u8]) {
         let pipe = &mut self.pipes[index];
-        let mut line = Vec::with_capacity(pipe.prefix.len() + pipe.partial.len() + 1);
+        let line = &mut self.line;
+        line.clear();
         line.extend_from_slice(&pipe.prefix);
         line.extend_from_slice(&pipe.partial);
+        line.extend_from_slice(rest);
         line.push(b'\n');
         self.for_tail.extend_from_slice(&line[pipe.prefix.len()..]);
         pipe.partial.clear();
-        let destination = pipe.destination;
-        self.destinations[destination].send(line);
+        self.destinations[pipe.destination].send(line);
     }
 }
 
@@ -255,9 +277,9 @@ impl Destination {
     /// One whole line. The kernel log never blocks (and a write it refuses is not
     /// retried); the console may: what it does not take waits, bounded, and a line
     /// that does not fit is counted as dropped.
-    fn send(&mut self, line: Vec<u8>) {
+    fn send(&mut self, line: &[u8]) {
         if self.kmsg {
-            let _ = self.file.write(&line);
+            let _ = self.file.write(line);
             return;
         }
         if self.broken {
@@ -313,7 +335,7 @@ impl Destination {
                 self.dropped
             );
             self.dropped = 0;
-            self.send(note.into_bytes());
+            self.send(note.as_bytes());
         }
     }
 }
