@@ -5,7 +5,8 @@
 //! runit-compatible files, byte for byte (see docs/supervise.md):
 //! `control` and `ok` (FIFOs, 0600), `lock` (flock'd by runsv), `pid`, `stat` and the
 //! 20-byte `status`. What runit cannot express is in `state`, a `key=value` text file.
-//! Every file is replaced atomically: written as `X.new`, then renamed over `X`.
+//! Every file is replaced atomically: written as `X.new`, then swapped with `X` (or
+//! renamed over it), see [`write_atomically`].
 
 use crate::tai64n::Timestamp;
 use std::fmt;
@@ -482,13 +483,24 @@ fn one_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
 }
 
-/// Replaces `path` atomically: writes `path.new`, then renames it over `path`.
+/// Replaces `path` atomically: writes `path.new`, then swaps it with `path`
+/// (`renameat2(RENAME_EXCHANGE)`) and removes the old file, now at `path.new`; where
+/// there is no `path` yet, or the filesystem cannot exchange, renames it over `path`.
 ///
 /// `path.new` is always a new file (O_EXCL, which never follows a link): opening
 /// whatever is there, such as a symlink planted in supervise/, would truncate and write
 /// the file it points to. A leftover (from a write that failed, or planted) is removed
-/// first: unlink removes a link, not its target. The rename replaces `path` itself,
-/// a link there included, so nothing is written through one.
+/// first: unlink removes a link, not its target. The exchange (or rename) replaces
+/// `path` itself, a link there included, so nothing is written through one.
+///
+/// Why an exchange: ext4 treats a rename over an existing file as "replace via rename"
+/// and, to protect programs that do not fsync, allocates the new file's blocks and
+/// starts writing them at once (`auto_da_alloc`); the old file's blocks are then freed
+/// (a discard, on a disk mounted with `discard`). For files that are rewritten at every
+/// change and worthless after a crash, that is all waste: measured on a stop of 1000
+/// services, it was most of runsv's time outside inode allocation. An exchange and an
+/// unlink show readers the same thing (the old file, then the new one, never a partial
+/// one), and a file that lived a short time is removed before it ever reached the disk.
 pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let mut new_name = path.as_os_str().to_owned();
     new_name.push(".new");
@@ -509,7 +521,26 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<(
     };
     file.write_all(contents)?;
     drop(file);
-    fs::rename(&new_path, path)
+    match nix::fcntl::renameat2(
+        None,
+        &new_path,
+        None,
+        path,
+        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+    ) {
+        // The old file is at `path.new` now; readers that have it open keep it.
+        Ok(()) => match fs::remove_file(&new_path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        },
+        // No `path` yet (ENOENT), or no exchange here (EINVAL: a filesystem without
+        // it; ENOSYS: a kernel without renameat2): a plain rename. A missing
+        // `path.new` fails the rename too.
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
+            fs::rename(&new_path, path)
+        }
+        Err(errno) => Err(io::Error::from(errno)),
+    }
 }
 
 /// Whether a supervisor holds this `supervise/` open: runit's probe, an
