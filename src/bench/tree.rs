@@ -821,23 +821,86 @@ pub fn raise_limits() -> Vec<String> {
 /// scanner's spawn to every service running (output 0); one second later, the time
 /// from the suite's stop request to the last of those service processes gone
 /// (output 1).
+///
+/// Also, once per round (after runtree's turn), the floor under every suite: the same
+/// `size` run scripts spawned by the bench itself, with no scanner or supervisor, two
+/// spawning threads (one per core here): the time until every one has been exec'd.
+/// That is what "running" means for the suites too (a pid in the status file), so a
+/// supervisor's own share of a bring-up is its time above the floor. Returned as the
+/// second value: the floor's samples in ms.
 pub fn bringup_and_stop(
     suites: &[&ScanSuite],
     size: usize,
     rounds: usize,
     settle_time: Duration,
-) -> Measured {
+) -> (Measured, Vec<f64>) {
+    let floor = std::cell::RefCell::new(Vec::new());
     let (cells, _) = interleave(
         suites,
         rounds,
         2,
         |_| Ok(()),
-        |suite, ()| fleet_turn(suite, size, settle_time),
+        |suite, ()| {
+            let turn = fleet_turn(suite, size, settle_time);
+            if suite.scanner == Scanner::Runtree {
+                if let Ok(ms) = spawn_floor(suite, size) {
+                    floor.borrow_mut().push(ms);
+                }
+            }
+            turn
+        },
     );
-    Measured {
-        cells,
-        notes: Vec::new(),
+    (
+        Measured {
+            cells,
+            notes: Vec::new(),
+        },
+        floor.into_inner(),
+    )
+}
+
+/// The `size` run scripts of a fresh fleet directory spawned directly (two threads),
+/// in ms until all are exec'd; then each is killed and reaped.
+fn spawn_floor(suite: &ScanSuite, size: usize) -> Result<f64, String> {
+    let dir = suite
+        .fresh_dir("floor")
+        .map_err(|e| format!("creating the directory: {e}"))?;
+    let services = populate(suite, &dir, size)?;
+    std::thread::sleep(Duration::from_millis(200));
+    let spawn_all = |part: &[PathBuf]| -> Vec<Child> {
+        part.iter()
+            .filter_map(|service| {
+                Command::new("./run")
+                    .current_dir(service)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .process_group(0)
+                    .spawn()
+                    .ok()
+            })
+            .collect()
+    };
+    let start = Instant::now();
+    let (first, second) = services.split_at(services.len() / 2);
+    let mut children = std::thread::scope(|scope| {
+        let other = scope.spawn(|| spawn_all(second));
+        let mut mine = spawn_all(first);
+        mine.extend(other.join().unwrap_or_default());
+        mine
+    });
+    let elapsed = millis(start.elapsed());
+    let spawned = children.len();
+    for child in &mut children {
+        let group = Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+        let _ = child.wait();
     }
+    let _ = fs::remove_dir_all(&dir);
+    if spawned != size {
+        return Err(format!("{spawned} of {size} spawned"));
+    }
+    Ok(elapsed)
 }
 
 fn fleet_turn(suite: &ScanSuite, size: usize, settle_time: Duration) -> Vec<Result<Turn, String>> {

@@ -527,12 +527,26 @@ fn run_tree_metrics(
         progress(&format!(
             "measuring bring-up and stop of {size} services under each scanner"
         ));
-        let Measured { mut cells, notes } = tree::bringup_and_stop(
+        let (Measured { mut cells, notes }, floor) = tree::bringup_and_stop(
             &with_daemontools,
             size,
             plan.fleet_rounds,
             plan.fleet_settle,
         );
+        let mut bringup_notes = notes.clone();
+        if let Some((median, low, high)) = metrics::summary(&floor) {
+            bringup_notes.push((
+                Scanner::Daemontools,
+                format!(
+                    "the floor: the same {size} run scripts spawned by the bench itself, \
+                     no scanner or supervisor, until all are exec'd: {} ms ({}–{}, n={})",
+                    number(median),
+                    number(low),
+                    number(high),
+                    floor.len()
+                ),
+            ));
+        }
         let stop = cells.pop().unwrap_or_default();
         let bringup = cells.pop().unwrap_or_default();
         if wanted(Metric::Bringup) {
@@ -543,7 +557,7 @@ fn run_tree_metrics(
                     "ms",
                     Goal::FractionOfBestPeer(0.7),
                 )
-                .scanners(bringup, &notes),
+                .scanners(bringup, &bringup_notes),
             ));
         }
         if wanted(Metric::Stop) {
