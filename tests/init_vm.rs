@@ -41,7 +41,9 @@ fn static_binaries() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("RUNTREE_VM_BIN_DIR") {
         return Ok(PathBuf::from(path));
     }
-    let target = "x86_64-unknown-linux-gnu";
+    // The build runtree is installed as: musl where the toolchain has it (CI adds it).
+    let target = runtree::static_target();
+    let target = target.as_str();
     let dir = target_root().join("vmtest").join("cargo");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
@@ -64,7 +66,10 @@ fn static_binaries() -> Result<PathBuf, String> {
         .arg("--manifest-path")
         .arg(&manifest)
         .env("CARGO_TARGET_DIR", &dir)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env(
+            "RUSTFLAGS",
+            "-C target-feature=+crt-static -C relocation-model=static",
+        )
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .stdin(Stdio::null())

@@ -157,8 +157,10 @@ pub fn run(directory: &Path) -> Result<(), String> {
         rewrite: None,
         keeper: None,
     };
-    // Free what loading the definitions used: an idle runsv should be small.
+    // Free what loading the definitions used: an idle runsv should be small. (musl's
+    // allocator returns freed memory by itself and has no malloc_trim.)
     // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    #[cfg(target_env = "gnu")]
     unsafe {
         libc::malloc_trim(0);
     }

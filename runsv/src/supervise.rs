@@ -9,6 +9,7 @@
 //! renamed over it), see [`write_atomically`].
 
 use crate::tai64n::Timestamp;
+use nix::libc;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -521,13 +522,7 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<(
     };
     file.write_all(contents)?;
     drop(file);
-    match nix::fcntl::renameat2(
-        None,
-        &new_path,
-        None,
-        path,
-        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-    ) {
+    match exchange(&new_path, path) {
         // The old file is at `path.new` now; readers that have it open keep it.
         Ok(()) => match fs::remove_file(&new_path) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
@@ -536,10 +531,39 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<(
         // No `path` yet (ENOENT), or no exchange here (EINVAL: a filesystem without
         // it; ENOSYS: a kernel without renameat2): a plain rename. A missing
         // `path.new` fails the rename too.
-        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
+        Err(error)
+            if matches!(
+                error.raw_os_error(),
+                Some(libc::ENOENT | libc::EINVAL | libc::ENOSYS)
+            ) =>
+        {
             fs::rename(&new_path, path)
         }
-        Err(errno) => Err(io::Error::from(errno)),
+        Err(error) => Err(error),
+    }
+}
+
+/// `renameat2(a, b, RENAME_EXCHANGE)`, by its system call: C libraries other than
+/// glibc (musl, for the static build) have no wrapper for it.
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
+    let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: two NUL-terminated paths that live across the call.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

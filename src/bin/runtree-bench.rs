@@ -787,7 +787,7 @@ fn build_runtree(bin_dir: &Path) -> (PathBuf, Option<String>, Option<String>) {
     if profile != "release" && profile != "debug" {
         return unchanged;
     }
-    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let triple = runtree::static_target();
     let (target_dir, built_dir) = match (profile, bin_dir.parent()) {
         ("release", Some(target_dir)) => (
             target_dir.to_path_buf(),
