@@ -353,7 +353,7 @@ fn turn(
     let supervisor = pid.as_raw() as u32;
     let ticks = match case {
         // s6-svscan (which holds the pipe) and its two s6-supervise.
-        Case::S6 => Ok(children_of(supervisor)
+        Case::S6 => Ok(crate::tree::children_of(supervisor)
             .into_iter()
             .chain([supervisor])
             .filter_map(cpu_ticks)
@@ -483,27 +483,6 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
-}
-
-/// The children of `parent` (s6-svscan's two s6-supervise).
-fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let ppid: u32 = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            (ppid == parent).then_some(pid)
-        })
-        .collect()
 }
 
 fn clock_ticks_per_second() -> f64 {

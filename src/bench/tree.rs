@@ -429,7 +429,7 @@ impl Drop for Tree {
 }
 
 /// The child pids of `pid`, from /proc/PID/task/*/children.
-fn children_of(pid: u32) -> Vec<u32> {
+pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };

@@ -106,38 +106,33 @@ fn follow(service: &Service, out: &mut impl Write) -> i32 {
         if !watching_supervise {
             watching_supervise = inotify.add_watch(&supervise.path, watched).is_ok();
         }
-        match tail::open(&path) {
-            Ok(Some(file)) => match Snapshot::read_from(&file, position.unwrap_or(0)) {
-                Ok(Some(snapshot)) => {
-                    if let Some(at) = position {
-                        if snapshot.end < at {
-                            // A new tail (supervise/ made again): its offsets start
-                            // over, and all of it is new.
-                            position = None;
-                            continue;
-                        }
-                        if snapshot.begin > at {
-                            eprintln!(
-                                "warning: {}: {} bytes of output were overwritten before they could be read",
-                                service.name,
-                                snapshot.begin - at
-                            );
-                        }
+        let read = tail::open(&path).and_then(|file| match file {
+            Some(file) => Snapshot::read_from(&file, position.unwrap_or(0)),
+            None => Ok(None),
+        });
+        match read {
+            Ok(Some(snapshot)) => {
+                if let Some(at) = position {
+                    if snapshot.end < at {
+                        // A new tail (supervise/ made again): its offsets start over,
+                        // and all of it is new.
+                        position = None;
+                        continue;
                     }
-                    if out.write_all(&snapshot.bytes).is_err() || out.flush().is_err() {
-                        return 0; // the reader went away
+                    if snapshot.begin > at {
+                        eprintln!(
+                            "warning: {}: {} bytes of output were overwritten before they could be read",
+                            service.name,
+                            snapshot.begin - at
+                        );
                     }
-                    position = Some(snapshot.end);
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    eprintln!(
-                        "fatal: {}: unable to read supervise/tail: {e}",
-                        service.name
-                    );
-                    return 1;
+                if out.write_all(&snapshot.bytes).is_err() || out.flush().is_err() {
+                    return 0; // the reader went away
                 }
-            },
+                position = Some(snapshot.end);
+            }
+            // No tail yet, or not one (being replaced): wait for the next change.
             Ok(None) => {}
             Err(e) => {
                 eprintln!(
