@@ -508,8 +508,22 @@ fn wait_until(
     mask: AddWatchFlags,
     timeout: Duration,
     interval: Duration,
-    mut condition: impl FnMut() -> bool,
+    condition: impl FnMut() -> bool,
 ) -> bool {
+    seen_at(dirs, mask, timeout, interval, condition).is_some()
+}
+
+/// As `wait_until`, but when the condition held: the moment it was first seen true.
+/// A time measured to that moment leaves out the wait's own end: closing an inotify
+/// instance that held a watch waits for an SRCU grace period in the kernel, 5–20 ms on
+/// this machine, which a measurement taken after the wait would include.
+fn seen_at(
+    dirs: &[PathBuf],
+    mask: AddWatchFlags,
+    timeout: Duration,
+    interval: Duration,
+    mut condition: impl FnMut() -> bool,
+) -> Option<Instant> {
     let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok();
     let mut watched = vec![false; dirs.len()];
     let deadline = Instant::now() + timeout;
@@ -522,11 +536,11 @@ fn wait_until(
             }
         }
         if condition() {
-            return true;
+            return Some(Instant::now());
         }
         let now = Instant::now();
         if now >= deadline {
-            return false;
+            return None;
         }
         let wait = (deadline - now).min(interval);
         match &inotify {
@@ -1108,14 +1122,15 @@ fn sync_turn(
                 .map_err(|e| format!("s6-svscanctl: {e}"))?,
         );
     }
-    let running = wait_until(
+    let seen = seen_at(
         &watched,
         rewrite_events(),
         timeout,
         Duration::from_millis(2),
         || suite.running_pid(&target).is_some(),
     );
-    let elapsed = millis(start.elapsed());
+    let running = seen.is_some();
+    let elapsed = millis(seen.unwrap_or_else(Instant::now) - start);
     if let Some(mut control) = control {
         let _ = control.wait();
     }
@@ -1496,7 +1511,7 @@ fn respawn_turn(suite: &ScanSuite, lane: &mut RespawnLane) -> Result<f64, String
     let mask = rewrite_events() | AddWatchFlags::IN_OPEN;
     let start = Instant::now();
     kill(Pid::from_raw(old as i32), Signal::SIGKILL).map_err(|e| format!("kill {old}: {e}"))?;
-    let back = wait_until(
+    let seen = seen_at(
         &[supervise],
         mask,
         Duration::from_secs(10),
@@ -1506,7 +1521,8 @@ fn respawn_turn(suite: &ScanSuite, lane: &mut RespawnLane) -> Result<f64, String
                 && lane.tree.supervisor_of(&name).is_some_and(|pid| pid != old)
         },
     );
-    let elapsed = millis(start.elapsed());
+    let back = seen.is_some();
+    let elapsed = millis(seen.unwrap_or_else(Instant::now) - start);
     lane.spawned[index] = Instant::now();
     if !lane.tree.alive() {
         return Err(lane.tree.died());
