@@ -8,6 +8,7 @@
 
 use runsv::supervise::{FullState, RunState, Status};
 use runsv::tai64n::Timestamp;
+use std::fmt::Write;
 
 /// runit subtracts the whole-second parts of the two stamps (clamped at 0); it does not
 /// round the real difference, so 10.9 → 11.1 prints `1s`.
@@ -17,7 +18,7 @@ pub fn elapsed_seconds(since: Timestamp, now: Timestamp) -> u64 {
 
 pub fn runit_text(name: &str, status: &Status, normally_up: bool, now: Timestamp) -> String {
     let running = status.pid != 0;
-    let mut text = String::with_capacity(64);
+    let mut text = String::with_capacity(128);
     text.push_str(match status.run_state {
         RunState::Down => "down: ",
         RunState::Run => "run: ",
@@ -27,9 +28,9 @@ pub fn runit_text(name: &str, status: &Status, normally_up: bool, now: Timestamp
     text.push_str(": ");
     // runit decides on the state byte here, and on the pid for the flags below.
     if status.run_state != RunState::Down {
-        text.push_str(&format!("(pid {}) ", status.pid));
+        let _ = write!(text, "(pid {}) ", status.pid);
     }
-    text.push_str(&format!("{}s", elapsed_seconds(status.since, now)));
+    let _ = write!(text, "{}s", elapsed_seconds(status.since, now));
     if running && !normally_up {
         text.push_str(", normally down");
     }
@@ -53,16 +54,28 @@ pub fn runit_text(name: &str, status: &Status, normally_up: bool, now: Timestamp
 
 /// ` [STATE]`, ` [STATE: REASON]`, or ` [REASON]` when the reason already starts with
 /// the state's name (`waiting for db, cache`).
+#[cfg(test)]
 pub fn state_suffix(state: &FullState) -> String {
+    let mut text = String::new();
+    push_state_suffix(&mut text, state);
+    text
+}
+
+/// [`state_suffix`], added to `text` (a status line is built in one string).
+fn push_state_suffix(text: &mut String, state: &FullState) {
     let name = state.state.name();
     let reason = state.reason.as_str();
+    text.push_str(" [");
     if reason.is_empty() {
-        format!(" [{name}]")
+        text.push_str(name);
     } else if starts_with_word(reason, name) {
-        format!(" [{reason}]")
+        text.push_str(reason);
     } else {
-        format!(" [{name}: {reason}]")
+        text.push_str(name);
+        text.push_str(": ");
+        text.push_str(reason);
     }
+    text.push(']');
 }
 
 fn starts_with_word(text: &str, word: &str) -> bool {
@@ -80,7 +93,7 @@ pub fn describe(
 ) -> String {
     let mut text = runit_text(name, status, normally_up, now);
     if let Some(state) = state {
-        text.push_str(&state_suffix(state));
+        push_state_suffix(&mut text, state);
     }
     text
 }
