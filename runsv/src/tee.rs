@@ -42,6 +42,8 @@ pub struct Tee {
     at_end: bool,
     tail: TailWriter,
     buffer: Vec<u8>,
+    /// A pipe operation failed unexpectedly: nothing is moved any more.
+    stuck: bool,
 }
 
 /// What the tee waits for.
@@ -71,6 +73,7 @@ impl Tee {
             at_end: false,
             tail,
             buffer: Vec::new(),
+            stuck: false,
         })
     }
 
@@ -78,7 +81,7 @@ impl Tee {
     pub fn wait(&self) -> Wait {
         match &self.logger_write {
             None => Wait::Done,
-            Some(_) if self.at_end && self.copied == 0 => Wait::Done,
+            Some(_) if self.stuck || (self.at_end && self.copied == 0) => Wait::Done,
             Some(write) if self.copied > 0 => Wait::Room(write.as_raw_fd()),
             Some(_) => Wait::Input(self.service_read.as_raw_fd()),
         }
@@ -87,6 +90,9 @@ impl Tee {
     /// Moves what it can, without waiting. Returns a warning when the tail could not be
     /// written (the bytes still reach the logger).
     pub fn pump(&mut self) -> Option<String> {
+        if self.stuck {
+            return None;
+        }
         let mut warning = None;
         let logger = self.logger_write.as_ref().map(|fd| fd.as_raw_fd())?;
         loop {
@@ -115,7 +121,8 @@ impl Tee {
                     }
                     _ => match Errno::last() {
                         Errno::EINTR => continue,
-                        _ => return warning, // EAGAIN: nothing waits
+                        Errno::EAGAIN => return warning, // nothing waits
+                        errno => return Some(self.stuck("tee", errno)),
                     },
                 }
             }
@@ -135,12 +142,21 @@ impl Tee {
                 0 => return warning,
                 _ => match Errno::last() {
                     Errno::EINTR => continue,
-                    // EAGAIN: the logger's pipe is full; wait for room. EPIPE cannot
-                    // be (runsv holds the logger's read end).
-                    _ => return warning,
+                    // The logger's pipe is full: wait for room.
+                    Errno::EAGAIN => return warning,
+                    // EPIPE cannot be (runsv holds the logger's read end).
+                    errno => return Some(self.stuck("splice", errno)),
                 },
             }
         }
+    }
+
+    /// A pipe operation failed in a way pipes never should: rather than retry it at
+    /// every wake-up (a busy loop), runsv stops moving output; the service blocks once
+    /// its pipe is full, and the warning says why.
+    fn stuck(&mut self, operation: &str, errno: Errno) -> String {
+        self.stuck = true;
+        format!("{operation} to the log service failed: {errno}; output is no longer passed on")
     }
 
     /// Reads the copy `tee` made into the tail.
