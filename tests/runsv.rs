@@ -680,6 +680,16 @@ fn a_service_that_cannot_be_adopted_is_stopped_before_a_new_one_starts() {
     assert_eq!(again.state, ServiceState::Starting);
 }
 
+/// A `log/` service that appends each line it reads to `lines` in the service
+/// directory, whose path it returns.
+fn line_logger(service: &Path) -> PathBuf {
+    write_script(
+        &service.join("log/run"),
+        "#!/bin/sh\nwhile IFS= read -r line; do echo \"$line\" >> ../lines; done\n",
+    );
+    service.join("lines")
+}
+
 #[test]
 fn output_written_while_no_runsv_runs_reaches_a_new_logger_even_from_a_stopped_copy() {
     let root = tempfile::tempdir().unwrap();
@@ -690,11 +700,7 @@ fn output_written_while_no_runsv_runs_reaches_a_new_logger_even_from_a_stopped_c
         "a",
         "exec: >-\n  sh -c 'exec 2>/dev/null; echo before; trap \"echo asked\" HUP; trap \"echo stopped; exit 0\" TERM;\n  while :; do sleep 1 & wait $!; done'\ntest: \"false\"\ntest_interval: 0.05\n",
     );
-    write_script(
-        &service.join("log/run"),
-        "#!/bin/sh\nwhile IFS= read -r line; do echo \"$line\" >> ../lines; done\n",
-    );
-    let lines = service.join("lines");
+    let lines = line_logger(&service);
     let mut first = runsv(&service);
     let starting = wait_in(&service, ServiceState::Starting);
     let logger = runtree::wait_running(&service.join("log"), WAIT);
@@ -735,11 +741,7 @@ fn an_adopted_service_keeps_its_logger_and_loses_no_line() {
         "a",
         "#!/bin/sh\nn=0\ntrap 'n=$((n+1)); echo line-$n' HUP\nwhile :; do sleep 1 & wait $!; done\n",
     );
-    write_script(
-        &service.join("log/run"),
-        "#!/bin/sh\nwhile IFS= read -r line; do echo \"$line\" >> ../lines; done\n",
-    );
-    let lines = service.join("lines");
+    let lines = line_logger(&service);
     let count = || read(&lines).lines().count();
     let ask = |pid: u32| {
         nix::sys::signal::kill(
