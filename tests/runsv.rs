@@ -993,6 +993,14 @@ fn sv_log_and_status_show_recent_output_whatever_the_destination() {
             "{status}"
         );
     }
+    // A name that is no service directory is an error, not an empty log.
+    let missing = root.path().join("missing");
+    let (code, shown, error) = sv(&["log", missing.to_str().unwrap()]);
+    assert_eq!((code, shown.as_str()), (1, ""));
+    assert!(
+        error.ends_with("unable to change to service directory: file does not exist\n"),
+        "{error}"
+    );
     // The destinations got the lines too.
     assert_eq!(
         read(&kmsg),

@@ -14,8 +14,8 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
 
-/// Exit codes: 0 printed (possibly nothing: the service wrote nothing yet), 1 a tail
-/// that cannot be read, 100 usage.
+/// Exit codes: 0 printed (possibly nothing: the service wrote nothing yet), 1 a
+/// service directory that does not exist or a tail that cannot be read, 100 usage.
 pub fn main(arguments: &[OsString], svdir: &OsString) -> i32 {
     let follow = arguments.first().is_some_and(|a| a == "-f");
     let names = &arguments[usize::from(follow)..];
@@ -27,12 +27,40 @@ pub fn main(arguments: &[OsString], svdir: &OsString) -> i32 {
         .iter()
         .map(|name| Service::resolve(name, svdir))
         .collect();
+    // A name that is no service directory is an error, as for every sv command (with
+    // runit's words), not an empty log.
+    let mut code = 0;
+    let services: Vec<Service> = services
+        .into_iter()
+        .filter(|service| match std::fs::metadata(&service.path) {
+            Ok(metadata) if metadata.is_dir() => true,
+            Ok(_) => {
+                eprintln!(
+                    "fail: {}: unable to change to service directory: not a directory",
+                    service.name
+                );
+                code = 1;
+                false
+            }
+            Err(e) => {
+                eprintln!(
+                    "fail: {}: unable to change to service directory: {}",
+                    service.name,
+                    crate::errno::error_str(crate::errno::of_io(&e))
+                );
+                code = 1;
+                false
+            }
+        })
+        .collect();
+    if services.is_empty() {
+        return code;
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if follow {
         return self::follow(&services[0], &mut out);
     }
-    let mut code = 0;
     for service in &services {
         if services.len() > 1 {
             let _ = writeln!(out, "==> {} <==", service.name);
