@@ -830,9 +830,7 @@ impl Supervisor {
         let Some(Output::Tee(tee)) = &mut self.output else {
             return;
         };
-        if let Some(warning) = tee.pump() {
-            eprintln!("runsv {}: warning: {warning}", self.main.label);
-        }
+        tee.pump();
         if self.draining && matches!(tee.wait(), Wait::Done) {
             tee.close_logger_end();
             if let Some(keeper) = self.keeper.take() {
@@ -841,12 +839,16 @@ impl Supervisor {
         }
     }
 
-    /// Says once that the tail could not be written.
+    /// Prints what went wrong passing the output on (the tail could not be written, a
+    /// pipe operation failed), once.
     fn warn_output(&mut self) {
-        if let Some(Output::Relay(relay)) = &mut self.output {
-            if let Some(warning) = relay.warning.take() {
-                eprintln!("runsv {}: warning: {warning}", self.main.label);
-            }
+        let warning = match &mut self.output {
+            Some(Output::Relay(relay)) => relay.warning.take(),
+            Some(Output::Tee(tee)) => tee.warning.take(),
+            _ => None,
+        };
+        if let Some(warning) = warning {
+            eprintln!("runsv {}: warning: {warning}", self.main.label);
         }
     }
 

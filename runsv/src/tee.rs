@@ -44,6 +44,8 @@ pub struct Tee {
     buffer: Vec<u8>,
     /// A pipe operation failed unexpectedly: nothing is moved any more.
     stuck: bool,
+    /// A warning for runsv to print (as the relay's).
+    pub warning: Option<String>,
 }
 
 /// What the tee waits for.
@@ -74,6 +76,7 @@ impl Tee {
             tail,
             buffer: Vec::new(),
             stuck: false,
+            warning: None,
         })
     }
 
@@ -87,14 +90,15 @@ impl Tee {
         }
     }
 
-    /// Moves what it can, without waiting. Returns a warning when the tail could not be
-    /// written (the bytes still reach the logger).
-    pub fn pump(&mut self) -> Option<String> {
+    /// Moves what it can, without waiting. What went wrong on the way is left in
+    /// `warning` (the tail could not be written: the bytes still reach the logger).
+    pub fn pump(&mut self) {
         if self.stuck {
-            return None;
+            return;
         }
-        let mut warning = None;
-        let logger = self.logger_write.as_ref().map(|fd| fd.as_raw_fd())?;
+        let Some(logger) = self.logger_write.as_ref().map(|fd| fd.as_raw_fd()) else {
+            return;
+        };
         loop {
             if self.copied == 0 {
                 // SAFETY: tee on two pipe fds this struct owns.
@@ -111,18 +115,16 @@ impl Tee {
                         // No writer and nothing left: only after close_service_end,
                         // or when the pipe was never the service's.
                         self.at_end = self.service_write.is_none();
-                        return warning;
+                        return;
                     }
                     n if n > 0 => {
                         self.copied = n as usize;
-                        if let Some(w) = self.take_copy() {
-                            warning = Some(w);
-                        }
+                        self.take_copy();
                     }
                     _ => match Errno::last() {
                         Errno::EINTR => continue,
-                        Errno::EAGAIN => return warning, // nothing waits
-                        errno => return Some(self.stuck("tee", errno)),
+                        Errno::EAGAIN => return, // nothing waits
+                        errno => return self.stuck("tee", errno),
                     },
                 }
             }
@@ -139,13 +141,13 @@ impl Tee {
             };
             match moved {
                 n if n > 0 => self.copied -= (n as usize).min(self.copied),
-                0 => return warning,
+                0 => return,
                 _ => match Errno::last() {
                     Errno::EINTR => continue,
                     // The logger's pipe is full: wait for room.
-                    Errno::EAGAIN => return warning,
+                    Errno::EAGAIN => return,
                     // EPIPE cannot be (runsv holds the logger's read end).
-                    errno => return Some(self.stuck("splice", errno)),
+                    errno => return self.stuck("splice", errno),
                 },
             }
         }
@@ -154,13 +156,15 @@ impl Tee {
     /// A pipe operation failed in a way pipes never should: rather than retry it at
     /// every wake-up (a busy loop), runsv stops moving output; the service blocks once
     /// its pipe is full, and the warning says why.
-    fn stuck(&mut self, operation: &str, errno: Errno) -> String {
+    fn stuck(&mut self, operation: &str, errno: Errno) {
         self.stuck = true;
-        format!("{operation} to the log service failed: {errno}; output is no longer passed on")
+        self.warning = Some(format!(
+            "{operation} to the log service failed: {errno}; output is no longer passed on"
+        ));
     }
 
     /// Reads the copy `tee` made into the tail.
-    fn take_copy(&mut self) -> Option<String> {
+    fn take_copy(&mut self) {
         self.buffer.resize(self.copied, 0);
         let mut have = 0;
         while have < self.copied {
@@ -174,7 +178,9 @@ impl Tee {
         let result = self.tail.append(&self.buffer[..have]);
         self.buffer.clear();
         self.buffer.shrink_to(4096);
-        self.tail.report(result)
+        if let Some(warning) = self.tail.report(result) {
+            self.warning = Some(warning);
+        }
     }
 
     /// The service is down for good: runsv lets go of its end, so that once the last
