@@ -1012,11 +1012,13 @@ impl Observer {
         // SAFETY: plain system calls on this thread's own scheduling.
         unsafe {
             let policy = libc::sched_getscheduler(0);
-            let mut param = libc::sched_param { sched_priority: 0 };
+            // Zeroed, not a literal: musl's sched_param has more fields than glibc's.
+            let mut param: libc::sched_param = std::mem::zeroed();
             if policy < 0 || libc::sched_getparam(0, &mut param) != 0 {
                 return Observer { previous: None };
             }
-            let first = libc::sched_param { sched_priority: 1 };
+            let mut first: libc::sched_param = std::mem::zeroed();
+            first.sched_priority = 1;
             let set =
                 libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &first);
             Observer {
