@@ -181,6 +181,26 @@ impl Guard {
         }
     }
 
+    /// Like `spawn`, in a session of its own (as init starts svdir), which is also a
+    /// process group of its own.
+    pub fn spawn_in_session(command: &mut Command) -> Guard {
+        // SAFETY: setsid is async-signal-safe and allocates nothing.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        Guard {
+            child,
+            extra_groups: Vec::new(),
+        }
+    }
+
     pub fn pid(&self) -> Pid {
         Pid::from_raw(self.child.id() as i32)
     }

@@ -62,6 +62,21 @@ impl Tree {
     fn svdir(&self) -> Guard {
         self.svdir_on(&self.scan(), &[])
     }
+    /// svdir as init starts it: leading a session of its own.
+    fn svdir_in_session(&self) -> Guard {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("svdir.log"))
+            .unwrap();
+        let mut command = Command::new(binary("svdir"));
+        command
+            .arg(self.scan())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        Guard::spawn_in_session(&mut command)
+    }
     fn svdir_on(&self, dir: &Path, env: &[(&str, &str)]) -> Guard {
         let log = OpenOptions::new()
             .create(true)
@@ -1116,4 +1131,49 @@ fn sv_sync_returns_once_the_scan_is_applied_and_fails_without_svdir() {
     let (code, _, _) = sv(&["sync"]);
     assert_eq!(code, 0);
     assert!(tree.log().contains("svdir: a: removed"), "{}", tree.log());
+}
+
+/// A process's autogroup, `/proc/PID/autogroup`: its name and nice.
+fn autogroup(pid: &str) -> Option<(String, i32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/autogroup")).ok()?;
+    let mut words = text.split_whitespace();
+    let name = words.next()?.to_string();
+    (words.next()? == "nice").then_some(())?;
+    Some((name, words.next()?.parse().ok()?))
+}
+
+/// With autogroup scheduling each session is one share of the CPU: svdir leading its
+/// own session (as init starts it) gives its tree the weight of nice -20, its runsv
+/// shares it, the service has a session of normal weight; an svdir in its caller's
+/// session leaves that session's weight alone.
+#[test]
+fn svdir_leading_its_session_weighs_its_tree_above_the_services() {
+    let Some(caller) = autogroup("self") else {
+        eprintln!("skipped: this kernel has no autogroup scheduling");
+        return;
+    };
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: raising a weight needs CAP_SYS_NICE (root)");
+        return;
+    }
+    let tree = Tree::new();
+    tree.sleeper("a");
+    let a = tree.link("a", "a");
+    let mut svdir = tree.svdir_in_session();
+    let service = running(&a, &mut svdir);
+    let runsv = runsv_children(svdir.pid())["a"];
+    let svdir_group = autogroup(&svdir.pid().to_string()).unwrap();
+    assert_eq!(svdir_group.1, -20, "{svdir_group:?}");
+    assert_eq!(autogroup(&runsv.to_string()).unwrap(), svdir_group);
+    let service_group = autogroup(&service.to_string()).unwrap();
+    assert_ne!(service_group.0, svdir_group.0);
+    assert_eq!(service_group.1, 0, "{service_group:?}");
+    drop(svdir);
+    wait_gone(&a, service);
+
+    let mut svdir = tree.svdir();
+    let service = running(&a, &mut svdir);
+    assert_eq!(autogroup(&svdir.pid().to_string()).unwrap(), caller);
+    assert_eq!(autogroup("self").unwrap(), caller);
+    assert_eq!(autogroup(&service.to_string()).unwrap().1, 0);
 }

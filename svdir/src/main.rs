@@ -26,6 +26,7 @@ mod chain;
 mod locks;
 mod order;
 mod place;
+mod priority;
 mod scan;
 mod scanner;
 mod spawn;
@@ -92,6 +93,8 @@ fn main() {
             exit(111);
         }
     };
+    // Best effort: see priority.rs for when it cannot apply.
+    let _ = priority::raise_tree_weight();
     let options = scanner::Options {
         dir,
         stop_deadline: stop_deadline(),

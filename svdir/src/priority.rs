@@ -1,0 +1,37 @@
+//! The supervision tree's share of the CPU when services compete for it.
+//!
+//! With autogroup scheduling (CONFIG_SCHED_AUTOGROUP, on by default in Debian's and
+//! most distributions' kernels) every session outside a cpu cgroup is one scheduling
+//! entity of equal weight. runsv gives each service a session of its own, so svdir and
+//! all its runsvs, one session, would get one share against every busy service's:
+//! with a thousand services starting, the supervisors that are to start the rest, write
+//! their status and answer `sv` wait behind a thousand shells. systemd avoids this with
+//! cgroups: its init.scope weighs as much as all of system.slice together.
+//!
+//! Here svdir, when it leads its session (as init starts it), gives that session's
+//! autogroup the weight of nice -20: about 87 sessions of nice 0, so the tree has at
+//! least half the CPU while fewer than 87 services are busy at once. The supervisors
+//! use it in bursts of microseconds and none while idle; services, in sessions of their
+//! own, keep their normal weight, and so do `sv` and anything else outside the tree.
+//!
+//! svdir never touches a session it does not lead: started from a shell or another
+//! program, that session is its caller's. Without autogroup (no
+//! /proc/self/autogroup), inside a cpu cgroup (the autogroup's weight is then unused)
+//! or without the privilege to raise a weight (CAP_SYS_NICE), nothing changes and
+//! nothing is said: the tree runs as before.
+
+use std::io;
+
+/// The autogroup nice svdir gives its own session.
+pub const TREE_AUTOGROUP_NICE: i32 = -20;
+
+/// Gives svdir's session the tree's weight if svdir leads it. Returns what happened,
+/// for the tests and for a caller that wants to say it.
+pub fn raise_tree_weight() -> io::Result<bool> {
+    let pid = nix::unistd::getpid();
+    if nix::unistd::getsid(None)? != pid {
+        return Ok(false);
+    }
+    std::fs::write("/proc/self/autogroup", TREE_AUTOGROUP_NICE.to_string())?;
+    Ok(true)
+}
