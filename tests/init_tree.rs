@@ -184,6 +184,28 @@ fn services_start_in_dependency_order_and_sigterm_stops_them_in_reverse() {
     }
     let mut tree = Tree::boot(false, &[]);
     tree.all_running();
+    // init starts svdir in a session of its own, which svdir gives the tree's CPU
+    // weight (autogroup nice -20, docs/svdir.md); the services keep their own, normal
+    // one. (A runsv's keeper, a copy of runsv holding its pipes, stays in the tree.)
+    let autogroup = |pid: Pid| std::fs::read_to_string(format!("/proc/{pid}/autogroup"));
+    if let Ok(group) = autogroup(tree.svdir().pid) {
+        assert!(group.trim_end().ends_with(" nice -20"), "svdir: {group}");
+        let mut services = 0;
+        for (_, pid) in tree.service_pids() {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.starts_with("runsv") {
+                continue;
+            }
+            let service_group = autogroup(pid).unwrap_or_default();
+            assert!(
+                service_group.trim_end().ends_with(" nice 0"),
+                "{comm}: {service_group}"
+            );
+            assert_ne!(service_group, group);
+            services += 1;
+        }
+        assert!(services >= 4, "{:?}", tree.service_pids());
+    }
     let order = ["start setup", "start db", "start web", "start app"];
     for pair in order.windows(2) {
         assert!(
