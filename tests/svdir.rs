@@ -64,20 +64,17 @@ impl Tree {
     }
     /// svdir as init starts it: leading a session of its own.
     fn svdir_in_session(&self) -> Guard {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path("svdir.log"))
-            .unwrap();
-        let mut command = Command::new(binary("svdir"));
-        command
-            .arg(self.scan())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        Guard::spawn_in_session(&mut command)
+        Guard::spawn_in_session(&mut self.svdir_command(&self.scan()))
     }
     fn svdir_on(&self, dir: &Path, env: &[(&str, &str)]) -> Guard {
+        let mut command = self.svdir_command(dir);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Guard::spawn(&mut command)
+    }
+    /// `svdir DIR`, its output appended to svdir.log.
+    fn svdir_command(&self, dir: &Path) -> Command {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -89,10 +86,7 @@ impl Tree {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        Guard::spawn(&mut command)
+        command
     }
 }
 
