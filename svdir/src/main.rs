@@ -93,8 +93,7 @@ fn main() {
             exit(111);
         }
     };
-    // Best effort: see priority.rs for when it cannot apply.
-    let _ = priority::raise_tree_weight();
+    priority::raise_tree_weight();
     let options = scanner::Options {
         dir,
         stop_deadline: stop_deadline(),

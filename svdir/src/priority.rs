@@ -20,18 +20,14 @@
 //! or without the privilege to raise a weight (CAP_SYS_NICE), nothing changes and
 //! nothing is said: the tree runs as before.
 
-use std::io;
-
 /// The autogroup nice svdir gives its own session.
-pub const TREE_AUTOGROUP_NICE: i32 = -20;
+const TREE_AUTOGROUP_NICE: i32 = -20;
 
-/// Gives svdir's session the tree's weight if svdir leads it. Returns what happened,
-/// for the tests and for a caller that wants to say it.
-pub fn raise_tree_weight() -> io::Result<bool> {
-    let pid = nix::unistd::getpid();
-    if nix::unistd::getsid(None)? != pid {
-        return Ok(false);
+/// Gives svdir's session the tree's weight if svdir leads it; best effort, silent (see
+/// above for when it cannot apply).
+pub fn raise_tree_weight() {
+    let leads_session = nix::unistd::getsid(None).is_ok_and(|sid| sid == nix::unistd::getpid());
+    if leads_session {
+        let _ = std::fs::write("/proc/self/autogroup", TREE_AUTOGROUP_NICE.to_string());
     }
-    std::fs::write("/proc/self/autogroup", TREE_AUTOGROUP_NICE.to_string())?;
-    Ok(true)
 }
