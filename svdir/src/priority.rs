@@ -5,8 +5,9 @@
 //! entity of equal weight. runsv gives each service a session of its own, so svdir and
 //! all its runsvs, one session, would get one share against every busy service's:
 //! with a thousand services starting, the supervisors that are to start the rest, write
-//! their status and answer `sv` wait behind a thousand shells. systemd avoids this with
-//! cgroups: its init.scope weighs as much as all of system.slice together.
+//! their status and answer `sv` wait behind a thousand shells. (systemd's services are
+//! in cgroups, where autogroups do not apply: with the cpu controller on, all of
+//! system.slice together weighs as much as PID 1's init.scope.)
 //!
 //! Here svdir, when it leads its session (as init starts it), gives that session's
 //! autogroup the weight of nice -20: about 87 sessions of nice 0, so the tree has at
