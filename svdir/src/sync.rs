@@ -1,8 +1,9 @@
 //! The sync control, `DIR/.svdir/`, through which `sv sync` asks for a rescan and waits
 //! until it has been applied:
 //!
-//! - `lock`: flock'd (exclusive) by svdir for its whole life: a second svdir on the
-//!   same directory finds it taken and refuses to run;
+//! - `lock`: write-locked (a POSIX record lock, which children do not inherit) by svdir
+//!   for its whole life: a second svdir on the same directory finds it taken and
+//!   refuses to run;
 //! - `control`: a FIFO (0600) that svdir holds open read-write; every byte `s` written
 //!   to it is a sync request;
 //! - `synced`: after reading every available byte, svdir rescans, applies the result
@@ -72,12 +73,11 @@ impl SyncControl {
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&lock_path)
             .map_err(|e| unavailable("open", &lock_path, &e))?;
-        // SAFETY: flock on an fd we own.
-        let locked =
-            unsafe { nix::libc::flock(lock.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
-        if locked != 0 {
-            let error = io::Error::last_os_error();
-            if error.raw_os_error() == Some(nix::libc::EWOULDBLOCK) {
+        if let Err(error) = lock_for_this_process(&lock) {
+            if matches!(
+                error.raw_os_error(),
+                Some(nix::libc::EAGAIN | nix::libc::EACCES)
+            ) {
                 return Err(SetupError::Busy);
             }
             return Err(unavailable("lock", &lock_path, &error));
@@ -156,6 +156,28 @@ impl SyncControl {
     }
 }
 
+/// A POSIX record lock (`fcntl(F_SETLK)`) on the whole file, not a flock: a flock
+/// belongs to the open file description, which every child forked to become a runsv
+/// shares until its exec closes the descriptor, so an svdir killed while a child was
+/// between fork and exec left the directory locked and a restarted svdir exited 111
+/// (51 of 100 restarts while spawning 60 runsv). A record lock belongs to the process:
+/// fork does not pass it on, and the kernel drops it as svdir dies. Its one trap —
+/// closing any descriptor of the file drops it — is why nothing else in svdir opens
+/// `lock`.
+fn lock_for_this_process(file: &File) -> io::Result<()> {
+    // SAFETY: an all-zero flock struct is valid; the fields that matter are set below.
+    let mut whole: nix::libc::flock = unsafe { std::mem::zeroed() };
+    whole.l_type = nix::libc::F_WRLCK as _;
+    whole.l_whence = nix::libc::SEEK_SET as _;
+    whole.l_start = 0;
+    whole.l_len = 0;
+    // SAFETY: fcntl on an fd we own, with a struct that lives through the call.
+    if unsafe { nix::libc::fcntl(file.as_raw_fd(), nix::libc::F_SETLK, &whole) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn make_fifo(path: &Path) -> io::Result<()> {
     match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
         Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
@@ -184,11 +206,8 @@ mod tests {
         assert_eq!(control.read_requests(), 0);
         control.acknowledge(3).unwrap();
         assert_eq!(fs::read_to_string(&synced).unwrap(), "3\n");
-        // A second svdir on the same directory is refused.
-        assert!(matches!(
-            SyncControl::open(root.path()),
-            Err(SetupError::Busy)
-        ));
+        // A record lock is the process's own, so a second svdir (refused with Busy) can
+        // only be another process: tests/svdir.rs, a_second_svdir_…_exits_111.
         drop(control);
         // The next one goes on counting from what it finds.
         let control = SyncControl::open(root.path()).unwrap();
