@@ -5,12 +5,13 @@
 //! its extra groups.
 
 use nix::sys::signal::{kill, Signal};
-use runtree::{binary, wait_for, Guard};
+use nix::unistd::Pid;
+use runtree::{alive, binary, wait_for, write_script, Guard};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -107,4 +108,99 @@ fn an_svdir_killed_while_spawning_and_restarted_at_once_always_gets_the_lock() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// A runit-form service `scan/NAME` running `sleep 1000`.
+fn sleeper(tree: &Tree, name: &str) -> PathBuf {
+    let dir = tree.scan().join(name);
+    write_script(&dir.join("run"), "#!/bin/sh\nexec sleep 1000\n");
+    dir
+}
+
+/// The runsv children of svdir whose first argument is `name`.
+fn runsv_child(svdir: Pid, name: &str) -> Option<u32> {
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(svdir.as_raw())
+            && cmdline == [b"runsv\0".as_slice(), name.as_bytes(), b"\0"].concat()
+        {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// The ordered stop holds its deadline while one runsv never answers: it is SIGSTOPped
+/// and its `supervise/state` replaced by a FIFO (which svdir read with a blocking open),
+/// and another service's definition has a FIFO at `finish` (which loading the
+/// definition for `after:` opened, blocking). Today svdir blocks in the first read and
+/// never tells anyone to stop: every service stays up. Now it stops the healthy ones,
+/// kills the stuck one at the deadline (found as its runsv's child: its state file
+/// cannot be read), and exits 1 within the deadline and a margin.
+#[test]
+fn the_stop_holds_its_deadline_whatever_one_runsv_does() {
+    let tree = Tree::new();
+    let healthy = [sleeper(&tree, "h1"), sleeper(&tree, "h2")];
+    let stuck = sleeper(&tree, "stuck");
+    let blocked = tree.scan().join("blocked");
+    fs::create_dir_all(&blocked).unwrap();
+    fs::write(
+        blocked.join("service.yaml"),
+        "exec: sleep 1000\nlog: none\n",
+    )
+    .unwrap();
+    nix::unistd::mkfifo(
+        &blocked.join("finish"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let deadline = Duration::from_secs(3);
+    let mut svdir = Guard::spawn(&mut tree.svdir_command(&[("RUNTREE_STOP_DEADLINE", "3")]));
+    let mut pids = Vec::new();
+    for service in healthy.iter().chain([&stuck]) {
+        let pid = runtree::wait_running(service, WAIT);
+        svdir.extra_groups.push(Pid::from_raw(pid as i32));
+        pids.push(pid);
+    }
+    let stuck_runsv = runsv_child(svdir.pid(), "stuck").expect("runsv stuck");
+    kill(Pid::from_raw(stuck_runsv as i32), Signal::SIGSTOP).unwrap();
+    let state = stuck.join("supervise/state");
+    fs::remove_file(&state).unwrap();
+    nix::unistd::mkfifo(&state, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let runsvs: Vec<u32> = ["h1", "h2", "stuck", "blocked"]
+        .iter()
+        .filter_map(|name| runsv_child(svdir.pid(), name))
+        .collect();
+    assert_eq!(runsvs.len(), 4, "{}", tree.log());
+
+    let began = Instant::now();
+    kill(svdir.pid(), Signal::SIGTERM).unwrap();
+    let status = svdir.wait_exit(deadline + Duration::from_secs(3));
+    let took = began.elapsed();
+    // Whatever happened, the stuck runsv must not outlive the test stopped.
+    let _ = kill(Pid::from_raw(stuck_runsv as i32), Signal::SIGKILL);
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "svdir still stopping after {took:?} (deadline {deadline:?}):\n{}",
+            tree.log()
+        )
+    });
+    assert_eq!(status.code(), Some(1), "{}", tree.log());
+    let log = tree.log();
+    assert!(
+        log.contains("svdir: stuck: killed at the stop deadline"),
+        "{log}"
+    );
+    for pid in pids.iter().chain(&runsvs) {
+        assert!(!alive(*pid), "process {pid} outlived the stop:\n{log}");
+    }
+    eprintln!("stop took {took:?} (deadline {deadline:?})");
 }

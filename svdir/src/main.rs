@@ -23,8 +23,11 @@ macro_rules! say {
 
 mod backoff;
 mod chain;
+mod deps;
 mod locks;
+mod offspring;
 mod order;
+mod peek;
 mod place;
 mod priority;
 mod scan;

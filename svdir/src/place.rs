@@ -5,7 +5,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use runsv::supervise::FullState;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -53,12 +53,11 @@ impl Place {
 
     /// The full state of the service (`""`) or of its logger (`"log/"`).
     pub fn state(&self, subdirectory: &str) -> Option<FullState> {
-        let mut text = String::new();
-        self.open(&format!("{subdirectory}supervise/state"), OFlag::O_RDONLY)
-            .ok()?
-            .read_to_string(&mut text)
-            .ok()?;
-        FullState::decode(&text)
+        let file = self.open(
+            &format!("{subdirectory}supervise/state"),
+            crate::peek::flags(),
+        );
+        FullState::decode(&crate::peek::text(file.ok()?)?)
     }
 
     /// A path to the directory, for what takes only paths (loading the definition).

@@ -5,7 +5,9 @@
 
 use crate::backoff::{self, Backoff};
 use crate::chain::{self, Id, Resolution};
+use crate::deps;
 use crate::locks;
+use crate::offspring;
 use crate::order::Plan;
 use crate::place::Place;
 use crate::scan::{self, Scan};
@@ -19,7 +21,6 @@ use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
-use runsv::definition::ServiceDefinition;
 use runsv::supervise::{supervisor_running, ExitStatus, ServiceState, SuperviseDir};
 use runsv::tai64n::Timestamp;
 use std::collections::{BTreeMap, HashMap};
@@ -207,6 +208,18 @@ fn services(count: usize) -> String {
         "1 service".to_string()
     } else {
         format!("{count} services")
+    }
+}
+
+/// The pid of a service's runsv: svdir's child, or the holder of an adopted one's lock.
+fn runsv_pid(service: &Service) -> Option<Pid> {
+    match &service.runsv {
+        Runsv::Child { pid, .. } => Some(*pid),
+        Runsv::Adopted(adopted) => adopted
+            .lock
+            .and_then(locks::holder)
+            .map(|p| Pid::from_raw(p as i32)),
+        _ => None,
     }
 }
 
@@ -1166,6 +1179,8 @@ impl Svdir {
         if self.stop.is_some() {
             return;
         }
+        // The deadline counts from the signal: reading the definitions is part of it.
+        let deadline = Instant::now() + self.stop_deadline;
         let mut ids: Vec<Id> = self.services.keys().copied().collect();
         ids.sort_by(|a, b| {
             let name = |id: &Id| self.services.get(id).map(|s| s.name.clone());
@@ -1181,23 +1196,27 @@ impl Svdir {
                 }
             }
         }
+        let places: Vec<(usize, Place)> = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| Some((i, self.locate(*id)?)))
+            .collect();
+        let bound = deps::bound(self.stop_deadline);
+        let read = deps::read(places, bound);
+        if read.late > 0 {
+            say!(
+                "warning: the definitions of {} not read within {}: they stop in no particular order",
+                services(read.late),
+                backoff::seconds(bound)
+            );
+        }
+        // An invalid definition (or runit's form) has no dependencies; unknown names are
+        // ignored.
         let mut edges = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            let Some(place) = self.locate(*id) else {
-                continue;
-            };
-            let path = place.path();
-            // An invalid definition (or runit's form) has no dependencies; unknown
-            // names are ignored. Only a service.yaml can name any: without one, the
-            // definition is not read (one lookup instead of a dozen per service).
-            if fs::symlink_metadata(path.join("service.yaml")).is_err() {
-                continue;
-            }
-            if let Ok(definition) = ServiceDefinition::load(&path) {
-                for dependency in &definition.after {
-                    if let Some(&d) = by_name.get(OsStr::new(dependency)) {
-                        edges.push((i, d));
-                    }
+        for (i, after) in read.after {
+            for dependency in &after {
+                if let Some(&d) = by_name.get(OsStr::new(dependency)) {
+                    edges.push((i, d));
                 }
             }
         }
@@ -1234,7 +1253,7 @@ impl Svdir {
             ids,
             index,
             plan,
-            deadline: Instant::now() + self.stop_deadline,
+            deadline,
             began: Timestamp::now(),
             grace: None,
         };
@@ -1368,7 +1387,9 @@ impl Svdir {
     }
 
     /// The deadline: SIGKILL to every runsv still running and to its service's
-    /// process group (and its logger's), checked by pid and start time.
+    /// process group (and its logger's): those its `supervise/state` names, checked by
+    /// pid and start time, and the children the runsv has (see offspring.rs), found
+    /// while every runsv to be killed is stopped.
     fn kill_remaining(&mut self) {
         let remaining = self.stop_remaining();
         say!(
@@ -1376,7 +1397,19 @@ impl Svdir {
             backoff::seconds(self.stop_deadline),
             services(remaining.len())
         );
-        for id in remaining {
+        let runsvs: Vec<(Id, Option<Pid>)> = remaining
+            .iter()
+            .map(|id| (*id, self.services.get(id).and_then(runsv_pid)))
+            .collect();
+        for pid in runsvs.iter().filter_map(|(_, pid)| *pid) {
+            let _ = kill(pid, Signal::SIGSTOP);
+        }
+        let parents = runsvs
+            .iter()
+            .filter_map(|(_, pid)| pid.map(|p| p.as_raw() as u32))
+            .collect();
+        let children = offspring::children(&parents);
+        for (id, runsv_pid) in runsvs {
             let location = self.locate(id);
             let mut killed_pids = Vec::new();
             if let Some(place) = &location {
@@ -1394,21 +1427,19 @@ impl Svdir {
                     }
                 }
             }
+            if let Some(runsv) = runsv_pid {
+                let runsv = runsv.as_raw() as u32;
+                for &child in children.get(&runsv).into_iter().flatten() {
+                    if offspring::kill_child(runsv, child) && !killed_pids.contains(&child) {
+                        killed_pids.push(child);
+                    }
+                }
+                let _ = kill(Pid::from_raw(runsv as i32), Signal::SIGKILL);
+            }
             let Some(service) = self.services.get_mut(&id) else {
                 continue;
             };
             service.killed = true;
-            let runsv_pid = match &service.runsv {
-                Runsv::Child { pid, .. } => Some(*pid),
-                Runsv::Adopted(adopted) => adopted
-                    .lock
-                    .and_then(locks::holder)
-                    .map(|p| Pid::from_raw(p as i32)),
-                _ => None,
-            };
-            if let Some(pid) = runsv_pid {
-                let _ = kill(pid, Signal::SIGKILL);
-            }
             let pids: Vec<String> = killed_pids.iter().map(u32::to_string).collect();
             say!(
                 "{}: killed at the stop deadline (runsv {}, service {})",

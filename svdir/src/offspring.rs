@@ -1,0 +1,95 @@
+//! The processes a runsv started, found through `/proc` by their parent: at the stop
+//! deadline svdir must kill a service whose runsv never answered, and the pid runsv
+//! published in `supervise/state` is not to be relied on then (the file may be a FIFO
+//! or stale while runsv is stopped or stuck). A child of the runsv is proven to be its
+//! by its parent pid, checked just before the kill while the runsv is stopped: a
+//! stopped parent reaps nothing, so the pid cannot be reused in between.
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::{HashMap, HashSet};
+
+/// `(ppid, pgid)` from `/proc/PID/stat`, unless the process is gone or a zombie.
+fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command may contain anything, `)` included: the fields follow the last one.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    let ppid = fields.next()?.parse().ok()?;
+    let pgid = fields.next()?.parse().ok()?;
+    Some((ppid, pgid))
+}
+
+/// The children of each of `parents`, in one pass over `/proc`.
+pub fn children(parents: &HashSet<u32>) -> HashMap<u32, Vec<u32>> {
+    let mut found: HashMap<u32, Vec<u32>> = HashMap::new();
+    if parents.is_empty() {
+        return found;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((ppid, _)) = parent_and_group(pid) {
+            if parents.contains(&ppid) {
+                found.entry(ppid).or_default().push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// SIGKILL to `child` and, if it leads a process group (a service does: runsv gives it
+/// a session), to that group — only while `child` is still a child of `parent`. The
+/// parent should be stopped (SIGSTOP): then the killed child stays a zombie, unreaped,
+/// so its pid and group cannot be reused until the group is killed.
+pub fn kill_child(parent: u32, child: u32) -> bool {
+    let Some((ppid, pgid)) = parent_and_group(child) else {
+        return false;
+    };
+    if ppid != parent {
+        return false;
+    }
+    let pid = Pid::from_raw(child as i32);
+    if pgid == child {
+        let _ = killpg(pid, Signal::SIGKILL);
+    }
+    kill(pid, Signal::SIGKILL).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_and_kills_a_child_and_its_group() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        let pid = child.id();
+        let found = children(&HashSet::from([me]));
+        assert!(
+            found.get(&me).is_some_and(|c| c.contains(&pid)),
+            "{found:?}"
+        );
+        assert!(!kill_child(me + 1, pid), "not a child of that parent");
+        assert!(kill_child(me, pid));
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9));
+    }
+}
