@@ -204,3 +204,119 @@ fn the_stop_holds_its_deadline_whatever_one_runsv_does() {
     }
     eprintln!("stop took {took:?} (deadline {deadline:?})");
 }
+
+/// Runs `command` to completion within `timeout`; (exit code, stdout bytes).
+fn output(command: &mut Command, timeout: Duration) -> (i32, Vec<u8>) {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut guard = Guard::spawn(command);
+    let status = guard
+        .wait_exit(timeout)
+        .unwrap_or_else(|| panic!("{command:?} did not finish within {timeout:?}"));
+    let mut stdout = Vec::new();
+    use std::io::Read;
+    guard
+        .child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    (status.code().unwrap_or(-1), stdout)
+}
+
+/// A service directory name that is not UTF-8 works end to end, as under runit: svdir
+/// starts its runsv, runsv runs it (runit form and YAML), `sv status` and `sv down`
+/// print the name's bytes as runit's sv does, and the stop is clean. Today runsv
+/// refuses the definition ("the directory's name is not valid UTF-8") and sv prints
+/// U+FFFD.
+#[test]
+fn a_name_that_is_not_utf8_works_end_to_end() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tree = Tree::new();
+    let runit_name = OsStr::from_bytes(b"caf\xe9");
+    let yaml_name = OsStr::from_bytes(b"y\xff\xfe");
+    let runit_dir = tree.scan().join(runit_name);
+    write_script(&runit_dir.join("run"), "#!/bin/sh\nexec sleep 1000\n");
+    let yaml_dir = tree.scan().join(yaml_name);
+    fs::create_dir_all(&yaml_dir).unwrap();
+    fs::write(
+        yaml_dir.join("service.yaml"),
+        "exec: sleep 1000\nlog: none\n",
+    )
+    .unwrap();
+    let mut svdir = Guard::spawn(&mut tree.svdir_command(&[]));
+    let mut pids = Vec::new();
+    for dir in [&runit_dir, &yaml_dir] {
+        let state = runtree::wait_state(dir, WAIT, |s| {
+            s.state == runtree::ServiceState::Running && s.pid != 0
+        });
+        let state = state.unwrap_or_else(|| {
+            panic!(
+                "{} never running: {:?}\n{}",
+                dir.display(),
+                runtree::full_state(dir),
+                tree.log()
+            )
+        });
+        svdir.extra_groups.push(Pid::from_raw(state.pid as i32));
+        pids.push(state.pid);
+    }
+
+    let sv = |args: &[&OsStr]| {
+        output(
+            Command::new(binary("sv"))
+                .args(args)
+                .env("SVDIR", tree.scan()),
+            WAIT,
+        )
+    };
+    let (code, stdout) = sv(&[OsStr::new("status"), runit_name]);
+    assert_eq!(code, 0);
+    let prefix = [
+        b"run: caf\xe9: (pid ".as_slice(),
+        pids[0].to_string().as_bytes(),
+    ]
+    .concat();
+    assert!(
+        stdout.starts_with(&prefix),
+        "{:?}",
+        String::from_utf8_lossy(&stdout)
+    );
+    // Every service of SVDIR, by its entry's name.
+    let (code, stdout) = sv(&[OsStr::new("status")]);
+    assert_eq!(code, 0);
+    let expected = [
+        b"run: y\xff\xfe: (pid ".as_slice(),
+        pids[1].to_string().as_bytes(),
+    ]
+    .concat();
+    assert!(
+        stdout
+            .split(|&b| b == b'\n')
+            .any(|line| line.starts_with(&expected)),
+        "{:?}",
+        String::from_utf8_lossy(&stdout)
+    );
+    let (code, stdout) = sv(&[
+        OsStr::new("-w"),
+        OsStr::new("5"),
+        OsStr::new("down"),
+        runit_name,
+    ]);
+    assert_eq!(code, 0, "{:?}", String::from_utf8_lossy(&stdout));
+    assert!(
+        stdout.starts_with(b"ok: down: caf\xe9: "),
+        "{:?}",
+        String::from_utf8_lossy(&stdout)
+    );
+    assert!(!alive(pids[0]));
+
+    kill(svdir.pid(), Signal::SIGTERM).unwrap();
+    let status = svdir.wait_exit(WAIT).expect("svdir stopped");
+    assert_eq!(status.code(), Some(0), "{}", tree.log());
+    assert!(!alive(pids[1]));
+}

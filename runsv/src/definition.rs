@@ -32,7 +32,7 @@ pub const DEFAULT_TEST_INTERVAL: Duration = Duration::from_millis(200);
 /// Everything runsv needs to know to run one service, resolved at load time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceDefinition {
-    /// The service's name: the base name of its directory.
+    /// The service's name: the base name of its directory (U+FFFD where it is not UTF-8).
     pub name: String,
     /// The service directory, as given to runsv.
     pub directory: PathBuf,
@@ -257,12 +257,11 @@ fn service_name(directory: &Path) -> Result<String, DefinitionError> {
             .map_err(|error| directory_error(directory, error.to_string()))?;
         &resolved
     };
-    match named.file_name().map(|name| name.to_str()) {
-        Some(Some(name)) => Ok(name.to_string()),
-        Some(None) => Err(directory_error(
-            directory,
-            "the directory's name is not valid UTF-8".to_string(),
-        )),
+    match named.file_name() {
+        // runit takes any name; one that is not UTF-8 is shown with U+FFFD for what
+        // is not (nothing finds a service by this text: runsv and svdir go by the
+        // directory, `after:` by its entry's name).
+        Some(name) => Ok(name.to_string_lossy().into_owned()),
         None => Err(directory_error(
             directory,
             "the directory has no name to give the service".to_string(),

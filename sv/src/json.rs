@@ -151,6 +151,8 @@ pub fn string(text: &str) -> String {
             '\t' => quoted.push_str("\\t"),
             '\u{8}' => quoted.push_str("\\b"),
             '\u{c}' => quoted.push_str("\\f"),
+            // JSON is UTF-8: a byte of a name that is not becomes U+FFFD.
+            c if crate::raw_name::byte(c).is_some() => quoted.push('\u{fffd}'),
             c if (c as u32) < 0x20 => {
                 let _ = write!(quoted, "\\u{:04x}", c as u32);
             }

@@ -10,6 +10,7 @@ mod errno;
 mod json;
 mod log;
 mod output;
+mod raw_name;
 mod report;
 mod service;
 mod status;

@@ -99,7 +99,7 @@ impl<W: Write> Out<W> {
     pub fn line(&mut self, text: &str) {
         // A closed stdout is not a reason to stop controlling services: runit's sv would
         // die of SIGPIPE (which main restores), anything else is ignored as runit does.
-        let _ = self.writer.write_all(text.as_bytes());
+        let _ = self.writer.write_all(&crate::raw_name::bytes(text));
         let _ = self.writer.write_all(b"\n");
         if !self.held {
             let _ = self.writer.flush();

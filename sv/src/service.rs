@@ -29,7 +29,7 @@ pub struct Service {
 impl Service {
     pub fn resolve(name: &OsStr, svdir: &OsStr) -> Service {
         Service {
-            name: name.to_string_lossy().into_owned(),
+            name: crate::raw_name::text(name),
             path: resolve(name, svdir),
         }
     }
