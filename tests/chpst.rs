@@ -336,20 +336,22 @@ fn nice_root_session_argv0_and_closed_fds_as_runit() {
     let sid = "read -r stat < /proc/self/stat; set -- $stat; echo $1 $6";
     let dir = tempfile::tempdir().unwrap();
     let (theirs, ours) = pair(dir.path(), "chpst");
-    for program in [&theirs, &ours] {
+    let session = |program: &Path, flag: &str| {
         let (code, out, _) = run(
-            Command::new("sh").arg("-c").arg(format!(
-                "exec 3>&1; sh -c '\"$0\" -P sh -c \"$1\"' {} '{sid}'",
-                program.display()
-            )),
+            Command::new("sh")
+                .args(["-c", "\"$0\" $1 sh -c \"$2\"; true"])
+                .args([program.as_os_str(), flag.as_ref(), sid.as_ref()]),
             WAIT,
         );
         assert_eq!(code, 0);
-        let words: Vec<&str> = out.split_whitespace().collect();
+        let words: Vec<String> = out.split_whitespace().map(String::from).collect();
         assert_eq!(words.len(), 2, "{out}");
-        assert_eq!(
-            words[0],
-            words[1],
+        words[0] == words[1]
+    };
+    for program in [&theirs, &ours] {
+        assert!(!session(program, "-v"), "without -P, the shell's session");
+        assert!(
+            session(program, "-P"),
             "{} -P: the program leads its session",
             program.display()
         );
@@ -496,7 +498,7 @@ fn every_other_name_as_runit() {
         run(
             Command::new("sh")
                 .arg("-c")
-                .arg(format!("\"{}\" sh -c '{group_of}'", p.display())),
+                .arg(format!("\"{}\" sh -c '{group_of}'; true", p.display())),
             WAIT,
         )
     })

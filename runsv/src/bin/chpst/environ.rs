@@ -1,7 +1,7 @@
 //! The environment the program gets: chpst's own, changed by an env dir (`-e`, envdir)
 //! and by `-U`/envuidgid, as runit's pathexec_env does it.
 
-use crate::fail::{fatal_on, warn, EXIT_FATAL};
+use crate::fail::{describe, fatal_on, say, warn, EXIT_FATAL};
 use std::ffi::{CString, OsStr};
 use std::io::{self, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -92,6 +92,14 @@ fn named(dir: &OsStr, name: &[u8]) -> Vec<u8> {
     path
 }
 
+/// runit's `unable to read DIR/NAME: ERROR` (no colon after `read`, unlike its others).
+fn unreadable(dir: &OsStr, name: &[u8], error: &io::Error) -> Vec<u8> {
+    let mut line = b"unable to read ".to_vec();
+    line.extend_from_slice(&named(dir, name));
+    line.extend_from_slice(format!(": {}", describe(error)).as_bytes());
+    line
+}
+
 /// Every file of `dir` not starting with a dot becomes a change. `skip_directories` is
 /// chpst -e's leniency (reported with -v); envdir fails on a subdirectory.
 pub fn read_dir(dir: &OsStr, skip_directories: bool, verbose: bool, changes: &mut Changes) {
@@ -121,18 +129,14 @@ pub fn read_dir(dir: &OsStr, skip_directories: bool, verbose: bool, changes: &mu
             Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => Vec::new(),
             Err(e) if e.raw_os_error() == Some(nix::libc::EISDIR) && skip_directories => {
                 if verbose {
-                    let mut line = b"unable to read ".to_vec();
-                    line.extend_from_slice(&named(dir, &name));
-                    line.extend_from_slice(format!(": {}", crate::fail::describe(&e)).as_bytes());
-                    warn(&line);
+                    warn(&unreadable(dir, &name, &e));
                 }
                 continue;
             }
             Err(e) => {
-                let mut line = b"chpst: fatal: unable to read ".to_vec();
-                line.extend_from_slice(&named(dir, &name));
-                line.extend_from_slice(format!(": {}", crate::fail::describe(&e)).as_bytes());
-                crate::fail::say(&line);
+                let mut line = b"chpst: fatal: ".to_vec();
+                line.extend_from_slice(&unreadable(dir, &name, &e));
+                say(&line);
                 std::process::exit(EXIT_FATAL);
             }
         };
