@@ -8,6 +8,7 @@ usage: init [--container | --machine]    run as PID 1 (the kernel or the contain
        init 0 | poweroff                 ask PID 1 to stop every service and power off
        init 6 | reboot                   ask PID 1 to stop every service and reboot
        init halt                         ask PID 1 to stop every service and halt
+       poweroff|reboot|halt [-f], shutdown -h|-r now   the same, called by those names
 exit codes (as a client): 0 asked, 100 usage error, 111 PID 1 could not be signalled";
 
 /// Exit code of a usage error. runit-init exits 0 there, which hides typos in scripts

@@ -1,11 +1,13 @@
 //! runtree's init: PID 1 of a machine or a container. It reaps every process, keeps
 //! svdir running, and on poweroff/reboot/halt has svdir stop the services in order,
 //! then sweeps what is left and powers off (machine) or exits (container).
-//! As any other process it is the client `init 0|6|halt`. See docs/init.md.
+//! As any other process it is the client `init 0|6|halt`, and by the names `poweroff`,
+//! `reboot`, `halt` and `shutdown` the programs of those names. See docs/init.md.
 //!
 //! Modules by what they own: `pid1` the event loop, `signals` the signal table and
 //! signalfd, `svdir` the one child, `shutdown` the stop sequence, `setup` what PID 1
-//! prepares at boot, `config` the settings, `client` and `cli` the command line.
+//! prepares at boot, `config` the settings, `client` and `cli` the command line,
+//! `names` the other names.
 
 // PID 1 must not die: nothing outside the tests may panic.
 #![cfg_attr(
@@ -24,6 +26,7 @@ mod cli;
 mod client;
 mod config;
 mod log;
+mod names;
 mod pid1;
 mod setup;
 mod shutdown;
@@ -53,6 +56,21 @@ fn main() {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let is_pid1 = nix::unistd::getpid().as_raw() == 1;
+    // Called by another name (a symlink), init is that program's client. PID 1 is always
+    // init, whatever it is called: it must never refuse to boot.
+    let name = std::env::args_os()
+        .next()
+        .map(|argv0| {
+            let argv0 = std::path::PathBuf::from(argv0);
+            argv0
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    if !is_pid1 && (names::action_of(&name).is_some() || name == "shutdown") {
+        std::process::exit(names::run(&name, &args));
+    }
     match cli::parse(&args, is_pid1) {
         Invocation::Pid1 { mode, ignored } => pid1::run(mode, ignored),
         Invocation::Request(action) => std::process::exit(client::request(action)),

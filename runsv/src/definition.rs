@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-mod accounts;
+pub mod accounts;
 mod runit;
 mod words;
 mod yaml;

@@ -1,12 +1,12 @@
-//! Users and groups, read from /etc/passwd and /etc/group directly: a statically linked
-//! supervisor cannot use glibc's NSS, and these two files are what every system that
-//! runs it has.
+//! Users and groups, read from /etc/passwd and /etc/group directly (by runsv and chpst):
+//! a statically linked program cannot use glibc's NSS, and these two files are what
+//! every system that runs it has.
 
 use std::path::{Path, PathBuf};
 
 /// One line of /etc/passwd, as far as running a service needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct PasswdEntry {
+pub struct PasswdEntry {
     pub name: String,
     pub uid: u32,
     pub gid: u32,
@@ -86,7 +86,7 @@ fn malformed(path: &Path, line_number: usize, problem: &str) -> String {
 /// The account named `wanted`, or else, when `wanted` is a number, the first account with
 /// that uid (names win, as with chown(1)). A malformed line is skipped unless it is the
 /// one asked for: then it is reported, rather than silently picking a later line.
-pub(super) fn find_user(
+pub fn find_user(
     passwd_text: &str,
     passwd_path: &Path,
     wanted: &str,
@@ -114,11 +114,7 @@ pub(super) fn find_user(
 
 /// The gid of the group named `wanted`; a number is taken as a gid even without an entry,
 /// since the number is all that setgid(2) needs.
-pub(super) fn find_group_id(
-    group_text: &str,
-    group_path: &Path,
-    wanted: &str,
-) -> Result<u32, String> {
+pub fn find_group_id(group_text: &str, group_path: &Path, wanted: &str) -> Result<u32, String> {
     for (line_number, line) in account_lines(group_text) {
         if field_0(line) == wanted {
             return parse_group_line(line)
@@ -131,9 +127,45 @@ pub(super) fn find_group_id(
         .map_err(|_| format!("no group `{}` in {}", wanted, group_path.display()))
 }
 
+/// The account named exactly `wanted`, as getpwnam(3) finds it: no numeric fallback.
+/// `Ok(None)` when no account has that name; the malformed line of that account is an
+/// error, as in `find_user`.
+pub fn user_named(
+    passwd_text: &str,
+    passwd_path: &Path,
+    wanted: &str,
+) -> Result<Option<PasswdEntry>, String> {
+    for (line_number, line) in account_lines(passwd_text) {
+        if field_0(line) == wanted {
+            return parse_passwd_line(line)
+                .map(Some)
+                .map_err(|problem| malformed(passwd_path, line_number, &problem));
+        }
+    }
+    Ok(None)
+}
+
+/// The gid of the group named exactly `wanted`, as getgrnam(3) finds it: no numeric
+/// fallback (runit's `chpst -u user:group` takes names only). `Ok(None)` when no group
+/// has that name.
+pub fn group_named(
+    group_text: &str,
+    group_path: &Path,
+    wanted: &str,
+) -> Result<Option<u32>, String> {
+    for (line_number, line) in account_lines(group_text) {
+        if field_0(line) == wanted {
+            return parse_group_line(line)
+                .map(|entry| Some(entry.gid))
+                .map_err(|problem| malformed(group_path, line_number, &problem));
+        }
+    }
+    Ok(None)
+}
+
 /// What initgroups(3) would set: `primary_gid` first, then every group that lists
 /// `user_name` as a member, each once.
-pub(super) fn supplementary_groups(
+pub fn supplementary_groups(
     group_text: &str,
     group_path: &Path,
     user_name: &str,
@@ -270,6 +302,29 @@ oops:x:NaN:alice
             find_group_id(GROUP, group, "oops"),
             Err("/etc/group line 7 is malformed: gid `NaN` is not a number".to_string())
         );
+    }
+
+    #[test]
+    fn user_named_takes_names_only() {
+        assert_eq!(
+            user_named(PASSWD, passwd(), "www").unwrap().unwrap().uid,
+            33
+        );
+        assert_eq!(user_named(PASSWD, passwd(), "33"), Ok(None));
+        assert_eq!(
+            user_named(PASSWD, passwd(), "1000").unwrap().unwrap().uid,
+            2000
+        );
+        assert!(user_named(PASSWD, passwd(), "broken").is_err());
+    }
+
+    #[test]
+    fn group_named_takes_names_only() {
+        let group = Path::new("/etc/group");
+        assert_eq!(group_named(GROUP, group, "staff"), Ok(Some(50)));
+        assert_eq!(group_named(GROUP, group, "50"), Ok(None));
+        assert_eq!(group_named(GROUP, group, ""), Ok(None));
+        assert!(group_named(GROUP, group, "oops").is_err());
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //! both levels keep running, the others start or stop.
 //!
 //! Exit codes (runit's): 0 done (or LEVEL already current), 100 usage, 111 error.
+//!
+//! Installed also as `runsvchdir` (a symlink: one program, and no second copy to build);
+//! its messages carry the name it was called by, and as runit's it also honours
+//! `$RUNSVDIR` (after `$RUNTREE_RUNSVDIR`).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,8 +24,18 @@ use std::process::exit;
 
 const DEFAULT_RUNSVDIR: &str = "/etc/runit/runsvdir";
 
+/// The name called by: `svchdir`, or `runsvchdir` through its symlink.
+fn name() -> String {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|argv0| argv0.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "svchdir".to_string())
+}
+
 fn say(line: &str) {
-    let _ = io::stderr().write_all(format!("svchdir: {line}\n").as_bytes());
+    let _ = io::stderr().write_all(format!("{}: {line}\n", name()).as_bytes());
 }
 
 fn fatal(line: &str) -> ! {
@@ -30,7 +44,7 @@ fn fatal(line: &str) -> ! {
 }
 
 fn usage() -> ! {
-    let _ = io::stderr().write_all(b"usage: svchdir LEVEL\n");
+    let _ = io::stderr().write_all(format!("usage: {} LEVEL\n", name()).as_bytes());
     exit(100);
 }
 
@@ -57,6 +71,7 @@ fn main() {
     let level = OsString::from(std::ffi::OsStr::from_bytes(level));
     let runsvdir = std::env::var_os("RUNTREE_RUNSVDIR")
         .filter(|d| !d.is_empty())
+        .or_else(|| std::env::var_os("RUNSVDIR").filter(|d| !d.is_empty()))
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNSVDIR));
     match switch(&runsvdir, Path::new(&level)) {
