@@ -6,6 +6,8 @@
 //! started is owned by a Guard, and every copy of a service is found by a command line
 //! unique to the test and killed by its pid.
 
+mod common;
+
 use nix::libc;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -96,129 +98,8 @@ fn one_copy(service: &Path, marker: &str) -> Result<u32, String> {
     }
 }
 
-/// ptrace of one runsv, by the test's thread (the tracer must be one thread): runsv
-/// stops right after it forks `run`, or at a chosen system call, and is SIGKILLed
-/// there. PTRACE_O_EXITKILL: if the test dies, so does runsv.
-mod trace {
-    use super::*;
-
-    pub fn seize(pid: Pid, options: libc::c_int) {
-        // SAFETY: ptrace on a pid, no memory passed but the option bits.
-        let result = unsafe {
-            libc::ptrace(
-                libc::PTRACE_SEIZE,
-                pid.as_raw(),
-                0,
-                (options | libc::PTRACE_O_EXITKILL) as libc::c_long,
-            )
-        };
-        assert_eq!(result, 0, "PTRACE_SEIZE: {}", nix::errno::Errno::last());
-    }
-
-    /// The next stop or end of a tracee: waitpid's raw status.
-    pub fn wait(pid: Pid) -> libc::c_int {
-        let mut status = 0;
-        // SAFETY: waitpid into a local.
-        let result = unsafe { libc::waitpid(pid.as_raw(), &mut status, libc::__WALL) };
-        assert_eq!(
-            result,
-            pid.as_raw(),
-            "waitpid: {}",
-            nix::errno::Errno::last()
-        );
-        status
-    }
-
-    /// Resumes a stopped tracee, with `signal` (0: none), to its next system call
-    /// boundary if `syscalls`.
-    pub fn resume(pid: Pid, syscalls: bool, signal: libc::c_int) {
-        let request = if syscalls {
-            libc::PTRACE_SYSCALL
-        } else {
-            libc::PTRACE_CONT
-        };
-        // SAFETY: ptrace on a stopped tracee.
-        unsafe { libc::ptrace(request, pid.as_raw(), 0, signal as libc::c_long) };
-    }
-
-    pub fn detach(pid: Pid) {
-        // SAFETY: ptrace on a stopped tracee.
-        unsafe { libc::ptrace(libc::PTRACE_DETACH, pid.as_raw(), 0, 0) };
-    }
-
-    /// The pid of the child a fork event reports.
-    pub fn event_message(pid: Pid) -> u32 {
-        let mut message: libc::c_ulong = 0;
-        // SAFETY: PTRACE_GETEVENTMSG writes one unsigned long.
-        unsafe {
-            libc::ptrace(
-                libc::PTRACE_GETEVENTMSG,
-                pid.as_raw(),
-                0,
-                &mut message as *mut libc::c_ulong,
-            )
-        };
-        message as u32
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    /// (system call number, first argument, third argument) at a system call stop.
-    pub fn syscall(pid: Pid) -> (i64, i64, i64) {
-        // SAFETY: PTRACE_GETREGS fills a user_regs_struct.
-        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
-        unsafe {
-            libc::ptrace(
-                libc::PTRACE_GETREGS,
-                pid.as_raw(),
-                0,
-                &mut regs as *mut libc::user_regs_struct,
-            )
-        };
-        (regs.orig_rax as i64, regs.rdi as i64, regs.rdx as i64)
-    }
-
-    /// Runs runsv `pid` (seized with PTRACE_O_TRACEFORK) until its next fork (or
-    /// vfork-style clone, with PTRACE_O_TRACEVFORK); the child's pid, left stopped
-    /// and traced.
-    pub fn until_fork(pid: Pid) -> Pid {
-        loop {
-            let status = wait(pid);
-            assert!(
-                libc::WIFSTOPPED(status),
-                "runsv ended before it forked: {status:#x}"
-            );
-            let fork = [libc::PTRACE_EVENT_FORK, libc::PTRACE_EVENT_VFORK]
-                .iter()
-                .any(|event| status >> 8 == (libc::SIGTRAP | (event << 8)));
-            if fork {
-                return Pid::from_raw(event_message(pid) as i32);
-            }
-            let signal = libc::WSTOPSIG(status);
-            resume(pid, false, if signal == libc::SIGTRAP { 0 } else { signal });
-        }
-    }
-
-    /// Lets a traced child (stopped at its start) run on, untraced.
-    pub fn release_child(child: Pid) {
-        let status = wait(child);
-        assert!(libc::WIFSTOPPED(status), "child: {status:#x}");
-        detach(child);
-    }
-}
-
-/// Whether runsv's fd `fd` is a pipe `other` also has open.
-fn pipe_shared_with(runsv: Pid, fd: i64, other: Pid) -> bool {
-    let Ok(link) = fs::read_link(format!("/proc/{runsv}/fd/{fd}")) else {
-        return false;
-    };
-    link.to_string_lossy().starts_with("pipe:")
-        && fs::read_dir(format!("/proc/{other}/fd"))
-            .map(|fds| {
-                fds.flatten()
-                    .any(|fd| fs::read_link(fd.path()).ok().as_ref() == Some(&link))
-            })
-            .unwrap_or(false)
-}
+#[path = "common/trace.rs"]
+mod trace;
 
 /// A service that starts only on `u` (so that ptrace is in place before runsv forks),
 /// and its runsv, seized.
@@ -349,7 +230,10 @@ fn runsv_killed_after_publishing_the_pid_before_the_go_byte_leaves_no_copy() {
         if signal == libc::SIGTRAP | 0x80 {
             if entering {
                 let (number, fd, length) = trace::syscall(runsv);
-                if number == libc::SYS_write && length == 1 && pipe_shared_with(runsv, fd, child) {
+                if number == libc::SYS_write
+                    && length == 1
+                    && trace::pipe_shared_with(runsv, fd, child)
+                {
                     at_go_byte = true;
                     break;
                 }
@@ -650,4 +534,62 @@ fn a_storm_of_term_then_kill_leaves_one_copy_per_service() {
         duplicated.len()
     );
     assert!(duplicated.is_empty(), "{duplicated:#?}");
+}
+
+/// The part of `a_keeper_that_died_is_never_signalled_again` that runs inside a PID
+/// namespace of its own (PID 1 there is this test binary), where the test can give
+/// a process the pid of a dead keeper (ns_last_pid) without racing the machine.
+#[test]
+fn in_pid_namespace_keeper_pid_reuse() {
+    if std::env::var_os("RUNTREE_IN_PID_NS").is_none() {
+        return; // run by the test below, inside its namespace
+    }
+    let root = tempfile::tempdir().unwrap();
+    let service = yaml_service(root.path(), "a", "exec: sleep 1000\nlog: console\n");
+    let mut supervisor = runsv(&service);
+    let pid = runtree::wait_running(&service, WAIT);
+    supervisor.extra_groups.push(Pid::from_raw(pid as i32));
+    let dead = keeper(&service).expect("a keeper");
+    kill(Pid::from_raw(dead as i32), Signal::SIGKILL).unwrap();
+    // Reaped by runsv (its child); a replacement, if any, is started at once.
+    assert!(wait_for(&[], WAIT, || !Path::new(&format!("/proc/{dead}")).exists()));
+    wait_for(
+        &[&service.join("supervise")],
+        Duration::from_secs(2),
+        || keeper(&service).is_some_and(|k| k != dead),
+    );
+    fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", dead - 1)).unwrap();
+    let mut victim = Guard::spawn(Command::new("sleep").arg("1000"));
+    assert_eq!(victim.pid().as_raw() as u32, dead, "the victim got the pid");
+    // runsv exits: it ends its keeper.
+    send_control(&SuperviseDir::of_service(&service), b"x").unwrap();
+    if supervisor.wait_exit(WAIT).is_none() {
+        panic!("runsv did not exit: {:?}", full_state(&service));
+    }
+    assert!(
+        victim.child.try_wait().unwrap().is_none(),
+        "runsv killed the process that reused its dead keeper's pid"
+    );
+}
+
+#[test]
+fn a_keeper_that_died_is_never_signalled_again() {
+    if !common::ns::root() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut command = Command::new("unshare");
+    command
+        .args(["--pid", "--fork", "--mount-proc", "--"])
+        .arg(exe)
+        .args([
+            "--exact",
+            "in_pid_namespace_keeper_pid_reuse",
+            "--nocapture",
+        ])
+        .env("RUNTREE_IN_PID_NS", "1")
+        .env("RUNTREE_BIN_DIR", runtree::binary_dir());
+    let (code, out, err) = run(&mut command, Duration::from_secs(60));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("1 passed"), "{out}\n{err}");
 }
