@@ -71,6 +71,9 @@ pub fn other_end(fd: &OwnedFd, write: bool, blocking: bool) -> Option<OwnedFd> {
 /// exits or takes over. Its pid and start time are in `supervise/keeper`.
 pub struct Keeper {
     pid: nix::unistd::Pid,
+    /// Opened while the keeper was an unreaped child, so it names that process for
+    /// good: a keeper that died and was reaped leaves a pid another process may get.
+    pidfd: Option<OwnedFd>,
 }
 
 impl Keeper {
@@ -83,17 +86,108 @@ impl Keeper {
             Ok(nix::unistd::ForkResult::Child) => keep(ends),
             Ok(nix::unistd::ForkResult::Parent { child }) => {
                 let pid = child.as_raw() as u32;
+                let pidfd = pidfd_open(pid);
                 let starttime = runsv::launch::start_time(pid).unwrap_or(0);
                 let text = format!("{pid} {starttime}\n");
                 let _ = runsv::supervise::write_atomically(record, text.as_bytes(), 0o644);
-                Some(Keeper { pid: child })
+                Some(Keeper { pid: child, pidfd })
             }
         }
     }
 
-    /// Ends it (runsv exits or hands over); the caller's reaping collects it.
+    pub fn pid(&self) -> u32 {
+        self.pid.as_raw() as u32
+    }
+
+    /// Ends it (runsv exits or hands over); the caller's reaping collects it. The
+    /// caller drops a keeper it has reaped (see `pid`), so this one is still its
+    /// child, alive or a zombie, whose pid nobody else can have; the pidfd makes that
+    /// certain where the kernel has one (5.3).
     pub fn stop(self) {
-        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        match &self.pidfd {
+            Some(pidfd) => {
+                pidfd_signal(pidfd, nix::sys::signal::Signal::SIGKILL);
+            }
+            None => {
+                let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Sends `signal` to the process `pidfd` names (never to another that got its pid);
+/// false if it has ended.
+pub fn pidfd_signal(pidfd: &OwnedFd, signal: nix::sys::signal::Signal) -> bool {
+    // SAFETY: pidfd_send_signal with no siginfo returns 0 or -1.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    result == 0
+}
+
+/// Waits up to `timeout` for the process of `pidfd` to end; whether it has.
+pub fn wait_ended(pidfd: &OwnedFd, timeout: std::time::Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let millis = left.as_millis().min(i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(n) => return n > 0,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A pidfd for the process `pid` if it is the one that started at `starttime`: the
+/// check comes after the open, so the pidfd names the very process checked.
+pub fn verified_pidfd(pid: u32, starttime: u64) -> Option<OwnedFd> {
+    if pid == 0 || starttime == 0 {
+        return None;
+    }
+    let pidfd = pidfd_open(pid)?;
+    (runsv::launch::start_time(pid) == Some(starttime)).then_some(pidfd)
+}
+
+/// Stops a process a killed predecessor left running (pid and start time as it
+/// recorded them), and its group: `signal` and SIGCONT, then SIGKILL after `timeout`.
+/// Returns once it is gone, or a second after SIGKILL.
+pub fn stop_leftover(
+    pid: u32,
+    starttime: u64,
+    signal: nix::sys::signal::Signal,
+    timeout: std::time::Duration,
+) {
+    use nix::sys::signal::{killpg, Signal};
+    let Some(pidfd) = verified_pidfd(pid, starttime) else {
+        return; // gone already
+    };
+    let group = nix::unistd::Pid::from_raw(pid as i32);
+    let send = |signal: Signal| {
+        // The group only while its leader is proven alive: a live process's pid is
+        // no other group's id. A child killed before its exec leads no group yet:
+        // the process itself then.
+        if wait_ended(&pidfd, std::time::Duration::ZERO) || killpg(group, signal).is_err() {
+            pidfd_signal(&pidfd, signal);
+        }
+    };
+    send(signal);
+    send(Signal::SIGCONT);
+    if !wait_ended(&pidfd, timeout) {
+        send(Signal::SIGKILL);
+        wait_ended(&pidfd, std::time::Duration::from_secs(1));
     }
 }
 
@@ -147,12 +241,19 @@ fn old_keeper(record: &std::path::Path) -> Option<u32> {
     (pid != 0 && runsv::launch::start_time(pid) == Some(starttime)).then_some(pid)
 }
 
+/// The old keeper's pid and a pidfd checked (after its open) to be that process.
+fn old_keeper_pidfd(record: &std::path::Path) -> Option<(u32, OwnedFd)> {
+    let pid = old_keeper(record)?;
+    let pidfd = pidfd_open(pid)?;
+    old_keeper(record).filter(|&again| again == pid)?;
+    Some((pid, pidfd))
+}
+
 /// Kills the keeper a killed runsv left (recorded in `record`), if it still is that
 /// process: its pipes are taken over (or its service was stopped) by now.
 pub fn stop_old_keeper(record: &std::path::Path) {
-    if let Some(pid) = old_keeper(record) {
-        let target = nix::unistd::Pid::from_raw(pid as i32);
-        let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
+    if let Some((_, pidfd)) = old_keeper_pidfd(record) {
+        pidfd_signal(&pidfd, nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -161,11 +262,8 @@ pub fn stop_old_keeper(record: &std::path::Path) {
 /// old runsv's output was (relay or tee) decides what they are, and an output of
 /// another kind now cannot use them.
 pub fn old_keeper_ends(record: &std::path::Path, modes: [bool; 2]) -> Option<[OwnedFd; 2]> {
-    let pid = old_keeper(record)?;
-    let pidfd = pidfd_open(pid)?;
+    let (_, pidfd) = old_keeper_pidfd(record)?;
     let ends = [fd_of(&pidfd, 3)?, fd_of(&pidfd, 4)?];
-    // The pidfd was opened after the check: check again that it is the same process.
-    old_keeper(record).filter(|&again| again == pid)?;
     for (end, reading) in ends.iter().zip(modes) {
         pipe_identity(end)?;
         let flags = nix::fcntl::fcntl(end.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).ok()?;

@@ -225,11 +225,18 @@ impl Supervisor {
         }
     }
 
-    /// Writes the current status of both services and opens their `supervise/ok`.
+    /// Writes the current status of both services and opens their `supervise/ok`. A
+    /// predecessor's leftover still to be stopped stays named in `state`.
     fn announce(&mut self) {
         for which in [Which::Log, Which::Main] {
             if let Some(service) = self.service(which) {
-                service.write_files();
+                match service.left_running.take() {
+                    Some(leftover) => {
+                        service.write_files_stopping(&leftover);
+                        service.left_running = Some(leftover);
+                    }
+                    None => service.write_files(),
+                }
                 service.announce();
             }
         }
@@ -316,8 +323,14 @@ impl Supervisor {
     /// The relay's pipes get a keeper of this runsv's; a killed predecessor's keeper is
     /// ended, now that its pipes are taken over (or its service was stopped).
     fn start_keeper(&mut self) {
+        adoption::stop_old_keeper(&self.main.supervise.keeper());
+        self.replace_keeper();
+    }
+
+    /// Starts a keeper (again: one that died is replaced at once, or the next kill of
+    /// runsv would leave the pipes without a reader and the service to SIGPIPE).
+    fn replace_keeper(&mut self) {
         let record = self.main.supervise.keeper();
-        adoption::stop_old_keeper(&record);
         let ends = match &self.output {
             Some(Output::Relay(relay)) => Some(relay.read_fds()),
             Some(Output::Tee(tee)) => tee.keeper_ends(),
@@ -393,7 +406,7 @@ impl Supervisor {
             let Some(service) = self.service(which) else {
                 continue;
             };
-            let Some(Leftover { pid, .. }) = service.left_running.take() else {
+            let Some(Leftover { pid, previous }) = service.left_running.take() else {
                 continue;
             };
             let signal = service.machine.settings.stop_signal;
@@ -402,14 +415,9 @@ impl Supervisor {
                 "runsv {}: warning: stopping pid {pid}, left running by a previous runsv",
                 service.label
             );
-            let group = Pid::from_raw(pid as i32);
-            let _ = killpg(group, signal);
-            let _ = killpg(group, Signal::SIGCONT);
-            if !wait_gone(pid, timeout) {
-                let _ = killpg(group, Signal::SIGKILL);
-                let _ = kill(group, Signal::SIGKILL);
-                wait_gone(pid, Duration::from_secs(1));
-            }
+            // `state` names it until here (see announce); what boot writes next
+            // replaces that.
+            adoption::stop_leftover(pid, previous.starttime, signal, timeout);
         }
     }
 
@@ -599,6 +607,11 @@ impl Supervisor {
     fn reap(&mut self) {
         while let Some((pid, status)) = runsv::launch::reap_one() {
             let pid = pid.as_raw() as u32;
+            if self.keeper.as_ref().is_some_and(|k| k.pid() == pid) {
+                self.keeper = None;
+                self.replace_keeper();
+                continue;
+            }
             let which = if self.main.machine.owns(pid) {
                 Which::Main
             } else if self.log.as_ref().is_some_and(|l| l.machine.owns(pid)) {
@@ -749,8 +762,8 @@ impl Supervisor {
         while let Some(action) = queue.pop_front() {
             signalled |= matches!(action, Action::Signal { .. });
             let event = match action {
-                Action::Spawn(Process::Run) => {
-                    let actions = self.start_run(which);
+                Action::Spawn(process @ (Process::Run | Process::Finish)) => {
+                    let actions = self.start_gated(which, process);
                     queue.extend(actions);
                     None
                 }
@@ -863,6 +876,13 @@ impl Supervisor {
         let Some(pid) = service.machine.pid_of(process) else {
             return;
         };
+        // An adopted process is no child of runsv's: once ended, whoever reaped it
+        // freed its pid. It is signalled only while its pidfd proves it alive.
+        if let Some((_, pidfd)) = service.adopted.as_ref().filter(|(p, _)| *p == pid) {
+            if adoption::wait_ended(pidfd, Duration::ZERO) {
+                return;
+            }
+        }
         let pid = Pid::from_raw(pid as i32);
         // Every process runsv starts leads its own group, so pgid = pid; a process
         // that left its group is still reached directly.
@@ -889,20 +909,22 @@ impl Supervisor {
         }
     }
 
-    /// Starts `run` and publishes its pid in runit's files before its exec (the child
-    /// waits for that), then waits for the exec: a restart is seen as soon as runit's runsv
-    /// would show it, and the full state still says `running` only once exec
-    /// succeeded. Returns the machine's actions.
-    fn start_run(&mut self, which: Which) -> Vec<Action> {
+    /// Starts `run` (or `finish`) and publishes its pid (runit's files, and `state`:
+    /// `starting` for a run) before its exec (the child waits for that), then waits
+    /// for the exec: a restart is seen as soon as runit's runsv would show it, the
+    /// full state says `running` only once exec succeeded, and a runsv killed at any
+    /// point leaves a record of every process it started (a `finish` unrecorded would
+    /// run on beside the next runsv's `run`). Returns the machine's actions.
+    fn start_gated(&mut self, which: Which, process: Process) -> Vec<Action> {
         // Every state change is written: the exit that led to this restart is
         // published (in `state`, which holds it all) before the new process replaces
         // it; runit's files go from the old pid to the new one, as in runit.
         if let Some(service) = self.service(which) {
-            if service.published_a_process() {
+            if process == Process::Run && service.published_a_process() {
                 service.write_state_file();
             }
         }
-        let prepared = self.prepare(which, Process::Run);
+        let prepared = self.prepare(which, process);
         let started = prepared.and_then(|(launch, notification)| {
             let started = launch.start()?;
             self.keep_notification(which, notification);
@@ -915,35 +937,31 @@ impl Supervisor {
         let mut started = match started {
             Ok(started) => started,
             Err(reason) => {
-                let event = Event::SpawnFailed {
-                    process: Process::Run,
-                    reason,
-                };
+                let event = Event::SpawnFailed { process, reason };
                 return service.machine.on(now, event);
             }
         };
         let pid = started.pid().as_raw() as u32;
+        // Fixed at the fork: the child's exec does not change it.
+        let starttime = start_time(pid).unwrap_or(0);
         let spawned = Event::Spawned {
-            process: Process::Run,
+            process,
             pid,
-            starttime: 0,
+            starttime,
         };
         let actions = service.machine.on(now, spawned);
-        service.write_runit_files();
+        service.publish_unconfirmed();
         // The child waited for this (see Launch::start); it may exec now.
         started.release();
-        // For `state`, written once exec is confirmed; /proc can wait until then.
-        let starttime = start_time(pid).unwrap_or(0);
-        service
-            .machine
-            .record_starttime(Process::Run, pid, starttime);
         match started.confirm() {
             Ok(()) => actions,
             Err(reason) => {
                 // What followed from the spawn (a readiness test) is void.
-                service.notification = None;
+                if process == Process::Run {
+                    service.notification = None;
+                }
                 let failed = Event::ExecFailed {
-                    process: Process::Run,
+                    process,
                     pid,
                     reason,
                 };

@@ -116,9 +116,11 @@ impl Launch {
     pub fn start(&self) -> Result<Started, String> {
         let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| describe_failure(&self.display, e))?;
-        // The gate: the child waits until runsv has published its pid (the write end
-        // closed), so that the child's exec, often on runsv's own CPU, does not come
-        // first and delay what `sv` and other readers are waiting for.
+        // The gate: the child waits until runsv has published its pid and start time,
+        // and execs only on the go byte. A runsv killed before that (its end closed,
+        // end of file) must not leave a service nobody's files name: the child exits.
+        // Waiting also keeps the exec, often on runsv's own CPU, from delaying what
+        // `sv` and other readers are waiting for.
         let (gate_read, gate_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| describe_failure(&self.display, e))?;
         let arrays = ChildArrays::of(self);
@@ -129,17 +131,24 @@ impl Launch {
         match unsafe { nix::unistd::fork() } {
             Err(errno) => Err(describe_failure(&self.display, errno)),
             Ok(nix::unistd::ForkResult::Child) => {
-                // SAFETY: close and read of fds this process owns, into a local byte.
+                // SAFETY: close and read of fds this process owns, into a local byte;
+                // _exit is async-signal-safe.
                 unsafe {
                     libc::close(gate_write.as_raw_fd());
                     let mut byte = 0u8;
-                    while libc::read(
-                        gate_read.as_raw_fd(),
-                        std::ptr::addr_of_mut!(byte).cast(),
-                        1,
-                    ) < 0
-                        && Errno::last() == Errno::EINTR
-                    {}
+                    let got = loop {
+                        let got = libc::read(
+                            gate_read.as_raw_fd(),
+                            std::ptr::addr_of_mut!(byte).cast(),
+                            1,
+                        );
+                        if got >= 0 || Errno::last() != Errno::EINTR {
+                            break got;
+                        }
+                    };
+                    if got != 1 || byte != GO {
+                        libc::_exit(111);
+                    }
                 }
                 self.child(&context, Report::Pipe(report_write.as_raw_fd()))
             }
@@ -412,6 +421,9 @@ enum Report<'a> {
     Pipe(RawFd),
 }
 
+/// The byte that lets a child of [`Launch::start`] exec.
+const GO: u8 = b'G';
+
 /// A process forked by [`Launch::start`], whose exec may still be under way.
 pub struct Started {
     pid: Pid,
@@ -428,9 +440,13 @@ impl Started {
         self.pid
     }
 
-    /// Lets the child go on to exec (runsv has published what it had to).
+    /// Lets the child go on to exec (runsv has published what it had to): the go byte.
+    /// Without it (runsv killed first, or `Started` dropped) the child exits unexec'd.
     pub fn release(&mut self) {
-        self.gate = None;
+        if let Some(gate) = self.gate.take() {
+            // EPIPE: the child is gone already; confirm sees it.
+            while let Err(Errno::EINTR) = nix::unistd::write(&gate, &[GO]) {}
+        }
     }
 
     /// Waits until the child has exec'd (Ok) or failed to (the OS's reason; the child
@@ -611,6 +627,20 @@ mod tests {
         let first = start_time(me).expect("own start time");
         assert_eq!(start_time(me), Some(first));
         assert_eq!(start_time(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_child_never_execs_without_the_go_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let command = ["sh".into(), "-c".into(), "touch ran".into()];
+        let launch = Launch::new(&command, None, dir.path()).unwrap();
+        let started = launch.start().unwrap();
+        let pid = started.pid();
+        // As when runsv is killed before it has published the pid: end of file.
+        drop(started);
+        let status = nix::sys::wait::waitpid(pid, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 111));
+        assert!(!dir.path().join("ran").exists());
     }
 
     #[test]

@@ -218,13 +218,6 @@ impl Service {
         self.written.pid.is_some_and(|pid| pid != 0)
     }
 
-    /// Only runit's files (`pid`, `stat`, `status`): a new pid is published before its
-    /// exec is confirmed, and `state`, which says more, follows once it is.
-    pub fn write_runit_files(&mut self) {
-        let result = self.write(true, false);
-        self.report_write(result);
-    }
-
     /// Writes each file whose content changed, runit's if `runit`, then `state` if
     /// `state` (last, so a reader of `state` sees the others current).
     fn write(&mut self, runit: bool, state: bool) -> WriteResult {
@@ -272,8 +265,43 @@ impl Service {
         pid.and(stat).and(status)
     }
 
-    fn write_state(&mut self) -> WriteResult {
+    /// Before a new `run` may exec (see `Launch::start`): runit's files and `state`
+    /// name it, pid and start time, so that a runsv killed from here on leaves its
+    /// successor a record of it. `state` says `starting` until exec is confirmed: a
+    /// successor replaces such a process rather than adopting one that may never exec.
+    pub fn publish_unconfirmed(&mut self) {
+        let runit = self.write_runit();
         let mut full_state = self.machine.full_state();
+        if full_state.state == ServiceState::Running {
+            full_state.state = ServiceState::Starting;
+        }
+        let state = self.write_state_record(full_state);
+        self.report_write(runit.and(state));
+    }
+
+    /// While runsv stops what a killed predecessor left (`leftover`): runit's files as
+    /// the machine has them, and a `state` that still names that process, `stopping`,
+    /// so that a runsv killed meanwhile leaves its successor the same duty.
+    pub fn write_files_stopping(&mut self, leftover: &Leftover) {
+        let runit = self.write_runit();
+        let mut full_state = self.machine.full_state();
+        full_state.state = ServiceState::Stopping;
+        full_state.pid = leftover.pid;
+        full_state.starttime = leftover.previous.starttime;
+        full_state.reason = format!(
+            "stopping pid {}, left running by a previous runsv",
+            leftover.pid
+        );
+        let state = self.write_state_record(full_state);
+        self.report_write(runit.and(state));
+    }
+
+    fn write_state(&mut self) -> WriteResult {
+        let full_state = self.machine.full_state();
+        self.write_state_record(full_state)
+    }
+
+    fn write_state_record(&mut self, mut full_state: FullState) -> WriteResult {
         if let (Some(error), true) = (&self.reconfigure_error, full_state.reason.is_empty()) {
             full_state.reason = format!("new definition refused, old one kept: {error}");
         }
