@@ -8,12 +8,13 @@
 //! Every file is replaced atomically: written as `X.new`, then swapped with `X` (or
 //! renamed over it), see [`write_atomically`].
 
+use crate::reader::{self, Cause, FileError, Links};
 use crate::tai64n::Timestamp;
 use nix::libc;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub const STATUS_LEN: usize = 20;
@@ -97,6 +98,8 @@ pub enum StatusError {
     /// unknown state byte: runit's `sv` calls this "bad format".
     BadFormat,
     Io(io::ErrorKind),
+    /// Not a regular file, or larger than any status: the reason, for messages.
+    Refused(String),
 }
 
 impl Status {
@@ -136,9 +139,14 @@ impl Status {
     }
 
     pub fn read(supervise: &SuperviseDir) -> Result<Status, StatusError> {
-        match fs::read(supervise.status()) {
+        let path = supervise.status();
+        match reader::read(&path, reader::MAX_SUPERVISE_FILE, Links::Refuse) {
             Ok(bytes) => Status::decode(&bytes),
-            Err(error) => Err(StatusError::Io(error.kind())),
+            Err(FileError {
+                cause: Cause::Io(error),
+                ..
+            }) => Err(StatusError::Io(error.kind())),
+            Err(error) => Err(StatusError::Refused(error.reason())),
         }
     }
 
@@ -427,10 +435,10 @@ impl FullState {
 
     /// `Ok(None)` when there is no state file (a runit or daemontools supervisor).
     pub fn read(supervise: &SuperviseDir) -> io::Result<Option<FullState>> {
-        match fs::File::open(supervise.state()) {
+        match reader::open_regular(&supervise.state(), Links::Refuse) {
             Ok(mut file) => FullState::read_from(&mut file).map(Some),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(error),
+            Err(error) if error.is_missing() => Ok(None),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -569,24 +577,34 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
 
 /// Whether a supervisor holds this `supervise/` open: runit's probe, an
 /// `open(ok, O_WRONLY|O_NONBLOCK)` that fails with ENXIO when nobody reads the FIFO.
+/// Anything but a FIFO at `ok` is an error (see [`reader::supervisor_running_at`]).
 pub fn supervisor_running(supervise: &SuperviseDir) -> io::Result<bool> {
-    match fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(supervise.ok())
-    {
-        Ok(_) => Ok(true),
-        Err(error) if error.raw_os_error() == Some(nix::libc::ENXIO) => Ok(false),
-        Err(error) => Err(error),
-    }
+    Ok(reader::supervisor_running_at(None, &supervise.ok())?)
 }
 
-/// Writes control bytes to `supervise/control` without ever blocking.
+/// Writes control bytes to `supervise/control` without ever blocking; anything there
+/// but a FIFO (a file would be written into, a device written to) is refused.
 pub fn send_control(supervise: &SuperviseDir, bytes: &[u8]) -> io::Result<()> {
+    let path = supervise.control();
+    // Looked at before it is opened: opening a device can have effects of its own.
+    if let Ok(Some(found)) = reader::kind_at(None, &path, Links::Refuse) {
+        if found != reader::Kind::Fifo {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: is {}, not a FIFO", path.display(), found.describe()),
+            ));
+        }
+    }
     let mut fifo = fs::OpenOptions::new()
         .write(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(supervise.control())?;
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(&path)?;
+    if !fifo.metadata()?.file_type().is_fifo() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: is not a FIFO", path.display()),
+        ));
+    }
     fifo.write_all(bytes)
 }
 

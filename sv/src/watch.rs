@@ -134,11 +134,19 @@ impl Watcher {
         if watched.ok.is_none() {
             // ENXIO: no supervisor now; its status says so, and a new one is seen by
             // the files it writes.
-            watched.ok = OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(supervise.join(reader))
-                .ok()
+            // Only a FIFO: a device there is never opened, a file never held.
+            let path = supervise.join(reader);
+            let fifo = runsv::reader::kind_at(None, &path, runsv::reader::Links::Refuse)
+                .is_ok_and(|kind| kind == Some(runsv::reader::Kind::Fifo));
+            watched.ok = fifo
+                .then(|| {
+                    OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                        .open(&path)
+                        .ok()
+                })
+                .flatten()
                 .map(OwnedFd::from);
         }
         true
