@@ -6,7 +6,7 @@ use runsv::definition::{Environment, LogDestination, Readiness, ServiceDefinitio
 use runsv::errno_text;
 use runsv::machine::{Machine, Now, ReadinessKind, Settings};
 use runsv::reader::Links;
-use runsv::supervise::{write_atomically, FullState, ServiceState, SuperviseDir, Want};
+use runsv::supervise::{FullState, ServiceState, SuperviseDir, Want};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -75,7 +75,7 @@ fn replace<T: PartialEq + Clone>(
     if last.as_ref() == Some(value) {
         return Ok(());
     }
-    write_atomically(path, contents, 0o644).map_err(|e| (name, e))?;
+    runsv::supervise::replace_file(path, contents, 0o644).map_err(|e| (name, e))?;
     *last = Some(value.clone());
     Ok(())
 }

@@ -551,6 +551,56 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<(
     }
 }
 
+/// runsv's way to replace a file of supervise/: [`write_atomically`]; where that fails
+/// (a full disk, out of inodes: it needs a new file), the file is overwritten in place,
+/// which needs no new block; and where that fails too, it is removed: a file runsv
+/// could not rewrite must not go on saying what is no longer true (`sv` suppresses a
+/// command, or reports success, from what it reads). The first error is returned when
+/// the file could not be made current.
+pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let error = match write_atomically(path, contents, mode) {
+        Ok(()) => return Ok(()),
+        Err(error) => error,
+    };
+    if overwrite_in_place(path, contents).is_ok() {
+        return Ok(());
+    }
+    match fs::remove_file(path) {
+        Err(removal) if removal.kind() != io::ErrorKind::NotFound => Err(removal),
+        _ => Err(error),
+    }
+}
+
+/// Writes `contents` over the start of the regular file at `path` with one pwrite, never
+/// shrinking it (a truncation could free the block a retry needs): a shorter text is
+/// padded with newlines, which every reader of these files skips.
+fn overwrite_in_place(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    if reader::kind_at(None, path, Links::Refuse)? != Some(reader::Kind::Regular) {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.file_type().is_file() {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let mut bytes = contents.to_vec();
+    let old = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
+    if bytes.len() < old {
+        bytes.resize(old, b'\n');
+    }
+    file.write_all_at(&bytes, 0)?;
+    // A rename is what tells a waiting `sv` (dnotify) that a file changed; none happened,
+    // so a change of times does (DN_ATTRIB), which needs no space either.
+    let now = nix::sys::time::TimeSpec::UTIME_NOW;
+    nix::sys::stat::futimens(file.as_raw_fd(), &now, &now)?;
+    Ok(())
+}
+
 /// `renameat2(a, b, RENAME_EXCHANGE)`, by its system call: C libraries other than
 /// glibc (musl, for the static build) have no wrapper for it.
 fn exchange(a: &Path, b: &Path) -> io::Result<()> {

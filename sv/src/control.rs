@@ -38,7 +38,9 @@ pub fn send<W: std::io::Write>(
         }
     };
     let first = acts.as_bytes()[0];
-    if !should_send(&snapshot.status, first) {
+    // The want byte is trusted only from a status that is current: a stale one may say
+    // "want up" of a service whose down was never recorded.
+    if !should_send(&snapshot.status, first) && snapshot.current() {
         return Sent::Suppressed;
     }
     let fifo = OpenOptions::new()

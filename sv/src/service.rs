@@ -93,6 +93,21 @@ pub struct Snapshot {
     pub state: Option<FullState>,
 }
 
+impl Snapshot {
+    /// Whether the process the state names is still the one that was started (same pid,
+    /// same start time): a state runsv could not rewrite (a full disk, before runsv's
+    /// in-place fallback) may name one long gone, and nothing sv does may rest on it.
+    /// Without a state, or a start time, there is nothing to check.
+    pub fn current(&self) -> bool {
+        match &self.state {
+            Some(state) if state.pid != 0 && state.starttime != 0 => {
+                runsv::launch::start_time(state.pid) == Some(state.starttime)
+            }
+            _ => true,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Probe {
     Live(Snapshot),
