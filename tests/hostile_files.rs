@@ -278,3 +278,37 @@ fn svdir_stops_promptly_whatever_file_its_runsv_faces() {
         }
     }
 }
+
+#[test]
+fn a_supervise_link_into_another_services_supervise_is_refused_and_noticed() {
+    let root = tempfile::tempdir().unwrap();
+    let a = service(root.path(), "a", "runit");
+    let b = service(root.path(), "b", "runit");
+    let _runsv_a = runsv(&a);
+    let pid_a = runtree::wait_running(&a, WAIT);
+    std::os::unix::fs::symlink(a.join("supervise"), b.join("supervise")).unwrap();
+    // b's runsv cannot take the lock a's holds: it says why, and runs nothing.
+    let (code, _, stderr) = run(Command::new(binary("runsv")).arg(&b), WAIT);
+    assert_eq!(code, 111);
+    assert_eq!(
+        stderr,
+        format!(
+            "runsv {}: fatal: unable to lock supervise/lock: temporary failure (supervise is a link to {}, which another runsv supervises)\n",
+            b.display(),
+            a.join("supervise").display()
+        )
+    );
+    // sv never shows a's process as b's.
+    let (code, stdout, stderr) = run(Command::new(binary("sv")).arg("status").arg(&b), WAIT);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "warning: {}: supervise/ belongs to another service directory (is supervise a link?)\n",
+            b.display()
+        )
+    );
+    let (code, stdout, _) = run(Command::new(binary("sv")).arg("status").arg(&a), WAIT);
+    assert_eq!(code, 0);
+    assert!(stdout.contains(&format!("(pid {pid_a})")), "{stdout}");
+}

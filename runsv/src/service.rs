@@ -302,7 +302,8 @@ impl Service {
         if let (Some(error), true) = (&self.reconfigure_error, full_state.reason.is_empty()) {
             full_state.reason = format!("new definition refused, old one kept: {error}");
         }
-        let state = full_state.encode();
+        let mut state = full_state.encode();
+        state.push_str(&runsv::supervise::directory_field(&self.supervise));
         let path = self.supervise.state();
         replace(
             &path,

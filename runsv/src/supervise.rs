@@ -470,6 +470,32 @@ impl FullState {
     }
 }
 
+/// The `directory=DEV:INO` line runsv adds to its state: which service directory this
+/// supervise/ belongs to, so that a reader that came through a `supervise` link into
+/// another service's supervise/ can tell (see [`directory_of`]). Empty when the
+/// directory cannot be stat'd.
+pub fn directory_field(supervise: &SuperviseDir) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let directory = match supervise.path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    match fs::metadata(directory) {
+        Ok(meta) => format!("directory={}:{}\n", meta.dev(), meta.ino()),
+        Err(_) => String::new(),
+    }
+}
+
+/// The `(st_dev, st_ino)` a state file names as its service directory, if it does.
+pub fn directory_of(state: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(state).ok()?;
+    let value = text
+        .lines()
+        .find_map(|line| line.strip_prefix("directory="))?;
+    let (dev, ino) = value.split_once(':')?;
+    Some((dev.parse().ok()?, ino.parse().ok()?))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -12,7 +12,7 @@ use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, Mode};
 use nix::unistd::{faccessat, AccessFlags};
 use runsv::reader::{self, Links};
-use runsv::supervise::{FullState, Status, SuperviseDir, STATUS_LEN};
+use runsv::supervise::{directory_of, FullState, Status, SuperviseDir, STATUS_LEN};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Read;
@@ -219,10 +219,25 @@ impl ServiceDir {
         }
         // runtree's runsv writes its status into `state` too, after `status`: one file
         // to read, and never a status from before a change beside a state from after it.
-        let state = reader::open_regular_at(base, Path::new("supervise/state"), Links::Refuse)
-            .map_err(std::io::Error::from)
-            .and_then(|mut file| FullState::read_from(&mut file))
-            .ok();
+        let state_bytes = reader::read_at(
+            base,
+            Path::new("supervise/state"),
+            reader::MAX_SUPERVISE_FILE,
+            Links::Refuse,
+        )
+        .ok();
+        // A `supervise` link into another service's supervise/ shows that service's
+        // process as this one's: the state says whose it is.
+        if let Some(owner) = state_bytes.as_deref().and_then(directory_of) {
+            let this = nix::sys::stat::fstat(self.fd.as_raw_fd()).ok();
+            if this.is_some_and(|this| (this.st_dev, this.st_ino) != owner) {
+                return Probe::Unreadable(Message::warning(
+                    "supervise/ belongs to another service directory (is supervise a link?)",
+                ));
+            }
+        }
+        let state = state_bytes
+            .and_then(|bytes| FullState::read_from(&mut std::io::Cursor::new(bytes)).ok());
         if let Some(status) = state.as_ref().and_then(|state| state.status) {
             return Probe::Live(Snapshot { status, state });
         }
