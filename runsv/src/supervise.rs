@@ -581,20 +581,21 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<(
 /// (a full disk, out of inodes: it needs a new file), the file is overwritten in place,
 /// which needs no new block; and where that fails too, it is removed: a file runsv
 /// could not rewrite must not go on saying what is no longer true (`sv` suppresses a
-/// command, or reports success, from what it reads). The first error is returned when
-/// the file could not be made current.
+/// command, or reports success, from what it reads). The atomic write's error is
+/// returned even when the file was made current in place, so that the caller says so
+/// and tries the atomic write again (an in-place write can be read half done).
 pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let error = match write_atomically(path, contents, mode) {
         Ok(()) => return Ok(()),
         Err(error) => error,
     };
-    if overwrite_in_place(path, contents).is_ok() {
-        return Ok(());
+    if overwrite_in_place(path, contents).is_err() {
+        match fs::remove_file(path) {
+            Err(removal) if removal.kind() != io::ErrorKind::NotFound => return Err(removal),
+            _ => {}
+        }
     }
-    match fs::remove_file(path) {
-        Err(removal) if removal.kind() != io::ErrorKind::NotFound => Err(removal),
-        _ => Err(error),
-    }
+    Err(error)
 }
 
 /// Writes `contents` over the start of the regular file at `path` with one pwrite, never
