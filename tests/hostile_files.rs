@@ -312,3 +312,37 @@ fn a_supervise_link_into_another_services_supervise_is_refused_and_noticed() {
     assert_eq!(code, 0);
     assert!(stdout.contains(&format!("(pid {pid_a})")), "{stdout}");
 }
+
+#[test]
+fn sv_never_opens_a_device_or_writes_a_file_at_supervise_control() {
+    let root = tempfile::tempdir().unwrap();
+    for hostile in [Hostile::Device, Hostile::Sparse] {
+        let dir = service(root.path(), &format!("{hostile:?}"), "runit");
+        let _runsv = runsv(&dir);
+        runtree::wait_running(&dir, WAIT);
+        let control = dir.join("supervise/control");
+        hostile.plant(&control);
+        let (code, stdout, _) = run(Command::new(binary("sv")).arg("down").arg(&dir), WAIT);
+        assert_eq!(code, 1, "{hostile:?}: {stdout}");
+        let kind = match hostile {
+            Hostile::Device => "a character device",
+            _ => "a regular file",
+        };
+        assert_eq!(
+            stdout,
+            format!(
+                "warning: {}: unable to open supervise/control: is {kind}, not a FIFO\n",
+                dir.display()
+            )
+        );
+        if let Hostile::Sparse = hostile {
+            use std::io::Read;
+            let mut first = [0xffu8; 1];
+            fs::File::open(&control)
+                .unwrap()
+                .read_exact(&mut first)
+                .unwrap();
+            assert_eq!(first, [0], "nothing written into the file");
+        }
+    }
+}

@@ -8,6 +8,7 @@ pub mod errno_text;
 pub mod launch;
 pub mod machine;
 pub mod reader;
+pub mod replace;
 pub mod signals;
 pub mod supervise;
 pub mod tai64n;

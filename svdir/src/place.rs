@@ -55,8 +55,23 @@ impl Place {
 
     /// Writes `x` to `supervise/control`: the runsv stops the service, then exits.
     pub fn send_exit(&self) -> io::Result<()> {
-        self.open("supervise/control", OFlag::O_WRONLY | OFlag::O_NONBLOCK)?
-            .write_all(b"x")
+        let (base, path) = self.base();
+        let control = path.join("supervise/control");
+        // Only a FIFO: a device there is never opened, a file never written into.
+        match reader::kind_at(base, &control, Links::Refuse)? {
+            Some(reader::Kind::Fifo) | None => {}
+            Some(found) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("supervise/control is {}", found.describe()),
+                ))
+            }
+        }
+        self.open(
+            "supervise/control",
+            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW,
+        )?
+        .write_all(b"x")
     }
 
     /// The full state of the service (`""`) or of its logger (`"log/"`).
