@@ -1,6 +1,7 @@
 //! The service definition: what a service directory says about how to run the service,
 //! from `service.yaml` (the native form) or from runit's `run`/`finish`/`log/` files.
 
+use crate::reader::{self, Links};
 use nix::sys::signal::Signal;
 use std::fmt;
 use std::fs;
@@ -183,7 +184,7 @@ impl ServiceDefinition {
         let yaml_path = directory.join("service.yaml");
         let has_yaml = entry_exists(&yaml_path)?;
         let has_run = entry_exists(&directory.join("run"))?;
-        let facts = DirectoryFacts::read(directory);
+        let facts = DirectoryFacts::read(directory)?;
         match (has_yaml, has_run) {
             (true, true) => Err(directory_error(
                 directory,
@@ -209,14 +210,53 @@ struct DirectoryFacts {
 }
 
 impl DirectoryFacts {
-    fn read(directory: &Path) -> DirectoryFacts {
+    /// Nothing here is opened but `finish`, and that only once it is known to be a
+    /// regular file: a FIFO or a device at any of these names never makes runsv wait.
+    fn read(directory: &Path) -> Result<DirectoryFacts, DefinitionError> {
         let finish = directory.join("finish");
         let log = directory.join("log");
-        DirectoryFacts {
-            finish: fs::File::open(&finish).is_ok().then_some(finish),
-            log_directory: log.is_dir().then_some(log),
-            normally_down: directory.join("down").exists(),
-        }
+        let kind = |path: &Path| {
+            reader::kind_at(None, path, Links::Follow).map_err(|error| DefinitionError {
+                path: path.to_path_buf(),
+                line: None,
+                message: format!("cannot read: {}", error.reason()),
+            })
+        };
+        let finish = match reader::open_regular(&finish, Links::Follow) {
+            Ok(_) => Some(finish),
+            // runit's test is "can be opened for reading": a dangling link, or a file
+            // runsv may not read, is no finish; something that is not a file at all is
+            // a mistake worth saying.
+            Err(error) if matches!(error.cause, reader::Cause::Kind { .. }) => {
+                return Err(DefinitionError {
+                    path: finish,
+                    line: None,
+                    message: error.reason(),
+                })
+            }
+            Err(_) => None,
+        };
+        Ok(DirectoryFacts {
+            finish,
+            // runit's rule: anything but a directory at `log` is no log service.
+            log_directory: (kind(&log)? == Some(reader::Kind::Directory)).then_some(log),
+            // Whatever `down` is, its presence is what counts (runit stats it).
+            normally_down: kind(&directory.join("down"))?.is_some(),
+        })
+    }
+}
+
+/// The content of a definition file of at most `limit` bytes; anything but a regular
+/// file is refused, and nothing waits.
+fn read_definition_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, DefinitionError> {
+    match reader::read(path, limit, Links::Follow) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.is_missing() => Ok(None),
+        Err(error) => Err(DefinitionError {
+            path: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read: {}", error.reason()),
+        }),
     }
 }
 

@@ -7,6 +7,8 @@ pub mod dependencies;
 pub mod errno_text;
 pub mod launch;
 pub mod machine;
+pub mod reader;
+pub mod replace;
 pub mod signals;
 pub mod supervise;
 pub mod tai64n;

@@ -5,7 +5,8 @@
 use runsv::definition::{Environment, LogDestination, Readiness, ServiceDefinition};
 use runsv::errno_text;
 use runsv::machine::{Machine, Now, ReadinessKind, Settings};
-use runsv::supervise::{write_atomically, FullState, ServiceState, SuperviseDir, Want};
+use runsv::reader::Links;
+use runsv::supervise::{FullState, ServiceState, SuperviseDir, Want};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -74,7 +75,7 @@ fn replace<T: PartialEq + Clone>(
     if last.as_ref() == Some(value) {
         return Ok(());
     }
-    write_atomically(path, contents, 0o644).map_err(|e| (name, e))?;
+    runsv::supervise::replace_file(path, contents, 0o644).map_err(|e| (name, e))?;
     *last = Some(value.clone());
     Ok(())
 }
@@ -97,7 +98,11 @@ impl Service {
                 (None, Some(error.to_string()))
             }
         };
-        let normally_down = directory.join("down").exists();
+        // Only its presence counts (runit stats it): never opened, so nothing there waits.
+        let normally_down = matches!(
+            runsv::reader::kind_at(None, &directory.join("down"), Links::Follow),
+            Ok(Some(_))
+        );
         let settings = settings_of(definition.as_ref(), is_log, invalid);
         // Through the working directory (runsv is inside the service directory), as
         // runit does: the files stay reachable when the entry is renamed or removed
@@ -124,11 +129,20 @@ impl Service {
             .open(supervise.lock())
             .map_err(|e| unable_to_open(&supervise.lock(), directory, &e))?;
         fs2::FileExt::try_lock_exclusive(&lock).map_err(|e| {
-            format!(
+            let mut message = format!(
                 "unable to lock {}: {}",
                 relative(&supervise.lock(), directory),
                 errno_text::describe(&e)
-            )
+            );
+            // A `supervise` link into another service's supervise/ is the likely cause,
+            // and what a person needs to see to fix it.
+            if let Ok(target) = fs::read_link(&supervise.path) {
+                message.push_str(&format!(
+                    " (supervise is a link to {}, which another runsv supervises)",
+                    target.display()
+                ));
+            }
+            message
         })?;
         let control = open_fifo(&supervise.control(), true)
             .map_err(|e| unable_to_open(&supervise.control(), directory, &e))?;
@@ -165,10 +179,21 @@ impl Service {
                     errno_text::describe(&io::Error::from(errno))
                 ));
             }
-            // Already there: it must be a FIFO, not a link to somewhere else.
-            fs::symlink_metadata(service.supervise.ok())
+            // Already there: it must be a FIFO, not a link to somewhere else. A regular
+            // file (left by a copy, or planted) is replaced, as runit runs the service
+            // whatever `ok` is: under the lock, supervise/ is this runsv's.
+            let ok = service.supervise.ok();
+            if fs::symlink_metadata(&ok).is_ok_and(|meta| meta.file_type().is_file()) {
+                fs::remove_file(&ok)
+                    .and_then(|()| {
+                        nix::unistd::mkfifo(&ok, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                            .map_err(io::Error::from)
+                    })
+                    .map_err(|e| unable_to_open(&ok, directory, &e))?;
+            }
+            fs::symlink_metadata(&ok)
                 .and_then(|meta| must_be_fifo(&meta))
-                .map_err(|e| unable_to_open(&service.supervise.ok(), directory, &e))?;
+                .map_err(|e| unable_to_open(&ok, directory, &e))?;
         }
         Ok(service)
     }
@@ -305,7 +330,8 @@ impl Service {
         if let (Some(error), true) = (&self.reconfigure_error, full_state.reason.is_empty()) {
             full_state.reason = format!("new definition refused, old one kept: {error}");
         }
-        let state = full_state.encode();
+        let mut state = full_state.encode();
+        state.push_str(&runsv::supervise::directory_field(&self.supervise));
         let path = self.supervise.state();
         replace(
             &path,
@@ -501,11 +527,7 @@ impl Leftover {
 /// (to another service's state) and owned by runsv's user (not planted by another user
 /// allowed to write in supervise/).
 fn left_running(supervise: &SuperviseDir) -> Option<Leftover> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(supervise.state())
-        .ok()?;
+    let mut file = runsv::reader::open_regular(&supervise.state(), Links::Refuse).ok()?;
     let owner = std::os::unix::fs::MetadataExt::uid(&file.metadata().ok()?);
     if owner != nix::unistd::geteuid().as_raw() {
         return None;

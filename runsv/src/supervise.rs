@@ -8,12 +8,13 @@
 //! Every file is replaced atomically: written as `X.new`, then swapped with `X` (or
 //! renamed over it), see [`write_atomically`].
 
+use crate::reader::{self, Cause, FileError, Links};
+pub use crate::replace::{replace_file, write_atomically};
 use crate::tai64n::Timestamp;
-use nix::libc;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub const STATUS_LEN: usize = 20;
@@ -97,6 +98,8 @@ pub enum StatusError {
     /// unknown state byte: runit's `sv` calls this "bad format".
     BadFormat,
     Io(io::ErrorKind),
+    /// Not a regular file, or larger than any status: the reason, for messages.
+    Refused(String),
 }
 
 impl Status {
@@ -136,9 +139,14 @@ impl Status {
     }
 
     pub fn read(supervise: &SuperviseDir) -> Result<Status, StatusError> {
-        match fs::read(supervise.status()) {
+        let path = supervise.status();
+        match reader::read(&path, reader::MAX_SUPERVISE_FILE, Links::Refuse) {
             Ok(bytes) => Status::decode(&bytes),
-            Err(error) => Err(StatusError::Io(error.kind())),
+            Err(FileError {
+                cause: Cause::Io(error),
+                ..
+            }) => Err(StatusError::Io(error.kind())),
+            Err(error) => Err(StatusError::Refused(error.reason())),
         }
     }
 
@@ -427,10 +435,10 @@ impl FullState {
 
     /// `Ok(None)` when there is no state file (a runit or daemontools supervisor).
     pub fn read(supervise: &SuperviseDir) -> io::Result<Option<FullState>> {
-        match fs::File::open(supervise.state()) {
+        match reader::open_regular(&supervise.state(), Links::Refuse) {
             Ok(mut file) => FullState::read_from(&mut file).map(Some),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(error),
+            Err(error) if error.is_missing() => Ok(None),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -462,6 +470,32 @@ impl FullState {
     }
 }
 
+/// The `directory=DEV:INO` line runsv adds to its state: which service directory this
+/// supervise/ belongs to, so that a reader that came through a `supervise` link into
+/// another service's supervise/ can tell (see [`directory_of`]). Empty when the
+/// directory cannot be stat'd.
+pub fn directory_field(supervise: &SuperviseDir) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let directory = match supervise.path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    match fs::metadata(directory) {
+        Ok(meta) => format!("directory={}:{}\n", meta.dev(), meta.ino()),
+        Err(_) => String::new(),
+    }
+}
+
+/// The `(st_dev, st_ino)` a state file names as its service directory, if it does.
+pub fn directory_of(state: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(state).ok()?;
+    let value = text
+        .lines()
+        .find_map(|line| line.strip_prefix("directory="))?;
+    let (dev, ino) = value.split_once(':')?;
+    Some((dev.parse().ok()?, ino.parse().ok()?))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -484,109 +518,36 @@ fn one_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
 }
 
-/// Replaces `path` atomically: writes `path.new`, then swaps it with `path`
-/// (`renameat2(RENAME_EXCHANGE)`) and removes the old file, now at `path.new`; where
-/// there is no `path` yet, or the filesystem cannot exchange, renames it over `path`.
-///
-/// `path.new` is always a new file (O_EXCL, which never follows a link): opening
-/// whatever is there, such as a symlink planted in supervise/, would truncate and write
-/// the file it points to. A leftover (from a write that failed, or planted) is removed
-/// first: unlink removes a link, not its target. The exchange (or rename) replaces
-/// `path` itself, a link there included, so nothing is written through one.
-///
-/// Why an exchange: ext4 treats a rename over an existing file as "replace via rename"
-/// and, to protect programs that do not fsync, allocates the new file's blocks and
-/// starts writing them at once (`auto_da_alloc`); the old file's blocks are then freed
-/// (a discard, on a disk mounted with `discard`). For files that are rewritten at every
-/// change and worthless after a crash, that is all waste: measured on a stop of 1000
-/// services, it was most of runsv's time outside inode allocation. An exchange and an
-/// unlink show readers the same thing (the old file, then the new one, never a partial
-/// one), and a file that lived a short time is removed before it ever reached the disk.
-pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let mut new_name = path.as_os_str().to_owned();
-    new_name.push(".new");
-    let new_path = PathBuf::from(new_name);
-    let create = || {
-        fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&new_path)
-    };
-    let mut file = match create() {
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            fs::remove_file(&new_path)?;
-            create()?
-        }
-        result => result?,
-    };
-    file.write_all(contents)?;
-    drop(file);
-    match exchange(&new_path, path) {
-        // The old file is at `path.new` now; readers that have it open keep it.
-        Ok(()) => match fs::remove_file(&new_path) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
-        },
-        // No `path` yet (ENOENT), or no exchange here (EINVAL: a filesystem without
-        // it; ENOSYS: a kernel without renameat2): a plain rename. A missing
-        // `path.new` fails the rename too.
-        Err(error)
-            if matches!(
-                error.raw_os_error(),
-                Some(libc::ENOENT | libc::EINVAL | libc::ENOSYS)
-            ) =>
-        {
-            fs::rename(&new_path, path)
-        }
-        Err(error) => Err(error),
-    }
-}
-
-/// `renameat2(a, b, RENAME_EXCHANGE)`, by its system call: C libraries other than
-/// glibc (musl, for the static build) have no wrapper for it.
-fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
-    let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
-    // SAFETY: two NUL-terminated paths that live across the call.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Whether a supervisor holds this `supervise/` open: runit's probe, an
 /// `open(ok, O_WRONLY|O_NONBLOCK)` that fails with ENXIO when nobody reads the FIFO.
+/// Anything but a FIFO at `ok` is an error (see [`reader::supervisor_running_at`]).
 pub fn supervisor_running(supervise: &SuperviseDir) -> io::Result<bool> {
-    match fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(supervise.ok())
-    {
-        Ok(_) => Ok(true),
-        Err(error) if error.raw_os_error() == Some(nix::libc::ENXIO) => Ok(false),
-        Err(error) => Err(error),
-    }
+    Ok(reader::supervisor_running_at(None, &supervise.ok())?)
 }
 
-/// Writes control bytes to `supervise/control` without ever blocking.
+/// Writes control bytes to `supervise/control` without ever blocking; anything there
+/// but a FIFO (a file would be written into, a device written to) is refused.
 pub fn send_control(supervise: &SuperviseDir, bytes: &[u8]) -> io::Result<()> {
+    let path = supervise.control();
+    // Looked at before it is opened: opening a device can have effects of its own.
+    if let Ok(Some(found)) = reader::kind_at(None, &path, Links::Refuse) {
+        if found != reader::Kind::Fifo {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: is {}, not a FIFO", path.display(), found.describe()),
+            ));
+        }
+    }
     let mut fifo = fs::OpenOptions::new()
         .write(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(supervise.control())?;
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(&path)?;
+    if !fifo.metadata()?.file_type().is_fifo() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: is not a FIFO", path.display()),
+        ));
+    }
     fifo.write_all(bytes)
 }
 

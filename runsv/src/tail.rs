@@ -31,6 +31,10 @@ const HEADER: u64 = 32;
 
 /// The size of the ring unless the definition says otherwise.
 pub const DEFAULT_CAPACITY: u64 = 64 * 1024;
+/// The largest ring a reader accepts (the definition's `log_tail` allows no more): a
+/// file that claims more, such as a huge sparse one, is not a tail, so no reader ever
+/// allocates what a file's size says.
+pub const MAX_CAPACITY: u64 = 64 * 1024 * 1024;
 
 /// runsv's side: appends output.
 pub struct TailWriter {
@@ -105,12 +109,22 @@ impl TailWriter {
     /// A file of another size or format is replaced, keeping what it held that fits.
     fn open(&mut self) -> io::Result<()> {
         let size = HEADER + self.capacity;
-        if let Ok(file) = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(&self.path)
-        {
+        // Only a regular file is opened: whatever else is there is replaced below.
+        let regular = crate::reader::kind_at(None, &self.path, crate::reader::Links::Refuse)
+            .is_ok_and(|kind| kind == Some(crate::reader::Kind::Regular));
+        let existing = regular.then(|| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(
+                    nix::libc::O_NOFOLLOW
+                        | nix::libc::O_CLOEXEC
+                        | nix::libc::O_NONBLOCK
+                        | nix::libc::O_NOCTTY,
+                )
+                .open(&self.path)
+        });
+        if let Some(Ok(file)) = existing {
             if let Ok(Some(snapshot)) = Snapshot::read(&file) {
                 if file.metadata()?.len() == size {
                     self.begin = snapshot.begin;
@@ -194,7 +208,7 @@ impl Snapshot {
         let size = file.metadata()?.len();
         let capacity = size.saturating_sub(HEADER);
         let (begin, mut end) = (field(&header, 16), field(&header, 24));
-        if capacity == 0 || end.saturating_sub(begin) > capacity {
+        if capacity == 0 || capacity > MAX_CAPACITY || end.saturating_sub(begin) > capacity {
             return Ok(None);
         }
         // In the middle of a write larger than the ring, `begin` has moved past the old
@@ -248,16 +262,22 @@ impl Snapshot {
     }
 }
 
-/// Opens a tail for reading, or None when there is none (no output yet).
+/// Opens a tail for reading, or None when there is none (no output yet). Anything but
+/// a regular file there is an error naming what it is.
 pub fn open(path: &Path) -> io::Result<Option<File>> {
-    match OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_CLOEXEC)
-        .open(path)
-    {
+    match crate::reader::open_regular(path, crate::reader::Links::Refuse) {
         Ok(file) => Ok(Some(file)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+        Err(e) if e.is_missing() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`open`], relative to a directory held open.
+pub fn open_at(base: crate::reader::Base, path: &Path) -> io::Result<Option<File>> {
+    match crate::reader::open_regular_at(base, path, crate::reader::Links::Refuse) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.is_missing() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -414,6 +434,28 @@ mod tests {
         assert_eq!(snapshot(b"a\nbc").last_line(), Some(&b"bc"[..]));
         assert_eq!(snapshot(b"only").last_line(), Some(&b"only"[..]));
         assert_eq!(snapshot(b"").last_line(), None);
+    }
+
+    #[test]
+    fn a_huge_sparse_file_is_not_a_tail_and_is_never_allocated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tail");
+        let mut header = [0u8; HEADER as usize];
+        header[..16].copy_from_slice(MAGIC);
+        header[24..32].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        std::fs::write(&path, header).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(HEADER + (1 << 40))
+            .unwrap();
+        let file = open(&path).unwrap().unwrap();
+        assert_eq!(Snapshot::read(&file).unwrap(), None);
+        assert_eq!(Snapshot::read_last(&file, 1024).unwrap(), None);
+        // A writer replaces it.
+        TailWriter::new(path.clone(), 8).append(b"x").unwrap();
+        assert_eq!(read_all(&path).bytes, b"x");
     }
 
     #[test]

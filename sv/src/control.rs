@@ -5,6 +5,7 @@
 use crate::command::should_send;
 use crate::output::{Message, Out};
 use crate::service::{self, Probe, Service};
+use runsv::reader;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -38,13 +39,28 @@ pub fn send<W: std::io::Write>(
         }
     };
     let first = acts.as_bytes()[0];
-    if !should_send(&snapshot.status, first) {
+    // The want byte is trusted only from a status that is current: a stale one may say
+    // "want up" of a service whose down was never recorded.
+    if !should_send(&snapshot.status, first) && snapshot.current() {
         return Sent::Suppressed;
+    }
+    // Looked at before it is opened: a device there is never opened, a file never
+    // written into.
+    let control = service.supervise().control();
+    if let Ok(Some(found)) = reader::kind_at(None, &control, reader::Links::Refuse) {
+        if found != reader::Kind::Fifo {
+            let text = format!(
+                "unable to open supervise/control: is {}, not a FIFO",
+                found.describe()
+            );
+            out.message(&service.name, &Message::warning(text));
+            return Sent::Dropped;
+        }
     }
     let fifo = OpenOptions::new()
         .write(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(service.supervise().control());
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
+        .open(control);
     let mut fifo = match fifo {
         Ok(fifo) => fifo,
         Err(error) if error.raw_os_error() == Some(nix::libc::ENXIO) => {

@@ -11,11 +11,12 @@ use crate::output::Message;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, Mode};
 use nix::unistd::{faccessat, AccessFlags};
-use runsv::supervise::{FullState, Status, SuperviseDir, STATUS_LEN};
+use runsv::reader::{self, Links};
+use runsv::supervise::{directory_of, FullState, Status, SuperviseDir, STATUS_LEN};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -92,6 +93,21 @@ pub struct Snapshot {
     pub state: Option<FullState>,
 }
 
+impl Snapshot {
+    /// Whether the process the state names is still the one that was started (same pid,
+    /// same start time): a state runsv could not rewrite (a full disk, before runsv's
+    /// in-place fallback) may name one long gone, and nothing sv does may rest on it.
+    /// Without a state, or a start time, there is nothing to check.
+    pub fn current(&self) -> bool {
+        match &self.state {
+            Some(state) if state.pid != 0 && state.starttime != 0 => {
+                runsv::launch::start_time(state.pid) == Some(state.starttime)
+            }
+            _ => true,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Probe {
     Live(Snapshot),
@@ -149,25 +165,14 @@ impl ServiceDir {
         })
     }
 
-    fn open_file(&self, name: &str, flags: OFlag) -> std::io::Result<fs::File> {
-        let fd = openat(
-            Some(self.fd.as_raw_fd()),
-            name,
-            flags | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
-        // SAFETY: as in open_at.
-        Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
     /// The last line of output in the service's tail (supervise/tail), shortened to
     /// something a status line can show; None when there is none or it is unreadable
     /// (it is private to runsv's user).
     pub fn last_output(&self) -> Option<String> {
         /// Enough for a line a person reads in a status.
         const SHOWN: usize = 200;
-        let file = self.open_file("supervise/tail", OFlag::O_RDONLY).ok()?;
+        let file =
+            runsv::tail::open_at(Some(self.fd.as_fd()), Path::new("supervise/tail")).ok()??;
         let snapshot = runsv::tail::Snapshot::read_last(&file, 1024).ok()??;
         let line = String::from_utf8_lossy(snapshot.last_line()?);
         let line: String = line
@@ -199,39 +204,76 @@ impl ServiceDir {
     /// See [`probe`]. `unentered` is the message for a directory that cannot be
     /// searched (the service's and its log's differ, as in runit).
     pub fn probe(&self, unentered: impl Fn(i32) -> Message) -> Probe {
-        match self.open_file("supervise/ok", OFlag::O_WRONLY | OFlag::O_NONBLOCK) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(nix::libc::ENXIO) => return Probe::NotRunning,
+        let base = Some(self.fd.as_fd());
+        match reader::supervisor_running_at(base, Path::new("supervise/ok")) {
+            Ok(true) => {}
+            Ok(false) => return Probe::NotRunning,
             Err(e) => {
                 if e.raw_os_error() == Some(nix::libc::EACCES) {
                     if let Err(errno) = self.searchable() {
                         return Probe::Unreadable(unentered(errno));
                     }
                 }
-                return Probe::Unreadable(Message::warning_errno(
-                    "unable to open supervise/ok",
-                    &e,
-                ));
+                return Probe::Unreadable(file_warning("unable to open supervise/ok", &e));
             }
         }
         // runtree's runsv writes its status into `state` too, after `status`: one file
         // to read, and never a status from before a change beside a state from after it.
-        let state = self
-            .open_file("supervise/state", OFlag::O_RDONLY)
-            .and_then(|mut file| FullState::read_from(&mut file))
-            .ok();
+        let state_bytes = reader::read_at(
+            base,
+            Path::new("supervise/state"),
+            reader::MAX_SUPERVISE_FILE,
+            Links::Refuse,
+        )
+        .ok();
+        // A `supervise` link into another service's supervise/ shows that service's
+        // process as this one's: the state says whose it is.
+        if let Some(owner) = state_bytes.as_deref().and_then(directory_of) {
+            let this = nix::sys::stat::fstat(self.fd.as_raw_fd()).ok();
+            if this.is_some_and(|this| (this.st_dev, this.st_ino) != owner) {
+                return Probe::Unreadable(Message::warning(
+                    "supervise/ belongs to another service directory (is supervise a link?)",
+                ));
+            }
+        }
+        let state = state_bytes
+            .and_then(|bytes| FullState::read_from(&mut std::io::Cursor::new(bytes)).ok());
         if let Some(status) = state.as_ref().and_then(|state| state.status) {
             return Probe::Live(Snapshot { status, state });
         }
-        let mut file = match self.open_file("supervise/status", OFlag::O_RDONLY) {
-            Ok(file) => file,
-            Err(e) => {
-                return Probe::Unreadable(Message::warning_errno(
-                    "unable to open supervise/status",
-                    &e,
-                ))
-            }
-        };
+        let mut file =
+            match reader::open_regular_at(base, Path::new("supervise/status"), Links::Refuse) {
+                Ok(file) => file,
+                // runit opens a directory and fails to read it: its words for that.
+                Err(reader::FileError {
+                    cause:
+                        reader::Cause::Kind {
+                            found: reader::Kind::Directory,
+                            ..
+                        },
+                    ..
+                }) => {
+                    return Probe::Unreadable(Message::new(
+                        Level::Warning,
+                        "unable to read supervise/status",
+                        Some(nix::libc::EISDIR),
+                    ))
+                }
+                Err(e) => {
+                    return Probe::Unreadable(file_warning("unable to open supervise/status", &e))
+                }
+            };
+        // One read(2) of 20 bytes, as runit: a longer file is accepted, and never read on;
+        // but one larger than any supervisor writes (a huge sparse file) is no status.
+        if file
+            .metadata()
+            .is_ok_and(|meta| meta.len() > reader::MAX_SUPERVISE_FILE)
+        {
+            return Probe::Unreadable(Message::warning(format!(
+                "unable to read supervise/status: is larger than {} bytes",
+                reader::MAX_SUPERVISE_FILE
+            )));
+        }
         let mut bytes = [0u8; STATUS_LEN];
         let read = match file.read(&mut bytes) {
             Ok(n) => n,
@@ -262,6 +304,15 @@ impl ServiceDir {
             Err(nix::errno::Errno::ENOENT) => Ok(true),
             Err(e) => Err(e as i32),
         }
+    }
+}
+
+/// `WHAT: CAUSE` for a file that could not be opened: runit's words for a system
+/// error, and what the file is when it is not the kind expected.
+fn file_warning(what: &str, error: &reader::FileError) -> Message {
+    match error.raw_os_error() {
+        Some(errno) => Message::new(Level::Warning, what, Some(errno)),
+        None => Message::warning(format!("{what}: {}", error.reason())),
     }
 }
 

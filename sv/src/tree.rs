@@ -106,11 +106,7 @@ pub fn reconfigure<W: Write>(services: &[OsString], svdir: &OsString, out: &mut 
             true
         });
         // runsv is still told, so that `sv status` shows the refusal too.
-        let fifo = OpenOptions::new()
-            .write(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(service.supervise().control());
-        let unsent = match fifo.and_then(|mut fifo| fifo.write_all(RECONFIGURE)) {
+        let unsent = match runsv::supervise::send_control(&service.supervise(), RECONFIGURE) {
             Ok(()) => None,
             Err(error) if error.raw_os_error() == Some(nix::libc::ENXIO) => {
                 Some(Message::fail("runsv not running"))

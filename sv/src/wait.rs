@@ -95,6 +95,8 @@ pub fn evaluate(
             b'u' => match state {
                 Some(s) if s.oneshot && s.state == ServiceState::Ok => true,
                 Some(s) if s.state != ServiceState::Running || s.pid != status.pid => false,
+                // Never "ok" from a state naming a process that is gone.
+                Some(_) if !snapshot.current() => false,
                 _ if !up || status.run_state != RunState::Run => false,
                 _ if !check() => return Verdict::Pending(Some(CHECK_RETRY)),
                 _ => true,

@@ -11,6 +11,9 @@
 //!   DN_CREATE (IN_MOVED_TO underneath) on the directory, delivered as a queued
 //!   real-time signal that names the directory's fd, read here through a signalfd. A
 //!   queue overflow falls back to SIGIO, which means "anything may have changed".
+//! - Where runsv cannot make a new file (a full disk) it rewrites one in place and
+//!   touches its times: a DN_ATTRIB. (Not DN_MODIFY: every line of a service's output
+//!   modifies `tail`.)
 //! - A supervisor that exits closes the reading end of its `ok` FIFO; the writing end
 //!   sv holds then polls POLLERR. That covers both runsv dying during a wait and the
 //!   end of an `exit` wait.
@@ -35,6 +38,7 @@ const F_SETSIG: libc::c_int = 10;
 const F_SETOWN_EX: libc::c_int = 15;
 const F_OWNER_TID: libc::c_int = 0;
 const DN_CREATE: libc::c_int = 0x4;
+const DN_ATTRIB: libc::c_int = 0x20;
 const SIGINFO_SIZE: usize = std::mem::size_of::<libc::signalfd_siginfo>();
 const DN_MULTISHOT: libc::c_int = 0x8000_0000_u32 as libc::c_int;
 
@@ -134,11 +138,19 @@ impl Watcher {
         if watched.ok.is_none() {
             // ENXIO: no supervisor now; its status says so, and a new one is seen by
             // the files it writes.
-            watched.ok = OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(supervise.join(reader))
-                .ok()
+            // Only a FIFO: a device there is never opened, a file never held.
+            let path = supervise.join(reader);
+            let fifo = runsv::reader::kind_at(None, &path, runsv::reader::Links::Refuse)
+                .is_ok_and(|kind| kind == Some(runsv::reader::Kind::Fifo));
+            watched.ok = fifo
+                .then(|| {
+                    OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                        .open(&path)
+                        .ok()
+                })
+                .flatten()
                 .map(OwnedFd::from);
         }
         true
@@ -166,7 +178,7 @@ impl Watcher {
         // SAFETY: fcntl(2) on an fd we own, with an argument of the documented type.
         let ok = unsafe {
             libc::fcntl(fd, F_SETSIG, self.signal) == 0
-                && libc::fcntl(fd, libc::F_NOTIFY, DN_CREATE | DN_MULTISHOT) == 0
+                && libc::fcntl(fd, libc::F_NOTIFY, DN_CREATE | DN_ATTRIB | DN_MULTISHOT) == 0
                 && libc::fcntl(fd, F_SETOWN_EX, std::ptr::addr_of!(owner)) == 0
         };
         ok.then_some(directory)

@@ -35,26 +35,12 @@ pub fn read(directories: Vec<(usize, Place)>, bound: Duration) -> Read {
 /// `after:` of one service. Only a service.yaml can name dependencies: without one the
 /// definition is not loaded; an invalid one has none.
 fn after(directory: &Path) -> Vec<String> {
-    if std::fs::symlink_metadata(directory.join("service.yaml")).is_err() || !openable(directory) {
+    if std::fs::symlink_metadata(directory.join("service.yaml")).is_err() {
         return Vec::new();
     }
     ServiceDefinition::load(directory)
         .map(|definition| definition.after)
         .unwrap_or_default()
-}
-
-/// The files of the directory loading a YAML definition opens. One that is neither a
-/// regular file nor a directory (a FIFO, a device, a socket) would block the load or
-/// worse, and hold up every definition after it on the thread: it is not loaded at all
-/// (runsv refuses such a definition anyway). The bound still covers a file swapped after
-/// this look, or a file system that does not answer.
-fn openable(directory: &Path) -> bool {
-    ["service.yaml", "finish"]
-        .iter()
-        .all(|name| match std::fs::metadata(directory.join(name)) {
-            Ok(metadata) => metadata.is_file() || metadata.is_dir(),
-            Err(_) => true,
-        })
 }
 
 fn read_with(

@@ -27,7 +27,6 @@ mod deps;
 mod locks;
 mod offspring;
 mod order;
-mod peek;
 mod place;
 mod priority;
 mod scan;

@@ -3,10 +3,11 @@
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
+use runsv::reader::{self, Cause, FileError, Links};
 use runsv::supervise::FullState;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
 pub enum Place {
@@ -28,36 +29,59 @@ impl Place {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
-    /// runit's probe: a runsv holds `supervise/ok` open for reading; opening it for
-    /// writing without blocking fails with ENXIO when none does.
+    /// Where relative paths are looked up: the directory fd, or the working directory
+    /// for a path (which is then joined to it).
+    fn base(&self) -> (reader::Base<'_>, PathBuf) {
+        match self {
+            Place::Dir(dir) => (Some(dir.as_fd()), PathBuf::new()),
+            Place::Path(path) => (None, path.clone()),
+        }
+    }
+
+    /// runit's probe, proving a live runsv (see `reader::supervisor_running_at`): no
+    /// `ok`, or anything there but a FIFO, is no runsv.
     pub fn runsv_running(&self) -> io::Result<bool> {
-        match self.open("supervise/ok", OFlag::O_WRONLY | OFlag::O_NONBLOCK) {
-            Ok(_) => Ok(true),
-            Err(error)
-                if matches!(
-                    error.raw_os_error(),
-                    Some(nix::libc::ENXIO | nix::libc::ENOENT)
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(error),
+        let (base, path) = self.base();
+        match reader::supervisor_running_at(base, &path.join("supervise/ok")) {
+            Ok(running) => Ok(running),
+            Err(error) if error.is_missing() => Ok(false),
+            Err(FileError {
+                cause: Cause::Kind { .. },
+                ..
+            }) => Ok(false),
+            Err(error) => Err(error.into()),
         }
     }
 
     /// Writes `x` to `supervise/control`: the runsv stops the service, then exits.
     pub fn send_exit(&self) -> io::Result<()> {
-        self.open("supervise/control", OFlag::O_WRONLY | OFlag::O_NONBLOCK)?
-            .write_all(b"x")
+        let (base, path) = self.base();
+        let control = path.join("supervise/control");
+        // Only a FIFO: a device there is never opened, a file never written into.
+        match reader::kind_at(base, &control, Links::Refuse)? {
+            Some(reader::Kind::Fifo) | None => {}
+            Some(found) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("supervise/control is {}", found.describe()),
+                ))
+            }
+        }
+        self.open(
+            "supervise/control",
+            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW,
+        )?
+        .write_all(b"x")
     }
 
     /// The full state of the service (`""`) or of its logger (`"log/"`).
+    /// Bounded, and never waiting on whatever is there instead of a file.
     pub fn state(&self, subdirectory: &str) -> Option<FullState> {
-        let file = self.open(
-            &format!("{subdirectory}supervise/state"),
-            crate::peek::flags(),
-        );
-        FullState::decode(&crate::peek::text(file.ok()?)?)
+        let (base, path) = self.base();
+        let relative = path.join(format!("{subdirectory}supervise/state"));
+        let bytes =
+            reader::read_at(base, &relative, reader::MAX_SUPERVISE_FILE, Links::Refuse).ok()?;
+        FullState::decode(std::str::from_utf8(&bytes).ok()?)
     }
 
     /// A path to the directory, for what takes only paths (loading the definition).
@@ -111,6 +135,15 @@ mod tests {
         assert!(place.state("").is_none());
         let missing = Place::Path(root.path().join("missing"));
         assert!(!missing.runsv_running().unwrap());
+    }
+
+    #[test]
+    fn a_regular_file_at_ok_is_no_runsv() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("supervise")).unwrap();
+        std::fs::write(root.path().join("supervise/ok"), b"").unwrap();
+        let place = Place::Path(root.path().to_path_buf());
+        assert!(!place.runsv_running().unwrap());
     }
 
     trait NonBlock {

@@ -2,12 +2,11 @@
 //! (`notification-fd`, `down-signal`, `timeout-kill`).
 
 use super::{
-    notification_fd, stop_signal, DefinitionError, DirectoryFacts, Environment, Form,
-    LogDestination, Readiness, ServiceDefinition, DEFAULT_RESTART_DELAY, DEFAULT_RESTART_DELAY_MAX,
-    DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT,
+    notification_fd, read_definition_file, stop_signal, DefinitionError, DirectoryFacts,
+    Environment, Form, LogDestination, Readiness, ServiceDefinition, DEFAULT_RESTART_DELAY,
+    DEFAULT_RESTART_DELAY_MAX, DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT,
 };
-use std::fs;
-use std::io;
+use crate::reader::MAX_SETTING;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -80,20 +79,15 @@ impl Setting {
 /// `None` when the file does not exist: s6 then uses its default, and so do we.
 fn read_setting(directory: &Path, file_name: &str) -> Result<Option<Setting>, DefinitionError> {
     let path = directory.join(file_name);
-    match fs::read(&path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Ok(Some(Setting { path, text })),
-            Err(_) => Err(DefinitionError {
-                path,
-                line: Some(1),
-                message: "not valid UTF-8".to_string(),
-            }),
-        },
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(DefinitionError {
+    let Some(bytes) = read_definition_file(&path, MAX_SETTING)? else {
+        return Ok(None);
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Some(Setting { path, text })),
+        Err(_) => Err(DefinitionError {
             path,
-            line: None,
-            message: format!("cannot read: {error}"),
+            line: Some(1),
+            message: "not valid UTF-8".to_string(),
         }),
     }
 }
@@ -120,6 +114,7 @@ mod tests {
     use super::super::test_support::{service, Fixture};
     use super::*;
     use nix::sys::signal::Signal;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     fn definition(fixture: &Fixture) -> ServiceDefinition {
@@ -250,5 +245,47 @@ mod tests {
         let error = error(&fixture);
         assert_eq!(error.path, fixture.path("down-signal"));
         assert!(error.message.starts_with("cannot read"), "{error}");
+    }
+
+    #[test]
+    fn a_fifo_at_any_definition_file_is_refused_naming_it() {
+        for file in ["finish", "notification-fd", "down-signal", "timeout-kill"] {
+            let fixture = service(&[("run", "")]);
+            nix::unistd::mkfifo(
+                &fixture.path(file),
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            )
+            .unwrap();
+            let error = error(&fixture);
+            assert_eq!(error.path, fixture.path(file), "{error}");
+            assert!(
+                error.message.ends_with("is a FIFO, not a regular file"),
+                "{error}"
+            );
+        }
+        // `down` and `log` are never opened: a FIFO there is only present, or no log/.
+        let fixture = service(&[("run", "")]);
+        for file in ["down", "log"] {
+            nix::unistd::mkfifo(
+                &fixture.path(file),
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            )
+            .unwrap();
+        }
+        let loaded = definition(&fixture);
+        assert!(loaded.normally_down);
+        assert_eq!(loaded.log, LogDestination::Console);
+    }
+
+    #[test]
+    fn a_huge_setting_is_refused_unread() {
+        let fixture = service(&[("run", "")]);
+        fs::File::create(fixture.path("timeout-kill"))
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+        let error = error(&fixture);
+        assert_eq!(error.path, fixture.path("timeout-kill"));
+        assert_eq!(error.message, "cannot read: is larger than 1024 bytes");
     }
 }

@@ -246,11 +246,14 @@ pub(super) fn load(
 }
 
 fn read_text(path: &Path) -> Result<String, DefinitionError> {
-    let bytes = fs::read(path).map_err(|error| DefinitionError {
-        path: path.to_path_buf(),
-        line: None,
-        message: format!("cannot read: {error}"),
-    })?;
+    let bytes =
+        super::read_definition_file(path, crate::reader::MAX_DEFINITION)?.ok_or_else(|| {
+            DefinitionError {
+                path: path.to_path_buf(),
+                line: None,
+                message: "cannot read: file does not exist".to_string(),
+            }
+        })?;
     String::from_utf8(bytes).map_err(|error| {
         let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
         DefinitionError {

@@ -1,0 +1,357 @@
+//! Reading the files of a service directory and of `supervise/` when anyone may have put
+//! anything there: a FIFO, a socket or a device (whose open or read waits forever), a
+//! huge or sparse file (whose size is a lie worth gigabytes), a link. Every program
+//! (runsv, svdir, sv) opens those files through here and nowhere else, so that none of
+//! them can be made to block or to allocate what a file claims.
+//!
+//! The rules: the type is checked with a stat before anything is opened (opening a
+//! device can have effects of its own), the open is non-blocking (a FIFO swapped in
+//! after the stat cannot hold it) and the opened file is checked again with fstat; every
+//! read stops at a limit the caller gives, whatever the file's size says.
+
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// The largest `service.yaml` runsv reads: a definition is a few hundred bytes; this is
+/// room for a long environment, and small enough that parsing it is instant.
+pub const MAX_DEFINITION: u64 = 64 * 1024;
+/// The largest one-value file (`notification-fd`, `down-signal`, `timeout-kill`).
+pub const MAX_SETTING: u64 = 1024;
+/// The largest file of `supervise/` read whole (`status`, `state`, `pid`, `stat`):
+/// runsv writes none larger than a few hundred bytes.
+pub const MAX_SUPERVISE_FILE: u64 = 4096;
+
+/// What a path is, as far as the rules here care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Regular,
+    Directory,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+    Symlink,
+    Other,
+}
+
+impl Kind {
+    fn of(stat: &FileStat) -> Kind {
+        let format = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
+        match format {
+            SFlag::S_IFREG => Kind::Regular,
+            SFlag::S_IFDIR => Kind::Directory,
+            SFlag::S_IFIFO => Kind::Fifo,
+            SFlag::S_IFSOCK => Kind::Socket,
+            SFlag::S_IFCHR => Kind::CharDevice,
+            SFlag::S_IFBLK => Kind::BlockDevice,
+            SFlag::S_IFLNK => Kind::Symlink,
+            _ => Kind::Other,
+        }
+    }
+
+    /// `a FIFO`, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Regular => "a regular file",
+            Kind::Directory => "a directory",
+            Kind::Fifo => "a FIFO",
+            Kind::Socket => "a socket",
+            Kind::CharDevice => "a character device",
+            Kind::BlockDevice => "a block device",
+            Kind::Symlink => "a symbolic link",
+            Kind::Other => "an unknown kind of file",
+        }
+    }
+}
+
+/// Why a file could not be read, with the file.
+#[derive(Debug)]
+pub struct FileError {
+    pub path: PathBuf,
+    pub cause: Cause,
+}
+
+#[derive(Debug)]
+pub enum Cause {
+    /// Not the kind of file expected (`expected` names it, for the message).
+    Kind {
+        found: Kind,
+        expected: Kind,
+    },
+    /// Larger than the limit for this file.
+    TooLarge {
+        limit: u64,
+    },
+    Io(io::Error),
+}
+
+impl FileError {
+    fn io(path: &Path, error: impl Into<io::Error>) -> FileError {
+        FileError {
+            path: path.to_path_buf(),
+            cause: Cause::Io(error.into()),
+        }
+    }
+
+    /// Whether the file does not exist (most files are optional).
+    pub fn is_missing(&self) -> bool {
+        matches!(&self.cause, Cause::Io(e) if e.kind() == io::ErrorKind::NotFound)
+    }
+
+    /// The errno of a failed system call, if that is the cause.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match &self.cause {
+            Cause::Io(error) => error.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// The cause alone, in runit's words for system errors (`file does not exist`).
+    pub fn reason(&self) -> String {
+        match &self.cause {
+            Cause::Kind { found, expected } => {
+                format!("is {}, not {}", found.describe(), expected.describe())
+            }
+            Cause::TooLarge { limit } => format!("is larger than {limit} bytes"),
+            Cause::Io(error) => match error.raw_os_error() {
+                Some(errno) => crate::errno_text::runit_text(errno).to_string(),
+                None => error.to_string(),
+            },
+        }
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason())
+    }
+}
+
+impl std::error::Error for FileError {}
+
+impl From<FileError> for io::Error {
+    fn from(error: FileError) -> io::Error {
+        match error.cause {
+            Cause::Io(inner) => inner,
+            _ => io::Error::new(io::ErrorKind::InvalidData, error.to_string()),
+        }
+    }
+}
+
+/// Where a relative path is looked up: from the working directory (`None`) or from a
+/// directory held open.
+pub type Base<'a> = Option<BorrowedFd<'a>>;
+
+/// Whether symbolic links are followed: yes in a service definition (an administrator's
+/// `service.yaml -> /etc/…` is normal), never in `supervise/`, where runsv makes none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Links {
+    Follow,
+    Refuse,
+}
+
+fn stat_flags(links: Links) -> nix::fcntl::AtFlags {
+    match links {
+        Links::Follow => nix::fcntl::AtFlags::empty(),
+        Links::Refuse => nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    }
+}
+
+/// What is at `path` without opening it; `Ok(None)` when nothing is.
+pub fn kind_at(base: Base, path: &Path, links: Links) -> Result<Option<Kind>, FileError> {
+    match fstatat(base.map(|fd| fd.as_raw_fd()), path, stat_flags(links)) {
+        Ok(stat) => Ok(Some(Kind::of(&stat))),
+        Err(nix::errno::Errno::ENOENT) => Ok(None),
+        Err(errno) => Err(FileError::io(path, errno)),
+    }
+}
+
+/// Opens a regular file for reading; anything else is refused, unopened where the stat
+/// already shows it, and nothing here waits.
+pub fn open_regular_at(base: Base, path: &Path, links: Links) -> Result<File, FileError> {
+    let refuse = |found| FileError {
+        path: path.to_path_buf(),
+        cause: Cause::Kind {
+            found,
+            expected: Kind::Regular,
+        },
+    };
+    let raw_base = base.map(|fd| fd.as_raw_fd());
+    let found = fstatat(raw_base, path, stat_flags(links)).map_err(|e| FileError::io(path, e))?;
+    if Kind::of(&found) != Kind::Regular {
+        return Err(refuse(Kind::of(&found)));
+    }
+    let mut flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    if links == Links::Refuse {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    let fd = openat(raw_base, path, flags, Mode::empty()).map_err(|e| match e {
+        // O_NOFOLLOW's answer for a link made since the stat.
+        nix::errno::Errno::ELOOP if links == Links::Refuse => refuse(Kind::Symlink),
+        e => FileError::io(path, e),
+    })?;
+    // SAFETY: openat just returned this fd; nothing else owns it.
+    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let opened = fstat(file.as_raw_fd()).map_err(|e| FileError::io(path, e))?;
+    if Kind::of(&opened) != Kind::Regular {
+        return Err(refuse(Kind::of(&opened)));
+    }
+    Ok(file)
+}
+
+/// [`open_regular_at`] from the working directory.
+pub fn open_regular(path: &Path, links: Links) -> Result<File, FileError> {
+    open_regular_at(None, path, links)
+}
+
+/// The whole content of a regular file of at most `limit` bytes.
+pub fn read_at(base: Base, path: &Path, limit: u64, links: Links) -> Result<Vec<u8>, FileError> {
+    let file = open_regular_at(base, path, links)?;
+    read_bounded(file, limit).map_err(|cause| FileError {
+        path: path.to_path_buf(),
+        cause,
+    })
+}
+
+/// [`read_at`] from the working directory.
+pub fn read(path: &Path, limit: u64, links: Links) -> Result<Vec<u8>, FileError> {
+    read_at(None, path, limit, links)
+}
+
+/// Reads an opened file to its end, refusing it past `limit` bytes. The size is not
+/// asked first: a file may grow while it is read, and a sparse one may say anything.
+pub fn read_bounded(file: File, limit: u64) -> Result<Vec<u8>, Cause> {
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(Cause::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(Cause::TooLarge { limit });
+    }
+    Ok(bytes)
+}
+
+/// Whether a supervisor holds `ok` (a path such as `supervise/ok`) open: runit's probe,
+/// an `open(ok, O_WRONLY|O_NONBLOCK)` that fails with ENXIO when nobody reads the FIFO.
+/// Only a FIFO can prove that: anything else there (a regular file opens for writing
+/// whether or not a runsv exists) is an error naming what it is, and a link is refused.
+pub fn supervisor_running_at(base: Base, ok: &Path) -> Result<bool, FileError> {
+    let raw_base = base.map(|fd| fd.as_raw_fd());
+    let not_fifo = |found| FileError {
+        path: ok.to_path_buf(),
+        cause: Cause::Kind {
+            found,
+            expected: Kind::Fifo,
+        },
+    };
+    // A device or a regular file is not opened at all: opening has effects of its own.
+    match kind_at(base, ok, Links::Refuse)? {
+        None => return Err(FileError::io(ok, nix::errno::Errno::ENOENT)),
+        Some(Kind::Fifo) => {}
+        Some(found) => return Err(not_fifo(found)),
+    }
+    let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    match openat(raw_base, ok, flags, Mode::empty()) {
+        Ok(fd) => {
+            // SAFETY: openat just returned this fd; nothing else owns it.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let opened = fstat(fd.as_raw_fd()).map_err(|e| FileError::io(ok, e))?;
+            match Kind::of(&opened) {
+                Kind::Fifo => Ok(true),
+                found => Err(not_fifo(found)),
+            }
+        }
+        Err(nix::errno::Errno::ENXIO) => Ok(false),
+        Err(nix::errno::Errno::ELOOP) => Err(not_fifo(Kind::Symlink)),
+        Err(errno) => Err(FileError::io(ok, errno)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_fifo_a_socket_and_a_device_are_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let socket = dir.path().join("socket");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        for (path, kind) in [
+            (fifo.as_path(), "a FIFO"),
+            (socket.as_path(), "a socket"),
+            (Path::new("/dev/null"), "a character device"),
+            (dir.path(), "a directory"),
+        ] {
+            let error = read(path, 10, Links::Follow).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("{}: is {kind}, not a regular file", path.display())
+            );
+        }
+    }
+
+    #[test]
+    fn reads_are_bounded_whatever_the_size_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let sparse = dir.path().join("sparse");
+        File::create(&sparse).unwrap().set_len(1 << 40).unwrap();
+        let error = read(&sparse, 64, Links::Refuse).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("{}: is larger than 64 bytes", sparse.display())
+        );
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"0123").unwrap();
+        assert_eq!(read(&small, 4, Links::Refuse).unwrap(), b"0123");
+        assert!(read(&small, 3, Links::Refuse).is_err());
+        assert!(read(&dir.path().join("missing"), 3, Links::Refuse)
+            .unwrap_err()
+            .is_missing());
+    }
+
+    #[test]
+    fn links_are_followed_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("target"), b"x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("target", &link).unwrap();
+        assert_eq!(read(&link, 4, Links::Follow).unwrap(), b"x");
+        let error = read(&link, 4, Links::Refuse).unwrap_err();
+        assert!(error
+            .to_string()
+            .ends_with("is a symbolic link, not a regular file"));
+    }
+
+    #[test]
+    fn only_a_fifo_with_a_reader_proves_a_supervisor() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = File::open(dir.path()).unwrap();
+        let ok = Path::new("ok");
+        let at = Some(base.as_fd());
+        assert!(supervisor_running_at(at, ok).unwrap_err().is_missing());
+        std::fs::write(dir.path().join("ok"), b"").unwrap();
+        assert_eq!(
+            supervisor_running_at(at, ok).unwrap_err().reason(),
+            "is a regular file, not a FIFO"
+        );
+        std::fs::remove_file(dir.path().join("ok")).unwrap();
+        nix::unistd::mkfifo(&dir.path().join("ok"), Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(!supervisor_running_at(at, ok).unwrap());
+        let _reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(dir.path().join("ok"))
+            .unwrap();
+        assert!(supervisor_running_at(at, ok).unwrap());
+    }
+
+    use std::os::unix::fs::OpenOptionsExt;
+}
