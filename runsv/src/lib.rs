@@ -7,6 +7,7 @@ pub mod dependencies;
 pub mod errno_text;
 pub mod launch;
 pub mod machine;
+pub mod shared_output;
 pub mod signals;
 pub mod supervise;
 pub mod tai64n;
