@@ -3,7 +3,7 @@
 //! answering control bytes, signals and child exits.
 
 use runsv::supervise::{send_control, SuperviseDir};
-use runtree::{binary, full_state, run, wait_for, wait_running, Guard};
+use runtree::{binary, full_state, run, wait_for, wait_running, wait_state, Guard, ServiceState};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -155,6 +155,46 @@ fn a_flood_of_reconfigure_does_not_starve_exit() {
         "x took {:?} under a flood of R",
         started.elapsed()
     );
+}
+
+#[test]
+fn deep_yaml_nesting_is_refused_at_once_with_the_line_and_cause() {
+    let root = tempfile::tempdir().unwrap();
+    let depth = 100_000;
+    let text = format!(
+        "exec: sleep 1000\n# deep\nafter: {}{}\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let service = service_dir(root.path(), "deep", &[("service.yaml", &text)]);
+    let started = Instant::now();
+    let _runsv = runsv(&service);
+    let state = wait_state(&service, WAIT, |s| s.state == ServiceState::Error)
+        .unwrap_or_else(|| panic!("never in error: {:?}", full_state(&service)));
+    assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
+    let yaml = service.join("service.yaml");
+    assert!(
+        state
+            .reason
+            .contains(&format!("{}: line 3: nested deeper than", yaml.display())),
+        "{}",
+        state.reason
+    );
+    // And a reconfigure to it is refused as quickly, the old definition kept.
+    fs::write(&yaml, "exec: sleep 1000\n").unwrap();
+    let (code, out, err, _) = sv(&["reconfigure"], &service);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_running(&service, WAIT);
+    fs::write(
+        &yaml,
+        format!("exec: sleep 1000\nenviron: {}\n", "{a: ".repeat(depth)),
+    )
+    .unwrap();
+    let (code, out, err, took) = sv(&["reconfigure"], &service);
+    assert!(took < PROMPT, "{took:?} {code} {out}{err}");
+    let state = wait_state(&service, WAIT, |s| s.reason.contains("nested deeper than"))
+        .unwrap_or_else(|| panic!("refusal not shown: {:?}", full_state(&service)));
+    assert_eq!(state.state, ServiceState::Running, "{state:?}");
 }
 
 /// Writes `lines` lines `NAME line-I`, each with one write.

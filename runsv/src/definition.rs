@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod accounts;
+mod nesting;
 mod runit;
 mod words;
 mod yaml;

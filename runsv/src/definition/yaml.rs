@@ -100,6 +100,17 @@ pub(super) fn load(
     system_files: &SystemFiles,
 ) -> Result<ServiceDefinition, DefinitionError> {
     let text = read_text(yaml_path)?;
+    if let Some(line) = super::nesting::too_deep(&text) {
+        return Err(DefinitionError {
+            path: yaml_path.to_path_buf(),
+            line: Some(line),
+            message: format!(
+                "nested deeper than {} levels of [ and {{; refused unparsed, as parsing \
+                 such nesting takes time growing with the square of its depth",
+                super::nesting::MAX_DEPTH
+            ),
+        });
+    }
     let document = parse(&text).map_err(|(line, message)| DefinitionError {
         path: yaml_path.to_path_buf(),
         line: Some(line),
