@@ -622,7 +622,7 @@ impl Supervisor {
             .any(|p| self.main.machine.pid_of(p) == Some(pid));
         if which == Which::Main && ours {
             if let Some(Output::Relay(relay)) = &mut self.output {
-                relay.flush();
+                relay.writer_ended();
             }
         }
     }

@@ -47,10 +47,14 @@ pub struct Pipe {
     partial: Vec<u8>,
     /// Which of the relay's destinations its lines go to.
     destination: usize,
+    /// Writers (`run`, then `finish`, …) ended with this many bytes still in the
+    /// pipe, nearest first: once they are read, an unterminated last line is ended.
+    ends_after: Vec<usize>,
 }
 
 pub struct Relay {
-    pipes: [Pipe; 2],
+    // Boxed: the relay is one variant of runsv's output, beside much smaller ones.
+    pipes: Box<[Pipe; 2]>,
     destinations: Vec<Destination>,
     /// The recent output, whole lines, kept in supervise/tail.
     tail: TailWriter,
@@ -125,7 +129,7 @@ impl Relay {
         };
         let [out, err] = prefixes;
         Ok(Relay {
-            pipes: [Pipe::new(out, routes[0])?, Pipe::new(err, routes[1])?],
+            pipes: Box::new([Pipe::new(out, routes[0])?, Pipe::new(err, routes[1])?]),
             destinations,
             tail,
             for_tail: Vec::new(),
@@ -177,6 +181,7 @@ impl Relay {
     pub fn replace(&mut self, stream: Stream, read: OwnedFd, write: OwnedFd) {
         let pipe = &mut self.pipes[stream as usize];
         (pipe.read, pipe.write) = (read, write);
+        pipe.ends_after.clear();
     }
 
     /// The read end of `stream`'s pipe.
@@ -202,13 +207,26 @@ impl Relay {
         let mut buffer = [0u8; SHARE];
         let mut taken = 0;
         while taken < limit {
-            let want = buffer.len().min(limit - taken);
+            // Up to the end of an ended writer's bytes, not past it.
+            let before_end = self.pipes[index].ends_after.first().copied();
+            let want = buffer
+                .len()
+                .min(limit - taken)
+                .min(before_end.unwrap_or(usize::MAX));
             let read = nix::unistd::read(self.pipes[index].read.as_raw_fd(), &mut buffer[..want]);
             match read {
                 Ok(0) => break,
                 Ok(n) => {
                     taken += n;
                     self.split(index, &buffer[..n]);
+                    let pipe = &mut self.pipes[index];
+                    pipe.ends_after
+                        .iter_mut()
+                        .for_each(|left| *left = left.saturating_sub(n));
+                    if pipe.ends_after.first() == Some(&0) {
+                        pipe.ends_after.retain(|&left| left > 0);
+                        self.end_line(index);
+                    }
                     self.write_tail();
                     for destination in &mut self.destinations {
                         destination.commit();
@@ -247,15 +265,53 @@ impl Relay {
         }
     }
 
+    /// The service's process ended: its last line reaches the log even without a
+    /// newline, once what it wrote before is relayed. That is not done here: the
+    /// pipe may hold 64 KiB, tens of thousands of records, and runsv has an exit to
+    /// handle; the bytes waiting now are counted, and the line is ended when the
+    /// relay has read that many (see pump_pipe).
+    pub fn writer_ended(&mut self) {
+        for index in 0..2 {
+            let mut waiting: nix::libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int, the number of bytes in the pipe.
+            let queried = unsafe {
+                nix::libc::ioctl(
+                    self.pipes[index].read.as_raw_fd(),
+                    nix::libc::FIONREAD,
+                    &mut waiting,
+                )
+            };
+            match usize::try_from(waiting) {
+                Ok(waiting) if queried == 0 && waiting > 0 => {
+                    self.pipes[index].ends_after.push(waiting);
+                }
+                // Nothing waits (or it cannot be known): the line ends now.
+                _ => {
+                    self.pipes[index].ends_after.clear();
+                    self.end_line(index);
+                }
+            }
+        }
+        self.write_tail();
+        for destination in &mut self.destinations {
+            destination.commit();
+        }
+    }
+
+    fn end_line(&mut self, index: usize) {
+        if !self.pipes[index].partial.is_empty() {
+            self.emit(index, &[]);
+        }
+    }
+
     /// Writes what is left of unterminated last lines (the service or runsv exited).
     /// What waits in the pipes is read first, bounded: a process the service left
     /// behind may still be writing as fast as it can.
     pub fn flush(&mut self) {
         for index in 0..2 {
             self.pump_pipe(index, FLUSH_MAX);
-            if !self.pipes[index].partial.is_empty() {
-                self.emit(index, &[]);
-            }
+            self.pipes[index].ends_after.clear();
+            self.end_line(index);
         }
         self.write_tail();
         for destination in &mut self.destinations {
@@ -416,6 +472,7 @@ impl Pipe {
             prefix: prefix.into_bytes(),
             partial: Vec::new(),
             destination,
+            ends_after: Vec::new(),
         })
     }
 
