@@ -8,7 +8,7 @@
 //! which brackets open collections and which are text: inside quotes, comments, block
 //! scalars and plain scalars, with libyaml's indentation rules deciding where a block
 //! or plain scalar ends. It takes linear time. Where libyaml would stop with an error,
-//! the scan stops too: nothing after that point is ever parsed.
+//! the scan goes on: it may count more than libyaml, never less.
 
 /// Flow collections inside one another, at most.
 pub const MAX_DEPTH: usize = 64;
@@ -43,8 +43,7 @@ struct Scanner {
     node_start: Option<(usize, i64)>,
 }
 
-/// Scanning ended without finding too much nesting: the text ended, or libyaml would
-/// stop with an error here.
+/// libyaml would stop with an error here.
 struct Stop;
 
 fn is_break(c: char) -> bool {
@@ -98,8 +97,9 @@ impl Scanner {
             && is_blankz(self.peek(3))
     }
 
+    /// A node begins here: in a block, it is the key if `:` follows on this line.
     fn note_node(&mut self) {
-        if self.node_start.is_none() {
+        if self.flow == 0 && self.node_start.is_none() {
             self.node_start = Some((self.line, self.column));
         }
     }
@@ -110,8 +110,7 @@ impl Scanner {
         }
     }
 
-    /// Ok at the end of the text or where libyaml stops; Err(line) where the nesting
-    /// goes too deep.
+    /// Ok at the end of the text; Err(line) where the nesting goes too deep.
     fn run(&mut self) -> Result<(), usize> {
         loop {
             // Blanks, comments and line breaks between tokens.
@@ -162,7 +161,6 @@ impl Scanner {
                     Ok(())
                 }
                 ',' => {
-                    self.node_start = None;
                     self.advance();
                     Ok(())
                 }
@@ -179,13 +177,8 @@ impl Scanner {
                     Ok(())
                 }
                 '!' => {
-                    // A tag: libyaml requires a blank (or `,` in a flow, which is also
-                    // a character of tags) after it, or stops.
                     self.note_node();
-                    while !is_blankz(self.peek(0)) {
-                        self.advance();
-                    }
-                    Ok(())
+                    self.tag()
                 }
                 '|' | '>' if self.flow == 0 => {
                     self.note_node();
@@ -207,7 +200,11 @@ impl Scanner {
                 _ => Err(Stop),
             };
             if step.is_err() {
-                return Ok(());
+                // libyaml stops here with an error, and would parse nothing further;
+                // but the scan may be wrong about where a scalar ended and see an
+                // error in libyaml's text, so it goes on: counting more than libyaml
+                // is safe, less is not.
+                self.advance();
             }
         }
     }
@@ -221,8 +218,8 @@ impl Scanner {
                 _ => self.column,
             };
             self.roll(column);
+            self.node_start = None;
         }
-        self.node_start = None;
         self.advance();
         Ok(())
     }
@@ -232,6 +229,31 @@ impl Scanner {
         !indicator
             || (c == '-' && !is_blank(next))
             || (self.flow == 0 && (c == '?' || c == ':') && !is_blankz(next))
+    }
+
+    /// libyaml's yaml_parser_scan_tag: `!<URI>`, or a handle and a suffix of URI
+    /// characters (`,`, `[` and `]` only inside `<…>`), then a blank, or `,` in a flow.
+    fn tag(&mut self) -> Result<(), Stop> {
+        let uri = |c: char| c.is_ascii_alphanumeric() || "-_;/?:@&=+$.%!~*'()".contains(c);
+        if self.peek(1) == '<' {
+            self.advance();
+            self.advance();
+            while uri(self.peek(0)) || matches!(self.peek(0), ',' | '[' | ']') {
+                self.advance();
+            }
+            if self.peek(0) != '>' {
+                return Err(Stop);
+            }
+        }
+        self.advance();
+        while uri(self.peek(0)) {
+            self.advance();
+        }
+        if is_blankz(self.peek(0)) || (self.flow > 0 && self.peek(0) == ',') {
+            Ok(())
+        } else {
+            Err(Stop)
+        }
     }
 
     fn single_quoted(&mut self) -> Result<(), Stop> {
@@ -403,7 +425,7 @@ mod tests {
             format!("exec: \"a \\\" {brackets}\"\n"),
             format!("after: [a, 'b {brackets}', \"{brackets}\"]\n"),
             format!("exec: \"multi\n  line {brackets}\n  \"\n"),
-            format!("exec: !tag{brackets}\n"),
+            format!("exec: !<tag{brackets}>\n"),
         ] {
             assert_eq!(too_deep(&text), None, "{text}");
         }
@@ -427,6 +449,11 @@ mod tests {
             format!("- a: |\n    text '\n  after: {deep} # '\n"),
             // In a flow, `#` right after text is text; a comment needs a blank.
             format!("after: [a#b, {deep}]\n"),
+            // A flow collection as a key: the mapping's indentation is the `{`'s,
+            // so `'y` continues the plain `x` and is no quote.
+            format!("k:\n  {{a: b}}k: x\n    'y\n  z: {deep} # '\n"),
+            // A tag ends at `,` in a flow.
+            format!("after: [!t,{deep}]\n"),
             // A line break libyaml knows and `lines()` does not.
             format!("exec: x #\u{2028}after: {deep}\n"),
         ] {
