@@ -73,6 +73,7 @@ pub fn run(forced: Option<Mode>, ignored_args: Vec<String>) -> ! {
             early.push(format!("cannot open /dev/console: {}", e.desc()));
         }
     }
+    crate::log::append_to_files();
     log!(
         "runtree init {} as PID 1 in {} mode ({reason})",
         env!("CARGO_PKG_VERSION"),

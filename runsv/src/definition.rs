@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod accounts;
+mod nesting;
 mod runit;
 mod words;
 mod yaml;

@@ -32,6 +32,9 @@ const CONTROL_SCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The control byte of `sv reconfigure` (runit has no `R`).
 const RECONFIGURE: u8 = b'R';
 
+/// The control bytes read in one turn at most: a FIFO's capacity.
+const CONTROL_SHARE: usize = 64 * 1024;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Which {
     Main,
@@ -632,7 +635,7 @@ impl Supervisor {
             .any(|p| self.main.machine.pid_of(p) == Some(pid));
         if which == Which::Main && ours {
             if let Some(Output::Relay(relay)) = &mut self.output {
-                relay.flush();
+                relay.writer_ended();
             }
         }
     }
@@ -660,17 +663,32 @@ impl Supervisor {
         let Some(service) = self.service(which) else {
             return;
         };
+        // All that waits, bounded: a byte written behind a flood (`x` behind a
+        // thousand `R`) is seen in this turn, not a thousand turns later.
+        let mut bytes = Vec::new();
+        while bytes.len() < CONTROL_SHARE {
+            let read = service.read_control();
+            if read.is_empty() {
+                break;
+            }
+            bytes.extend(read);
+        }
         if service.exited {
             // Draining after `x`: nothing can bring it back.
-            let _ = service.read_control();
             return;
         }
-        for byte in service.read_control() {
+        // Reconfiguring re-reads and parses the definition, the one costly control:
+        // however many `R` came, it is done once, after the other bytes.
+        let mut reconfigure = false;
+        for byte in bytes {
             if byte == RECONFIGURE && which == Which::Main {
-                self.reconfigure();
+                reconfigure = true;
             } else {
                 self.event(which, Event::Control(byte));
             }
+        }
+        if reconfigure && !self.main.exited {
+            self.reconfigure();
         }
     }
 

@@ -9,6 +9,7 @@ pub mod launch;
 pub mod machine;
 pub mod reader;
 pub mod replace;
+pub mod shared_output;
 pub mod signals;
 pub mod supervise;
 pub mod tai64n;

@@ -21,6 +21,9 @@ fn main() {
         exit(1);
     };
     let directory = PathBuf::from(directory);
+    // Started alone with its output in a file, runsv and its service share it as they
+    // would under svdir.
+    runsv::shared_output::append_to_files();
     if let Err(fatal) = event_loop::run(&directory) {
         eprintln!("runsv {}: fatal: {fatal}", directory.display());
         exit(111);

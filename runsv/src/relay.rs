@@ -47,10 +47,14 @@ pub struct Pipe {
     partial: Vec<u8>,
     /// Which of the relay's destinations its lines go to.
     destination: usize,
+    /// Writers (`run`, then `finish`, …) ended with this many bytes still in the
+    /// pipe, nearest first: once they are read, an unterminated last line is ended.
+    ends_after: Vec<usize>,
 }
 
 pub struct Relay {
-    pipes: [Pipe; 2],
+    // Boxed: the relay is one variant of runsv's output, beside much smaller ones.
+    pipes: Box<[Pipe; 2]>,
     destinations: Vec<Destination>,
     /// The recent output, whole lines, kept in supervise/tail.
     tail: TailWriter,
@@ -68,6 +72,9 @@ struct Destination {
     kmsg: bool,
     /// Bytes a slow console has not taken yet.
     pending: Vec<u8>,
+    /// Whole lines for the console, written together once per read: one write per
+    /// line would cost a flood a system call every few bytes.
+    batch: Vec<u8>,
     /// Lines dropped since the console last took everything.
     dropped: u64,
     /// The console failed otherwise than by being full (its reader is gone): lines go
@@ -78,6 +85,14 @@ struct Destination {
 /// What waits for a slow console: at most this much, then lines are counted as
 /// dropped instead of stalling the service or runsv.
 const PENDING_MAX: usize = 64 * 1024;
+
+/// What one turn of runsv's loop reads from one of the service's pipes. Small enough
+/// that the records it makes (a `yes` makes one per two bytes) are written in about a
+/// millisecond, so a control byte or a signal never waits longer than that.
+const SHARE: usize = 4 * 1024;
+
+/// What a flush reads at most: what a pipe holds, several times over.
+const FLUSH_MAX: usize = 1024 * 1024;
 
 impl Relay {
     pub fn new(name: &str, mode: Mode, tail: TailWriter) -> io::Result<Relay> {
@@ -114,7 +129,7 @@ impl Relay {
         };
         let [out, err] = prefixes;
         Ok(Relay {
-            pipes: [Pipe::new(out, routes[0])?, Pipe::new(err, routes[1])?],
+            pipes: Box::new([Pipe::new(out, routes[0])?, Pipe::new(err, routes[1])?]),
             destinations,
             tail,
             for_tail: Vec::new(),
@@ -166,6 +181,7 @@ impl Relay {
     pub fn replace(&mut self, stream: Stream, read: OwnedFd, write: OwnedFd) {
         let pipe = &mut self.pipes[stream as usize];
         (pipe.read, pipe.write) = (read, write);
+        pipe.ends_after.clear();
     }
 
     /// The read end of `stream`'s pipe.
@@ -173,25 +189,48 @@ impl Relay {
         &self.pipes[stream as usize].read
     }
 
-    /// Moves what the pipe whose read end is `fd` holds to the destination, a whole
-    /// line at a time.
+    /// Moves one share of what the pipe whose read end is `fd` holds to the
+    /// destination, a whole line at a time. One share, not all: a service that writes
+    /// as fast as runsv reads would otherwise keep runsv here for ever, deaf to control
+    /// bytes and signals. What is left waits in the pipe (the service blocks when it is
+    /// full) and keeps the fd ready for the next turn of the loop.
     pub fn pump(&mut self, fd: RawFd) {
         for index in 0..2 {
             if self.pipes[index].read.as_raw_fd() == fd {
-                self.pump_pipe(index);
+                self.pump_pipe(index, SHARE);
             }
         }
     }
 
-    fn pump_pipe(&mut self, index: usize) {
-        let mut buffer = [0u8; 16 * 1024];
-        loop {
-            let read = nix::unistd::read(self.pipes[index].read.as_raw_fd(), &mut buffer);
+    /// Reads up to `limit` bytes of pipe `index` (less once it is empty).
+    fn pump_pipe(&mut self, index: usize, limit: usize) {
+        let mut buffer = [0u8; SHARE];
+        let mut taken = 0;
+        while taken < limit {
+            // Up to the end of an ended writer's bytes, not past it.
+            let before_end = self.pipes[index].ends_after.first().copied();
+            let want = buffer
+                .len()
+                .min(limit - taken)
+                .min(before_end.unwrap_or(usize::MAX));
+            let read = nix::unistd::read(self.pipes[index].read.as_raw_fd(), &mut buffer[..want]);
             match read {
                 Ok(0) => break,
                 Ok(n) => {
+                    taken += n;
                     self.split(index, &buffer[..n]);
+                    let pipe = &mut self.pipes[index];
+                    pipe.ends_after
+                        .iter_mut()
+                        .for_each(|left| *left = left.saturating_sub(n));
+                    if pipe.ends_after.first() == Some(&0) {
+                        pipe.ends_after.retain(|&left| left > 0);
+                        self.end_line(index);
+                    }
                     self.write_tail();
+                    for destination in &mut self.destinations {
+                        destination.commit();
+                    }
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => break,
@@ -226,15 +265,58 @@ impl Relay {
         }
     }
 
-    /// Writes what is left of unterminated last lines (the service or runsv exited).
-    pub fn flush(&mut self) {
+    /// The service's process ended: its last line reaches the log even without a
+    /// newline, once what it wrote before is relayed. That is not done here: the
+    /// pipe may hold 64 KiB, tens of thousands of records, and runsv has an exit to
+    /// handle; the bytes waiting now are counted, and the line is ended when the
+    /// relay has read that many (see pump_pipe).
+    pub fn writer_ended(&mut self) {
         for index in 0..2 {
-            self.pump_pipe(index);
-            if !self.pipes[index].partial.is_empty() {
-                self.emit(index, &[]);
+            let mut waiting: nix::libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int, the number of bytes in the pipe.
+            let queried = unsafe {
+                nix::libc::ioctl(
+                    self.pipes[index].read.as_raw_fd(),
+                    nix::libc::FIONREAD,
+                    &mut waiting,
+                )
+            };
+            match usize::try_from(waiting) {
+                Ok(waiting) if queried == 0 && waiting > 0 => {
+                    self.pipes[index].ends_after.push(waiting);
+                }
+                // Nothing waits (or it cannot be known): the line ends now.
+                _ => {
+                    self.pipes[index].ends_after.clear();
+                    self.end_line(index);
+                }
             }
         }
         self.write_tail();
+        for destination in &mut self.destinations {
+            destination.commit();
+        }
+    }
+
+    fn end_line(&mut self, index: usize) {
+        if !self.pipes[index].partial.is_empty() {
+            self.emit(index, &[]);
+        }
+    }
+
+    /// Writes what is left of unterminated last lines (the service or runsv exited).
+    /// What waits in the pipes is read first, bounded: a process the service left
+    /// behind may still be writing as fast as it can.
+    pub fn flush(&mut self) {
+        for index in 0..2 {
+            self.pump_pipe(index, FLUSH_MAX);
+            self.pipes[index].ends_after.clear();
+            self.end_line(index);
+        }
+        self.write_tail();
+        for destination in &mut self.destinations {
+            destination.commit();
+        }
     }
 
     fn write_tail(&mut self) {
@@ -269,14 +351,16 @@ impl Destination {
             file,
             kmsg,
             pending: Vec::new(),
+            batch: Vec::new(),
             dropped: 0,
             broken: false,
         }
     }
 
     /// One whole line. The kernel log never blocks (and a write it refuses is not
-    /// retried); the console may: what it does not take waits, bounded, and a line
-    /// that does not fit is counted as dropped.
+    /// retried); the console may: lines are batched for `commit`, and once the console
+    /// has fallen behind, what it does not take waits, bounded, and a line that does
+    /// not fit is counted as dropped.
     fn send(&mut self, line: &[u8]) {
         if self.kmsg {
             let _ = self.file.write(line);
@@ -285,31 +369,43 @@ impl Destination {
         if self.broken {
             return;
         }
-        let mut written = 0;
         if self.pending.is_empty() && self.dropped == 0 {
-            while written < line.len() {
-                match self.file.write(&line[written..]) {
-                    Ok(0) => break,
-                    Ok(n) => written += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        self.broken = true;
-                        return;
-                    }
-                }
-            }
-        }
-        let rest = &line[written..];
-        if rest.is_empty() {
+            self.batch.extend_from_slice(line);
             return;
         }
-        // A line is kept whole or not at all (once begun, its end must follow).
-        if written > 0 || (self.dropped == 0 && self.pending.len() + rest.len() <= PENDING_MAX) {
-            self.pending.extend_from_slice(rest);
+        // A line is kept whole or not at all.
+        if self.dropped == 0 && self.pending.len() + line.len() <= PENDING_MAX {
+            self.pending.extend_from_slice(line);
         } else {
             self.dropped += 1;
         }
+    }
+
+    /// Writes the lines batched since the last read. What the console does not take
+    /// waits, whole lines included (they are few: one read's worth), so that a line
+    /// once begun is ended.
+    fn commit(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let mut written = 0;
+        while written < self.batch.len() {
+            match self.file.write(&self.batch[written..]) {
+                Ok(0) => break,
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.broken = true;
+                    break;
+                }
+            }
+        }
+        if !self.broken {
+            self.pending.extend_from_slice(&self.batch[written..]);
+        }
+        self.batch.clear();
+        self.batch.shrink_to(2 * SHARE);
     }
 
     /// The console can take more: what waits first, then the count of what was lost.
@@ -336,6 +432,7 @@ impl Destination {
             );
             self.dropped = 0;
             self.send(note.as_bytes());
+            self.commit();
         }
     }
 }
@@ -375,6 +472,7 @@ impl Pipe {
             prefix: prefix.into_bytes(),
             partial: Vec::new(),
             destination,
+            ends_after: Vec::new(),
         })
     }
 

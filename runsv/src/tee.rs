@@ -90,8 +90,11 @@ impl Tee {
         }
     }
 
-    /// Moves what it can, without waiting. What went wrong on the way is left in
-    /// `warning` (the tail could not be written: the bytes still reach the logger).
+    /// Moves what it can, without waiting, up to a share of `ROUND` bytes: a fast
+    /// logger behind a service writing as fast as it can would otherwise keep runsv
+    /// here for ever. What is left keeps its fd ready for the next turn of the loop.
+    /// What went wrong on the way is left in `warning` (the tail could not be written:
+    /// the bytes still reach the logger).
     pub fn pump(&mut self) {
         if self.stuck {
             return;
@@ -99,8 +102,12 @@ impl Tee {
         let Some(logger) = self.logger_write.as_ref().map(|fd| fd.as_raw_fd()) else {
             return;
         };
+        let mut moved_total = 0;
         loop {
             if self.copied == 0 {
+                if moved_total >= ROUND {
+                    return;
+                }
                 // SAFETY: tee on two pipe fds this struct owns.
                 let teed = unsafe {
                     libc::tee(
@@ -140,7 +147,10 @@ impl Tee {
                 )
             };
             match moved {
-                n if n > 0 => self.copied -= (n as usize).min(self.copied),
+                n if n > 0 => {
+                    moved_total += n as usize;
+                    self.copied -= (n as usize).min(self.copied);
+                }
                 0 => return,
                 _ => match Errno::last() {
                     Errno::EINTR => continue,

@@ -10,6 +10,8 @@
 
 #[path = "../bench/cleanup.rs"]
 mod cleanup;
+#[path = "../bench/flood.rs"]
+mod flood;
 #[path = "../bench/logging.rs"]
 mod logging;
 #[path = "../bench/metrics.rs"]
@@ -31,6 +33,7 @@ enum Metric {
     Memory,
     Restart,
     Control,
+    Flood,
     Status,
     Bringup,
     Sync,
@@ -43,10 +46,11 @@ enum Metric {
 }
 
 impl Metric {
-    const ALL: [Metric; 12] = [
+    const ALL: [Metric; 13] = [
         Metric::Memory,
         Metric::Restart,
         Metric::Control,
+        Metric::Flood,
         Metric::Status,
         Metric::Bringup,
         Metric::Sync,
@@ -64,6 +68,7 @@ impl Metric {
             Metric::Memory => "memory",
             Metric::Restart => "restart",
             Metric::Control => "control",
+            Metric::Flood => "flood",
             Metric::Status => "status",
             Metric::Bringup => "bringup",
             Metric::Sync => "sync",
@@ -251,6 +256,7 @@ usage: runtree-bench [--quick] [--only METRIC[,METRIC…]] [--services N] [--no-
 Measures runit, s6 and runtree side by side (interleaved) and prints a table.
   --quick          fewer iterations: a smoke test of the harness, not a result
   --only METRICS   memory, restart, control, status (supervisors);
+                   flood (runtree's control round trip under an output flood);
                    bringup, sync, chain, idle, respawn, stop, storm (scanners);
                    logging (log throughput)
                    (comma-separated or repeated)
@@ -425,6 +431,15 @@ fn run(options: &Options) -> Result<(), String> {
                 Goal::AtMost(10.0),
             )
             .suites(metrics::control_round_trip(&all, iterations)),
+        ));
+    }
+    if wanted(Metric::Flood) {
+        progress("measuring the control round trip under an output flood");
+        rows.extend(flood_rows(
+            &runtree_bin,
+            runtree_build.clone(),
+            &work,
+            iterations,
         ));
     }
     if wanted(Metric::Memory) || wanted(Metric::Status) {
@@ -686,6 +701,51 @@ fn run_tree_metrics(
         ));
     }
     rows
+}
+
+/// runtree's control round trip with its service idle and flooding (flood.rs).
+fn flood_rows(
+    runtree_bin: &Path,
+    runtree_build: Option<String>,
+    work: &Path,
+    rounds: usize,
+) -> Vec<(Metric, Row)> {
+    let flood::Flood {
+        idle,
+        flooding,
+        ratio,
+    } = match runtree_build {
+        Some(reason) => flood::Flood {
+            idle: Err(reason.clone()),
+            flooding: Err(reason.clone()),
+            ratio: Err(reason),
+        },
+        None => flood::round_trips(runtree_bin, work, rounds),
+    };
+    let row = |title: &str, unit, goal, cell| {
+        let row = Row::new(title.into(), unit, goal).suites(vec![(Kind::Runtree, cell)]);
+        (Metric::Flood, row)
+    };
+    vec![
+        row(
+            "control round trip, service idle (sleep)",
+            "ms",
+            Goal::Information,
+            idle,
+        ),
+        row(
+            "control round trip, service flooding (yes → kmsg)",
+            "ms",
+            Goal::Information,
+            flooding,
+        ),
+        row(
+            "flooding ÷ idle round trip, per round",
+            "×",
+            Goal::AtMost(2.0),
+            ratio,
+        ),
+    ]
 }
 
 /// Log throughput (logging.rs): a million lines through a `log/` service under runit,

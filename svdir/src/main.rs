@@ -95,6 +95,8 @@ fn main() {
             exit(111);
         }
     };
+    // Every runsv and service inherits this output: see runsv::shared_output.
+    runsv::shared_output::append_to_files();
     priority::raise_tree_weight();
     let options = scanner::Options {
         dir,

@@ -100,6 +100,17 @@ pub(super) fn load(
     system_files: &SystemFiles,
 ) -> Result<ServiceDefinition, DefinitionError> {
     let text = read_text(yaml_path)?;
+    if let Some(line) = super::nesting::too_deep(&text) {
+        return Err(DefinitionError {
+            path: yaml_path.to_path_buf(),
+            line: Some(line),
+            message: format!(
+                "nested deeper than {} levels of [ and {{; refused unparsed, as parsing \
+                 such nesting takes time growing with the square of its depth",
+                super::nesting::MAX_DEPTH
+            ),
+        });
+    }
     let document = parse(&text).map_err(|(line, message)| DefinitionError {
         path: yaml_path.to_path_buf(),
         line: Some(line),
@@ -815,8 +826,12 @@ impl<'de> Visitor<'de> for EnvironSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut variables: Vec<(String, String)> = Vec::new();
-        while let Some(name) = map.next_key_seed(UniqueVariableName { set: &variables })? {
+        // A set beside the list: searching the list for each name is quadratic, and
+        // a big `environ` made every `sv reconfigure` take seconds.
+        let mut names = std::collections::HashSet::new();
+        while let Some(name) = map.next_key_seed(UniqueVariableName { set: &names })? {
             let value = map.next_value_seed(VARIABLE_VALUE)?;
+            names.insert(name.clone());
             variables.push((name, value));
         }
         Ok(variables)
@@ -824,7 +839,7 @@ impl<'de> Visitor<'de> for EnvironSeed {
 }
 
 struct UniqueVariableName<'a> {
-    set: &'a [(String, String)],
+    set: &'a std::collections::HashSet<String>,
 }
 
 impl<'de> DeserializeSeed<'de> for UniqueVariableName<'_> {
@@ -841,7 +856,7 @@ impl<'de> Visitor<'de> for UniqueVariableName<'_> {
     }
     fn visit_str<E: de::Error>(self, text: &str) -> Result<String, E> {
         let name = parse_variable_name(text).map_err(E::custom)?;
-        if self.set.iter().any(|(set, _)| *set == name) {
+        if self.set.contains(&name) {
             return Err(E::custom(format!("`{name}` is set twice")));
         }
         Ok(name)
