@@ -111,7 +111,9 @@ impl Config {
 
 /// runit's pattern match: `*c` skips up to the next `c` (a trailing `*` matches the
 /// rest), `+c` matches one or more `c`, every other byte itself; the whole line must
-/// match.
+/// match. There is no backtracking (`*err*` does not match `keep this err`: `*e`
+/// stops at the `e` of `keep`); configs are written against runit's results, so none
+/// is added.
 pub fn pmatch(pattern: &[u8], line: &[u8]) -> bool {
     let (mut p, mut s) = (0, 0);
     loop {
@@ -188,6 +190,8 @@ mod tests {
         assert!(pmatch(b"", b""));
         let config = Config::parse(b"-*\n+*keep*\ne*err*\n");
         assert_eq!(config.select(b"drop me"), (false, false));
-        assert_eq!(config.select(b"keep this err"), (true, true));
+        assert_eq!(config.select(b"err: keep"), (true, true));
+        // No backtracking: `*e` stops at the first `e` ("keep"), as runit's.
+        assert_eq!(config.select(b"keep this err"), (true, false));
     }
 }
