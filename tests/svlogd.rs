@@ -157,6 +157,33 @@ fn processor_runs_on_rotated_files_as_runits() {
 }
 
 #[test]
+fn a_fifo_in_the_log_directory_never_blocks() {
+    // runit's svlogd hangs on a FIFO `config` and retries a FIFO `current` forever;
+    // runtree's refuses them at once.
+    let work = tempfile::tempdir().expect("tempdir");
+    for name in ["a", "b"] {
+        fs::create_dir(work.path().join(name)).unwrap();
+    }
+    nix::unistd::mkfifo(&work.path().join("a/config"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    nix::unistd::mkfifo(
+        &work.path().join("b/current"),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .unwrap();
+    let (code, stderr) = feed(&binary("svlogd"), &["a", "b"], work.path(), b"line\n");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr,
+        "svlogd: warning: unable to read config: a: invalid argument\n\
+         svlogd: warning: unable to open current: b: invalid argument\n"
+    );
+    assert_eq!(
+        fs::read_to_string(work.path().join("a/current")).unwrap(),
+        "line\n"
+    );
+}
+
+#[test]
 fn a_current_not_closed_cleanly_is_kept_as_u_file() {
     for program in loggers() {
         let work = tempfile::tempdir().expect("tempdir");

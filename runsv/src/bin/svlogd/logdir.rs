@@ -82,8 +82,9 @@ impl LogDir {
             .append(true)
             .create(true)
             .mode(0o600)
-            .custom_flags(nix::libc::O_CLOEXEC)
+            .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
             .open(self.file("lock"))
+            .and_then(regular)
             .and_then(|file| {
                 fs2::FileExt::try_lock_exclusive(&file)
                     .map(|()| file)
@@ -128,6 +129,12 @@ impl LogDir {
                     fs::rename(&current_path, &saved)
                 });
                 remove_oldest(&self.path, &self.name, config.nmax, verbose);
+            }
+            Ok(meta) if !meta.is_file() => {
+                // A FIFO or device would never take the lines: no retry can help.
+                let error = io::Error::from_raw_os_error(nix::libc::EINVAL);
+                warn_error("unable to open current", &self.name, &error);
+                return false;
             }
             Ok(meta) => {
                 appended = true;
@@ -386,10 +393,21 @@ fn open_current(path: &Path) -> io::Result<File> {
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(nix::libc::O_CLOEXEC)
-        .open(path)?;
+        .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path)
+        .and_then(regular)?;
     file.set_permissions(fs::Permissions::from_mode(0o644))?;
     Ok(file)
+}
+
+/// Refuses a FIFO or a device where a regular file belongs: opened without blocking
+/// (a FIFO with no reader would hang the logger), never written.
+fn regular(file: File) -> io::Result<File> {
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(io::Error::from_raw_os_error(nix::libc::EINVAL))
+    }
 }
 
 /// The config file's contents; None when there is none. A FIFO or device is refused
@@ -404,9 +422,7 @@ fn read_config(path: &Path) -> io::Result<Option<Vec<u8>>> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error),
     };
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::from_raw_os_error(nix::libc::EINVAL));
-    }
+    let file = regular(file)?;
     let mut text = Vec::new();
     file.take(CONFIG_MAX).read_to_end(&mut text)?;
     Ok(Some(text))
