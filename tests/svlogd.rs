@@ -82,6 +82,12 @@ fn full_disk_count_n_and_no_limit() {
 }
 
 #[test]
+fn verbose_messages_are_runits() {
+    let files = same_as_runit(&["-v", "-l", "20"], Some("s100\nn2\n"), &numbered(40, 4));
+    assert_eq!(files.iter().filter(|f| f.0.starts_with('@')).count(), 2);
+}
+
+#[test]
 fn patterns_prefix_and_stderr_copies_are_runits() {
     let config = "-*debug*\n+*debug keep*\npPFX: \ne*error*\nE*error quiet*\n";
     let input = b"one\ndebug two\ndebug keep three\nan error four\nan error quiet five\n";
