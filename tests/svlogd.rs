@@ -433,58 +433,102 @@ fn a_last_line_without_newline_is_kept() {
     );
 }
 
-#[test]
-fn a_full_disk_loses_no_line() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to mount a small tmpfs in a mount namespace");
-        return;
-    }
-    let work = tempfile::tempdir().expect("tempdir");
-    let mnt = work.path().join("mnt");
+/// A logger on a 64 KiB tmpfs seen only by it (a private mount namespace), after
+/// `setup` (shell, in the mount, where `log/` exists) has filled it. Returns the logger,
+/// the mount as seen from here (through its /proc/PID/root), and its stderr file.
+fn logger_on_a_full_disk(work: &Path, setup: &str) -> (Guard, PathBuf, PathBuf) {
+    let mnt = work.join("mnt");
     fs::create_dir(&mnt).unwrap();
-    // A 64 KiB tmpfs seen only by the logger, filled up before it starts.
     let script = format!(
-        "mount -t tmpfs -o size=64k none {mnt} && mkdir {mnt}/log && \
-         (dd if=/dev/zero of={mnt}/filler bs=4k 2>/dev/null; true) && exec {svlogd} {mnt}/log",
+        "mount -t tmpfs -o size=64k none {mnt} && cd {mnt} && mkdir log && {setup} && \
+         exec {svlogd} log",
         mnt = mnt.display(),
         svlogd = binary("svlogd").display()
     );
-    let stderr = work.path().join("stderr");
-    let mut guard = Guard::spawn(
+    let stderr = work.join("stderr");
+    let guard = Guard::spawn(
         Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c", &script])
             .stdin(Stdio::piped())
             .stderr(fs::File::create(&stderr).unwrap()),
     );
-    // The namespace's files, seen through the logger's root.
     let inside = PathBuf::from(format!("/proc/{}/root{}", guard.pid(), mnt.display()));
     assert!(wait_for(&[&mnt], TIMEOUT, || inside
         .join("log/lock")
         .exists()));
+    (guard, inside, stderr)
+}
+
+fn root_for_tmpfs() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("skipped: needs root to mount a small tmpfs in a mount namespace");
+    }
+    root
+}
+
+#[test]
+fn a_full_disk_loses_no_line() {
+    if !root_for_tmpfs() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let fill = "(dd if=/dev/zero of=filler bs=4k 2>/dev/null; true)";
+    let (mut guard, inside, stderr) = logger_on_a_full_disk(work.path(), fill);
     let mut stdin = guard.child.stdin.take().unwrap();
     let input = numbered(500, 6);
     stdin.write_all(&input).unwrap();
     let paused = || {
         fs::read_to_string(&stderr)
             .unwrap_or_default()
-            .contains("svlogd: pausing: unable to write to current")
+            .contains("svlogd: pausing: unable to write to current: log: out of disk space")
     };
     assert!(
         wait_for(&[&stderr], TIMEOUT, paused),
         "never paused on the full disk"
     );
-    assert!(fs::read_to_string(&stderr)
-        .unwrap()
-        .contains("out of disk space"));
     fs::remove_file(inside.join("filler")).expect("free the disk");
     let current = inside.join("log/current");
+    let log = inside.join("log");
     assert!(
-        wait_for(&[&stderr], TIMEOUT, || fs::read(&current)
-            .unwrap_or_default()
-            .len()
-            == input.len()),
+        wait_for(&[&log], TIMEOUT, || fs::read(&current).unwrap_or_default()
+            == input),
         "the lines never got through once the disk had room"
     );
     drop(stdin);
     assert!(guard.wait_exit(TIMEOUT).expect("exits").success());
+}
+
+#[test]
+fn a_full_disk_deletes_old_files_down_to_big_n() {
+    if !root_for_tmpfs() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    // Two old files: the older one fills the disk. n5 N1: on ENOSPC, runit's rule
+    // deletes the oldest while more than one remains, and the lines go through.
+    let (old, newer) = ("@400000000000000000000001.s", "@400000000000000000000002.s");
+    let setup = format!(
+        "printf 'n5\\nN1\\n' >log/config && echo kept >log/{newer} && \
+         (dd if=/dev/zero of=log/{old} bs=4k 2>/dev/null; true)"
+    );
+    let (mut guard, inside, stderr) = logger_on_a_full_disk(work.path(), &setup);
+    let mut stdin = guard.child.stdin.take().unwrap();
+    let input = numbered(500, 6);
+    stdin.write_all(&input).unwrap();
+    let current = inside.join("log/current");
+    let log = inside.join("log");
+    assert!(
+        wait_for(&[&log], TIMEOUT, || fs::read(&current).unwrap_or_default()
+            == input),
+        "the lines never got through"
+    );
+    assert!(!log.join(old).exists(), "the oldest file is deleted");
+    assert_eq!(fs::read_to_string(log.join(newer)).unwrap(), "kept\n");
+    drop(stdin);
+    assert!(guard.wait_exit(TIMEOUT).expect("exits").success());
+    assert_eq!(
+        fs::read_to_string(&stderr).unwrap(),
+        format!("svlogd: warning: out of disk space, delete: log/{old}\n")
+    );
 }
