@@ -18,6 +18,8 @@ mod logging;
 mod metrics;
 #[path = "../bench/suite.rs"]
 mod suite;
+#[path = "../bench/svlogd.rs"]
+mod svlogd;
 #[path = "../bench/tree.rs"]
 mod tree;
 
@@ -765,7 +767,17 @@ fn run_logging(
         kmsg_rate,
         log_cpu,
         kmsg_cpu,
-    } = logging::log_throughput(runtree_bin, runtree_build, work, lines, rounds, timeout);
+    } = logging::log_throughput(
+        runtree_bin,
+        runtree_build.clone(),
+        work,
+        lines,
+        rounds,
+        timeout,
+    );
+    progress("measuring svlogd alone, runit's and runtree's");
+    let svlogd =
+        svlogd::svlogd_throughput(runtree_bin, runtree_build, work, lines, rounds, timeout);
     let count = if lines % 1_000_000 == 0 {
         format!("{}M", lines / 1_000_000)
     } else {
@@ -807,6 +819,15 @@ fn run_logging(
                 Goal::Information,
             )
             .suites(kmsg_cpu),
+        ),
+        (
+            Metric::Logging,
+            Row::new(
+                format!("svlogd -tt alone, {count} lines from a pipe, per million"),
+                "ms",
+                Goal::NoMoreThanRunit,
+            )
+            .suites(svlogd),
         ),
     ]
 }

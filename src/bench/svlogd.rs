@@ -1,0 +1,129 @@
+//! svlogd throughput (part of `logging`): runit's svlogd and runtree's, each alone on
+//! the same input: N numbered lines written by the bench into a pipe as fast as the
+//! logger takes them, `-tt` timestamps, a log directory whose `config` holds `s0` (no
+//! rotation). The time runs from the logger's spawn to its exit at the end of input;
+//! then `current` must hold the N lines, the last one numbered N. The two loggers take
+//! turns, alternating which goes first.
+
+use crate::cleanup;
+use crate::metrics::{Cell, Samples};
+use crate::suite::Kind;
+use nix::unistd::Pid;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Milliseconds per million lines, runit's and runtree's (`runtree_unavailable`: why
+/// runtree's cannot be measured).
+pub fn svlogd_throughput(
+    runtree_bin: &Path,
+    runtree_unavailable: Option<String>,
+    work: &Path,
+    lines: usize,
+    rounds: usize,
+    timeout: Duration,
+) -> Vec<(Kind, Cell)> {
+    let runit = Path::new("/usr/bin/svlogd");
+    let runtree = runtree_bin.join("svlogd");
+    let mut lanes: Vec<(Kind, &Path, Cell)> = vec![
+        (Kind::Runit, runit, Ok(Samples::default())),
+        (Kind::Runtree, &runtree, Ok(Samples::default())),
+    ];
+    for (kind, program, cell) in &mut lanes {
+        if !program.exists() {
+            *cell = Err(format!("{} missing", program.display()));
+        } else if *kind == Kind::Runtree {
+            if let Some(reason) = &runtree_unavailable {
+                *cell = Err(reason.clone());
+            }
+        }
+    }
+    let mut input = Vec::with_capacity(lines * 8);
+    for n in 1..=lines {
+        input.extend_from_slice(n.to_string().as_bytes());
+        input.push(b'\n');
+    }
+    let root = work.join("svlogd");
+    for round in 0..rounds {
+        for i in 0..lanes.len() {
+            let lane = if round % 2 == 0 {
+                i
+            } else {
+                lanes.len() - 1 - i
+            };
+            let (_, program, cell) = &mut lanes[lane];
+            let Ok(samples) = cell else {
+                continue;
+            };
+            let dir = root.join(format!("{round}-{lane}"));
+            let outcome = turn(program, &dir, &input, lines, timeout);
+            let _ = fs::remove_dir_all(&dir);
+            match outcome {
+                Ok(elapsed) => samples
+                    .values
+                    .push(elapsed.as_secs_f64() * 1000.0 * 1_000_000.0 / lines as f64),
+                Err(reason) => *cell = Err(reason),
+            }
+        }
+    }
+    lanes
+        .into_iter()
+        .map(|(kind, _, cell)| (kind, cell))
+        .collect()
+}
+
+fn turn(
+    program: &Path,
+    dir: &Path,
+    input: &[u8],
+    lines: usize,
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let main = dir.join("main");
+    fs::create_dir_all(&main).map_err(|e| format!("{}: {e}", main.display()))?;
+    fs::write(main.join("config"), "s0\n").map_err(|e| format!("{}: {e}", main.display()))?;
+    let start = Instant::now();
+    let mut child = Command::new(program)
+        .arg("-tt")
+        .arg(&main)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", program.display()))?;
+    let pid = Pid::from_raw(child.id() as i32);
+    cleanup::register_supervisor(pid);
+    let mut stdin = child.stdin.take().ok_or("no pipe to the logger")?;
+    let written = stdin.write_all(input);
+    drop(stdin);
+    let deadline = start + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            _ => break None,
+        }
+    };
+    let elapsed = start.elapsed();
+    cleanup::stop_supervisors(&[pid], Duration::from_secs(5));
+    written.map_err(|e| format!("writing to {}: {e}", program.display()))?;
+    match status {
+        Some(status) if status.success() => {}
+        Some(status) => return Err(format!("{}: {status}", program.display())),
+        None => return Err(format!("not done after {} s", timeout.as_secs())),
+    }
+    let current = fs::read(main.join("current")).map_err(|e| format!("current: {e}"))?;
+    let count = current.iter().filter(|&&b| b == b'\n').count();
+    let last = current[..current.len().saturating_sub(1)]
+        .rsplit(|&b| b == b' ')
+        .next()
+        .unwrap_or_default();
+    if count != lines || last != lines.to_string().as_bytes() {
+        return Err(format!("current: {count} lines where {lines} were written"));
+    }
+    Ok(elapsed)
+}
