@@ -5,6 +5,7 @@
 
 use crate::adoption;
 use crate::dependency_watch::{DependencyWatch, FALLBACK_INTERVAL};
+use crate::machine::{Action, Event, Now, Process, Target};
 use crate::relay::{Mode, Relay, Stream};
 use crate::service::{has_log_service, Leftover, Reconfigured, Service, REWRITE_INTERVAL};
 use crate::tee::{Tee, Wait};
@@ -16,8 +17,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use runsv::definition::{LogDestination, Readiness};
+use runsv::dependencies::Dependencies;
 use runsv::launch::{open_null, start_time, Launch, Stdio};
-use runsv::machine::{Action, Dependencies, Event, Now, Process, Target};
 use runsv::supervise::ExitStatus;
 use runsv::tai64n::Timestamp;
 use std::collections::VecDeque;

@@ -7,9 +7,11 @@
 //! processes), feeds their results back as events, and writes `supervise/` whenever
 //! `status()` or `full_state()` changes.
 
-use crate::supervise::{ExitStatus, FullState, RunState, ServiceState, Status, Want};
-use crate::tai64n::Timestamp;
 use nix::sys::signal::Signal;
+use runsv::dependencies::Dependencies;
+use runsv::duration::seconds;
+use runsv::supervise::{ExitStatus, FullState, RunState, ServiceState, Status, Want};
+use runsv::tai64n::Timestamp;
 use std::time::Duration;
 
 /// A run shorter than this counts as "dying fast": the next start is delayed, with a
@@ -84,23 +86,6 @@ impl Default for Settings {
             invalid: None,
         }
     }
-}
-
-/// Whether the service's dependencies allow it to start, as runsv last saw them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Dependencies {
-    Satisfied,
-    /// Not yet running (ready) or ok: these names.
-    Waiting(Vec<String>),
-    /// A dependency is in `error`.
-    Failed {
-        name: String,
-        reason: String,
-    },
-    /// No such service in the scan directory.
-    Unknown(Vec<String>),
-    /// The service is part of a dependency cycle, printed as `a → b → a`.
-    Cycle(String),
 }
 
 /// The processes a machine owns.
@@ -283,12 +268,14 @@ impl Machine {
         self.reason.clear();
     }
 
+    #[cfg(test)]
     pub fn state(&self) -> ServiceState {
         self.state
     }
     pub fn want(&self) -> Want {
         self.want
     }
+    #[cfg(test)]
     pub fn reason(&self) -> &str {
         &self.reason
     }
@@ -635,6 +622,7 @@ impl Machine {
 
     /// Records the start time of a process reported as `Spawned` without one (runsv
     /// reads it from /proc after it has published the pid, not before).
+    #[cfg(test)]
     pub fn record_starttime(&mut self, process: Process, pid: u32, starttime: u64) {
         match process {
             Process::Run if self.run_pid == Some(pid) => self.run_starttime = starttime,
@@ -916,20 +904,8 @@ impl Machine {
     }
 }
 
-/// `2s`, `1.5s`, `0.2s`: a duration in the reasons and messages of every program.
-pub fn seconds(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis.is_multiple_of(1000) {
-        format!("{}s", millis / 1000)
-    } else {
-        format!("{}s", duration.as_secs_f64())
-    }
-}
-
 #[cfg(test)]
-#[path = "machine_tests.rs"]
 mod tests;
 
 #[cfg(test)]
-#[path = "machine_props.rs"]
 mod props;

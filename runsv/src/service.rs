@@ -2,9 +2,9 @@
 //! its definition, its state machine, and its `supervise/` directory — the lock held
 //! for runsv's life, the two FIFOs, and the status files rewritten on every change.
 
+use crate::machine::{Machine, Now, ReadinessKind, Settings};
 use runsv::definition::{Environment, LogDestination, Readiness, ServiceDefinition};
 use runsv::errno_text;
-use runsv::machine::{Machine, Now, ReadinessKind, Settings};
 use runsv::supervise::{write_atomically, FullState, ServiceState, SuperviseDir, Want};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
