@@ -410,8 +410,8 @@ impl Supervisor {
             let Some(Leftover { pid, previous }) = service.left_running.take() else {
                 continue;
             };
-            let signal = service.machine.settings.stop_signal;
-            let timeout = service.machine.settings.stop_timeout;
+            let signal = service.machine.settings().stop_signal;
+            let timeout = service.machine.settings().stop_timeout;
             eprintln!(
                 "runsv {}: warning: stopping pid {pid}, left running by a previous runsv",
                 service.label

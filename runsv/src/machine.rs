@@ -272,6 +272,14 @@ impl Machine {
     pub fn state(&self) -> ServiceState {
         self.state
     }
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    /// In `error` because run could not be spawned (retried while wanted up).
+    #[cfg(test)]
+    pub fn retries_spawn(&self) -> bool {
+        self.state == ServiceState::Error && self.error_cause == Some(ErrorCause::Spawn)
+    }
     pub fn want(&self) -> Want {
         self.want
     }
@@ -903,6 +911,12 @@ impl Machine {
         }
     }
 }
+
+#[cfg(test)]
+mod sim;
+
+#[cfg(test)]
+mod table_tests;
 
 #[cfg(test)]
 mod tests;
