@@ -425,9 +425,14 @@ impl Supervisor {
     /// Reads the dependencies again (after an inotify event, or on the fallback timer)
     /// and tells the main machine.
     fn dependencies_changed(&mut self, event: bool) {
-        let Some(watch) = &mut self.dependencies else {
-            return;
-        };
+        if let Some(dependencies) = self.read_dependencies(event) {
+            self.event(Which::Main, Event::Dependencies(dependencies));
+        }
+    }
+
+    /// How the dependencies stand, if the service has any.
+    fn read_dependencies(&mut self, event: bool) -> Option<Dependencies> {
+        let watch = self.dependencies.as_mut()?;
         let dependencies = if event {
             watch.changed()
         } else {
@@ -436,7 +441,7 @@ impl Supervisor {
         self.dependencies_poll = watch
             .polling()
             .then(|| self.origin.elapsed() + FALLBACK_INTERVAL);
-        self.event(Which::Main, Event::Dependencies(dependencies));
+        Some(dependencies)
     }
 
     fn boot(&mut self) {
@@ -675,36 +680,29 @@ impl Supervisor {
         }
     }
 
-    /// `sv reconfigure`: a changed definition restarts the service with the new one
-    /// (or starts it, if it was in `error` because of the old one); an unchanged one
-    /// changes nothing; an invalid one is refused and the old one stays in force.
+    /// `sv reconfigure`: the definition is read again here; what a change means for
+    /// the service is the machine's (`Event::Reconfigure`). An unchanged or refused one
+    /// may still change the reason shown.
     fn reconfigure(&mut self) {
         let before_after = self.main.definition.as_ref().map(|d| d.after.clone());
         match self.main.reconfigure() {
-            // Either may change the reason shown (a refusal, or its end).
             Reconfigured::Unchanged | Reconfigured::Refused => self.main.write_files(),
-            Reconfigured::Changed => {
+            Reconfigured::Changed(settings) => {
                 let after = self.main.definition.as_ref().map(|d| d.after.clone());
-                if after != before_after {
+                let dependencies = (after != before_after).then(|| {
                     self.dependencies =
                         after.and_then(|after| DependencyWatch::new(&self.main.directory, &after));
                     self.dependencies_poll = None;
-                    if self.dependencies.is_some() {
-                        self.dependencies_changed(false);
-                    } else {
-                        self.event(Which::Main, Event::Dependencies(Dependencies::Satisfied));
-                    }
-                }
-                let byte = if self.main.machine.pid_of(Process::Run).is_some() {
-                    b't'
-                } else {
-                    b'u'
-                };
-                if self.main.machine.want() == runsv::supervise::Want::Up {
-                    self.event(Which::Main, Event::Control(byte));
-                } else {
-                    self.main.write_files();
-                }
+                    self.read_dependencies(false)
+                        .unwrap_or(Dependencies::Satisfied)
+                });
+                self.event(
+                    Which::Main,
+                    Event::Reconfigure {
+                        settings,
+                        dependencies,
+                    },
+                );
             }
         }
     }

@@ -28,6 +28,8 @@ enum Op {
     Exit(Index, ExitStatus),
     /// A pid the machine does not own (an old one, or any).
     ExitUnowned(u32, ExitStatus),
+    /// `sv reconfigure` with a changed definition (and perhaps a changed `after:`).
+    Reconfigure(Box<Settings>, Option<Dependencies>),
 }
 
 #[derive(Clone, Debug)]
@@ -150,6 +152,8 @@ fn op() -> impl Strategy<Value = Op> {
         18 => (any::<Index>(), exit_status()).prop_map(|(which, status)| Op::Exit(which, status)),
         3 => (prop_oneof![1u32..1100, any::<u32>()], exit_status())
             .prop_map(|(pid, status)| Op::ExitUnowned(pid, status)),
+        2 => (settings(), prop::option::of(dependencies()))
+            .prop_map(|(settings, dependencies)| Op::Reconfigure(Box::new(settings), dependencies)),
     ]
 }
 
@@ -314,6 +318,34 @@ fn apply(sim: &mut Sim, op: &Op) {
         }
         Op::Ready => sim.on(Event::Ready),
         Op::Dependencies(dependencies) => sim.on(Event::Dependencies(dependencies.clone())),
+        Op::Reconfigure(settings, dependencies) => {
+            // A log stays a log (service.rs), and runs no finish. Wanted not up, the
+            // service is not restarted: what it runs keeps the oneshot and readiness
+            // it started with, while the machine already holds the new ones, which the
+            // invariants (read from the settings) cannot tell apart. Those two change
+            // here only when the reconfigure restarts the service.
+            let current = sim.machine.settings().clone();
+            let up = sim.machine.want() == Want::Up;
+            let settings = Settings {
+                is_log: current.is_log,
+                has_finish: settings.has_finish && !current.is_log,
+                oneshot: if up {
+                    settings.oneshot
+                } else {
+                    current.oneshot
+                },
+                readiness: if up {
+                    settings.readiness
+                } else {
+                    current.readiness
+                },
+                ..(**settings).clone()
+            };
+            sim.on(Event::Reconfigure {
+                settings,
+                dependencies: dependencies.clone(),
+            })
+        }
         Op::Exit(which, status) => {
             let alive = sim.alive();
             if alive.is_empty() {

@@ -515,3 +515,88 @@ fn between_an_exit_and_the_immediate_restart_the_state_is_respawn() {
     assert_eq!(state.reason, "killed by SIGKILL; restarting now");
     assert_eq!(state.last_exit, Some(ExitStatus::Signaled(9)));
 }
+
+#[test]
+fn reconfigure_restarts_a_running_service_with_the_new_settings() {
+    let mut h = Sim::new(longrun(), Want::Up);
+    let old = h.machine.pid_of(Process::Run).expect("running");
+    let settings = Settings {
+        stop_signal: Signal::SIGINT,
+        ..notification()
+    };
+    h.event(Event::Reconfigure {
+        settings: settings.clone(),
+        dependencies: None,
+    });
+    assert_eq!(h.machine.settings(), &settings);
+    assert_eq!(
+        h.actions,
+        vec![Action::Signal {
+            target: Target::Group(Process::Run),
+            signal: Signal::SIGINT,
+            custom: Some(b't')
+        }],
+        "stopped with the new stop signal, to come back at once"
+    );
+    h.exit_process(Process::Run, ExitStatus::Signaled(2));
+    assert_ne!(h.machine.pid_of(Process::Run), Some(old));
+    assert_eq!(h.state(), ServiceState::Starting, "the new readiness");
+}
+
+#[test]
+fn reconfigure_starts_a_service_in_error_for_its_definition_and_leaves_one_wanted_down() {
+    let invalid = Settings {
+        invalid: Some("service.yaml: line 1: bad".into()),
+        ..longrun()
+    };
+    let mut h = Sim::new(invalid.clone(), Want::Up);
+    assert_eq!(h.state(), ServiceState::Error);
+    h.event(Event::Reconfigure {
+        settings: longrun(),
+        dependencies: None,
+    });
+    assert_eq!(h.state(), ServiceState::Running);
+
+    let mut h = Sim::new(longrun(), Want::Down);
+    h.event(Event::Reconfigure {
+        settings: invalid,
+        dependencies: None,
+    });
+    assert!(h.actions.is_empty());
+    assert_eq!(h.state(), ServiceState::Down);
+    h.control(b'u');
+    assert_eq!(
+        h.state(),
+        ServiceState::Error,
+        "the new settings are in force"
+    );
+}
+
+#[test]
+fn reconfigure_with_new_dependencies_applies_them_and_starts_once() {
+    let mut h = Sim::new(longrun(), Want::Down);
+    h.event(Event::Dependencies(Dependencies::Failed {
+        name: "db".into(),
+        reason: "exited 1".into(),
+    }));
+    h.control(b'u');
+    assert_eq!(h.state(), ServiceState::Error);
+    // `after:` no longer names db: it starts, with the new settings, once.
+    h.event(Event::Reconfigure {
+        settings: longrun(),
+        dependencies: Some(Dependencies::Satisfied),
+    });
+    assert_eq!(
+        h.actions,
+        vec![Action::ControlScript(b'u'), Action::Spawn(Process::Run)]
+    );
+    assert_eq!(h.state(), ServiceState::Running);
+    // New dependencies not up yet: a running service restarts and waits for them.
+    h.event(Event::Reconfigure {
+        settings: longrun(),
+        dependencies: Some(Dependencies::Waiting(vec!["cache".into()])),
+    });
+    h.exit_process(Process::Run, ExitStatus::Signaled(15));
+    assert_eq!(h.state(), ServiceState::Waiting);
+    assert_eq!(h.machine.reason(), "waiting for cache");
+}
