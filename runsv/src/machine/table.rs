@@ -48,34 +48,34 @@ impl Machine {
                 self.want = Want::Exit;
                 self.down(now, actions);
             }
-            (_, E::Control(b't')) => {
-                if let Some(run) = run {
-                    self.stop(now, run, actions);
-                }
+            (
+                P::Starting { run, .. } | P::Running { run, .. } | P::Stopping { run, .. },
+                E::Control(b't'),
+            ) => self.stop(now, run, actions),
+            (
+                P::Starting { run, .. } | P::Running { run, .. } | P::Stopping { run, .. },
+                E::Control(b'k'),
+            ) => {
+                let run = Run {
+                    stop_requested: true,
+                    ..run
+                };
+                self.phase = phase.with_run(run);
+                let kill = signal(Target::Group(Process::Run), Signal::SIGKILL, Some(b'k'));
+                actions.push(kill);
             }
-            (_, E::Control(b'k')) => match phase {
-                P::Starting { run, .. } | P::Running { run, .. } | P::Stopping { run, .. } => {
-                    self.phase = phase.with_run(Run {
-                        stop_requested: true,
-                        ..run
-                    });
-                    actions.push(signal(
-                        Target::Group(Process::Run),
-                        Signal::SIGKILL,
-                        Some(b'k'),
-                    ));
-                }
-                // runit leaves a hung finish alone and later runs finish a second
-                // time; here `k` ends finish and the service goes down once.
+            // runit leaves a hung finish alone and later runs finish a second time;
+            // here `k` ends finish and the service goes down once.
+            (
                 P::Finishing {
                     finish: Some(_), ..
-                } => actions.push(signal(
-                    Target::Group(Process::Finish),
-                    Signal::SIGKILL,
-                    None,
-                )),
-                _ => {}
-            },
+                },
+                E::Control(b'k'),
+            ) => actions.push(signal(
+                Target::Group(Process::Finish),
+                Signal::SIGKILL,
+                None,
+            )),
             (_, E::Control(byte @ (b'p' | b'c'))) => {
                 self.paused = byte == b'p';
                 if run.is_some() {
@@ -94,38 +94,45 @@ impl Machine {
             }
             (_, E::Control(_)) => {}
 
+            // A logger whose input is closed: it ends by itself, or is stopped after
+            // its stop timeout.
+            (P::Starting { run, test, .. }, E::Drain) => {
+                self.want = Want::Exit;
+                let timer = Some(now.after(self.settings.stop_timeout));
+                self.phase = P::Starting { run, test, timer };
+            }
+            (
+                P::Running {
+                    run, ready_since, ..
+                },
+                E::Drain,
+            ) => {
+                self.want = Want::Exit;
+                let drain_at = Some(now.after(self.settings.stop_timeout));
+                self.phase = P::Running {
+                    run,
+                    ready_since,
+                    drain_at,
+                };
+            }
+            (
+                P::Stopping {
+                    run, ready_since, ..
+                },
+                E::Drain,
+            ) => {
+                self.want = Want::Exit;
+                let kill_at = Some(now.after(self.settings.stop_timeout));
+                self.phase = P::Stopping {
+                    run,
+                    ready_since,
+                    kill_at,
+                };
+            }
+            (P::Finishing { .. }, E::Drain) => self.want = Want::Exit,
             (_, E::Drain) => {
                 self.want = Want::Exit;
-                let at = Some(now.after(self.settings.stop_timeout));
-                match phase {
-                    P::Starting { run, test, .. } => {
-                        self.phase = P::Starting {
-                            run,
-                            test,
-                            timer: at,
-                        }
-                    }
-                    P::Running {
-                        run, ready_since, ..
-                    } => {
-                        self.phase = P::Running {
-                            run,
-                            ready_since,
-                            drain_at: at,
-                        }
-                    }
-                    P::Stopping {
-                        run, ready_since, ..
-                    } => {
-                        self.phase = P::Stopping {
-                            run,
-                            ready_since,
-                            kill_at: at,
-                        }
-                    }
-                    P::Finishing { .. } => {}
-                    _ => self.settle_down(now),
-                }
+                self.settle_down(now);
             }
 
             // The loop's answers to `Spawn`.
