@@ -17,10 +17,26 @@
 //! goes down or restarts later does not stop its dependents.
 
 use crate::definition::ServiceDefinition;
-use crate::machine::Dependencies;
 use crate::supervise::{FullState, ServiceState, SuperviseDir};
 use std::collections::HashSet;
 use std::path::Path;
+
+/// Whether the service's dependencies allow it to start, as runsv last saw them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dependencies {
+    Satisfied,
+    /// Not yet running (ready) or ok: these names.
+    Waiting(Vec<String>),
+    /// A dependency is in `error`.
+    Failed {
+        name: String,
+        reason: String,
+    },
+    /// No such service in the scan directory.
+    Unknown(Vec<String>),
+    /// The service is part of a dependency cycle, printed as `a → b → a`.
+    Cycle(String),
+}
 
 /// A cycle through `me`, following `after:` lists as `load` reports them, as the names
 /// on the path: `[me, b, me]`. `load` gives a service's `after:` list, or None if the

@@ -4,8 +4,8 @@
 //! states mean is the library's business (runsv::dependencies).
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use runsv::dependencies::Dependencies;
 use runsv::dependencies::{after_of, combine, dependency_state, find_cycle, DependencyState};
-use runsv::machine::Dependencies;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

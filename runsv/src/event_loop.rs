@@ -5,6 +5,7 @@
 
 use crate::adoption;
 use crate::dependency_watch::{DependencyWatch, FALLBACK_INTERVAL};
+use crate::machine::{Action, Event, Now, Process, Target};
 use crate::relay::{Mode, Relay, Stream};
 use crate::service::{has_log_service, Leftover, Reconfigured, Service, REWRITE_INTERVAL};
 use crate::tee::{Tee, Wait};
@@ -16,8 +17,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use runsv::definition::{LogDestination, Readiness};
+use runsv::dependencies::Dependencies;
 use runsv::launch::{open_null, start_time, Launch, Stdio};
-use runsv::machine::{Action, Dependencies, Event, Now, Process, Target};
 use runsv::supervise::ExitStatus;
 use runsv::tai64n::Timestamp;
 use std::collections::VecDeque;
@@ -412,8 +413,8 @@ impl Supervisor {
             let Some(Leftover { pid, previous }) = service.left_running.take() else {
                 continue;
             };
-            let signal = service.machine.settings.stop_signal;
-            let timeout = service.machine.settings.stop_timeout;
+            let signal = service.machine.settings().stop_signal;
+            let timeout = service.machine.settings().stop_timeout;
             eprintln!(
                 "runsv {}: warning: stopping pid {pid}, left running by a previous runsv",
                 service.label
@@ -427,9 +428,14 @@ impl Supervisor {
     /// Reads the dependencies again (after an inotify event, or on the fallback timer)
     /// and tells the main machine.
     fn dependencies_changed(&mut self, event: bool) {
-        let Some(watch) = &mut self.dependencies else {
-            return;
-        };
+        if let Some(dependencies) = self.read_dependencies(event) {
+            self.event(Which::Main, Event::Dependencies(dependencies));
+        }
+    }
+
+    /// How the dependencies stand, if the service has any.
+    fn read_dependencies(&mut self, event: bool) -> Option<Dependencies> {
+        let watch = self.dependencies.as_mut()?;
         let dependencies = if event {
             watch.changed()
         } else {
@@ -438,7 +444,7 @@ impl Supervisor {
         self.dependencies_poll = watch
             .polling()
             .then(|| self.origin.elapsed() + FALLBACK_INTERVAL);
-        self.event(Which::Main, Event::Dependencies(dependencies));
+        Some(dependencies)
     }
 
     fn boot(&mut self) {
@@ -692,36 +698,29 @@ impl Supervisor {
         }
     }
 
-    /// `sv reconfigure`: a changed definition restarts the service with the new one
-    /// (or starts it, if it was in `error` because of the old one); an unchanged one
-    /// changes nothing; an invalid one is refused and the old one stays in force.
+    /// `sv reconfigure`: the definition is read again here; what a change means for
+    /// the service is the machine's (`Event::Reconfigure`). An unchanged or refused one
+    /// may still change the reason shown.
     fn reconfigure(&mut self) {
         let before_after = self.main.definition.as_ref().map(|d| d.after.clone());
         match self.main.reconfigure() {
-            // Either may change the reason shown (a refusal, or its end).
             Reconfigured::Unchanged | Reconfigured::Refused => self.main.write_files(),
-            Reconfigured::Changed => {
+            Reconfigured::Changed(settings) => {
                 let after = self.main.definition.as_ref().map(|d| d.after.clone());
-                if after != before_after {
+                let dependencies = (after != before_after).then(|| {
                     self.dependencies =
                         after.and_then(|after| DependencyWatch::new(&self.main.directory, &after));
                     self.dependencies_poll = None;
-                    if self.dependencies.is_some() {
-                        self.dependencies_changed(false);
-                    } else {
-                        self.event(Which::Main, Event::Dependencies(Dependencies::Satisfied));
-                    }
-                }
-                let byte = if self.main.machine.pid_of(Process::Run).is_some() {
-                    b't'
-                } else {
-                    b'u'
-                };
-                if self.main.machine.want() == runsv::supervise::Want::Up {
-                    self.event(Which::Main, Event::Control(byte));
-                } else {
-                    self.main.write_files();
-                }
+                    self.read_dependencies(false)
+                        .unwrap_or(Dependencies::Satisfied)
+                });
+                self.event(
+                    Which::Main,
+                    Event::Reconfigure {
+                        settings,
+                        dependencies,
+                    },
+                );
             }
         }
     }

@@ -1,12 +1,12 @@
 //! The runtree service-directory library: the service definition, the files of
-//! `supervise/`, control bytes and signal names, shared by every runtree program; and
-//! the state machine of the `runsv` supervisor.
+//! `supervise/`, control bytes and signal names, shared by every runtree program. (The
+//! supervisor's state machine is the runsv program's own: runsv/src/machine.rs.)
 
 pub mod definition;
 pub mod dependencies;
+pub mod duration;
 pub mod errno_text;
 pub mod launch;
-pub mod machine;
 pub mod reader;
 pub mod replace;
 pub mod shared_output;

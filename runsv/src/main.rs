@@ -7,9 +7,13 @@
 mod adoption;
 mod dependency_watch;
 mod event_loop;
+mod machine;
 mod relay;
 mod service;
 mod tee;
+
+#[cfg(test)]
+mod props_support;
 
 use std::path::PathBuf;
 use std::process::exit;

@@ -2,9 +2,9 @@
 //! its definition, its state machine, and its `supervise/` directory — the lock held
 //! for runsv's life, the two FIFOs, and the status files rewritten on every change.
 
+use crate::machine::{Machine, Now, ReadinessKind, Settings};
 use runsv::definition::{Environment, LogDestination, Readiness, ServiceDefinition};
 use runsv::errno_text;
-use runsv::machine::{Machine, Now, ReadinessKind, Settings};
 use runsv::reader::Links;
 use runsv::supervise::{FullState, ServiceState, SuperviseDir, Want};
 use std::fs::{self, File, OpenOptions};
@@ -45,8 +45,9 @@ pub enum Reconfigured {
     Unchanged,
     /// The new definition is invalid: the old one stays.
     Refused,
-    /// The new definition is in force; the service must be restarted to use it.
-    Changed,
+    /// The new definition is in force, with these settings for the machine (which
+    /// restarts the service with them: `Event::Reconfigure`).
+    Changed(Settings),
 }
 
 /// What was last written, so that only changes are written.
@@ -380,11 +381,12 @@ impl Service {
     }
 
     /// Reads the definition again (`sv reconfigure`). A valid new one replaces the old
-    /// one and the machine's settings; an invalid one is refused and reported.
+    /// one (the machine's settings are the caller's to pass on); an invalid one is refused
+    /// and reported.
     pub fn reconfigure(&mut self) -> Reconfigured {
         // Where the directory is now (the entry may have been renamed since): runsv is
         // inside it, and getcwd follows.
-        let is_log = self.machine.settings.is_log;
+        let is_log = self.machine.settings().is_log;
         let directory = match std::env::current_dir() {
             Ok(cwd) if is_log => cwd.join("log"),
             Ok(cwd) => cwd,
@@ -405,8 +407,9 @@ impl Service {
                 );
                 if self.definition.is_none() {
                     // Nothing to keep: the error the machine shows is simply updated.
-                    self.machine.settings.invalid = Some(error.to_string());
-                    return Reconfigured::Changed;
+                    let mut settings = self.machine.settings().clone();
+                    settings.invalid = Some(error.to_string());
+                    return Reconfigured::Changed(settings);
                 }
                 self.reconfigure_error = Some(error.to_string());
                 Reconfigured::Refused
@@ -416,9 +419,9 @@ impl Service {
                 if self.definition.as_ref() == Some(&definition) {
                     return Reconfigured::Unchanged;
                 }
-                self.machine.settings = settings_of(Some(&definition), is_log, None);
+                let settings = settings_of(Some(&definition), is_log, None);
                 self.definition = Some(definition);
-                Reconfigured::Changed
+                Reconfigured::Changed(settings)
             }
         }
     }

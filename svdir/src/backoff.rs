@@ -35,7 +35,7 @@ impl Backoff {
 }
 
 /// `0.1s`, `2s` — for messages, as runsv words its reasons.
-pub use runsv::machine::seconds;
+pub use runsv::duration::seconds;
 
 #[cfg(test)]
 mod tests {

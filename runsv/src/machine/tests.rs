@@ -2,322 +2,41 @@
 
 use super::*;
 
-const T0: Duration = Duration::from_secs(1000);
+use super::sim::{Sim, T0};
 
+/// The clocks `offset_ms` after the simulation's start.
 fn at(offset_ms: u64) -> Now {
-    let monotonic = T0 + Duration::from_millis(offset_ms);
-    Now {
-        monotonic,
-        wall: Timestamp {
-            seconds: 1_700_000_000 + monotonic.as_secs(),
-            nanoseconds: monotonic.subsec_nanos(),
-        },
-    }
+    super::sim::at(T0 + Duration::from_millis(offset_ms))
 }
 
-/// Drives a machine the way runsv's loop does: spawns succeed with fresh pids.
-struct Harness {
-    machine: Machine,
-    next_pid: u32,
-    now_ms: u64,
-    actions: Vec<Action>,
-    exited: bool,
-}
-
-impl Harness {
-    fn new(settings: Settings, want: Want) -> Harness {
-        let mut harness = Harness {
-            machine: Machine::new(settings, want, at(0)),
-            next_pid: 100,
-            now_ms: 0,
-            actions: Vec::new(),
-            exited: false,
-        };
-        let actions = harness.machine.boot(at(0));
-        harness.perform(actions);
-        harness
-    }
-
-    fn perform(&mut self, actions: Vec<Action>) {
-        for action in actions {
-            self.actions.push(action.clone());
-            match action {
-                Action::Spawn(process) => {
-                    self.next_pid += 1;
-                    let pid = self.next_pid;
-                    let more = self.machine.on(
-                        at(self.now_ms),
-                        Event::Spawned {
-                            process,
-                            pid,
-                            starttime: 7,
-                        },
-                    );
-                    self.perform(more);
-                }
-                Action::Exit => self.exited = true,
-                _ => {}
-            }
-        }
-    }
-
-    fn event(&mut self, event: Event) -> &mut Harness {
-        self.actions.clear();
-        let actions = self.machine.on(at(self.now_ms), event);
-        self.perform(actions);
-        self
-    }
-
-    fn control(&mut self, byte: u8) -> &mut Harness {
-        self.event(Event::Control(byte))
-    }
-
-    fn advance(&mut self, ms: u64) -> &mut Harness {
-        self.now_ms += ms;
-        self
-    }
-
-    fn exit_process(&mut self, process: Process, status: ExitStatus) -> &mut Harness {
-        let pid = self.machine.pid_of(process).expect("process alive");
-        self.event(Event::Exited { pid, status })
-    }
-
-    fn fire_timer(&mut self) -> &mut Harness {
-        if let Some(deadline) = self.machine.deadline() {
-            self.now_ms = (deadline - T0).as_millis() as u64;
-        }
-        self.event(Event::Timer)
-    }
-
-    fn state(&self) -> ServiceState {
-        self.machine.state()
-    }
-
-    fn signalled(&self, target: Target, signal: Signal) -> bool {
-        self.actions.iter().any(|a| {
-            matches!(a, Action::Signal { target: t, signal: s, .. } if *t == target && *s == signal)
-        })
-    }
-}
-
-fn longrun() -> Settings {
+pub(super) fn longrun() -> Settings {
     Settings::default()
 }
 
-fn oneshot() -> Settings {
+pub(super) fn oneshot() -> Settings {
     Settings {
         oneshot: true,
         ..Settings::default()
     }
 }
 
-fn with_finish() -> Settings {
+pub(super) fn with_finish() -> Settings {
     Settings {
         has_finish: true,
         ..Settings::default()
     }
 }
 
-fn notification() -> Settings {
+pub(super) fn notification() -> Settings {
     Settings {
         readiness: ReadinessKind::Notification,
         ..Settings::default()
     }
 }
 
-/// A machine brought into `state` the way it happens in life.
-fn in_state(state: ServiceState) -> Harness {
-    use ServiceState::*;
-    let mut h = match state {
-        Down => Harness::new(longrun(), Want::Down),
-        Waiting => {
-            let mut h = Harness::new(longrun(), Want::Down);
-            h.event(Event::Dependencies(Dependencies::Waiting(
-                vec!["db".into()],
-            )));
-            h.control(b'u');
-            h
-        }
-        Starting => Harness::new(notification(), Want::Up),
-        Running => Harness::new(longrun(), Want::Up),
-        Ok => {
-            let mut h = Harness::new(oneshot(), Want::Up);
-            h.exit_process(Process::Run, ExitStatus::Exited(0));
-            h
-        }
-        Error => {
-            let mut h = Harness::new(oneshot(), Want::Up);
-            h.exit_process(Process::Run, ExitStatus::Exited(3));
-            h
-        }
-        Respawn => {
-            let mut h = Harness::new(longrun(), Want::Up);
-            h.advance(100)
-                .exit_process(Process::Run, ExitStatus::Exited(1));
-            h
-        }
-        Finishing => {
-            let mut h = Harness::new(with_finish(), Want::Up);
-            h.advance(100)
-                .exit_process(Process::Run, ExitStatus::Exited(1));
-            h
-        }
-        Stopping => {
-            let mut h = Harness::new(longrun(), Want::Up);
-            h.control(b'd');
-            h
-        }
-    };
-    assert_eq!(h.state(), state, "setting up {state}");
-    h.actions.clear();
-    h
-}
-
-/// The events of the table, by column.
-const EVENTS: [&str; 13] = [
-    "u", "d", "o", "x", "t", "k", "h", "p", "exit", "timer", "ready", "depfail", "term",
-];
-
-fn apply(h: &mut Harness, event: &str) {
-    match event {
-        "exit" => {
-            if let Some(pid) = h.machine.pid_of(Process::Run) {
-                h.advance(100);
-                h.event(Event::Exited {
-                    pid,
-                    status: ExitStatus::Exited(1),
-                });
-            } else {
-                // A pid the machine does not own changes nothing.
-                h.event(Event::Exited {
-                    pid: 1,
-                    status: ExitStatus::Exited(1),
-                });
-            }
-        }
-        "timer" => {
-            h.fire_timer();
-        }
-        "ready" => {
-            h.event(Event::Ready);
-        }
-        "depfail" => {
-            h.event(Event::Dependencies(Dependencies::Failed {
-                name: "db".into(),
-                reason: "exited 1".into(),
-            }));
-        }
-        "term" => {
-            h.event(Event::Terminate);
-        }
-        control => {
-            h.control(control.as_bytes()[0]);
-        }
-    }
-}
-
-#[test]
-fn every_state_times_every_event() {
-    // Rows: the state before; columns: EVENTS; cells: the state after (the loop's
-    // spawns succeed at once). `+` marks that the machine asked to exit.
-    let table: [(ServiceState, [&str; 13]); 9] = [
-        (
-            ServiceState::Down,
-            [
-                "running", "down", "running", "down+", "down", "down", "down", "down", "down",
-                "down", "down", "down", "down+",
-            ],
-        ),
-        (
-            ServiceState::Waiting,
-            [
-                "waiting", "down", "waiting", "down+", "waiting", "waiting", "waiting", "waiting",
-                "waiting", "waiting", "waiting", "error", "down+",
-            ],
-        ),
-        (
-            ServiceState::Starting,
-            [
-                "starting", "stopping", "starting", "stopping", "stopping", "starting", "starting",
-                "starting", "respawn", "starting", "running", "starting", "stopping",
-            ],
-        ),
-        (
-            ServiceState::Running,
-            [
-                "running", "stopping", "running", "stopping", "stopping", "running", "running",
-                "running", "respawn", "running", "running", "running", "stopping",
-            ],
-        ),
-        (
-            ServiceState::Ok,
-            [
-                "starting", "ok", "starting", "ok+", "ok", "ok", "ok", "ok", "ok", "ok", "ok",
-                "ok", "ok+",
-            ],
-        ),
-        (
-            ServiceState::Error,
-            [
-                "starting", "error", "starting", "error+", "error", "error", "error", "error",
-                "error", "error", "error", "error", "error+",
-            ],
-        ),
-        (
-            ServiceState::Respawn,
-            [
-                "running", "down", "running", "down+", "respawn", "respawn", "respawn", "respawn",
-                "respawn", "running", "respawn", "respawn", "down+",
-            ],
-        ),
-        (
-            ServiceState::Finishing,
-            [
-                "finishing",
-                "finishing",
-                "finishing",
-                "finishing",
-                "finishing",
-                "finishing",
-                "finishing",
-                "finishing",
-                "finishing",
-                "finishing",
-                "finishing",
-                "finishing",
-                "finishing",
-            ],
-        ),
-        (
-            ServiceState::Stopping,
-            [
-                "stopping", "stopping", "stopping", "stopping", "stopping", "stopping", "stopping",
-                "stopping", "down", "stopping", "stopping", "stopping", "stopping",
-            ],
-        ),
-    ];
-    for (state, row) in table {
-        for (event, expected) in EVENTS.iter().zip(row) {
-            let mut h = in_state(state);
-            apply(&mut h, event);
-            let got = format!("{}{}", h.state(), if h.exited { "+" } else { "" });
-            assert_eq!(got, expected, "{state} × {event}");
-            // Invariants in every cell: runit's pid and state byte agree with the
-            // processes the machine owns.
-            let status = h.machine.status();
-            assert_eq!(
-                status.pid != 0,
-                status.run_state != RunState::Down,
-                "{state} × {event}"
-            );
-            assert_eq!(h.machine.full_state().pid, status.pid);
-        }
-    }
-}
-
 #[test]
 fn a_fast_death_waits_with_a_doubling_capped_delay() {
-    let mut h = Harness::new(
+    let mut h = Sim::new(
         Settings {
             restart_delay_max: Duration::from_secs(4),
             ..longrun()
@@ -329,7 +48,7 @@ fn a_fast_death_waits_with_a_doubling_capped_delay() {
         h.advance(200)
             .exit_process(Process::Run, ExitStatus::Exited(1));
         assert_eq!(h.state(), ServiceState::Respawn);
-        let delay = h.machine.deadline().unwrap() - (T0 + Duration::from_millis(h.now_ms));
+        let delay = h.machine.deadline().unwrap() - h.now;
         delays.push(delay.as_secs());
         h.fire_timer();
         assert_eq!(h.state(), ServiceState::Running);
@@ -344,14 +63,14 @@ fn a_fast_death_waits_with_a_doubling_capped_delay() {
 
 #[test]
 fn a_stable_run_restarts_at_once_and_resets_the_delay() {
-    let mut h = Harness::new(longrun(), Want::Up);
+    let mut h = Sim::new(longrun(), Want::Up);
     h.advance(100)
         .exit_process(Process::Run, ExitStatus::Exited(1));
     h.fire_timer();
     h.advance(100)
         .exit_process(Process::Run, ExitStatus::Exited(1));
     assert_eq!(
-        h.machine.deadline().unwrap() - (T0 + Duration::from_millis(h.now_ms)),
+        h.machine.deadline().unwrap() - h.now,
         Duration::from_secs(2)
     );
     h.fire_timer();
@@ -363,7 +82,7 @@ fn a_stable_run_restarts_at_once_and_resets_the_delay() {
     h.advance(100)
         .exit_process(Process::Run, ExitStatus::Exited(1));
     assert_eq!(
-        h.machine.deadline().unwrap() - (T0 + Duration::from_millis(h.now_ms)),
+        h.machine.deadline().unwrap() - h.now,
         Duration::from_secs(1),
         "the delay starts over"
     );
@@ -372,7 +91,7 @@ fn a_stable_run_restarts_at_once_and_resets_the_delay() {
 
 #[test]
 fn restart_by_t_is_immediate_even_for_a_young_service() {
-    let mut h = Harness::new(longrun(), Want::Up);
+    let mut h = Sim::new(longrun(), Want::Up);
     h.advance(10).control(b't');
     assert!(h.signalled(Target::Group(Process::Run), Signal::SIGTERM));
     assert!(
@@ -385,7 +104,7 @@ fn restart_by_t_is_immediate_even_for_a_young_service() {
 
 #[test]
 fn down_sends_the_stop_signal_then_cont_and_control_d_and_kills_at_the_timeout() {
-    let mut h = Harness::new(
+    let mut h = Sim::new(
         Settings {
             stop_signal: Signal::SIGINT,
             stop_timeout: Duration::from_secs(3),
@@ -424,7 +143,7 @@ fn down_sends_the_stop_signal_then_cont_and_control_d_and_kills_at_the_timeout()
 
 #[test]
 fn finish_gets_runits_arguments_and_k_during_finish_does_not_run_it_twice() {
-    let mut h = Harness::new(with_finish(), Want::Up);
+    let mut h = Sim::new(with_finish(), Want::Up);
     h.control(b'k');
     assert!(h.signalled(Target::Group(Process::Run), Signal::SIGKILL));
     h.exit_process(Process::Run, ExitStatus::Signaled(9));
@@ -445,7 +164,7 @@ fn finish_gets_runits_arguments_and_k_during_finish_does_not_run_it_twice() {
 
 #[test]
 fn a_oneshot_ends_ok_or_error_and_runs_again_only_when_asked() {
-    let mut h = Harness::new(oneshot(), Want::Up);
+    let mut h = Sim::new(oneshot(), Want::Up);
     assert_eq!(h.state(), ServiceState::Starting);
     h.exit_process(Process::Run, ExitStatus::Exited(0));
     assert_eq!(h.state(), ServiceState::Ok);
@@ -463,7 +182,7 @@ fn a_oneshot_ends_ok_or_error_and_runs_again_only_when_asked() {
 
 #[test]
 fn an_unexecutable_binary_is_an_error_retried_on_the_growing_delay() {
-    let mut h = Harness::new(longrun(), Want::Down);
+    let mut h = Sim::new(longrun(), Want::Down);
     h.machine.on(at(0), Event::Control(b'u'));
     let actions = h.machine.on(
         at(0),
@@ -503,7 +222,7 @@ fn an_unexecutable_binary_is_an_error_retried_on_the_growing_delay() {
 
 #[test]
 fn a_readiness_test_is_retried_until_it_passes() {
-    let mut h = Harness::new(
+    let mut h = Sim::new(
         Settings {
             readiness: ReadinessKind::Test {
                 interval: Duration::from_millis(200),
@@ -530,7 +249,7 @@ fn a_readiness_test_is_retried_until_it_passes() {
 
 #[test]
 fn a_hung_readiness_test_is_killed() {
-    let mut h = Harness::new(
+    let mut h = Sim::new(
         Settings {
             readiness: ReadinessKind::Test {
                 interval: Duration::from_millis(200),
@@ -545,7 +264,7 @@ fn a_hung_readiness_test_is_killed() {
 
 #[test]
 fn notification_readiness() {
-    let mut h = Harness::new(notification(), Want::Up);
+    let mut h = Sim::new(notification(), Want::Up);
     assert_eq!(h.state(), ServiceState::Starting);
     h.event(Event::Ready);
     assert_eq!(h.state(), ServiceState::Running);
@@ -554,24 +273,23 @@ fn notification_readiness() {
 
 #[test]
 fn exit_waits_for_finish_and_exits_once() {
-    let mut h = Harness::new(with_finish(), Want::Up);
+    let mut h = Sim::new(with_finish(), Want::Up);
     h.control(b'x');
-    assert!(!h.exited);
+    assert!(!h.exited());
     assert!(h.actions.contains(&Action::ControlScript(b'x')));
     h.exit_process(Process::Run, ExitStatus::Signaled(15));
     assert_eq!(h.state(), ServiceState::Finishing);
-    assert!(!h.exited);
+    assert!(!h.exited());
     h.exit_process(Process::Finish, ExitStatus::Exited(0));
-    assert!(h.exited);
+    assert!(h.exited());
     assert_eq!(h.state(), ServiceState::Down);
-    h.exited = false;
     h.control(b'x');
-    assert!(!h.exited, "Exit is asked for once");
+    assert_eq!(h.exits_asked, 1, "Exit is asked for once");
 }
 
 #[test]
 fn a_log_ignores_x_but_drains() {
-    let mut h = Harness::new(
+    let mut h = Sim::new(
         Settings {
             is_log: true,
             stop_timeout: Duration::from_secs(2),
@@ -580,13 +298,13 @@ fn a_log_ignores_x_but_drains() {
         Want::Up,
     );
     h.control(b'x');
-    assert_eq!((h.state(), h.exited), (ServiceState::Running, false));
+    assert_eq!((h.state(), h.exited()), (ServiceState::Running, false));
     h.event(Event::Drain);
     assert!(h.actions.is_empty(), "no signal: it ends by itself on EOF");
     h.exit_process(Process::Run, ExitStatus::Exited(0));
-    assert!(h.exited);
+    assert!(h.exited());
     // One that ignores EOF is stopped after its stop timeout.
-    let mut h = Harness::new(
+    let mut h = Sim::new(
         Settings {
             is_log: true,
             ..longrun()
@@ -599,7 +317,7 @@ fn a_log_ignores_x_but_drains() {
 
 #[test]
 fn pause_and_continue_set_runits_flag_and_signal_the_process() {
-    let mut h = Harness::new(longrun(), Want::Up);
+    let mut h = Sim::new(longrun(), Want::Up);
     h.control(b'p');
     assert!(h.signalled(Target::Process(Process::Run), Signal::SIGSTOP));
     assert!(h.machine.status().paused);
@@ -630,7 +348,7 @@ fn pause_and_continue_set_runits_flag_and_signal_the_process() {
 
 #[test]
 fn dependencies_gate_the_start_and_failures_propagate() {
-    let mut h = Harness::new(longrun(), Want::Down);
+    let mut h = Sim::new(longrun(), Want::Down);
     h.event(Event::Dependencies(Dependencies::Waiting(vec![
         "db".into(),
         "cache".into(),
@@ -668,7 +386,7 @@ fn dependencies_gate_the_start_and_failures_propagate() {
 
 #[test]
 fn an_invalid_definition_is_an_error_on_every_start() {
-    let mut h = Harness::new(
+    let mut h = Sim::new(
         Settings {
             invalid: Some("service.yaml: line 2: unknown key `exce`".into()),
             ..longrun()
@@ -681,12 +399,12 @@ fn an_invalid_definition_is_an_error_on_every_start() {
         "invalid definition: service.yaml: line 2: unknown key `exce`"
     );
     h.control(b'x');
-    assert!(h.exited);
+    assert!(h.exited());
 }
 
 #[test]
 fn the_status_stamp_follows_runit() {
-    let mut h = Harness::new(with_finish(), Want::Up);
+    let mut h = Sim::new(with_finish(), Want::Up);
     let started = h.machine.status().since;
     h.advance(2000).control(b'p');
     assert_eq!(h.machine.status().since, started, "pause does not move it");
@@ -704,7 +422,7 @@ fn the_status_stamp_follows_runit() {
 
 #[test]
 fn an_exec_that_fails_after_the_pid_was_published_ends_as_a_failed_spawn() {
-    let mut h = Harness::new(longrun(), Want::Down);
+    let mut h = Sim::new(longrun(), Want::Down);
     h.control(b'u');
     let pid = h.machine.pid_of(Process::Run).expect("spawned");
     assert_eq!(h.state(), ServiceState::Running);
@@ -742,7 +460,7 @@ fn an_exec_that_fails_after_the_pid_was_published_ends_as_a_failed_spawn() {
 
 #[test]
 fn a_finish_that_cannot_exec_leaves_the_service_down() {
-    let mut h = Harness::new(
+    let mut h = Sim::new(
         Settings {
             has_finish: true,
             ..longrun()
@@ -764,7 +482,7 @@ fn a_finish_that_cannot_exec_leaves_the_service_down() {
 
 #[test]
 fn a_start_time_recorded_later_is_the_processs_own() {
-    let mut h = Harness::new(longrun(), Want::Up);
+    let mut h = Sim::new(longrun(), Want::Up);
     let pid = h.machine.pid_of(Process::Run).expect("running");
     h.machine.record_starttime(Process::Run, pid + 1, 99);
     assert_eq!(
@@ -778,13 +496,13 @@ fn a_start_time_recorded_later_is_the_processs_own() {
 
 #[test]
 fn between_an_exit_and_the_immediate_restart_the_state_is_respawn() {
-    let mut h = Harness::new(longrun(), Want::Up);
+    let mut h = Sim::new(longrun(), Want::Up);
     let pid = h.machine.pid_of(Process::Run).expect("running");
     h.advance(1500);
     // What runsv publishes before it forks the new run: the exit, not a pid-less
     // `running`.
     let actions = h.machine.on(
-        at(h.now_ms),
+        at(h.now_ms()),
         Event::Exited {
             pid,
             status: ExitStatus::Signaled(9),
@@ -796,4 +514,89 @@ fn between_an_exit_and_the_immediate_restart_the_state_is_respawn() {
     assert_eq!(state.pid, 0);
     assert_eq!(state.reason, "killed by SIGKILL; restarting now");
     assert_eq!(state.last_exit, Some(ExitStatus::Signaled(9)));
+}
+
+#[test]
+fn reconfigure_restarts_a_running_service_with_the_new_settings() {
+    let mut h = Sim::new(longrun(), Want::Up);
+    let old = h.machine.pid_of(Process::Run).expect("running");
+    let settings = Settings {
+        stop_signal: Signal::SIGINT,
+        ..notification()
+    };
+    h.event(Event::Reconfigure {
+        settings: settings.clone(),
+        dependencies: None,
+    });
+    assert_eq!(h.machine.settings(), &settings);
+    assert_eq!(
+        h.actions,
+        vec![Action::Signal {
+            target: Target::Group(Process::Run),
+            signal: Signal::SIGINT,
+            custom: Some(b't')
+        }],
+        "stopped with the new stop signal, to come back at once"
+    );
+    h.exit_process(Process::Run, ExitStatus::Signaled(2));
+    assert_ne!(h.machine.pid_of(Process::Run), Some(old));
+    assert_eq!(h.state(), ServiceState::Starting, "the new readiness");
+}
+
+#[test]
+fn reconfigure_starts_a_service_in_error_for_its_definition_and_leaves_one_wanted_down() {
+    let invalid = Settings {
+        invalid: Some("service.yaml: line 1: bad".into()),
+        ..longrun()
+    };
+    let mut h = Sim::new(invalid.clone(), Want::Up);
+    assert_eq!(h.state(), ServiceState::Error);
+    h.event(Event::Reconfigure {
+        settings: longrun(),
+        dependencies: None,
+    });
+    assert_eq!(h.state(), ServiceState::Running);
+
+    let mut h = Sim::new(longrun(), Want::Down);
+    h.event(Event::Reconfigure {
+        settings: invalid,
+        dependencies: None,
+    });
+    assert!(h.actions.is_empty());
+    assert_eq!(h.state(), ServiceState::Down);
+    h.control(b'u');
+    assert_eq!(
+        h.state(),
+        ServiceState::Error,
+        "the new settings are in force"
+    );
+}
+
+#[test]
+fn reconfigure_with_new_dependencies_applies_them_and_starts_once() {
+    let mut h = Sim::new(longrun(), Want::Down);
+    h.event(Event::Dependencies(Dependencies::Failed {
+        name: "db".into(),
+        reason: "exited 1".into(),
+    }));
+    h.control(b'u');
+    assert_eq!(h.state(), ServiceState::Error);
+    // `after:` no longer names db: it starts, with the new settings, once.
+    h.event(Event::Reconfigure {
+        settings: longrun(),
+        dependencies: Some(Dependencies::Satisfied),
+    });
+    assert_eq!(
+        h.actions,
+        vec![Action::ControlScript(b'u'), Action::Spawn(Process::Run)]
+    );
+    assert_eq!(h.state(), ServiceState::Running);
+    // New dependencies not up yet: a running service restarts and waits for them.
+    h.event(Event::Reconfigure {
+        settings: longrun(),
+        dependencies: Some(Dependencies::Waiting(vec!["cache".into()])),
+    });
+    h.exit_process(Process::Run, ExitStatus::Signaled(15));
+    assert_eq!(h.state(), ServiceState::Waiting);
+    assert_eq!(h.machine.reason(), "waiting for cache");
 }
