@@ -4,13 +4,12 @@
 //! start order is observed through a file every service appends its name to when it
 //! really starts.
 
+use runtree::WAIT;
 use runtree::{binary, full_state, run, wait_for, wait_state, Guard, ServiceState};
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 /// Fields drop in order: the supervisors are stopped before the directory goes.
 struct Tree {

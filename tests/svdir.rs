@@ -6,9 +6,10 @@
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use runsv::supervise::{send_control, supervisor_running, ExitStatus, SuperviseDir};
+use runsv::supervise::ExitStatus;
 use runtree::{
-    alive, binary, full_state, run, wait_for, wait_state, write_script, Guard, ServiceState,
+    alive, binary, control, full_state, run, supervisor_up, wait_for, wait_state, write_script,
+    Guard, ServiceState, WAIT,
 };
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -17,8 +18,6 @@ use std::os::unix::fs::{symlink, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const WAIT: Duration = Duration::from_secs(10);
 
 /// A temp dir holding service definitions (`defs/`), a scan directory (`scan/`) and
 /// svdir's output (`svdir.log`).
@@ -137,7 +136,7 @@ fn replaced(svdir: Pid, service: &Path, old: u32) -> bool {
 }
 
 fn runsv_alive(service: &Path) -> bool {
-    supervisor_running(&SuperviseDir::of_service(service)).unwrap_or(false)
+    supervisor_up(service)
 }
 
 /// Waits until the service's runsv is gone and its process `pid` is dead.
@@ -279,7 +278,7 @@ fn a_renamed_entry_keeps_its_runsv_and_service() {
     let renamed = tree.scan().join("renamed");
     assert_eq!(full_state(&renamed).unwrap().pid, pid);
     // The runsv still writes its files after the rename: a restart shows up there.
-    send_control(&SuperviseDir::of_service(&renamed), b"t").unwrap();
+    control(&renamed, "t");
     let restarted = wait_state(&renamed, WAIT, |s| {
         s.state == ServiceState::Running && s.pid != pid && s.pid != 0
     });
@@ -584,7 +583,7 @@ fn a_runsv_killed_again_and_again_never_interrupts_its_service() {
         );
     }
     // Still fully supervised: down stops it.
-    send_control(&SuperviseDir::of_service(&a), b"d").unwrap();
+    control(&a, "d");
     assert!(wait_for(&[], WAIT, || !alive(pid)));
     assert_eq!(copies(), 0);
 }

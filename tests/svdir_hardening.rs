@@ -6,14 +6,13 @@
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use runtree::WAIT;
 use runtree::{alive, binary, wait_for, write_script, Guard};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const WAIT: Duration = Duration::from_secs(10);
 
 struct Tree {
     root: tempfile::TempDir,

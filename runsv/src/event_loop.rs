@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 const CONTROL_SCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The control byte of `sv reconfigure` (runit has no `R`).
-const RECONFIGURE: u8 = b'R';
+const RECONFIGURE: u8 = runsv::control::Control::Reconfigure.byte();
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Which {

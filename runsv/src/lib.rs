@@ -2,11 +2,13 @@
 //! `supervise/`, control bytes and signal names, shared by every runtree program; and
 //! the state machine of the `runsv` supervisor.
 
+pub mod control;
 pub mod definition;
 pub mod dependencies;
 pub mod errno_text;
 pub mod launch;
 pub mod machine;
+pub mod proc;
 pub mod reader;
 pub mod replace;
 pub mod signals;

@@ -207,15 +207,7 @@ pub fn children() -> Vec<Pid> {
     entries
         .filter_map(|entry| {
             let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // Field 4, counted after the command name, which may itself hold spaces.
-            let ppid: u32 = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
+            let ppid = runsv::proc::stat(pid)?.ppid;
             (ppid == me).then(|| Pid::from_raw(pid as i32))
         })
         .collect()
