@@ -6,7 +6,9 @@
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use runsv::control::{request_sync, synced_count, SYNC_DIRECTORY};
 use runsv::supervise::ExitStatus;
+use runtree::svdir_tree::Tree;
 use runtree::{
     alive, binary, control, full_state, run, supervisor_up, wait_for, wait_state, write_script,
     Guard, ServiceState, WAIT,
@@ -19,102 +21,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A temp dir holding service definitions (`defs/`), a scan directory (`scan/`) and
-/// svdir's output (`svdir.log`).
-struct Tree {
-    root: tempfile::TempDir,
-}
-
-impl Tree {
-    fn new() -> Tree {
-        let root = tempfile::tempdir().unwrap();
-        fs::create_dir_all(root.path().join("defs")).unwrap();
-        fs::create_dir_all(root.path().join("scan")).unwrap();
-        Tree { root }
-    }
-    fn path(&self, relative: &str) -> PathBuf {
-        self.root.path().join(relative)
-    }
-    fn scan(&self) -> PathBuf {
-        self.path("scan")
-    }
-    /// `defs/NAME` with a service.yaml.
-    fn define(&self, name: &str, yaml: &str) -> PathBuf {
-        let dir = self.path("defs").join(name);
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("service.yaml"), yaml).unwrap();
-        dir
-    }
-    /// `defs/NAME`: a long-running service.
-    fn sleeper(&self, name: &str) -> PathBuf {
-        self.define(name, "exec: sleep 1000\nlog: none\n")
-    }
-    /// `scan/NAME` → `defs/TARGET`.
-    fn link(&self, name: &str, target: &str) -> PathBuf {
-        let link = self.scan().join(name);
-        symlink(self.path("defs").join(target), &link).unwrap();
-        link
-    }
-    fn log(&self) -> String {
-        fs::read_to_string(self.path("svdir.log")).unwrap_or_default()
-    }
-    fn svdir(&self) -> Guard {
-        self.svdir_on(&self.scan(), &[])
-    }
-    /// svdir as init starts it: leading a session of its own.
-    fn svdir_in_session(&self) -> Guard {
-        Guard::spawn_in_session(&mut self.svdir_command(&self.scan()))
-    }
-    fn svdir_on(&self, dir: &Path, env: &[(&str, &str)]) -> Guard {
-        let mut command = self.svdir_command(dir);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        Guard::spawn(&mut command)
-    }
-    /// `svdir DIR`, its output appended to svdir.log.
-    fn svdir_command(&self, dir: &Path) -> Command {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path("svdir.log"))
-            .unwrap();
-        let mut command = Command::new(binary("svdir"));
-        command
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        command
-    }
-}
-
 /// Asks svdir for a rescan through `.svdir/control` and waits until `synced` says it
 /// was applied; waits first for an svdir to hold the FIFO open.
 fn sync(scan: &Path) {
-    let dir = scan.join(".svdir");
-    let synced = || {
-        fs::read_to_string(dir.join("synced"))
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-    };
-    let mut fifo = None;
+    let dir = scan.join(SYNC_DIRECTORY);
+    let fifo = dir.join("control");
     assert!(
         wait_for(&[&dir, scan], WAIT, || {
-            fifo = OpenOptions::new()
-                .write(true)
-                .custom_flags(nix::libc::O_NONBLOCK)
-                .open(dir.join("control"))
-                .ok();
-            fifo.is_some()
+            runsv::reader::supervisor_running_at(None, &fifo).unwrap_or(false)
         }),
-        "no svdir holds {}/control",
-        dir.display()
+        "no svdir holds {}",
+        fifo.display()
     );
-    let before = synced().unwrap_or(0);
-    fifo.unwrap().write_all(b"s").unwrap();
+    let before = synced_count(scan);
+    request_sync(scan).unwrap();
     assert!(
-        wait_for(&[&dir], WAIT, || synced().is_some_and(|n| n > before)),
+        wait_for(&[&dir], WAIT, || synced_count(scan) > before),
         "synced never went past {before}"
     );
 }

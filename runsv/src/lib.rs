@@ -1,6 +1,7 @@
 //! The runtree service-directory library: the service definition, the files of
-//! `supervise/`, control bytes and signal names, shared by every runtree program; and
-//! the state machine of the `runsv` supervisor.
+//! `supervise/`, sending control and probing a supervisor (`control`), runit's errno
+//! wording, /proc readers (`proc`) and signal names, shared by every runtree program
+//! and owned here alone; and the state machine of the `runsv` supervisor.
 
 pub mod control;
 pub mod definition;
