@@ -43,9 +43,8 @@ fn processes_running(argv: &[&str]) -> Vec<u32> {
         .iter()
         .flat_map(|a| [a.as_bytes(), b"\0"].concat())
         .collect();
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    runsv::proc::pids()
+        .into_iter()
         .filter(|pid| alive(*pid))
         .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
         .collect()
@@ -407,8 +406,7 @@ impl Lcg {
 
 /// The pid of svdir's runsv for the entry `name`, if one runs.
 fn runsv_of(svdir: Pid, name: &str) -> Option<u32> {
-    fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+    runsv::proc::pids().into_iter().find_map(|pid| {
         let ppid = runsv::proc::stat(pid)?.ppid as i32;
         let argv = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         (ppid == svdir.as_raw() && argv == format!("runsv\0{name}\0").as_bytes()).then_some(pid)

@@ -540,9 +540,8 @@ fn processes_running(argv: &[&str]) -> Vec<u32> {
         .iter()
         .flat_map(|a| [a.as_bytes(), b"\0"].concat())
         .collect();
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    runsv::proc::pids()
+        .into_iter()
         .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
         .collect()
 }

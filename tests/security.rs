@@ -128,10 +128,8 @@ fn wait_child_running(parent: u32, command: &str) -> u32 {
     let mut found = None;
     // /proc has no inotify events: wait_for's periodic check is what sees it.
     wait_for(&[], WAIT, || {
-        found = fs::read_dir("/proc")
+        found = runsv::proc::pids()
             .into_iter()
-            .flatten()
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
             .find(|&pid| parent_of(pid) == Some(parent) && cmdline(pid) == command);
         found.is_some()
     });

@@ -95,14 +95,7 @@ fn process(pid: u32) -> Option<(u32, Vec<String>)> {
 /// The runsv children of `parent`, by service name.
 fn runsv_children(parent: Pid) -> HashMap<String, u32> {
     let mut children = HashMap::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in runsv::proc::pids() {
         if let Some((ppid, argv)) = process(pid) {
             if ppid == parent.as_raw() as u32 && argv.first().is_some_and(|a| a == "runsv") {
                 if let Some(name) = argv.get(1) {
@@ -118,14 +111,7 @@ fn runsv_children(parent: Pid) -> HashMap<String, u32> {
 /// holding the service's supervise/ open (its cwd is the service directory).
 fn runsv_of(service: &Path) -> Option<u32> {
     let target = fs::canonicalize(service).ok()?;
-    for entry in fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in runsv::proc::pids() {
         let Some((_, argv)) = process(pid) else {
             continue;
         };
@@ -467,9 +453,8 @@ fn a_runsv_killed_again_and_again_never_interrupts_its_service() {
     let mut svdir = tree.svdir();
     let pid = running(&a, &mut svdir);
     let copies = || {
-        fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        runsv::proc::pids()
+            .into_iter()
             .filter(|p| {
                 fs::read(format!("/proc/{p}/cmdline"))
                     .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())

@@ -64,6 +64,16 @@ pub fn start_time(pid: u32) -> Option<u64> {
     stat(pid).map(|stat| stat.starttime)
 }
 
+/// Every pid /proc lists now (empty when /proc cannot be read).
+pub fn pids() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
 /// Whether the process exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     stat(pid).is_some_and(|stat| !stat.zombie())
@@ -101,6 +111,7 @@ mod tests {
         assert_eq!(start_time(me), Some(first));
         assert_eq!(start_time(u32::MAX), None);
         assert!(alive(me));
+        assert!(pids().contains(&me));
         assert_eq!(stat(me).unwrap().ppid, std::os::unix::process::parent_id());
     }
 }

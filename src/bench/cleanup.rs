@@ -201,12 +201,9 @@ fn reap_children() {
 /// /proc/PID/stat.
 pub fn children() -> Vec<Pid> {
     let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+    runsv::proc::pids()
+        .into_iter()
+        .filter_map(|pid| {
             let ppid = runsv::proc::stat(pid)?.ppid;
             (ppid == me).then(|| Pid::from_raw(pid as i32))
         })

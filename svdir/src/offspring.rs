@@ -21,17 +21,7 @@ pub fn children(parents: &HashSet<u32>) -> HashMap<u32, Vec<u32>> {
     if parents.is_empty() {
         return found;
     }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in runsv::proc::pids() {
         if let Some((ppid, _)) = parent_and_group(pid) {
             if parents.contains(&ppid) {
                 found.entry(ppid).or_default().push(pid);
