@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 
 pub use runsv::supervise::{FullState, ServiceState, Status, SuperviseDir};
 
+pub mod ns;
+pub mod svdir_tree;
+pub mod svlogd;
+pub mod trace;
+
+/// How long an end-to-end test waits for anything to happen.
+pub const WAIT: Duration = Duration::from_secs(10);
+
 /// The directory holding the workspace's built binaries (`target/debug` when run by
 /// `cargo test`, `target/release` for a release build of the bench command).
 pub fn binary_dir() -> PathBuf {
@@ -161,6 +169,45 @@ pub fn wait_running(service: &Path, timeout: Duration) -> u32 {
     .pid
 }
 
+/// A service `name` in `root` defined by a service.yaml of `yaml`.
+pub fn yaml_service(root: &Path, name: &str, yaml: &str) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).expect("create service directory");
+    std::fs::write(dir.join("service.yaml"), yaml).expect("write service.yaml");
+    dir
+}
+
+/// Whether a supervisor holds the service's `supervise/ok` (false if unreadable).
+pub fn supervisor_up(service: &Path) -> bool {
+    runsv::control::supervisor_running(&SuperviseDir::of_service(service)).unwrap_or(false)
+}
+
+/// Starts `command` (a runsv of `service`, or a command that execs one) and waits until
+/// it holds supervise/ok.
+pub fn supervised(command: &mut Command, service: &Path) -> Guard {
+    let guard = Guard::spawn(command);
+    let supervise = SuperviseDir::of_service(service);
+    assert!(
+        wait_for(&[service, &supervise.path], WAIT, || supervisor_up(service)),
+        "runsv {} did not come up",
+        service.display()
+    );
+    guard
+}
+
+/// Our runsv on `service`, once it holds supervise/ok.
+pub fn runsv(service: &Path) -> Guard {
+    supervised(Command::new(binary("runsv")).arg(service), service)
+}
+
+/// Writes control bytes (`"tcu"`) to the service's supervise/control.
+pub fn control(service: &Path, bytes: &str) {
+    let commands = runsv::control::Control::parse(bytes.as_bytes())
+        .unwrap_or_else(|| panic!("{bytes:?}: not control bytes"));
+    runsv::control::send_control(&SuperviseDir::of_service(service), &commands)
+        .expect("write control");
+}
+
 /// A process started by a test, in a process group of its own. Dropping it sends
 /// SIGTERM, waits up to 5 s, then SIGKILLs the group and reaps it.
 pub struct Guard {
@@ -276,12 +323,4 @@ pub fn write_script(path: &Path, body: &str) {
 }
 
 /// Whether a process exists (and is not a zombie).
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
-}
+pub use runsv::proc::alive;

@@ -4,16 +4,15 @@
 //! messages. Each of its other names too. Needs root and runit's chpst; says so and
 //! passes nothing otherwise.
 
+use runtree::WAIT;
 use runtree::{binary, run, wait_for, Guard};
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 const RUNIT: &str = "/usr/bin/chpst";
-const WAIT: Duration = Duration::from_secs(10);
 
 type Outcome = (i32, String, String);
 

@@ -3,14 +3,10 @@
 //! supervised pid is the program itself, running as the user with the limits, nice
 //! level and environment asked for, and `sv down` stops it. Needs root.
 
-use runsv::supervise::{send_control, supervisor_running, SuperviseDir};
-use runtree::{alive, binary, binary_dir, wait_for, wait_state, write_script, Guard, ServiceState};
+use runtree::{alive, binary_dir, control, runsv, wait_for, wait_state, write_script};
+use runtree::{ServiceState, WAIT};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
-use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn exec_chpst_in_run_keeps_the_supervised_pid_with_the_changed_state() {
@@ -37,12 +33,7 @@ fn exec_chpst_in_run_keeps_the_supervised_pid_with_the_changed_state() {
             out = out.display(),
         ),
     );
-    let _runsv = Guard::spawn(Command::new(binary("runsv")).arg(&service));
-    let supervise = SuperviseDir::of_service(&service);
-    assert!(wait_for(&[&service], WAIT, || supervisor_running(
-        &supervise
-    )
-    .unwrap_or(false)));
+    let _runsv = runsv(&service);
     let report = out.join("report");
     assert!(
         wait_for(&[&out], WAIT, || report.exists()),
@@ -66,7 +57,7 @@ fn exec_chpst_in_run_keeps_the_supervised_pid_with_the_changed_state() {
         "{status}"
     );
 
-    send_control(&supervise, b"d").unwrap();
+    control(&service, "d");
     assert!(wait_state(&service, WAIT, |s| s.state == ServiceState::Down).is_some());
     assert!(
         wait_for(&[], WAIT, || !alive(pid)),

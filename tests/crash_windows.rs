@@ -6,27 +6,18 @@
 //! started is owned by a Guard, and every copy of a service is found by a command line
 //! unique to the test and killed by its pid.
 
-mod common;
-
 use nix::libc;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use runsv::supervise::{send_control, supervisor_running, SuperviseDir};
+use runsv::control::{send_control, Control};
+use runsv::supervise::SuperviseDir;
+use runtree::yaml_service;
 use runtree::{alive, binary, full_state, run, wait_for, wait_state, write_script, Guard};
-use runtree::{ServiceState, Status};
+use runtree::{control, supervised, supervisor_up, ServiceState, Status, WAIT};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn yaml_service(root: &Path, name: &str, yaml: &str) -> PathBuf {
-    let dir = root.join(name);
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("service.yaml"), yaml).unwrap();
-    dir
-}
 
 fn runsv_command(service: &Path) -> Command {
     let mut command = Command::new(binary("runsv"));
@@ -35,19 +26,6 @@ fn runsv_command(service: &Path) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     command
-}
-
-/// Starts `command` (a runsv of `service`) and waits until it holds supervise/ok.
-fn supervised(command: &mut Command, service: &Path) -> Guard {
-    let guard = Guard::spawn(command);
-    let supervise = SuperviseDir::of_service(service);
-    assert!(
-        wait_for(&[service], WAIT, || supervisor_running(&supervise)
-            .unwrap_or(false)),
-        "runsv {} did not come up",
-        service.display()
-    );
-    guard
 }
 
 fn runsv(service: &Path) -> Guard {
@@ -65,9 +43,8 @@ fn processes_running(argv: &[&str]) -> Vec<u32> {
         .iter()
         .flat_map(|a| [a.as_bytes(), b"\0"].concat())
         .collect();
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    runsv::proc::pids()
+        .into_iter()
         .filter(|pid| alive(*pid))
         .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
         .collect()
@@ -98,8 +75,7 @@ fn one_copy(service: &Path, marker: &str) -> Result<u32, String> {
     }
 }
 
-#[path = "common/trace.rs"]
-mod trace;
+use runtree::trace;
 
 /// A service that starts only on `u` (so that ptrace is in place before runsv forks),
 /// and its runsv, seized.
@@ -111,7 +87,7 @@ fn traced_start(root: &Path, name: &str, marker: &str) -> (PathBuf, Guard) {
         guard.pid(),
         libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACESYSGOOD,
     );
-    send_control(&SuperviseDir::of_service(&service), b"u").unwrap();
+    control(&service, "u");
     (service, guard)
 }
 
@@ -176,7 +152,7 @@ fn runsv_killed_as_it_starts_finish_leaves_no_finish_unrecorded() {
         supervisor,
         libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK,
     );
-    send_control(&SuperviseDir::of_service(&service), b"u").unwrap();
+    control(&service, "u");
     let run = trace::until_fork(supervisor);
     trace::release_child(run);
     trace::resume(supervisor, false, 0);
@@ -336,7 +312,7 @@ fn keeper(service: &Path) -> Option<u32> {
     let mut fields = text.split_whitespace();
     let pid: u32 = fields.next()?.parse().ok()?;
     let starttime: u64 = fields.next()?.parse().ok()?;
-    (runsv::launch::start_time(pid) == Some(starttime) && alive(pid)).then_some(pid)
+    (runsv::proc::start_time(pid) == Some(starttime) && alive(pid)).then_some(pid)
 }
 
 #[test]
@@ -430,16 +406,8 @@ impl Lcg {
 
 /// The pid of svdir's runsv for the entry `name`, if one runs.
 fn runsv_of(svdir: Pid, name: &str) -> Option<u32> {
-    fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let ppid: i32 = stat
-            .rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
+    runsv::proc::pids().into_iter().find_map(|pid| {
+        let ppid = runsv::proc::stat(pid)?.ppid as i32;
         let argv = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         (ppid == svdir.as_raw() && argv == format!("runsv\0{name}\0").as_bytes()).then_some(pid)
     })
@@ -484,14 +452,12 @@ fn a_storm_of_term_then_kill_leaves_one_copy_per_service() {
         let mut runsv = None;
         let up = wait_for(&[&dirs[i].join("supervise")], WAIT, || {
             runsv = runsv_of(svdir.pid(), &names[i]);
-            runsv.is_some()
-                && runsv != killed[i]
-                && supervisor_running(&SuperviseDir::of_service(&dirs[i])).unwrap_or(false)
+            runsv.is_some() && runsv != killed[i] && supervisor_up(&dirs[i])
         });
         let Some(runsv) = runsv.filter(|_| up) else {
             panic!("{}: no runsv after {:?}", names[i], killed[i]);
         };
-        let _ = send_control(&SuperviseDir::of_service(&dirs[i]), b"t");
+        let _ = send_control(&SuperviseDir::of_service(&dirs[i]), &[Control::Term]);
         // The kill lands 0–4 ms after the TERM: the delay is the experiment.
         std::thread::sleep(Duration::from_micros(random.next(4_001)));
         let _ = kill(Pid::from_raw(runsv as i32), Signal::SIGKILL);
@@ -562,7 +528,7 @@ fn in_pid_namespace_keeper_pid_reuse() {
     let mut victim = Guard::spawn(Command::new("sleep").arg("1000"));
     assert_eq!(victim.pid().as_raw() as u32, dead, "the victim got the pid");
     // runsv exits: it ends its keeper.
-    send_control(&SuperviseDir::of_service(&service), b"x").unwrap();
+    control(&service, "x");
     if supervisor.wait_exit(WAIT).is_none() {
         panic!("runsv did not exit: {:?}", full_state(&service));
     }
@@ -574,7 +540,7 @@ fn in_pid_namespace_keeper_pid_reuse() {
 
 #[test]
 fn a_keeper_that_died_is_never_signalled_again() {
-    if !common::ns::root() {
+    if !runtree::ns::root() {
         return;
     }
     let exe = std::env::current_exe().unwrap();

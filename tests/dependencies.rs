@@ -4,13 +4,13 @@
 //! start order is observed through a file every service appends its name to when it
 //! really starts.
 
+use runtree::yaml_service;
+use runtree::WAIT;
 use runtree::{binary, full_state, run, wait_for, wait_state, Guard, ServiceState};
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 /// Fields drop in order: the supervisors are stopped before the directory goes.
 struct Tree {
@@ -44,9 +44,7 @@ impl Tree {
     }
 
     fn yaml(&self, name: &str, yaml: &str) {
-        let dir = self.path(name);
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("service.yaml"), yaml).unwrap();
+        yaml_service(self.scan.path(), name, yaml);
     }
 
     /// Starts the runsv of each name, in the order given.

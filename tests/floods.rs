@@ -2,7 +2,8 @@
 //! can, a definition nested as deep as it can be. Whatever floods, runsv keeps
 //! answering control bytes, signals and child exits.
 
-use runsv::supervise::{send_control, SuperviseDir};
+use runsv::control::{send_control, supervisor_running, Control};
+use runsv::supervise::SuperviseDir;
 use runtree::{binary, full_state, run, wait_for, wait_running, wait_state, Guard, ServiceState};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -44,7 +45,7 @@ fn runsv(service: &Path) -> Guard {
     let supervise = SuperviseDir::of_service(service);
     assert!(
         wait_for(&[service], WAIT, || {
-            runsv::supervise::supervisor_running(&supervise).unwrap_or(false)
+            supervisor_running(&supervise).unwrap_or(false)
         }),
         "runsv {} did not come up",
         service.display()
@@ -124,7 +125,7 @@ fn a_flood_of_reconfigure_does_not_starve_exit() {
         let stop = stop.clone();
         let supervise = supervise.clone();
         std::thread::spawn(move || {
-            let burst = vec![b'R'; 4096];
+            let burst = vec![Control::Reconfigure; 4096];
             while !stop.load(Ordering::Relaxed) {
                 // EAGAIN (full) is expected; the loop is bounded by `stop`.
                 let _ = send_control(&supervise, &burst);
@@ -137,7 +138,7 @@ fn a_flood_of_reconfigure_does_not_starve_exit() {
     let started = Instant::now();
     let mut sent = false;
     while !sent && started.elapsed() < WAIT {
-        sent = send_control(&supervise, b"x").is_ok();
+        sent = send_control(&supervise, &[Control::Exit]).is_ok();
         if !sent {
             std::thread::yield_now();
         }

@@ -4,8 +4,8 @@
 //! nothing outside the test sees it.
 
 use nix::libc;
-use runsv::supervise::{supervisor_running, SuperviseDir};
-use runtree::{alive, binary, run, wait_for, write_script, Guard};
+use runtree::WAIT;
+use runtree::{alive, binary, run, write_script};
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
@@ -13,9 +13,6 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 /// Fills the file system at `dir`: its inodes, then its blocks.
 fn fill(dir: &Path) {
@@ -89,10 +86,7 @@ fn with_the_disk_full(root: &Path) {
         0,
         "size=256k,nr_inodes=32,mode=0700",
     );
-    let _runsv = Guard::spawn(Command::new(binary("runsv")).arg(&service));
-    let dir = SuperviseDir::of_service(&service);
-    assert!(wait_for(&[&service], WAIT, || supervisor_running(&dir)
-        .unwrap_or(false)));
+    let _runsv = runtree::runsv(&service);
     let first = runtree::wait_running(&service, WAIT);
 
     fill(&supervise);

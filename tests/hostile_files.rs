@@ -2,15 +2,14 @@
 //! a socket or a huge sparse file where a program expects a small regular file. Every
 //! program (runsv, sv, svdir's stop) must finish within a bound and name the file.
 
-use runsv::supervise::{send_control, supervisor_running, SuperviseDir};
+use runsv::supervise::SuperviseDir;
 use runtree::{binary, full_state, run, wait_for, wait_state, write_script, Guard, ServiceState};
+use runtree::{control, runsv, supervisor_up, WAIT};
 use std::fs;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug)]
 enum Hostile {
@@ -60,18 +59,6 @@ impl Hostile {
     }
 }
 
-fn runsv(service: &Path) -> Guard {
-    let guard = Guard::spawn(Command::new(binary("runsv")).arg(service));
-    let supervise = SuperviseDir::of_service(service);
-    assert!(
-        wait_for(&[service], WAIT, || supervisor_running(&supervise)
-            .unwrap_or(false)),
-        "runsv {} did not come up",
-        service.display()
-    );
-    guard
-}
-
 /// A service in `root` defined by `form` ("yaml" or "runit"), running `sleep`.
 fn service(root: &Path, name: &str, form: &str) -> PathBuf {
     let dir = root.join(name);
@@ -114,7 +101,7 @@ fn runsv_refuses_a_hostile_definition_file_naming_it_and_stays_in_control() {
             // sv shows it and finishes.
             let (_, stdout, _) = run(Command::new(binary("sv")).arg("status").arg(&dir), WAIT);
             assert!(stdout.contains(hostile.said()), "{name}: {stdout}");
-            send_control(&SuperviseDir::of_service(&dir), b"x").unwrap();
+            control(&dir, "x");
             assert!(
                 runsv.wait_exit(WAIT).is_some(),
                 "{name}: runsv did not exit"
@@ -251,7 +238,7 @@ fn svdir_stop_time(root: &Path, file: &str, form: &str, hostile: Hostile) -> Dur
     // runsv is up (or blocked before it ever comes up: bounded either way).
     let supervise = SuperviseDir::of_service(&dir);
     wait_for(&[&dir, &supervise.path], Duration::from_secs(3), || {
-        supervisor_running(&supervise).unwrap_or(false)
+        supervisor_up(&dir)
     });
     let started = Instant::now();
     nix::sys::signal::kill(svdir.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();

@@ -7,10 +7,8 @@
 //! Needs root (unshare). Every run is bounded by `timeout -k` outside and by the
 //! test's own deadlines; everything runs in one process group that the Guard kills.
 
-mod common;
-
-use common::ns::{children, context_switches, root, Ns, Setup};
 use nix::sys::signal::{kill, Signal};
+use runtree::ns::{children, context_switches, root, Ns, Setup};
 use runtree::wait_for;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,12 +1,10 @@
 //! init called as `poweroff`, `reboot`, `halt` and `shutdown` (symlinks to it, made
 //! inside the namespace): each asks PID 1, which is init in a fresh PID namespace
-//! (tests/common/ns.rs), to stop everything in order; `-f` has the kernel end the
+//! (src/ns.rs), to stop everything in order; `-f` has the kernel end the
 //! namespace at once. Needs root (unshare); says so and passes nothing otherwise.
 
-mod common;
-
-use common::ns::{root, Ns, Setup};
 use nix::sys::signal::{kill, Signal};
+use runtree::ns::{root, Ns, Setup};
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 

@@ -1,16 +1,14 @@
 //! The whole tree as PID 1 runs it: init → the real svdir → one runsv per service,
-//! in a fresh PID + mount namespace (see tests/common/ns.rs). The services record what
+//! in a fresh PID + mount namespace (see src/ns.rs). The services record what
 //! happens to them in $MARKERS/events, one line each, appended in the order it
 //! happens: `start NAME` when they really start, `stop NAME` when they are told to stop.
 //!
 //! The tree: setup (a oneshot) ← db ← web (ready by a test) ← app, and cache with no
 //! relation to any of them. Needs root (unshare); says so and passes nothing otherwise.
 
-mod common;
-
-use common::ns::{children, root, Ns, Proc, Setup};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use runtree::ns::{children, root, Ns, Proc, Setup};
 use runtree::{binary, run, wait_for};
 use std::fs;
 use std::path::Path;

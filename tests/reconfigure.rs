@@ -2,13 +2,11 @@
 //! restarted with the new one; unchanged → nothing happens; invalid → the old one stays
 //! in force, sv says why, and so does `sv status`.
 
+use runtree::WAIT;
 use runtree::{binary, full_state, run, wait_state, Guard, ServiceState};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 fn sv(scan: &Path, args: &[&str]) -> (i32, String, String) {
     run(

@@ -2,43 +2,22 @@
 //! through its control FIFO and observed through supervise/ (the formats come from the
 //! runsv library; sv is tested on top of this in tests/sv_runtree.rs).
 
-use runsv::supervise::{send_control, supervisor_running, ExitStatus, RunState, SuperviseDir};
+use runsv::supervise::{ExitStatus, RunState};
+use runtree::yaml_service;
 use runtree::{
-    alive, binary, full_state, run, status, wait_for, wait_state, write_script, Guard, ServiceState,
+    alive, binary, control, full_state, run, runsv, status, supervised, supervisor_up, wait_for,
+    wait_state, write_script, Guard, ServiceState, WAIT,
 };
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(10);
-
-fn runsv(service: &Path) -> Guard {
-    supervised(Command::new(binary("runsv")).arg(service), service)
-}
-
 /// runsv with a stand-in for /dev/kmsg (the relay's records go to that file).
 fn runsv_kmsg(service: &Path, kmsg: &Path) -> Guard {
     let mut command = Command::new(binary("runsv"));
     command.arg(service).env("RUNTREE_KMSG", kmsg);
     supervised(&mut command, service)
-}
-
-/// Starts `command` (a runsv of `service`) and waits until it holds supervise/ok.
-fn supervised(command: &mut Command, service: &Path) -> Guard {
-    let guard = Guard::spawn(command);
-    let supervise = SuperviseDir::of_service(service);
-    assert!(
-        wait_for(&[service], WAIT, || supervisor_running(&supervise)
-            .unwrap_or(false)),
-        "runsv {} did not come up",
-        service.display()
-    );
-    guard
-}
-
-fn control(service: &Path, bytes: &str) {
-    send_control(&SuperviseDir::of_service(service), bytes.as_bytes()).expect("write control");
 }
 
 fn wait_running(service: &Path) -> u32 {
@@ -58,13 +37,6 @@ fn wait_in(service: &Path, state: ServiceState) -> runsv::supervise::FullState {
 fn runit_service(root: &Path, name: &str, run: &str) -> PathBuf {
     let dir = root.join(name);
     write_script(&dir.join("run"), run);
-    dir
-}
-
-fn yaml_service(root: &Path, name: &str, yaml: &str) -> PathBuf {
-    let dir = root.join(name);
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("service.yaml"), yaml).unwrap();
     dir
 }
 
@@ -109,15 +81,9 @@ fn supervise_files_are_runits() {
     );
     assert_eq!(fs::read(supervise.join("status")).unwrap().len(), 20);
     // The service leads its own session and process group.
-    let stat = read(Path::new(&format!("/proc/{pid}/stat")));
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    assert_eq!(fields[2], pid.to_string(), "pgid = pid");
-    assert_eq!(fields[3], pid.to_string(), "sid = pid");
+    let stat = runsv::proc::stat(pid).expect("/proc/PID/stat");
+    assert_eq!(stat.pgrp, pid, "pgid = pid");
+    assert_eq!(stat.session, pid, "sid = pid");
 }
 
 #[test]
@@ -574,9 +540,8 @@ fn processes_running(argv: &[&str]) -> Vec<u32> {
         .iter()
         .flat_map(|a| [a.as_bytes(), b"\0"].concat())
         .collect();
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    runsv::proc::pids()
+        .into_iter()
         .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
         .collect()
 }
@@ -1190,7 +1155,7 @@ fn at_the_fd_limit_a_start_fails_with_the_cause_and_is_retried() {
         failed.reason
     );
     // runsv is still there and answers.
-    assert!(supervisor_running(&SuperviseDir::of_service(&service)).unwrap());
+    assert!(supervisor_up(&service));
     // Once fds are available again, the retry starts it.
     prlimit(1024);
     let again = wait_state(&service, WAIT, |s| {
@@ -1425,7 +1390,7 @@ fn when_fork_fails_with_eagain_the_cause_is_in_the_state_and_the_start_retried()
         failed.reason,
         "unable to start ./run: Try again (EAGAIN); retrying in 1s"
     );
-    assert!(supervisor_running(&SuperviseDir::of_service(&service)).unwrap());
+    assert!(supervisor_up(&service));
     // Retried on the growing delay, without a hot loop.
     wait_state(&service, WAIT, |s| s.reason.ends_with("retrying in 2s"))
         .unwrap_or_else(|| panic!("{:?}", full_state(&service)));

@@ -12,9 +12,9 @@
 //! Tests that switch users need root and util-linux's setpriv; without root they print
 //! SKIPPED and pass.
 
-use runsv::supervise::{send_control, supervisor_running, SuperviseDir};
+use runtree::yaml_service;
 use runtree::{alive, binary, full_state, run, wait_for, wait_state, write_script, Guard};
-use runtree::{FullState, ServiceState};
+use runtree::{control, runsv, supervised, FullState, ServiceState, WAIT};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(10);
 const NOBODY: u32 = 65534;
 const RUNIT_SV: &str = "/usr/bin/sv";
 
@@ -73,30 +72,6 @@ fn runit_service(root: &Path, name: &str) -> PathBuf {
     dir
 }
 
-fn yaml_service(root: &Path, name: &str, yaml: &str) -> PathBuf {
-    let dir = root.join(name);
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("service.yaml"), yaml).unwrap();
-    dir
-}
-
-/// Starts `command` (which execs runsv on `service`) and waits until runsv is up.
-fn supervise(command: &mut Command, service: &Path) -> Guard {
-    let guard = Guard::spawn(command);
-    let supervise = SuperviseDir::of_service(service);
-    assert!(
-        wait_for(&[service], WAIT, || supervisor_running(&supervise)
-            .unwrap_or(false)),
-        "runsv {} did not come up",
-        service.display()
-    );
-    guard
-}
-
-fn runsv(service: &Path) -> Guard {
-    supervise(Command::new(binary("runsv")).arg(service), service)
-}
-
 fn wait_in(service: &Path, state: ServiceState) -> FullState {
     wait_state(service, WAIT, |s| s.state == state).unwrap_or_else(|| {
         panic!(
@@ -105,10 +80,6 @@ fn wait_in(service: &Path, state: ServiceState) -> FullState {
             full_state(service)
         )
     })
-}
-
-fn control(service: &Path, bytes: &str) {
-    send_control(&SuperviseDir::of_service(service), bytes.as_bytes()).expect("write control");
 }
 
 fn mode(path: &Path) -> u32 {
@@ -153,22 +124,12 @@ fn cmdline(pid: u32) -> String {
 /// Waits until a child of `parent` runs `command` (`sleep 61 `, as in cmdline);
 /// its pid.
 fn wait_child_running(parent: u32, command: &str) -> u32 {
-    let parent_of = |pid: u32| -> Option<u32> {
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
+    let parent_of = |pid: u32| runsv::proc::stat(pid).map(|stat| stat.ppid);
     let mut found = None;
     // /proc has no inotify events: wait_for's periodic check is what sees it.
     wait_for(&[], WAIT, || {
-        found = fs::read_dir("/proc")
+        found = runsv::proc::pids()
             .into_iter()
-            .flatten()
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
             .find(|&pid| parent_of(pid) == Some(parent) && cmdline(pid) == command);
         found.is_some()
     });
@@ -186,7 +147,7 @@ fn supervise_has_runits_modes_whatever_runsvs_umask_and_the_service_gets_the_uma
         .args(["-c", "umask 0277; exec \"$0\" \"$1\""])
         .arg(binary("runsv"))
         .arg(&service);
-    let _runsv = supervise(&mut command, &service);
+    let _runsv = supervised(&mut command, &service);
     let pid = runtree::wait_running(&service, WAIT);
     runtree::wait_running(&service.join("log"), WAIT);
     for supervise in [service.join("supervise"), service.join("log/supervise")] {
@@ -392,7 +353,7 @@ fn run_finish_and_test_of_a_user_service_get_its_ids_and_nothing_of_runsvs() {
         .args(["-c", "exec 7</dev/null; exec \"$0\" \"$1\""])
         .arg(binary("runsv"))
         .arg(&service);
-    let mut runsv = supervise(&mut command, &service);
+    let mut runsv = supervised(&mut command, &service);
     let runsv_pid = runsv.pid().as_raw() as u32;
     assert!(open_fds(runsv_pid).contains(&7), "runsv inherited fd 7");
     let expected = Expected {
@@ -479,7 +440,7 @@ fn a_service_whose_user_cannot_be_taken_on_is_never_run() {
         "#!/bin/sh\ntouch ran\nexec sleep 1000\n",
     );
     std::os::unix::fs::chown(&service, Some(NOBODY), Some(NOBODY)).unwrap();
-    let _runsv = supervise(as_nobody(&binary("runsv")).arg(&service), &service);
+    let _runsv = supervised(as_nobody(&binary("runsv")).arg(&service), &service);
     let error = wait_in(&service, ServiceState::Error);
     assert_eq!(
         error.reason,
@@ -638,7 +599,7 @@ fn a_state_file_planted_by_another_user_or_a_link_stops_nothing() {
     // says; a state file it did not write must not name a victim for it.
     let mut victim = Guard::spawn(Command::new("sleep").arg("1000"));
     let victim_pid = victim.pid().as_raw() as u32;
-    let starttime = runsv::launch::start_time(victim_pid).unwrap();
+    let starttime = runsv::proc::start_time(victim_pid).unwrap();
     let planted = format!(
         "state=running\nwant=up\npid={victim_pid}\nstarttime={starttime}\nsince=1.000000000\nready_since=\nlast_exit=\nrestarts=0\noneshot=0\nreason=\nstatus=\n"
     );

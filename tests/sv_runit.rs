@@ -11,8 +11,9 @@
 //!   differ, and so may the seconds counter (runit's sv answers up to 420 ms later), so
 //!   both are masked: `(pid P)`, `Ns`.
 
-use runsv::supervise::{send_control, supervisor_running, RunState, Status, SuperviseDir};
-use runtree::{binary, run, wait_for, write_script, Guard};
+use runsv::control::supervisor_running;
+use runsv::supervise::{RunState, Status, SuperviseDir};
+use runtree::{binary, control, run, supervisor_up, wait_for, write_script, Guard};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -213,10 +214,7 @@ fn runsv(dir: &Path) -> Guard {
     let guard = Guard::spawn(&mut command);
     let supervise = SuperviseDir::of_service(dir);
     assert!(
-        wait_for(&[dir, &supervise.path], WAIT, || supervisor_running(
-            &supervise
-        )
-        .unwrap_or(false)),
+        wait_for(&[dir, &supervise.path], WAIT, || supervisor_up(dir)),
         "runsv {} did not come up",
         dir.display()
     );
@@ -234,10 +232,6 @@ fn runsv_gone(dir: &Path) -> bool {
     wait_for(&[&supervise.path], WAIT, || {
         !supervisor_running(&supervise).unwrap_or(true)
     })
-}
-
-fn control(dir: &Path, bytes: &str) {
-    send_control(&SuperviseDir::of_service(dir), bytes.as_bytes()).unwrap();
 }
 
 /// The same services in two SVDIRs, each with its own runsv: runit's sv drives the
@@ -441,7 +435,7 @@ fn a_daemontools_status_is_bad_format() {
     let _supervise = Guard::spawn(&mut command);
     let status = dir.join("supervise/status");
     // daemontools writes its status before it opens `ok`: wait for both.
-    let ok_has_reader = || supervisor_running(&SuperviseDir::of_service(&dir)).unwrap_or(false);
+    let ok_has_reader = || supervisor_up(&dir);
     assert!(wait_for(&[&dir, &dir.join("supervise")], WAIT, || {
         fs::metadata(&status).is_ok_and(|m| m.len() == 18) && ok_has_reader()
     }));

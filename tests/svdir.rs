@@ -6,9 +6,12 @@
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use runsv::supervise::{send_control, supervisor_running, ExitStatus, SuperviseDir};
+use runsv::control::{request_sync, synced_count, SYNC_DIRECTORY};
+use runsv::supervise::ExitStatus;
+use runtree::svdir_tree::Tree;
 use runtree::{
-    alive, binary, full_state, run, wait_for, wait_state, write_script, Guard, ServiceState,
+    alive, binary, control, full_state, run, supervisor_up, wait_for, wait_state, write_script,
+    Guard, ServiceState, WAIT,
 };
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -18,104 +21,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A temp dir holding service definitions (`defs/`), a scan directory (`scan/`) and
-/// svdir's output (`svdir.log`).
-struct Tree {
-    root: tempfile::TempDir,
-}
-
-impl Tree {
-    fn new() -> Tree {
-        let root = tempfile::tempdir().unwrap();
-        fs::create_dir_all(root.path().join("defs")).unwrap();
-        fs::create_dir_all(root.path().join("scan")).unwrap();
-        Tree { root }
-    }
-    fn path(&self, relative: &str) -> PathBuf {
-        self.root.path().join(relative)
-    }
-    fn scan(&self) -> PathBuf {
-        self.path("scan")
-    }
-    /// `defs/NAME` with a service.yaml.
-    fn define(&self, name: &str, yaml: &str) -> PathBuf {
-        let dir = self.path("defs").join(name);
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("service.yaml"), yaml).unwrap();
-        dir
-    }
-    /// `defs/NAME`: a long-running service.
-    fn sleeper(&self, name: &str) -> PathBuf {
-        self.define(name, "exec: sleep 1000\nlog: none\n")
-    }
-    /// `scan/NAME` → `defs/TARGET`.
-    fn link(&self, name: &str, target: &str) -> PathBuf {
-        let link = self.scan().join(name);
-        symlink(self.path("defs").join(target), &link).unwrap();
-        link
-    }
-    fn log(&self) -> String {
-        fs::read_to_string(self.path("svdir.log")).unwrap_or_default()
-    }
-    fn svdir(&self) -> Guard {
-        self.svdir_on(&self.scan(), &[])
-    }
-    /// svdir as init starts it: leading a session of its own.
-    fn svdir_in_session(&self) -> Guard {
-        Guard::spawn_in_session(&mut self.svdir_command(&self.scan()))
-    }
-    fn svdir_on(&self, dir: &Path, env: &[(&str, &str)]) -> Guard {
-        let mut command = self.svdir_command(dir);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        Guard::spawn(&mut command)
-    }
-    /// `svdir DIR`, its output appended to svdir.log.
-    fn svdir_command(&self, dir: &Path) -> Command {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path("svdir.log"))
-            .unwrap();
-        let mut command = Command::new(binary("svdir"));
-        command
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        command
-    }
-}
-
 /// Asks svdir for a rescan through `.svdir/control` and waits until `synced` says it
 /// was applied; waits first for an svdir to hold the FIFO open.
 fn sync(scan: &Path) {
-    let dir = scan.join(".svdir");
-    let synced = || {
-        fs::read_to_string(dir.join("synced"))
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-    };
-    let mut fifo = None;
+    let dir = scan.join(SYNC_DIRECTORY);
+    let fifo = dir.join("control");
     assert!(
         wait_for(&[&dir, scan], WAIT, || {
-            fifo = OpenOptions::new()
-                .write(true)
-                .custom_flags(nix::libc::O_NONBLOCK)
-                .open(dir.join("control"))
-                .ok();
-            fifo.is_some()
+            runsv::reader::supervisor_running_at(None, &fifo).unwrap_or(false)
         }),
-        "no svdir holds {}/control",
-        dir.display()
+        "no svdir holds {}",
+        fifo.display()
     );
-    let before = synced().unwrap_or(0);
-    fifo.unwrap().write_all(b"s").unwrap();
+    let before = synced_count(scan);
+    request_sync(scan).unwrap();
     assert!(
-        wait_for(&[&dir], WAIT, || synced().is_some_and(|n| n > before)),
+        wait_for(&[&dir], WAIT, || synced_count(scan) > before),
         "synced never went past {before}"
     );
 }
@@ -137,7 +58,7 @@ fn replaced(svdir: Pid, service: &Path, old: u32) -> bool {
 }
 
 fn runsv_alive(service: &Path) -> bool {
-    supervisor_running(&SuperviseDir::of_service(service)).unwrap_or(false)
+    supervisor_up(service)
 }
 
 /// Waits until the service's runsv is gone and its process `pid` is dead.
@@ -174,14 +95,7 @@ fn process(pid: u32) -> Option<(u32, Vec<String>)> {
 /// The runsv children of `parent`, by service name.
 fn runsv_children(parent: Pid) -> HashMap<String, u32> {
     let mut children = HashMap::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in runsv::proc::pids() {
         if let Some((ppid, argv)) = process(pid) {
             if ppid == parent.as_raw() as u32 && argv.first().is_some_and(|a| a == "runsv") {
                 if let Some(name) = argv.get(1) {
@@ -197,14 +111,7 @@ fn runsv_children(parent: Pid) -> HashMap<String, u32> {
 /// holding the service's supervise/ open (its cwd is the service directory).
 fn runsv_of(service: &Path) -> Option<u32> {
     let target = fs::canonicalize(service).ok()?;
-    for entry in fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in runsv::proc::pids() {
         let Some((_, argv)) = process(pid) else {
             continue;
         };
@@ -279,7 +186,7 @@ fn a_renamed_entry_keeps_its_runsv_and_service() {
     let renamed = tree.scan().join("renamed");
     assert_eq!(full_state(&renamed).unwrap().pid, pid);
     // The runsv still writes its files after the rename: a restart shows up there.
-    send_control(&SuperviseDir::of_service(&renamed), b"t").unwrap();
+    control(&renamed, "t");
     let restarted = wait_state(&renamed, WAIT, |s| {
         s.state == ServiceState::Running && s.pid != pid && s.pid != 0
     });
@@ -546,9 +453,8 @@ fn a_runsv_killed_again_and_again_never_interrupts_its_service() {
     let mut svdir = tree.svdir();
     let pid = running(&a, &mut svdir);
     let copies = || {
-        fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        runsv::proc::pids()
+            .into_iter()
             .filter(|p| {
                 fs::read(format!("/proc/{p}/cmdline"))
                     .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
@@ -584,7 +490,7 @@ fn a_runsv_killed_again_and_again_never_interrupts_its_service() {
         );
     }
     // Still fully supervised: down stops it.
-    send_control(&SuperviseDir::of_service(&a), b"d").unwrap();
+    control(&a, "d");
     assert!(wait_for(&[], WAIT, || !alive(pid)));
     assert_eq!(copies(), 0);
 }

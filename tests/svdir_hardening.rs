@@ -6,51 +6,14 @@
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use runtree::svdir_tree::Tree;
+use runtree::WAIT;
 use runtree::{alive, binary, wait_for, write_script, Guard};
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-struct Tree {
-    root: tempfile::TempDir,
-}
-
-impl Tree {
-    fn new() -> Tree {
-        let root = tempfile::tempdir().unwrap();
-        fs::create_dir_all(root.path().join("scan")).unwrap();
-        Tree { root }
-    }
-    fn path(&self, relative: &str) -> PathBuf {
-        self.root.path().join(relative)
-    }
-    fn scan(&self) -> PathBuf {
-        self.path("scan")
-    }
-    fn log(&self) -> String {
-        String::from_utf8_lossy(&fs::read(self.path("svdir.log")).unwrap_or_default()).into_owned()
-    }
-    /// `svdir scan`, its output appended to svdir.log, with `env` added.
-    fn svdir_command(&self, env: &[(&str, &str)]) -> Command {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path("svdir.log"))
-            .unwrap();
-        let mut command = Command::new(binary("svdir"));
-        command
-            .arg(self.scan())
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        command
-    }
-}
 
 /// The inode of `.svdir/synced`: svdir replaces it (rename) once it holds the lock.
 fn synced_inode(scan: &Path) -> Option<u64> {
@@ -75,7 +38,7 @@ fn an_svdir_killed_while_spawning_and_restarted_at_once_always_gets_the_lock() {
     let mut refused = 0;
     for round in 0..100 {
         let before = synced_inode(&tree.scan());
-        let mut svdir = Guard::spawn(&mut tree.svdir_command(&env));
+        let mut svdir = Guard::spawn(&mut tree.svdir_command(&tree.scan(), &env));
         let mut exited = None;
         let locked = wait_for(&[&tree.scan().join(".svdir")], WAIT, || {
             if let Ok(Some(status)) = svdir.child.try_wait() {
@@ -163,7 +126,8 @@ fn the_stop_holds_its_deadline_whatever_one_runsv_does() {
     )
     .unwrap();
     let deadline = Duration::from_secs(3);
-    let mut svdir = Guard::spawn(&mut tree.svdir_command(&[("RUNTREE_STOP_DEADLINE", "3")]));
+    let mut svdir =
+        Guard::spawn(&mut tree.svdir_command(&tree.scan(), &[("RUNTREE_STOP_DEADLINE", "3")]));
     let mut pids = Vec::new();
     for service in healthy.iter().chain([&stuck]) {
         let pid = runtree::wait_running(service, WAIT);
@@ -248,7 +212,7 @@ fn a_name_that_is_not_utf8_works_end_to_end() {
         "exec: sleep 1000\nlog: none\n",
     )
     .unwrap();
-    let mut svdir = Guard::spawn(&mut tree.svdir_command(&[]));
+    let mut svdir = Guard::spawn(&mut tree.svdir_command(&tree.scan(), &[]));
     let mut pids = Vec::new();
     for dir in [&runit_dir, &yaml_dir] {
         let state = runtree::wait_state(dir, WAIT, |s| {

@@ -12,9 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-#[path = "common/svlogd.rs"]
-mod support;
-use support::*;
+use runtree::svlogd::*;
 
 #[test]
 fn lines_and_modes_are_runits() {

@@ -87,7 +87,7 @@ impl Keeper {
             Ok(nix::unistd::ForkResult::Parent { child }) => {
                 let pid = child.as_raw() as u32;
                 let pidfd = pidfd_open(pid);
-                let starttime = runsv::launch::start_time(pid).unwrap_or(0);
+                let starttime = runsv::proc::start_time(pid).unwrap_or(0);
                 let text = format!("{pid} {starttime}\n");
                 let _ = runsv::supervise::write_atomically(record, text.as_bytes(), 0o644);
                 Some(Keeper { pid: child, pidfd })
@@ -158,7 +158,7 @@ pub fn verified_pidfd(pid: u32, starttime: u64) -> Option<OwnedFd> {
         return None;
     }
     let pidfd = pidfd_open(pid)?;
-    (runsv::launch::start_time(pid) == Some(starttime)).then_some(pidfd)
+    (runsv::proc::start_time(pid) == Some(starttime)).then_some(pidfd)
 }
 
 /// Stops a process a killed predecessor left running (pid and start time as it
@@ -238,7 +238,7 @@ fn old_keeper(record: &std::path::Path) -> Option<u32> {
         return None;
     };
     let pid = u32::try_from(pid).ok()?;
-    (pid != 0 && runsv::launch::start_time(pid) == Some(starttime)).then_some(pid)
+    (pid != 0 && runsv::proc::start_time(pid) == Some(starttime)).then_some(pid)
 }
 
 /// The old keeper's pid and a pidfd checked (after its open) to be that process.

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 const CONTROL_SCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The control byte of `sv reconfigure` (runit has no `R`).
-const RECONFIGURE: u8 = b'R';
+const RECONFIGURE: u8 = runsv::control::Control::Reconfigure.byte();
 
 /// The control bytes read in one turn at most: a FIFO's capacity.
 const CONTROL_SHARE: usize = 64 * 1024;

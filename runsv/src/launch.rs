@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// The PATH a YAML service gets when its `environ` names none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+// The one PATH a service gets when it has none; defined with the service definition.
+pub use crate::definition::DEFAULT_PATH;
 
 /// Where a child's standard fd comes from.
 #[derive(Clone, Copy, Debug)]
@@ -592,19 +593,8 @@ pub fn reap_one() -> Option<(nix::unistd::Pid, crate::supervise::ExitStatus)> {
     }
 }
 
-/// Field 22 of /proc/PID/stat: when the process started, in clock ticks after boot.
-/// With the pid, it names a process for good (a pid alone can be reused).
-pub fn start_time(pid: u32) -> Option<u64> {
-    use std::io::Read;
-    // One read: the whole line is well under a page, and procfs returns it at once.
-    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
-    let mut buffer = [0u8; 1024];
-    let length = file.read(&mut buffer).ok()?;
-    let stat = std::str::from_utf8(&buffer[..length]).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
+// The parser lives in `proc`; re-exported because runsv's event loop names it here.
+pub use crate::proc::start_time;
 
 /// /dev/null opened read-write, close-on-exec.
 pub fn open_null() -> std::io::Result<OwnedFd> {
@@ -620,14 +610,6 @@ pub fn open_null() -> std::io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_time_of_this_process() {
-        let me = std::process::id();
-        let first = start_time(me).expect("own start time");
-        assert_eq!(start_time(me), Some(first));
-        assert_eq!(start_time(u32::MAX), None);
-    }
 
     #[test]
     fn a_child_never_execs_without_the_go_byte() {

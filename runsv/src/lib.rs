@@ -1,12 +1,16 @@
 //! The runtree service-directory library: the service definition, the files of
-//! `supervise/`, control bytes and signal names, shared by every runtree program. (The
-//! supervisor's state machine is the runsv program's own: runsv/src/machine.rs.)
+//! `supervise/`, sending control and probing a supervisor (`control`), runit's errno
+//! wording, /proc readers (`proc`) and signal names, shared by every runtree program
+//! and owned here alone. (The supervisor's state machine is the runsv program's own:
+//! runsv/src/machine.rs.)
 
+pub mod control;
 pub mod definition;
 pub mod dependencies;
 pub mod duration;
 pub mod errno_text;
 pub mod launch;
+pub mod proc;
 pub mod reader;
 pub mod replace;
 pub mod shared_output;

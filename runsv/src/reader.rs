@@ -40,7 +40,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn of(stat: &FileStat) -> Kind {
+    pub fn of(stat: &FileStat) -> Kind {
         let format = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
         match format {
             SFlag::S_IFREG => Kind::Regular,
@@ -241,6 +241,12 @@ pub fn read_bounded(file: File, limit: u64) -> Result<Vec<u8>, Cause> {
 /// Only a FIFO can prove that: anything else there (a regular file opens for writing
 /// whether or not a runsv exists) is an error naming what it is, and a link is refused.
 pub fn supervisor_running_at(base: Base, ok: &Path) -> Result<bool, FileError> {
+    Ok(hold_ok_at(base, ok)?.is_some())
+}
+
+/// The probe of [`supervisor_running_at`], keeping the write end it opened (`None`
+/// when nobody reads): whoever holds it learns of the supervisor's exit by POLLERR.
+pub fn hold_ok_at(base: Base, ok: &Path) -> Result<Option<OwnedFd>, FileError> {
     let raw_base = base.map(|fd| fd.as_raw_fd());
     let not_fifo = |found| FileError {
         path: ok.to_path_buf(),
@@ -262,11 +268,11 @@ pub fn supervisor_running_at(base: Base, ok: &Path) -> Result<bool, FileError> {
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
             let opened = fstat(fd.as_raw_fd()).map_err(|e| FileError::io(ok, e))?;
             match Kind::of(&opened) {
-                Kind::Fifo => Ok(true),
+                Kind::Fifo => Ok(Some(fd)),
                 found => Err(not_fifo(found)),
             }
         }
-        Err(nix::errno::Errno::ENXIO) => Ok(false),
+        Err(nix::errno::Errno::ENXIO) => Ok(None),
         Err(nix::errno::Errno::ELOOP) => Err(not_fifo(Kind::Symlink)),
         Err(errno) => Err(FileError::io(ok, errno)),
     }

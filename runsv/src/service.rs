@@ -539,7 +539,7 @@ fn left_running(supervise: &SuperviseDir) -> Option<Leftover> {
     if previous.pid == 0 || previous.starttime == 0 {
         return None;
     }
-    let alive = runsv::launch::start_time(previous.pid) == Some(previous.starttime);
+    let alive = runsv::proc::start_time(previous.pid) == Some(previous.starttime);
     alive.then_some(Leftover {
         pid: previous.pid,
         previous,

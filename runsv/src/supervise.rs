@@ -13,8 +13,7 @@ pub use crate::replace::{replace_file, write_atomically};
 use crate::tai64n::Timestamp;
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 pub const STATUS_LEN: usize = 20;
@@ -516,39 +515,6 @@ fn unhex(text: &str) -> Option<[u8; STATUS_LEN]> {
 
 fn one_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
-}
-
-/// Whether a supervisor holds this `supervise/` open: runit's probe, an
-/// `open(ok, O_WRONLY|O_NONBLOCK)` that fails with ENXIO when nobody reads the FIFO.
-/// Anything but a FIFO at `ok` is an error (see [`reader::supervisor_running_at`]).
-pub fn supervisor_running(supervise: &SuperviseDir) -> io::Result<bool> {
-    Ok(reader::supervisor_running_at(None, &supervise.ok())?)
-}
-
-/// Writes control bytes to `supervise/control` without ever blocking; anything there
-/// but a FIFO (a file would be written into, a device written to) is refused.
-pub fn send_control(supervise: &SuperviseDir, bytes: &[u8]) -> io::Result<()> {
-    let path = supervise.control();
-    // Looked at before it is opened: opening a device can have effects of its own.
-    if let Ok(Some(found)) = reader::kind_at(None, &path, Links::Refuse) {
-        if found != reader::Kind::Fifo {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: is {}, not a FIFO", path.display(), found.describe()),
-            ));
-        }
-    }
-    let mut fifo = fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(&path)?;
-    if !fifo.metadata()?.file_type().is_fifo() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: is not a FIFO", path.display()),
-        ));
-    }
-    fifo.write_all(bytes)
 }
 
 #[cfg(test)]

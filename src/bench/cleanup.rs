@@ -201,21 +201,10 @@ fn reap_children() {
 /// /proc/PID/stat.
 pub fn children() -> Vec<Pid> {
     let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // Field 4, counted after the command name, which may itself hold spaces.
-            let ppid: u32 = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
+    runsv::proc::pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let ppid = runsv::proc::stat(pid)?.ppid;
             (ppid == me).then(|| Pid::from_raw(pid as i32))
         })
         .collect()

@@ -22,7 +22,8 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use runsv::supervise::{supervisor_running, RunState, Status, SuperviseDir};
+use runsv::control::supervisor_running;
+use runsv::supervise::{RunState, Status, SuperviseDir};
 use std::cell::Cell as Counter;
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -467,13 +468,8 @@ fn last_argument(pid: u32) -> Option<String> {
 /// Field 22 of /proc/PID/stat (start time after boot, in clock ticks), for a process
 /// that is not a zombie.
 fn live_start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let mut fields = rest.split_whitespace();
-    if fields.next()? == "Z" {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
+    let stat = runsv::proc::stat(pid).filter(|stat| !stat.zombie())?;
+    Some(stat.starttime)
 }
 
 fn comm_is(pid: u32, name: &str) -> bool {
@@ -1634,12 +1630,7 @@ fn respawn_turn(suite: &ScanSuite, lane: &mut RespawnLane) -> Result<f64, String
 }
 
 fn is_my_child(pid: u32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-        == Some(std::process::id())
+    runsv::proc::stat(pid).is_some_and(|stat| stat.ppid == std::process::id())
 }
 
 // ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 //! the full words below (`sv u`, `sv up` and `sv upwards` are all "up"); the upper-case
 //! letters `D T X E` are the force-* forms.
 
+use runsv::control::Control as RunsvControl;
 use runsv::supervise::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,22 +99,11 @@ pub fn dispatch(action: &[u8], lsb: bool) -> Option<Command> {
 }
 
 fn single(letter: u8) -> Option<&'static str> {
-    Some(match letter {
-        b'u' => "u",
-        b'd' => "d",
-        b'o' => "o",
-        b't' => "t",
-        b'c' => "c",
-        b'p' => "p",
-        b'h' => "h",
-        b'a' => "a",
-        b'i' => "i",
-        b'k' => "k",
-        b'q' => "q",
-        b'1' => "1",
-        b'2' => "2",
-        _ => return None,
-    })
+    // `x` and `R` are reached only through words (exit, `sv reconfigure`).
+    match RunsvControl::from_byte(letter)? {
+        RunsvControl::Exit | RunsvControl::Reconfigure => None,
+        control => Some(control.letter()),
+    }
 }
 
 /// runit skips the write when the want byte already equals the first byte to send,

@@ -5,10 +5,7 @@
 use crate::command::should_send;
 use crate::output::{Message, Out};
 use crate::service::{self, Probe, Service};
-use runsv::reader;
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use runsv::control::{send_control, Control, ControlError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sent {
@@ -44,50 +41,27 @@ pub fn send<W: std::io::Write>(
     if !should_send(&snapshot.status, first) && snapshot.current() {
         return Sent::Suppressed;
     }
-    // Looked at before it is opened: a device there is never opened, a file never
-    // written into.
-    let control = service.supervise().control();
-    if let Ok(Some(found)) = reader::kind_at(None, &control, reader::Links::Refuse) {
-        if found != reader::Kind::Fifo {
-            let text = format!(
-                "unable to open supervise/control: is {}, not a FIFO",
-                found.describe()
-            );
-            out.message(&service.name, &Message::warning(text));
-            return Sent::Dropped;
-        }
-    }
-    let fifo = OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
-        .open(control);
-    let mut fifo = match fifo {
-        Ok(fifo) => fifo,
-        Err(error) if error.raw_os_error() == Some(nix::libc::ENXIO) => {
-            out.message(&service.name, &Message::not_running(first));
-            return Sent::Dropped;
-        }
-        Err(error) => {
-            let message = Message::warning_errno("unable to open supervise/control", &error);
-            out.message(&service.name, &message);
-            return Sent::Dropped;
-        }
+    // The library refuses anything there but a FIFO: a device is never opened, a file
+    // never written into.
+    let Some(commands) = Control::parse(acts.as_bytes()) else {
+        return Sent::Dropped;
     };
-    // One write, as runit does: a FIFO write of fewer than PIPE_BUF bytes is all or
-    // nothing.
-    match fifo.write(acts.as_bytes()) {
-        Ok(n) if n == acts.len() => Sent::Written,
-        Ok(_) => {
-            out.message(
-                &service.name,
-                &Message::warning("unable to write to supervise/control"),
-            );
-            Sent::Dropped
+    let unable_to_write = "unable to write to supervise/control";
+    let message = match send_control(&service.supervise(), &commands) {
+        Ok(()) => return Sent::Written,
+        Err(ControlError::NotFifo(found)) => Message::warning(format!(
+            "unable to open supervise/control: is {}, not a FIFO",
+            found.describe()
+        )),
+        Err(ControlError::Open(error)) if error.raw_os_error() == Some(nix::libc::ENXIO) => {
+            Message::not_running(first)
         }
-        Err(error) => {
-            let message = Message::warning_errno("unable to write to supervise/control", &error);
-            out.message(&service.name, &message);
-            Sent::Dropped
+        Err(ControlError::Open(error)) => {
+            Message::warning_errno("unable to open supervise/control", &error)
         }
-    }
+        Err(ControlError::Short) => Message::warning(unable_to_write),
+        Err(ControlError::Write(error)) => Message::warning_errno(unable_to_write, &error),
+    };
+    out.message(&service.name, &message);
+    Sent::Dropped
 }

@@ -101,7 +101,7 @@ impl Snapshot {
     pub fn current(&self) -> bool {
         match &self.state {
             Some(state) if state.pid != 0 && state.starttime != 0 => {
-                runsv::launch::start_time(state.pid) == Some(state.starttime)
+                runsv::proc::start_time(state.pid) == Some(state.starttime)
             }
             _ => true,
         }

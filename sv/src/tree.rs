@@ -12,55 +12,39 @@
 use crate::output::{Message, Out};
 use crate::service::{self, Service};
 use crate::watch::Watcher;
+use runsv::control::{send_control, Control};
 use runsv::definition::ServiceDefinition;
 use std::ffi::OsString;
-use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// The byte runsv takes as "read your definition again".
-const RECONFIGURE: &[u8] = b"R";
-
-fn served(svdir: &Path) -> u64 {
-    std::fs::read_to_string(svdir.join(".svdir/synced"))
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 /// `sv sync`: 0 once the scan is applied, 1 when no svdir runs on SVDIR or it did not
 /// answer within the wait time.
 pub fn sync<W: Write>(svdir: &OsString, verbose: bool, wait: Duration, out: &mut Out<W>) -> i32 {
     let directory = Path::new(svdir);
     let name = directory.display().to_string();
-    let control_dir = directory.join(".svdir");
+    let control_dir = directory.join(runsv::control::SYNC_DIRECTORY);
     // Watch before asking, so the answer cannot be missed.
     let mut watcher = Watcher::new();
     let watched = watcher.watch_directory(0, &control_dir, "control");
-    let before = served(directory);
-    let fifo = OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(control_dir.join("control"));
-    let written = fifo.and_then(|mut fifo| fifo.write_all(b"s"));
+    let before = runsv::control::synced_count(directory);
+    let written = runsv::control::request_sync(directory);
     if let Err(error) = written {
-        let message = match error.raw_os_error() {
-            Some(nix::libc::ENXIO) | Some(nix::libc::ENOENT) => {
-                Message::fail("no svdir runs on this directory")
-            }
-            _ => Message::fail_errno(
+        let message = if error.nobody_reads() {
+            Message::fail("no svdir runs on this directory")
+        } else {
+            Message::fail_errno(
                 "unable to write .svdir/control",
-                crate::errno::of_io(&error),
-            ),
+                crate::errno::of_io(&error.into()),
+            )
         };
         out.message(&name, &message);
         return 1;
     }
     let deadline = Instant::now() + wait;
     loop {
-        if served(directory) > before {
+        if runsv::control::synced_count(directory) > before {
             if verbose {
                 out.message(&name, &Message::ok("synced"));
             }
@@ -78,7 +62,9 @@ pub fn sync<W: Write>(svdir: &OsString, verbose: bool, wait: Duration, out: &mut
         } else {
             left.min(Duration::from_millis(10))
         };
-        if !watcher.wait(Some(step)).lost.is_empty() && served(directory) <= before {
+        if !watcher.wait(Some(step)).lost.is_empty()
+            && runsv::control::synced_count(directory) <= before
+        {
             out.message(&name, &Message::fail("svdir exited before answering"));
             return 1;
         }
@@ -106,14 +92,14 @@ pub fn reconfigure<W: Write>(services: &[OsString], svdir: &OsString, out: &mut 
             true
         });
         // runsv is still told, so that `sv status` shows the refusal too.
-        let unsent = match runsv::supervise::send_control(&service.supervise(), RECONFIGURE) {
+        let unsent = match send_control(&service.supervise(), &[Control::Reconfigure]) {
             Ok(()) => None,
             Err(error) if error.raw_os_error() == Some(nix::libc::ENXIO) => {
                 Some(Message::fail("runsv not running"))
             }
             Err(error) => Some(Message::fail_errno(
                 "unable to write supervise/control",
-                crate::errno::of_io(&error),
+                crate::errno::of_io(&error.into()),
             )),
         };
         match unsent {
@@ -128,7 +114,9 @@ pub fn reconfigure<W: Write>(services: &[OsString], svdir: &OsString, out: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
 
     #[test]
     fn an_svdir_that_exits_before_answering_fails_the_sync_at_once() {

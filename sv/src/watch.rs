@@ -26,10 +26,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::ffi::CString;
-use std::fs::OpenOptions;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -140,18 +138,7 @@ impl Watcher {
             // the files it writes.
             // Only a FIFO: a device there is never opened, a file never held.
             let path = supervise.join(reader);
-            let fifo = runsv::reader::kind_at(None, &path, runsv::reader::Links::Refuse)
-                .is_ok_and(|kind| kind == Some(runsv::reader::Kind::Fifo));
-            watched.ok = fifo
-                .then(|| {
-                    OpenOptions::new()
-                        .write(true)
-                        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                        .open(&path)
-                        .ok()
-                })
-                .flatten()
-                .map(OwnedFd::from);
+            watched.ok = runsv::reader::hold_ok_at(None, &path).ok().flatten();
         }
         true
     }
@@ -273,6 +260,8 @@ fn add_all(list: &mut Vec<usize>, owners: &[usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::OpenOptionsExt;
     use std::time::Instant;
 
     /// Collects changes for up to five seconds, until `done` says enough.

@@ -11,16 +11,8 @@ use std::collections::{HashMap, HashSet};
 
 /// `(ppid, pgid)` from `/proc/PID/stat`, unless the process is gone or a zombie.
 fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command may contain anything, `)` included: the fields follow the last one.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace();
-    if fields.next()? == "Z" {
-        return None;
-    }
-    let ppid = fields.next()?.parse().ok()?;
-    let pgid = fields.next()?.parse().ok()?;
-    Some((ppid, pgid))
+    let stat = runsv::proc::stat(pid).filter(|stat| !stat.zombie())?;
+    Some((stat.ppid, stat.pgrp))
 }
 
 /// The children of each of `parents`, in one pass over `/proc`.
@@ -29,17 +21,7 @@ pub fn children(parents: &HashSet<u32>) -> HashMap<u32, Vec<u32>> {
     if parents.is_empty() {
         return found;
     }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in runsv::proc::pids() {
         if let Some((ppid, _)) = parent_and_group(pid) {
             if parents.contains(&ppid) {
                 found.entry(ppid).or_default().push(pid);

@@ -1,13 +1,11 @@
 //! Where a service directory is reached: its path, or — for a runsv svdir adopted, once
 //! the entry may be gone — a directory fd kept since the adoption, used with openat.
 
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use runsv::control::{send_control_at, Control, ControlError};
 use runsv::reader::{self, Cause, FileError, Links};
 use runsv::supervise::FullState;
-use std::fs::File;
-use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 pub enum Place {
@@ -16,19 +14,6 @@ pub enum Place {
 }
 
 impl Place {
-    /// Opens a file of the service directory (`supervise/ok`, `log/supervise/state`).
-    fn open(&self, relative: &str, flags: OFlag) -> io::Result<File> {
-        let flags = flags | OFlag::O_CLOEXEC;
-        let fd = match self {
-            Place::Dir(dir) => {
-                nix::fcntl::openat(Some(dir.as_raw_fd()), relative, flags, Mode::empty())?
-            }
-            Place::Path(path) => nix::fcntl::open(&path.join(relative), flags, Mode::empty())?,
-        };
-        // SAFETY: a fresh fd we own.
-        Ok(unsafe { File::from_raw_fd(fd) })
-    }
-
     /// Where relative paths are looked up: the directory fd, or the working directory
     /// for a path (which is then joined to it).
     fn base(&self) -> (reader::Base<'_>, PathBuf) {
@@ -54,24 +39,9 @@ impl Place {
     }
 
     /// Writes `x` to `supervise/control`: the runsv stops the service, then exits.
-    pub fn send_exit(&self) -> io::Result<()> {
+    pub fn send_exit(&self) -> Result<(), ControlError> {
         let (base, path) = self.base();
-        let control = path.join("supervise/control");
-        // Only a FIFO: a device there is never opened, a file never written into.
-        match reader::kind_at(base, &control, Links::Refuse)? {
-            Some(reader::Kind::Fifo) | None => {}
-            Some(found) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("supervise/control is {}", found.describe()),
-                ))
-            }
-        }
-        self.open(
-            "supervise/control",
-            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW,
-        )?
-        .write_all(b"x")
+        send_control_at(base, &path.join("supervise"), &[Control::Exit])
     }
 
     /// The full state of the service (`""`) or of its logger (`"log/"`).
@@ -96,6 +66,9 @@ impl Place {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    use std::os::fd::FromRawFd;
 
     #[test]
     fn a_directory_fd_reaches_the_files_after_the_entry_is_gone() {

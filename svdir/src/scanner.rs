@@ -21,7 +21,8 @@ use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
-use runsv::supervise::{supervisor_running, ExitStatus, ServiceState, SuperviseDir};
+use runsv::control::supervisor_running;
+use runsv::supervise::{ExitStatus, ServiceState, SuperviseDir};
 use runsv::tai64n::Timestamp;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
@@ -1135,12 +1136,7 @@ impl Svdir {
                 let sent = location.map(|place| place.send_exit());
                 match sent {
                     Some(Ok(())) => {}
-                    Some(Err(error))
-                        if matches!(
-                            error.raw_os_error(),
-                            Some(nix::libc::ENXIO | nix::libc::ENOENT)
-                        ) =>
-                    {
+                    Some(Err(error)) if error.nobody_reads() => {
                         // Nobody reads the control FIFO: the runsv is gone already.
                         self.adopted_gone(id);
                     }

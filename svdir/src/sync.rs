@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-pub const DIRECTORY: &str = ".svdir";
+pub use runsv::control::SYNC_DIRECTORY as DIRECTORY;
 
 pub struct SyncControl {
     dir: PathBuf,
@@ -98,10 +98,7 @@ impl SyncControl {
             .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
             .open(&fifo_path)
             .map_err(|e| unavailable("open", &fifo_path, &e))?;
-        let count = fs::read_to_string(dir.join("synced"))
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
-            .unwrap_or(0);
+        let count = runsv::control::synced_count(scan_dir);
         let mut control = SyncControl {
             dir,
             _lock: lock,
@@ -136,7 +133,7 @@ impl SyncControl {
                         .get(..n)
                         .unwrap_or_default()
                         .iter()
-                        .filter(|&&b| b == b's')
+                        .filter(|&&b| b == runsv::control::SYNC_REQUEST)
                         .count() as u64
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

@@ -2,8 +2,6 @@
 //! stops right after it forks `run`, or at a chosen system call, and is SIGKILLed
 //! there. PTRACE_O_EXITKILL: if the test dies, so does runsv.
 
-#![allow(dead_code)]
-
 use nix::libc;
 use nix::unistd::Pid;
 use std::fs;

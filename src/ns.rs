@@ -4,10 +4,8 @@
 //! scan directory and the svdir binary are parameters: a shell stand-in that keeps
 //! svdir's contract (tests/init_container.rs), or the real svdir (tests/init_tree.rs).
 
-#![allow(dead_code)]
-
+use crate::{binary, wait_for, write_script, Guard};
 use nix::unistd::Pid;
-use runtree::{binary, wait_for, write_script, Guard};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

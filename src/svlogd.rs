@@ -1,8 +1,8 @@
 //! What tests/svlogd.rs needs to run both svlogds side by side: feeding input, reading a
 //! log directory back, a logger kept running on a pipe.
 
+use crate::{binary, wait_for, Guard};
 use nix::sys::signal::{kill, Signal};
-use runtree::{binary, wait_for, Guard};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -1,3 +1,0 @@
-//! Code shared by several test files (each includes it with `mod common;`).
-
-pub mod ns;
