@@ -10,7 +10,7 @@ use crate::place::Place;
 use crate::spawn;
 use runsv::supervise::{supervisor_running, SuperviseDir};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// After a close of an adopted runsv's `supervise/lock` while `ok` still answers, the
 /// probe is repeated after these delays: the kernel closes a dead process's files one
@@ -56,7 +56,7 @@ impl Svdir {
             lock: identity(&lock),
             dirfd,
             recheck: if watch.is_none() {
-                Some((Instant::now() + UNWATCHED_PROBE, RECHECK_DELAYS.len()))
+                Some((self.sys.now() + UNWATCHED_PROBE, RECHECK_DELAYS.len()))
             } else {
                 None
             },
@@ -107,6 +107,7 @@ impl Svdir {
     /// last event.
     pub(super) fn check_adopted(&mut self, id: Id, count: usize) {
         let alive = self.adopted_alive(id);
+        let now = self.sys.now();
         let Some(Service {
             runsv: Runsv::Adopted(adopted),
             ..
@@ -116,8 +117,8 @@ impl Svdir {
         };
         if alive {
             adopted.recheck = match RECHECK_DELAYS.get(count) {
-                Some(delay) => Some((Instant::now() + *delay, count + 1)),
-                None if adopted.watch.is_none() => Some((Instant::now() + UNWATCHED_PROBE, count)),
+                Some(delay) => Some((now + *delay, count + 1)),
+                None if adopted.watch.is_none() => Some((now + UNWATCHED_PROBE, count)),
                 None => None,
             };
             return;

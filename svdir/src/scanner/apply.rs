@@ -44,7 +44,7 @@ impl Svdir {
             }
             self.tell_exit(id);
         }
-        self.spawner.begin_batch();
+        self.sys.begin_batch();
         for (id, entry) in entries {
             let home_of = |name: &OsStr| self.resolution.dir.join(name);
             let chosen = match self.services.get(&id) {
@@ -106,7 +106,7 @@ impl Svdir {
                 }
             }
         }
-        self.spawner.end_batch();
+        self.sys.end_batch();
         self.report_skipped(skipped, aliases);
     }
 

@@ -1,8 +1,9 @@
 //! svdir's state and its event loop: the services of the scan directory and their
 //! runsv processes, kept in step with the directory and the runlevel chain (watch.rs,
-//! apply.rs, level.rs), dying runsv processes (runsvs.rs, adopt.rs), sync requests, and
-//! the ordered stop (stop.rs, planned by stop_plan.rs). The loop here only waits on its
-//! three descriptors and hands each event to the module that owns it.
+//! apply.rs, level.rs), dying runsv processes (runsvs.rs, adopt.rs, timers.rs), sync
+//! requests, and the ordered stop (stop.rs, planned by stop_plan.rs). The loop here only
+//! waits on its three descriptors and hands each event to the module that owns it; the
+//! clock, signals and spawning go through sys.rs, so that tests.rs can drive it all.
 
 mod adopt;
 mod apply;
@@ -10,8 +11,12 @@ mod level;
 mod runsvs;
 mod stop;
 mod stop_plan;
+mod sys;
 mod timers;
 mod watch;
+
+#[cfg(test)]
+mod tests;
 
 use crate::backoff::Backoff;
 use crate::chain::{self, Resolution};
@@ -111,7 +116,8 @@ struct Svdir {
     dir: PathBuf,
     resolution: Resolution,
     scan_fd: OwnedFd,
-    spawner: Spawner,
+    /// The clock, signals and spawning (a fake one in tests).
+    sys: Box<dyn sys::Sys>,
     signals: SignalFd,
     watch: watch::Watch,
     sync: Option<SyncControl>,
@@ -241,7 +247,7 @@ impl Svdir {
             dir,
             resolution,
             scan_fd,
-            spawner,
+            sys: Box::new(sys::Real { spawner }),
             signals,
             watch,
             sync,
@@ -291,7 +297,7 @@ impl Svdir {
             if let Some(code) = self.exit {
                 return code;
             }
-            let timeout = timeout(self.next_wakeup(), Instant::now());
+            let timeout = timeout(self.next_wakeup(), self.sys.now());
             let signal_fd = self.signals.as_fd().as_raw_fd();
             let inotify_fd = self.watch.fd().as_raw_fd();
             let sync_fd = self.sync.as_ref().map(|s| s.fd().as_raw_fd());
@@ -326,7 +332,7 @@ impl Svdir {
                     self.sync_requests += sync.read_requests();
                 }
             }
-            self.handle_timers(Instant::now());
+            self.handle_timers(self.sys.now());
             if self.need_resolve {
                 self.check_chain();
             }

@@ -6,7 +6,7 @@
 use super::{Id, Runsv, Service, Svdir};
 use crate::backoff::{self, Backoff};
 use crate::locks;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use runsv::supervise::{supervisor_running, ExitStatus, SuperviseDir};
 use std::ffi::OsStr;
@@ -37,7 +37,7 @@ impl Svdir {
         }
     }
 
-    fn child_exited(&mut self, pid: Pid, status: ExitStatus) {
+    pub(super) fn child_exited(&mut self, pid: Pid, status: ExitStatus) {
         let Some(id) = self.children.remove(&pid) else {
             return;
         };
@@ -61,7 +61,7 @@ impl Svdir {
             self.runsv_left(id);
             return;
         }
-        let now = Instant::now();
+        let now = self.sys.now();
         match respawn(&mut service.backoff, since, now) {
             Respawn::Now => {
                 say!("{}: runsv {status}; starting a new one", service.label());
@@ -137,17 +137,15 @@ impl Svdir {
             return;
         }
         let result = self
-            .spawner
+            .sys
             .spawn(&name, std::os::fd::AsFd::as_fd(&self.scan_fd));
+        let now = self.sys.now();
         let Some(service) = self.services.get_mut(&id) else {
             return;
         };
         match result {
             Ok(pid) => {
-                service.runsv = Runsv::Child {
-                    pid,
-                    since: Instant::now(),
-                };
+                service.runsv = Runsv::Child { pid, since: now };
                 service.spawned_as = name;
                 self.children.insert(pid, id);
             }
@@ -159,9 +157,7 @@ impl Svdir {
                     runsv::errno_text::runit_text(errno as i32),
                     backoff::seconds(delay)
                 );
-                service.runsv = Runsv::Delayed {
-                    until: Instant::now() + delay,
-                };
+                service.runsv = Runsv::Delayed { until: now + delay };
             }
         }
     }
@@ -176,7 +172,7 @@ impl Svdir {
         service.told = true;
         match &service.runsv {
             Runsv::Child { pid, .. } => {
-                let _ = kill(*pid, Signal::SIGTERM);
+                let _ = self.sys.kill(*pid, Signal::SIGTERM);
             }
             Runsv::Adopted(adopted) => {
                 let sent = location.map(|place| place.send_exit());
@@ -197,7 +193,7 @@ impl Svdir {
                         let holder = adopted.lock.and_then(locks::holder);
                         match holder {
                             Some(pid) => {
-                                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+                                let _ = self.sys.kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
                             }
                             None => {
                                 say!(

@@ -10,7 +10,7 @@ use crate::backoff;
 use crate::deps;
 use crate::offspring;
 use crate::place::Place;
-use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use runsv::tai64n::Timestamp;
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ impl Svdir {
             return;
         }
         // The deadline counts from the signal: reading the definitions is part of it.
-        let deadline = Instant::now() + self.stop_deadline;
+        let deadline = self.sys.now() + self.stop_deadline;
         let mut ids: Vec<Id> = self.services.keys().copied().collect();
         ids.sort_by(|a, b| {
             let name = |id: &Id| self.services.get(id).map(|s| s.name.clone());
@@ -65,7 +65,7 @@ impl Svdir {
                 }
             }
         }
-        let own_group = nix::unistd::getpgrp() == nix::unistd::getpid();
+        let own_group = self.sys.own_group().is_some();
         let plan = StopPlan::new(members, &edges, deadline, Timestamp::now(), own_group);
         for cycle in plan.cycles() {
             let names: Vec<String> = cycle
@@ -133,7 +133,7 @@ impl Svdir {
             let Some(stop) = self.stop.as_mut() else {
                 return;
             };
-            let effects = stop.plan.tick(Instant::now());
+            let effects = stop.plan.tick(self.sys.now());
             if effects.is_empty() {
                 return;
             }
@@ -221,7 +221,12 @@ impl Svdir {
         for &(i, id) in wave {
             self.read_states(i, id, StopPlan::told_state);
         }
-        if group && killpg(nix::unistd::getpgrp(), Signal::SIGTERM).is_ok() {
+        let by_group = group
+            && match self.sys.own_group() {
+                Some(own) => self.sys.killpg(own, Signal::SIGTERM).is_ok(),
+                None => false,
+            };
+        if by_group {
             for (_, id) in wave {
                 if let Some(service) = self.services.get_mut(id) {
                     if matches!(service.runsv, Runsv::Child { .. }) {
@@ -260,7 +265,7 @@ impl Svdir {
             .map(|(_, id)| (*id, self.services.get(id).and_then(runsv_pid)))
             .collect();
         for pid in runsvs.iter().filter_map(|(_, pid)| *pid) {
-            let _ = kill(pid, Signal::SIGSTOP);
+            let _ = self.sys.kill(pid, Signal::SIGSTOP);
         }
         let parents = runsvs
             .iter()
@@ -277,8 +282,8 @@ impl Svdir {
                             && runsv::launch::start_time(state.pid) == Some(state.starttime)
                         {
                             let pid = Pid::from_raw(state.pid as i32);
-                            if killpg(pid, Signal::SIGKILL).is_err() {
-                                let _ = kill(pid, Signal::SIGKILL);
+                            if self.sys.killpg(pid, Signal::SIGKILL).is_err() {
+                                let _ = self.sys.kill(pid, Signal::SIGKILL);
                             }
                             killed_pids.push(state.pid);
                         }
@@ -292,7 +297,7 @@ impl Svdir {
                         killed_pids.push(child);
                     }
                 }
-                let _ = kill(Pid::from_raw(runsv as i32), Signal::SIGKILL);
+                let _ = self.sys.kill(Pid::from_raw(runsv as i32), Signal::SIGKILL);
             }
             let Some(service) = self.services.get_mut(&id) else {
                 continue;

@@ -351,19 +351,11 @@ mod tests {
         Duration::from_millis(millis)
     }
 
-    fn child() -> Member {
-        Member {
-            kind: Kind::Child,
-            told: false,
-        }
+    const fn member(kind: Kind, told: bool) -> Member {
+        Member { kind, told }
     }
-
-    fn adopted() -> Member {
-        Member {
-            kind: Kind::Adopted,
-            told: false,
-        }
-    }
+    const CHILD: Member = member(Kind::Child, false);
+    const ADOPTED: Member = member(Kind::Adopted, false);
 
     fn state(state: ServiceState, last_exit: Option<ExitStatus>, since: Timestamp) -> FullState {
         FullState {
@@ -416,7 +408,7 @@ mod tests {
     fn dependents_are_told_first_and_a_clean_stop_exits_0() {
         let t0 = Instant::now();
         // 1 after 0, 2 after 1.
-        let mut p = plan(vec![child(), child(), child()], &[(1, 0), (2, 1)], t0);
+        let mut p = plan(vec![CHILD, CHILD, CHILD], &[(1, 0), (2, 1)], t0);
         assert_eq!(p.wakeup(), Some(t0 + DEADLINE));
         assert_eq!(p.tick(t0), tell(&[2], false));
         assert_eq!(p.tick(t0), vec![]);
@@ -445,41 +437,35 @@ mod tests {
     fn one_signal_to_the_group_only_when_it_reaches_exactly_the_wave() {
         let t0 = Instant::now();
         // Unrelated children: the whole group at once.
-        let mut p = plan(vec![child(), child(), child()], &[], t0);
+        let mut p = plan(vec![CHILD, CHILD, CHILD], &[], t0);
         assert_eq!(p.tick(t0), tell(&[0, 1, 2], true));
 
         // A child held back by its dependent: one each.
-        let mut p = plan(vec![child(), child(), child()], &[(1, 0)], t0);
+        let mut p = plan(vec![CHILD, CHILD, CHILD], &[(1, 0)], t0);
         assert_eq!(p.tick(t0), tell(&[1, 2], false));
         p.gone(1);
         // A single child is told on its own.
         assert_eq!(p.tick(t0), tell(&[0], false));
 
         // Adopted runsvs are not in svdir's group: they do not count as children.
-        let mut p = plan(vec![child(), adopted(), adopted()], &[], t0);
+        let mut p = plan(vec![CHILD, ADOPTED, ADOPTED], &[], t0);
         assert_eq!(p.tick(t0), tell(&[0, 1, 2], false));
-        let mut p = plan(vec![child(), child(), adopted()], &[], t0);
+        let mut p = plan(vec![CHILD, CHILD, ADOPTED], &[], t0);
         assert_eq!(p.tick(t0), tell(&[0, 1, 2], true));
 
         // Not leading its group, svdir never signals it.
-        let mut p = StopPlan::new(vec![child(), child()], &[], t0 + DEADLINE, at(1000), false);
+        let mut p = StopPlan::new(vec![CHILD, CHILD], &[], t0 + DEADLINE, at(1000), false);
         assert_eq!(p.tick(t0), tell(&[0, 1], false));
     }
 
     #[test]
     fn a_runsv_told_before_the_stop_or_already_gone_is_not_told_again() {
         let t0 = Instant::now();
-        let removed = Member {
-            kind: Kind::Child,
-            told: true,
-        };
-        let none = Member {
-            kind: Kind::None,
-            told: false,
-        };
+        let removed = member(Kind::Child, true);
+        let none = member(Kind::None, false);
         // 0 after 1 and 2: 1 (already told) and 2 (no runsv) do not hold anything up,
         // and a child told before is not held back.
-        let mut p = plan(vec![child(), removed, none, child()], &[(0, 1), (0, 2)], t0);
+        let mut p = plan(vec![CHILD, removed, none, CHILD], &[(0, 1), (0, 2)], t0);
         assert_eq!(p.tick(t0), tell(&[0, 3], true));
         p.gone(0);
         // 1 is ready in the order, but was told already.
@@ -492,11 +478,7 @@ mod tests {
     #[test]
     fn a_cycle_is_told_together() {
         let t0 = Instant::now();
-        let mut p = plan(
-            vec![child(), child(), child()],
-            &[(0, 1), (1, 0), (2, 0)],
-            t0,
-        );
+        let mut p = plan(vec![CHILD, CHILD, CHILD], &[(0, 1), (1, 0), (2, 0)], t0);
         assert_eq!(p.cycles(), vec![vec![0, 1]]);
         assert_eq!(p.tick(t0), tell(&[2], false));
         p.gone(2);
@@ -507,7 +489,7 @@ mod tests {
     fn the_deadline_kills_what_is_left_and_waits_a_grace_for_children() {
         let t0 = Instant::now();
         // 1 after 0; 1 never exits, 2 (adopted) neither.
-        let mut p = plan(vec![child(), child(), adopted()], &[(1, 0)], t0);
+        let mut p = plan(vec![CHILD, CHILD, ADOPTED], &[(1, 0)], t0);
         assert_eq!(p.tick(t0), tell(&[1, 2], false));
         assert_eq!(p.tick(t0 + DEADLINE - ms(1)), vec![]);
         let t1 = t0 + DEADLINE;
@@ -532,7 +514,7 @@ mod tests {
     #[test]
     fn a_killed_runsv_never_reaped_is_given_up_after_the_grace() {
         let t0 = Instant::now();
-        let mut p = plan(vec![child(), child()], &[], t0);
+        let mut p = plan(vec![CHILD, CHILD], &[], t0);
         assert_eq!(p.tick(t0), tell(&[0, 1], true));
         p.gone(0);
         let t1 = t0 + DEADLINE + ms(3);
@@ -549,7 +531,7 @@ mod tests {
     #[test]
     fn errors_when_told_and_at_the_end_and_kills_after_the_stop_timeout() {
         let t0 = Instant::now();
-        let mut p = plan(vec![child(), child(), child(), child()], &[], t0);
+        let mut p = plan(vec![CHILD, CHILD, CHILD, CHILD], &[], t0);
         assert_eq!(p.tick(t0), tell(&[0, 1, 2, 3], true));
         let error = state(ServiceState::Error, None, at(999));
         let down = state(ServiceState::Down, None, at(1001));
@@ -576,37 +558,27 @@ mod tests {
             Part::Service,
             &state(ServiceState::Down, sigkill, at(999)),
         );
-        let reason = "broken".to_string();
-        assert_eq!(
-            p.tick(t0),
-            vec![Effect::Exit(Report {
-                services: 4,
-                problems: vec![
-                    (
-                        0,
-                        Problem::Error {
-                            part: Part::Service,
-                            reason: reason.clone(),
-                        }
-                    ),
-                    (
-                        1,
-                        Problem::Error {
-                            part: Part::Log,
-                            reason,
-                        }
-                    ),
-                    (2, Problem::HadToBeKilled(Part::Service)),
-                ],
-                failed: 3,
-            })]
-        );
+        let broken = |part| Problem::Error {
+            part,
+            reason: "broken".to_string(),
+        };
+        let problems = vec![
+            (0, broken(Part::Service)),
+            (1, broken(Part::Log)),
+            (2, Problem::HadToBeKilled(Part::Service)),
+        ];
+        let report = Report {
+            services: 4,
+            problems,
+            failed: 3,
+        };
+        assert_eq!(p.tick(t0), vec![Effect::Exit(report)]);
     }
 
     #[test]
     fn an_error_noted_when_told_is_reported_once() {
         let t0 = Instant::now();
-        let mut p = plan(vec![child()], &[], t0);
+        let mut p = plan(vec![CHILD], &[], t0);
         p.tick(t0);
         let error = state(ServiceState::Error, None, at(999));
         p.told_state(0, Part::Service, &error);
@@ -618,10 +590,5 @@ mod tests {
         };
         assert_eq!(report.problems.len(), 1);
         assert_eq!(report.failed, 1);
-    }
-
-    #[test]
-    fn parts_name_their_supervise_directory() {
-        assert_eq!(Part::BOTH.map(Part::subdirectory), ["", "log/"]);
     }
 }
