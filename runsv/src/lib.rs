@@ -7,6 +7,7 @@ pub mod dependencies;
 pub mod errno_text;
 pub mod launch;
 pub mod machine;
+pub mod published;
 pub mod reader;
 pub mod replace;
 pub mod shared_output;
