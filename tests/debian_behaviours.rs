@@ -184,3 +184,53 @@ fn sv_w_up_of_a_run_that_exits_at_once_times_out_as_runit_s() {
     assert!(out.starts_with("timeout: "), "{out}{err}");
     assert_eq!(code, 1, "{out}{err}");
 }
+
+#[test]
+fn an_unprivileged_tree_is_found_through_xdg_runtime_dir() {
+    if !root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let scan = dir.path().join("service");
+    let xdg = dir.path().join("xdg");
+    fs::create_dir_all(scan.join("plain")).unwrap();
+    fs::create_dir(&xdg).unwrap();
+    write_script(&scan.join("plain/run"), "#!/bin/sh\nexec sleep 1000\n");
+    for path in [&scan, &scan.join("plain"), &xdg] {
+        nix::unistd::chown(
+            path.as_path(),
+            Some(nix::unistd::Uid::from_raw(NOBODY)),
+            Some(nix::unistd::Gid::from_raw(NOBODY)),
+        )
+        .unwrap();
+    }
+    let as_nobody = |command: &mut Command| {
+        command
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .env("XDG_RUNTIME_DIR", &xdg)
+            .env_remove("SVDIR")
+            .stdin(Stdio::null());
+    };
+    let mut svdir = Command::new(binary("svdir"));
+    svdir.arg(&scan);
+    as_nobody(&mut svdir);
+    let _svdir = Guard::spawn(&mut svdir);
+    wait_running(&scan.join("plain"), WAIT);
+    let published = xdg.join("runtree/scandir");
+    assert!(wait_for(&[&xdg], WAIT, || published.exists()));
+    assert_eq!(
+        fs::read_to_string(&published).unwrap(),
+        format!("{}\n", scan.display())
+    );
+    let mut sv = Command::new(binary("sv"));
+    sv.args(["status", "plain"]);
+    as_nobody(&mut sv);
+    let (code, out, err) = run(&mut sv, WAIT);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("run: plain: (pid "), "{out}{err}");
+}

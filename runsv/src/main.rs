@@ -9,6 +9,7 @@ mod dependency_watch;
 mod event_loop;
 mod relay;
 mod service;
+mod setup;
 mod tee;
 
 use std::path::PathBuf;

@@ -2,6 +2,7 @@
 //! its definition, its state machine, and its `supervise/` directory — the lock held
 //! for runsv's life, the two FIFOs, and the status files rewritten on every change.
 
+use crate::setup;
 use runsv::definition::{Environment, LogDestination, Readiness, ServiceDefinition};
 use runsv::errno_text;
 use runsv::machine::{Machine, Now, ReadinessKind, Settings};
@@ -10,7 +11,7 @@ use runsv::supervise::{FullState, ServiceState, SuperviseDir, Want};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub struct Service {
@@ -91,7 +92,7 @@ impl Service {
         let (definition, invalid) = match ServiceDefinition::load(directory) {
             Ok(mut definition) => {
                 relocate(&mut definition, directory, is_log);
-                add_svdir(&mut definition);
+                setup::add_svdir(&mut definition);
                 (Some(definition), None)
             }
             Err(error) => {
@@ -113,7 +114,7 @@ impl Service {
         } else {
             Path::new("")
         });
-        make_supervise_dir(&supervise.path).map_err(|e| {
+        setup::make_supervise_dir(&supervise.path).map_err(|e| {
             format!(
                 "unable to mkdir {}: {}",
                 relative(&supervise.path, directory),
@@ -396,7 +397,7 @@ impl Service {
                 definition.name = old.name.clone();
             }
             relocate(&mut definition, &directory, is_log);
-            add_svdir(&mut definition);
+            setup::add_svdir(&mut definition);
             definition
         });
         match loaded {
@@ -466,45 +467,6 @@ pub fn has_log_service(directory: &Path, definition: Option<&ServiceDefinition>)
     match definition {
         Some(d) => matches!(d.log, LogDestination::Service(_)),
         None => directory.join("log").is_dir(),
-    }
-}
-
-/// `supervise` may be a dangling symlink to where the files should go (read-only
-/// service directories): create its target then (runit). Unlike runit's, with its
-/// missing parents (0755, as `mkdir -p`): Debian's links point into /run/runit/supervise/,
-/// which nothing else creates on a fresh /run when runtree replaces runit.
-fn make_supervise_dir(path: &Path) -> io::Result<()> {
-    let target = match fs::read_link(path) {
-        Ok(target) if !path.exists() => {
-            let target = path.parent().map(|p| p.join(&target)).unwrap_or(target);
-            if let Some(parent) = target.parent() {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(parent)?;
-            }
-            target
-        }
-        _ => path.to_path_buf(),
-    };
-    match fs::DirBuilder::new().mode(0o700).create(&target) {
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        result => result,
-    }
-}
-
-/// A YAML service's environment is only what it names besides PATH; `SVDIR` (which
-/// svdir sets for every runsv, and runit-form services inherit) is added unless it
-/// names one, so that `sv NAME` in it finds its siblings as under runit-form services.
-fn add_svdir(definition: &mut ServiceDefinition) {
-    let Environment::Exactly(variables) = &mut definition.environment else {
-        return;
-    };
-    let Some(svdir) = std::env::var_os("SVDIR").and_then(|v| v.into_string().ok()) else {
-        return;
-    };
-    if !variables.iter().any(|(name, _)| name == "SVDIR") {
-        variables.push(("SVDIR".to_string(), svdir));
     }
 }
 
