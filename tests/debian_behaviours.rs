@@ -20,11 +20,13 @@ fn root() -> bool {
     true
 }
 
-/// svdir on `scan` in a mount namespace of its own whose /run is `run` (so that what it
-/// publishes there is the test's and nobody else's).
-fn svdir_with_private_run(scan: &Path, run: &Path) -> Guard {
-    Guard::spawn(
+/// svdir on `scan` as PID 1 of PID and mount namespaces of its own whose /run is `run`
+/// (a root svdir publishes in /run only as its system's tree, and what it publishes is
+/// then the test's and nobody else's). Also the host's pid of that svdir.
+fn svdir_with_private_run(scan: &Path, run: &Path) -> (Guard, u32) {
+    let guard = Guard::spawn(
         Command::new("unshare")
+            .args(["--pid", "--fork", "--kill-child", "--mount-proc"])
             .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
             .arg(r#"mount --bind "$1" /run && exec "$2" "$3""#)
             .arg("sh")
@@ -33,16 +35,26 @@ fn svdir_with_private_run(scan: &Path, run: &Path) -> Guard {
             .arg(scan)
             .env_remove("SVDIR")
             .stdin(Stdio::null()),
-    )
+    );
+    let children = format!("/proc/{0}/task/{0}/children", guard.pid());
+    let mut svdir = 0;
+    assert!(wait_for(&[], WAIT, || {
+        svdir = fs::read_to_string(&children)
+            .ok()
+            .and_then(|c| c.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        svdir != 0
+    }));
+    (guard, svdir)
 }
 
-/// `sv ARGS` in svdir's mount namespace, without SVDIR.
-fn sv_inside(svdir: &Guard, args: &[&str]) -> (i32, String, String) {
+/// `sv ARGS` in svdir's namespaces, without SVDIR.
+fn sv_inside(svdir: u32, args: &[&str]) -> (i32, String, String) {
     run(
         Command::new("nsenter")
             .arg("-t")
-            .arg(svdir.pid().to_string())
-            .args(["-m", "--"])
+            .arg(svdir.to_string())
+            .args(["-p", "-m", "--"])
             .arg(binary("sv"))
             .args(args)
             .env_remove("SVDIR"),
@@ -70,7 +82,7 @@ fn sv_without_svdir_finds_the_running_tree_and_services_get_svdir() {
         "exec: sh -c 'echo \"$SVDIR\" > ../native.svdir; exec sleep 1000'\nlog: none\n",
     )
     .unwrap();
-    let svdir = svdir_with_private_run(&scan, &run_dir);
+    let (mut guard, svdir) = svdir_with_private_run(&scan, &run_dir);
     wait_running(&scan.join("plain"), WAIT);
     wait_running(&scan.join("native"), WAIT);
 
@@ -94,11 +106,11 @@ fn sv_without_svdir_finds_the_running_tree_and_services_get_svdir() {
         );
     }
 
-    let (code, out, err) = sv_inside(&svdir, &["status", "plain"]);
+    let (code, out, err) = sv_inside(svdir, &["status", "plain"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("run: plain: (pid "), "{out}{err}");
     // Debian's invoke-run: `sv d NAME` with no SVDIR, from anywhere.
-    let (code, out, err) = sv_inside(&svdir, &["d", "native"]);
+    let (code, out, err) = sv_inside(svdir, &["d", "native"]);
     assert_eq!(code, 0, "{out}{err}");
     wait_state(&scan.join("native"), WAIT, |s| {
         s.state == ServiceState::Down
@@ -107,7 +119,13 @@ fn sv_without_svdir_finds_the_running_tree_and_services_get_svdir() {
 
     // A svdir that is gone is not followed: the file is withdrawn at its exit, and a
     // stale one (a killed svdir's) names a directory nobody scans.
-    drop(svdir);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(svdir as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    guard
+        .wait_exit(WAIT)
+        .expect("svdir's namespace never ended");
     assert!(!published.exists(), "published file left behind");
 }
 

@@ -20,6 +20,13 @@ pub fn publish(scan_dir: &Path) {
     let Some(dir) = published::own_dir() else {
         return;
     };
+    // /run/runtree is the machine's (or container's): root publishes there only for the
+    // tree its init started (svdir is PID 1, or PID 1's child), never for one started
+    // by hand or by a test beside it.
+    let parent = nix::unistd::getppid().as_raw();
+    if nix::unistd::geteuid().is_root() && parent > 1 {
+        return;
+    }
     let file = dir.join(published::FILE_NAME);
     if let Some(other) = published::read(&file) {
         if other != scan_dir && published::is_live(&other) {
