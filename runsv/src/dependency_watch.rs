@@ -136,10 +136,37 @@ impl DependencyWatch {
                 &directory,
                 AddWatchFlags::IN_CREATE | AddWatchFlags::IN_ONLYDIR,
             );
-            let _ = inotify.add_watch(
-                &directory.join("supervise"),
-                AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ONLYDIR,
-            );
+            let supervise = directory.join("supervise");
+            if inotify
+                .add_watch(
+                    &supervise,
+                    AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ONLYDIR,
+                )
+                .is_err()
+            {
+                // A dangling `supervise` link (Debian's, into /run) raises nothing in the
+                // entry's directory when its target appears: watch the deepest existing
+                // directory on the way there, and go deeper at each event.
+                if let Some(existing) = deepest_existing(&supervise) {
+                    let _ = inotify.add_watch(
+                        &existing,
+                        AddWatchFlags::IN_CREATE
+                            | AddWatchFlags::IN_MOVED_TO
+                            | AddWatchFlags::IN_ONLYDIR,
+                    );
+                }
+            }
         }
     }
+}
+
+/// For a `supervise` that is a symlink to a missing directory: the deepest directory
+/// of its target's path that exists.
+fn deepest_existing(supervise: &Path) -> Option<PathBuf> {
+    let target = std::fs::read_link(supervise).ok()?;
+    let mut path = supervise.parent()?.join(target);
+    while !path.is_dir() {
+        path = path.parent()?.to_path_buf();
+    }
+    Some(path)
 }

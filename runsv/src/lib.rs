@@ -11,6 +11,7 @@ pub mod duration;
 pub mod errno_text;
 pub mod launch;
 pub mod proc;
+pub mod published;
 pub mod reader;
 pub mod replace;
 pub mod shared_output;

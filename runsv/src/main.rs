@@ -10,6 +10,7 @@ mod event_loop;
 mod machine;
 mod relay;
 mod service;
+mod setup;
 mod tee;
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! for runsv's life, the two FIFOs, and the status files rewritten on every change.
 
 use crate::machine::{Machine, Now, ReadinessKind, Settings};
+use crate::setup;
 use runsv::definition::{Environment, LogDestination, Readiness, ServiceDefinition};
 use runsv::errno_text;
 use runsv::reader::Links;
@@ -10,7 +11,7 @@ use runsv::supervise::{FullState, ServiceState, SuperviseDir, Want};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub struct Service {
@@ -92,6 +93,7 @@ impl Service {
         let (definition, invalid) = match ServiceDefinition::load(directory) {
             Ok(mut definition) => {
                 relocate(&mut definition, directory, is_log);
+                setup::add_svdir(&mut definition);
                 (Some(definition), None)
             }
             Err(error) => {
@@ -113,7 +115,7 @@ impl Service {
         } else {
             Path::new("")
         });
-        make_supervise_dir(&supervise.path).map_err(|e| {
+        setup::make_supervise_dir(&supervise.path).map_err(|e| {
             format!(
                 "unable to mkdir {}: {}",
                 relative(&supervise.path, directory),
@@ -397,6 +399,7 @@ impl Service {
                 definition.name = old.name.clone();
             }
             relocate(&mut definition, &directory, is_log);
+            setup::add_svdir(&mut definition);
             definition
         });
         match loaded {
@@ -467,19 +470,6 @@ pub fn has_log_service(directory: &Path, definition: Option<&ServiceDefinition>)
     match definition {
         Some(d) => matches!(d.log, LogDestination::Service(_)),
         None => directory.join("log").is_dir(),
-    }
-}
-
-/// `supervise` may be a dangling symlink to where the files should go (read-only
-/// service directories): create its target then (runit).
-fn make_supervise_dir(path: &Path) -> io::Result<()> {
-    let target = match fs::read_link(path) {
-        Ok(target) if !path.exists() => path.parent().map(|p| p.join(&target)).unwrap_or(target),
-        _ => path.to_path_buf(),
-    };
-    match fs::DirBuilder::new().mode(0o700).create(&target) {
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        result => result,
     }
 }
 

@@ -6,6 +6,7 @@ mod args;
 mod checkscript;
 mod command;
 mod control;
+mod discover;
 mod errno;
 mod json;
 mod log;
@@ -31,6 +32,9 @@ fn main() {
         nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_DFL);
     }
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let code = app::main(&argv, |key| std::env::var_os(key));
+    let code = app::main(&argv, |key| match std::env::var_os(key) {
+        None if key == "SVDIR" => Some(discover::svdir()),
+        value => value,
+    });
     std::process::exit(code);
 }

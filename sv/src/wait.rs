@@ -28,6 +28,11 @@ use std::time::{Duration, Instant};
 pub const CHECK_RETRY: Duration = Duration::from_millis(100);
 pub const EXIT_FALLBACK: Duration = Duration::from_millis(100);
 pub const UNWATCHED_POLL: Duration = Duration::from_millis(100);
+/// How long a process must have been up for `up` to be reached. runit's sv samples
+/// every 420 ms and so practically never sees a `run` that exits at once: it times
+/// out. Seeing every change, sv would catch such a process in its first millisecond
+/// and say `ok:`; it waits this long instead, for the same answer every time.
+pub const UP_SETTLE: Duration = Duration::from_millis(100);
 
 /// A service being waited for.
 pub struct Target {
@@ -98,8 +103,15 @@ pub fn evaluate(
                 // Never "ok" from a state naming a process that is gone.
                 Some(_) if !snapshot.current() => false,
                 _ if !up || status.run_state != RunState::Run => false,
-                _ if !check() => return Verdict::Pending(Some(CHECK_RETRY)),
-                _ => true,
+                _ => {
+                    if let Some(left) = settling(status.since) {
+                        return Verdict::Pending(Some(left));
+                    }
+                    if !check() {
+                        return Verdict::Pending(Some(CHECK_RETRY));
+                    }
+                    true
+                }
             },
             b'd' => {
                 !up && status.run_state == RunState::Down
@@ -139,6 +151,16 @@ pub fn evaluate(
         }
     }
     Verdict::Satisfied(snapshot)
+}
+
+/// How much longer a process up since `since` must stay up to count as up (None: long
+/// enough already, or a stamp in the future, after the clock went back, which says
+/// nothing about how long it ran).
+fn settling(since: Timestamp) -> Option<Duration> {
+    let now = Timestamp::now();
+    let stamp = |t: Timestamp| Duration::new(t.seconds, t.nanoseconds);
+    let age = stamp(now).checked_sub(stamp(since))?;
+    UP_SETTLE.checked_sub(age).filter(|left| !left.is_zero())
 }
 
 /// The status line of a wait's `ok:`/`timeout:`/`kill:` (the service alone, no log).

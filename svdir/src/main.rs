@@ -29,6 +29,7 @@ mod offspring;
 mod order;
 mod place;
 mod priority;
+mod publish;
 mod scan;
 mod scanner;
 mod spawn;
@@ -95,6 +96,10 @@ fn main() {
             exit(111);
         }
     };
+    // Every runsv, and so every service, finds its siblings through SVDIR as through
+    // runit's compiled-in default (Debian's scripts call `sv d NAME` without SVDIR).
+    // (Set while svdir has one thread, before anything reads the environment.)
+    std::env::set_var("SVDIR", &dir);
     // Every runsv and service inherits this output: see runsv::shared_output.
     runsv::shared_output::append_to_files();
     priority::raise_tree_weight();
@@ -102,7 +107,9 @@ fn main() {
         dir,
         stop_deadline: stop_deadline(),
     };
-    exit(scanner::run(options));
+    let code = scanner::run(options);
+    publish::withdraw();
+    exit(code);
 }
 
 fn eprintln_usage(problem: &str) -> ! {

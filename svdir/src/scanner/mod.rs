@@ -218,7 +218,10 @@ impl Svdir {
             )
         })?;
         let (sync, sync_problem) = match SyncControl::open(&resolution.dir) {
-            Ok(control) => (Some(control), None),
+            Ok(control) => {
+                crate::publish::publish(&dir);
+                (Some(control), None)
+            }
             Err(SetupError::Busy) => {
                 return Err(format!(
                     "{} is already scanned by another svdir",
