@@ -8,19 +8,12 @@
 //! cargo run --release --bin runtree-bench [-- --quick] [-- --only restart,control]
 //! ```
 
-#[path = "../bench/cleanup.rs"]
 mod cleanup;
-#[path = "../bench/flood.rs"]
 mod flood;
-#[path = "../bench/logging.rs"]
 mod logging;
-#[path = "../bench/metrics.rs"]
 mod metrics;
-#[path = "../bench/suite.rs"]
 mod suite;
-#[path = "../bench/svlogd.rs"]
 mod svlogd;
-#[path = "../bench/tree.rs"]
 mod tree;
 
 use metrics::{summary, Cell, Fleet};
@@ -886,7 +879,7 @@ fn build_runtree(bin_dir: &Path) -> (PathBuf, Option<String>, Option<String>) {
         command
             .arg("--bins")
             .arg("--manifest-path")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"));
         if profile == "release" {
             command.arg("--release");
         }
