@@ -49,6 +49,8 @@ fn registry() -> MutexGuard<'static, Registry> {
 extern "C" fn on_signal(signal: libc::c_int) {
     let byte = signal as u8;
     // Only write(2) here: it is async-signal-safe; the cleanup thread does the work.
+    // SAFETY: write(2) reads one byte from `byte`, which lives across the call; a bad
+    // descriptor (the pipe not set up yet) only makes it fail with EBADF.
     unsafe {
         libc::write(
             SIGNAL_PIPE.load(Ordering::Relaxed),
@@ -86,6 +88,7 @@ pub fn install() -> Result<(), String> {
         SigSet::empty(),
     );
     for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: `on_signal` does nothing but an async-signal-safe write(2).
         unsafe { sigaction(signal, &action) }.map_err(|e| format!("sigaction {signal}: {e}"))?;
     }
     let default_hook = std::panic::take_hook();
@@ -207,15 +210,7 @@ pub fn children() -> Vec<Pid> {
     entries
         .filter_map(|entry| {
             let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // Field 4, counted after the command name, which may itself hold spaces.
-            let ppid: u32 = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
+            let ppid = crate::proc::stat(pid)?.ppid;
             (ppid == me).then(|| Pid::from_raw(pid as i32))
         })
         .collect()
