@@ -6,7 +6,7 @@
 //! turns, alternating which goes first.
 
 use crate::cleanup;
-use crate::metrics::{Cell, Samples};
+use crate::interleave::{interleave, Cell, Order};
 use crate::suite::Kind;
 use nix::unistd::Pid;
 use std::fs;
@@ -27,50 +27,43 @@ pub fn svlogd_throughput(
 ) -> Vec<(Kind, Cell)> {
     let runit = Path::new("/usr/bin/svlogd");
     let runtree = runtree_bin.join("svlogd");
-    let mut lanes: Vec<(Kind, &Path, Cell)> = vec![
-        (Kind::Runit, runit, Ok(Samples::default())),
-        (Kind::Runtree, &runtree, Ok(Samples::default())),
-    ];
-    for (kind, program, cell) in &mut lanes {
-        if !program.exists() {
-            *cell = Err(format!("{} missing", program.display()));
-        } else if *kind == Kind::Runtree {
-            if let Some(reason) = &runtree_unavailable {
-                *cell = Err(reason.clone());
-            }
-        }
-    }
     let mut input = Vec::with_capacity(lines * 8);
     for n in 1..=lines {
         input.extend_from_slice(n.to_string().as_bytes());
         input.push(b'\n');
     }
     let root = work.join("svlogd");
-    for round in 0..rounds {
-        for i in 0..lanes.len() {
-            let lane = if round % 2 == 0 {
-                i
-            } else {
-                lanes.len() - 1 - i
-            };
-            let (_, program, cell) = &mut lanes[lane];
-            let Ok(samples) = cell else {
-                continue;
-            };
+    let lanes: [(usize, Kind, &Path); 2] = [(0, Kind::Runit, runit), (1, Kind::Runtree, &runtree)];
+    let (mut cells, _) = interleave(
+        &lanes,
+        rounds,
+        1,
+        Order::Rotate,
+        |(_, kind, program)| {
+            if !program.exists() {
+                return Err(format!("{} missing", program.display()));
+            }
+            match &runtree_unavailable {
+                Some(reason) if kind == Kind::Runtree => Err(reason.clone()),
+                // The lane's turns so far: each turn gets a directory of its own.
+                _ => Ok(0usize),
+            }
+        },
+        |(lane, _, program), round| {
             let dir = root.join(format!("{round}-{lane}"));
+            *round += 1;
             let outcome = turn(program, &dir, &input, lines, timeout);
             let _ = fs::remove_dir_all(&dir);
-            match outcome {
-                Ok(elapsed) => samples
-                    .values
-                    .push(elapsed.as_secs_f64() * 1000.0 * 1_000_000.0 / lines as f64),
-                Err(reason) => *cell = Err(reason),
-            }
-        }
-    }
-    lanes
+            vec![outcome.map(|elapsed| {
+                (elapsed.as_secs_f64() * 1000.0 * 1_000_000.0 / lines as f64).into()
+            })]
+        },
+    );
+    cells
+        .pop()
+        .unwrap_or_default()
         .into_iter()
-        .map(|(kind, _, cell)| (kind, cell))
+        .map(|((_, kind, _), cell)| (kind, cell))
         .collect()
 }
 

@@ -9,7 +9,12 @@
 //! so that whatever else the machine does falls on both sides of it alike.
 
 use crate::cleanup;
-use crate::metrics::{run_timed, Cell, Samples};
+use crate::command::run_timed;
+use crate::interleave::{interleave, Cell, Order, Samples, Turn};
+use crate::options::Metric;
+use crate::suite::Kind;
+use crate::table::{Goal, Row};
+use std::cell::RefCell;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -49,26 +54,44 @@ pub fn round_trips(runtree_bin: &Path, work: &Path, rounds: usize) -> Flood {
 
 fn measure(runtree_bin: &Path, work: &Path, rounds: usize) -> Result<(Vec<f64>, Vec<f64>), String> {
     let root = work.join("flood");
-    let idle = start(runtree_bin, &root, "idle", "exec: sleep 100000\n")?;
-    let flooding = start(runtree_bin, &root, "flooding", "exec: yes\n")?;
     let sv = runtree_bin.join("sv");
-    let (mut idle_ms, mut flood_ms) = (Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let order = if round % 2 == 0 {
-            [(&idle, false), (&flooding, true)]
-        } else {
-            [(&flooding, true), (&idle, false)]
-        };
-        for (dir, floods) in order {
-            let ms = down_then_up(&sv, dir)?;
-            if floods {
-                flood_ms.push(ms);
-            } else {
-                idle_ms.push(ms);
+    // The first failure ends the whole measurement: the rows compare the two services.
+    let failed: RefCell<Option<String>> = RefCell::new(None);
+    let fail = |reason: String| failed.borrow_mut().get_or_insert(reason).clone();
+    let (mut cells, _) = interleave(
+        &[
+            ("idle", "exec: sleep 100000\n"),
+            ("flooding", "exec: yes\n"),
+        ],
+        rounds,
+        1,
+        Order::Rotate,
+        |(name, yaml)| {
+            let earlier = failed.borrow().clone();
+            match earlier {
+                Some(reason) => Err(reason),
+                None => start(runtree_bin, &root, name, yaml).map_err(fail),
             }
-        }
+        },
+        |_, dir| {
+            let earlier = failed.borrow().clone();
+            match earlier {
+                Some(reason) => vec![Err(reason)],
+                None => vec![down_then_up(&sv, dir).map(Turn::from).map_err(fail)],
+            }
+        },
+    );
+    if let Some(reason) = failed.into_inner() {
+        return Err(reason);
     }
-    Ok((idle_ms, flood_ms))
+    let mut values = cells
+        .pop()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, cell)| cell.map(|samples| samples.values).unwrap_or_default());
+    let idle = values.next().unwrap_or_default();
+    let flooding = values.next().unwrap_or_default();
+    Ok((idle, flooding))
 }
 
 /// A YAML service `name` under its own runsv, once it runs.
@@ -115,4 +138,50 @@ fn down_then_up(sv: &Path, dir: &Path) -> Result<f64, String> {
         total += ran.elapsed;
     }
     Ok(total.as_secs_f64() * 1000.0)
+}
+
+/// The three rows of `flood` (`runtree_unavailable`: why runtree cannot be measured).
+pub fn rows(
+    runtree_bin: &Path,
+    runtree_unavailable: Option<String>,
+    work: &Path,
+    rounds: usize,
+) -> Vec<(Metric, Row)> {
+    crate::progress("measuring the control round trip under an output flood");
+    let Flood {
+        idle,
+        flooding,
+        ratio,
+    } = match runtree_unavailable {
+        Some(reason) => Flood {
+            idle: Err(reason.clone()),
+            flooding: Err(reason.clone()),
+            ratio: Err(reason),
+        },
+        None => round_trips(runtree_bin, work, rounds),
+    };
+    let row = |title: &str, unit, goal, cell| {
+        let row = Row::new(title.into(), unit, goal).suites(vec![(Kind::Runtree, cell)]);
+        (Metric::Flood, row)
+    };
+    vec![
+        row(
+            "control round trip, service idle (sleep)",
+            "ms",
+            Goal::Information,
+            idle,
+        ),
+        row(
+            "control round trip, service flooding (yes → kmsg)",
+            "ms",
+            Goal::Information,
+            flooding,
+        ),
+        row(
+            "flooding ÷ idle round trip, per round",
+            "×",
+            Goal::AtMost(2.0),
+            ratio,
+        ),
+    ]
 }

@@ -21,10 +21,13 @@
 //! supervisor's CPU time (utime + stime from /proc/PID/stat) is read, before it is
 //! stopped.
 
+use super::svlogd;
 use crate::cleanup;
-use crate::metrics::{Cell, Samples};
+use crate::interleave::{interleave, Cell, Order};
+use crate::options::{log_plan, Metric};
+use crate::proc;
 use crate::suite::Kind;
-use nix::libc;
+use crate::table::{Goal, Row};
 use nix::unistd::Pid;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
@@ -97,16 +100,6 @@ pub struct Logging {
     pub kmsg_cpu: Vec<(Kind, Cell)>,
 }
 
-/// One case's part in the measurement.
-struct Lane {
-    case: Case,
-    /// The supervisor (or s6-svscan) to start.
-    program: PathBuf,
-    /// The rates (k lines/s) and CPU times (ms per million lines) so far, or why the
-    /// case cannot be measured.
-    outcome: Result<(Samples, Samples), String>,
-}
-
 /// One turn's result.
 struct Sample {
     elapsed: Duration,
@@ -129,9 +122,13 @@ pub fn log_throughput(
     let usr = Path::new("/usr/bin");
     let svlogd = usr.join("svlogd");
     let runtree_runsv = runtree_bin.join("runsv");
-    let mut lanes: Vec<Lane> = Case::ALL
-        .into_iter()
-        .map(|case| {
+    let mut turn_number = 0;
+    let (mut cells, _) = interleave(
+        &Case::ALL,
+        rounds,
+        2,
+        Order::Pendulum,
+        |case| {
             // The programs, and where the missing ones come from (svlogd is runit's,
             // also in runtree's lane).
             let (program, needed, hint): (PathBuf, Vec<&Path>, &str) = match case {
@@ -165,62 +162,41 @@ pub fn log_throughput(
                 .filter(|path| !path.exists())
                 .map(|path| path.display().to_string())
                 .collect();
-            let mut outcome = if missing.is_empty() {
-                Ok((Samples::default(), Samples::default()))
-            } else {
-                Err(format!("{} missing ({hint})", missing.join(", ")))
-            };
-            if case.kind() == Kind::Runtree {
-                if let Some(reason) = &runtree_unavailable {
-                    outcome = Err(reason.clone());
-                }
+            match &runtree_unavailable {
+                Some(reason) if case.kind() == Kind::Runtree => Err(reason.clone()),
+                _ if !missing.is_empty() => Err(format!("{} missing ({hint})", missing.join(", "))),
+                _ => Ok(program),
             }
-            Lane {
-                case,
-                program,
-                outcome,
-            }
-        })
-        .collect();
-
-    let mut turn_number = 0;
-    for round in 0..rounds {
-        for i in turn_order(round, lanes.len()) {
-            let lane = &mut lanes[i];
-            let Ok((rates, cpu)) = &mut lane.outcome else {
-                continue;
-            };
+        },
+        |case, program| {
             turn_number += 1;
-            let dir = root.join(format!("{}-{turn_number}", lane.case.name()));
-            let outcome = turn(lane.case, &lane.program, &dir, lines, timeout);
+            let dir = root.join(format!("{}-{turn_number}", case.name()));
+            let outcome = turn(case, program, &dir, lines, timeout);
             // The lines take tens of megabytes: each turn's directory goes at once.
             let _ = fs::remove_dir_all(&dir);
             match outcome {
                 Ok(Sample { elapsed, ticks }) => {
-                    let cpu_ms = ticks as f64 * 1000.0 / clock_ticks_per_second();
-                    rates
-                        .values
-                        .push(lines as f64 / elapsed.as_secs_f64() / 1000.0);
-                    cpu.values.push(cpu_ms * 1_000_000.0 / lines as f64);
+                    let cpu_ms = ticks as f64 * 1000.0 / proc::clock_ticks_per_second();
+                    vec![
+                        Ok((lines as f64 / elapsed.as_secs_f64() / 1000.0).into()),
+                        Ok((cpu_ms * 1_000_000.0 / lines as f64).into()),
+                    ]
                 }
-                Err(reason) => lane.outcome = Err(reason),
+                Err(reason) => vec![Err(reason.clone()), Err(reason)],
             }
-        }
-    }
-
+        },
+    );
+    let cpu = cells.pop().unwrap_or_default();
+    let rate = cells.pop().unwrap_or_default();
     let mut logging = Logging {
         log_rate: Vec::new(),
         kmsg_rate: Vec::new(),
         log_cpu: Vec::new(),
         kmsg_cpu: Vec::new(),
     };
-    for lane in lanes {
-        let kind = lane.case.kind();
-        let (rate, cpu): (Cell, Cell) = match lane.outcome {
-            Ok((rates, cpu)) => (Ok(rates), Ok(cpu)),
-            Err(reason) => (Err(reason.clone()), Err(reason)),
-        };
-        if lane.case == Case::RuntreeKmsg {
+    for ((case, rate), (_, cpu)) in rate.into_iter().zip(cpu) {
+        let kind = case.kind();
+        if case == Case::RuntreeKmsg {
             logging.kmsg_rate.push((kind, rate));
             logging.kmsg_cpu.push((kind, cpu));
         } else {
@@ -229,26 +205,6 @@ pub fn log_throughput(
         }
     }
     logging
-}
-
-/// The order of the `count` cases in round `round`: rounds go in pairs, the first
-/// forwards and the second backwards from the same starting case, which moves by one
-/// every pair. Over `2 × count` rounds each case holds each place equally often, as in
-/// the other metrics, and each follows two different cases, not always the same one: a
-/// turn inherits its predecessor's aftermath (tens of megabytes just deleted, a stopping
-/// supervisor's exit), which a plain rotation would give to the same case every time.
-fn turn_order(round: usize, count: usize) -> Vec<usize> {
-    let start = round / 2;
-    let backwards = round % 2 == 1;
-    (0..count)
-        .map(|i| {
-            if backwards {
-                (start + count - i % count) % count
-            } else {
-                (start + i) % count
-            }
-        })
-        .collect()
 }
 
 /// The service's `run` (runit form) and, for the kmsg case, the program its
@@ -333,6 +289,8 @@ fn turn(
     // A session of its own, as runsvdir, s6-svscan and svdir start a supervisor (so
     // that, with the kernel's autogroups, the bench's own process is not in the same
     // scheduling group as a suite's logger and service).
+    // SAFETY: the closure runs in the child between fork and exec, and calls only
+    // setsid, which is async-signal-safe and allocates nothing.
     unsafe {
         command.pre_exec(|| {
             nix::unistd::setsid()
@@ -353,12 +311,13 @@ fn turn(
     let supervisor = pid.as_raw() as u32;
     let ticks = match case {
         // s6-svscan (which holds the pipe) and its two s6-supervise.
-        Case::S6 => Ok(crate::tree::children_of(supervisor)
+        Case::S6 => Ok(proc::children_of(supervisor)
             .into_iter()
             .chain([supervisor])
-            .filter_map(cpu_ticks)
+            .filter_map(proc::cpu_ticks)
             .sum()),
-        _ => cpu_ticks(supervisor).ok_or_else(|| format!("/proc/{supervisor}/stat: unreadable")),
+        _ => proc::cpu_ticks(supervisor)
+            .ok_or_else(|| format!("/proc/{supervisor}/stat: unreadable")),
     };
     cleanup::stop_supervisors(&[pid], Duration::from_secs(10));
     let excerpt = || {
@@ -471,39 +430,91 @@ fn ends_with_number(line: &str, n: usize) -> bool {
     line.rsplit(' ').next() == Some(n.to_string().as_str())
 }
 
-/// utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_cpu_ticks(&stat)
-}
-
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
-    // After the command name (which may hold spaces and parentheses): field 3 first.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-fn clock_ticks_per_second() -> f64 {
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
+/// The rows of `logging`: a million lines through a `log/` service under runit, s6 and
+/// runtree, and through runtree's kmsg relay; and svlogd alone (svlogd.rs).
+pub fn rows(
+    quick: bool,
+    runtree_bin: &Path,
+    runtree_build: Option<String>,
+    work: &Path,
+) -> Vec<(Metric, Row)> {
+    let (lines, rounds, timeout) = log_plan(quick);
+    crate::progress(&format!(
+        "measuring log throughput: {lines} lines, {rounds} rounds"
+    ));
+    let Logging {
+        log_rate,
+        kmsg_rate,
+        log_cpu,
+        kmsg_cpu,
+    } = log_throughput(
+        runtree_bin,
+        runtree_build.clone(),
+        work,
+        lines,
+        rounds,
+        timeout,
+    );
+    crate::progress("measuring svlogd alone, runit's and runtree's");
+    let svlogd =
+        svlogd::svlogd_throughput(runtree_bin, runtree_build, work, lines, rounds, timeout);
+    let count = if lines % 1_000_000 == 0 {
+        format!("{}M", lines / 1_000_000)
     } else {
-        100.0
-    }
+        format!("{}k", lines / 1000)
+    };
+    vec![
+        (
+            Metric::Logging,
+            Row::new(
+                format!("{count} lines/s through a log/ service (svlogd; s6: s6-log)"),
+                "k lines/s",
+                Goal::Information,
+            )
+            .suites(log_rate),
+        ),
+        (
+            Metric::Logging,
+            Row::new(
+                format!("{count} lines/s through kmsg (RUNTREE_KMSG file)"),
+                "k lines/s",
+                Goal::Information,
+            )
+            .suites(kmsg_rate),
+        ),
+        (
+            Metric::Logging,
+            Row::new(
+                "supervisor CPU per million lines, log/ (10 ms ticks)".into(),
+                "ms",
+                Goal::Information,
+            )
+            .suites(log_cpu),
+        ),
+        (
+            Metric::Logging,
+            Row::new(
+                "runsv CPU per million lines, kmsg (10 ms ticks)".into(),
+                "ms",
+                Goal::Information,
+            )
+            .suites(kmsg_cpu),
+        ),
+        (
+            Metric::Logging,
+            Row::new(
+                format!("svlogd -tt alone, {count} lines from a pipe, per million"),
+                "ms",
+                Goal::NoMoreThanRunit,
+            )
+            .suites(svlogd),
+        ),
+    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_ticks_are_fields_14_and_15() {
-        let stat = "1234 (run sv) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0 \
-                    99 1000 50 18446744073709551615";
-        assert_eq!(parse_cpu_ticks(stat), Some(12));
-    }
 
     #[test]
     fn last_number_after_a_timestamp_or_prefix() {
@@ -517,30 +528,6 @@ mod tests {
         ));
         assert!(ends_with_number("<6>svc: 100000", 100_000));
         assert!(!ends_with_number("<6>svc: 99999", 100_000));
-    }
-
-    #[test]
-    fn each_case_holds_each_place_and_follows_two_others() {
-        let rounds: Vec<Vec<usize>> = (0..8).map(|r| turn_order(r, 4)).collect();
-        assert_eq!(rounds[0], [0, 1, 2, 3]);
-        assert_eq!(rounds[1], [0, 3, 2, 1]);
-        assert_eq!(rounds[2], [1, 2, 3, 0]);
-        for case in 0..4 {
-            for place in 0..4 {
-                let times = rounds.iter().filter(|order| order[place] == case).count();
-                assert_eq!(times, 2, "case {case} at place {place}");
-            }
-            let mut before: Vec<usize> = rounds
-                .iter()
-                .filter_map(|order| {
-                    let at = order.iter().position(|&c| c == case)?;
-                    at.checked_sub(1).map(|p| order[p])
-                })
-                .collect();
-            before.sort_unstable();
-            before.dedup();
-            assert!(before.len() >= 2, "case {case} follows only {before:?}");
-        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! that suite would type.
 
 use crate::cleanup;
+use crate::interleave::{self, Cell, Order, Turn};
 use nix::unistd::Pid;
 use runsv::supervise::{RunState, Status};
 use std::fs;
@@ -13,6 +14,13 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A service must have run this long before it is killed or stopped: runit's runsv
+/// sleeps a blocking second before restarting a service that ran less than 1 s, and
+/// the restart latency and the control round trip are meant to measure the supervisor,
+/// not its crash-loop throttle. 1.2 s leaves a margin over the moment the bench saw the
+/// process, which is a little after it started.
+pub const MIN_UPTIME: Duration = Duration::from_millis(1200);
 
 /// The one service every suite runs, in every measurement: an idle process whose
 /// restart costs nothing of its own.
@@ -203,20 +211,7 @@ impl Suite {
     /// messages: a Rust panic's message, else the last two lines.
     pub fn log_excerpt(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty())
-            .collect();
-        let lines: &[&str] = match all.iter().rposition(|l| l.contains("panicked at")) {
-            Some(i) => &all[i..(i + 2).min(all.len())],
-            None => &all[all.len().saturating_sub(2)..],
-        };
-        if lines.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", lines.join(" "))
-        }
+        failure_lines(&text).map_or_else(String::new, |lines| format!(" ({lines})"))
     }
 
     /// `down` and wait until down (finish done), then `up` and wait until up: the two
@@ -274,6 +269,21 @@ impl Suite {
     }
 }
 
+/// The lines of a log that explain a failure: a Rust panic's message, else the last
+/// two lines; `None` if it is empty.
+pub fn failure_lines(text: &str) -> Option<String> {
+    let all: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    let lines: &[&str] = match all.iter().rposition(|l| l.contains("panicked at")) {
+        Some(i) => &all[i..(i + 2).min(all.len())],
+        None => &all[all.len().saturating_sub(2)..],
+    };
+    (!lines.is_empty()).then(|| lines.join(" "))
+}
+
 /// Why a suite cannot be measured: which of its programs are missing and how to get
 /// them (runtree's are built; the peers' come from the Debian package `package`).
 pub fn missing_programs(programs: &[&Path], runtree: bool, package: &str) -> Option<String> {
@@ -295,4 +305,50 @@ pub fn missing_programs(programs: &[&Path], runtree: bool, package: &str) -> Opt
             missing.join(", ")
         ))
     }
+}
+
+/// The interleaving of the supervisor metrics: a lane per suite (an unavailable suite,
+/// or one whose preparation fails, gets the reason), rotating, one output. Returns the
+/// cells in the order of `suites`.
+pub fn interleave<'a, S>(
+    suites: &[&'a Suite],
+    iterations: usize,
+    mut prepare: impl FnMut(&'a Suite) -> Result<S, String>,
+    mut turn: impl FnMut(&'a Suite, &mut S) -> Result<Turn, String>,
+) -> Vec<(Kind, Cell)> {
+    let (mut cells, _) = interleave::interleave(
+        suites,
+        iterations,
+        1,
+        Order::Rotate,
+        |suite| match &suite.unavailable {
+            Some(reason) => Err(reason.clone()),
+            None => prepare(suite),
+        },
+        |suite, state| vec![turn(suite, state)],
+    );
+    cells
+        .pop()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(suite, cell)| (suite.kind, cell))
+        .collect()
+}
+
+/// Starts one service named `name` under `suite` and waits until it runs.
+pub fn start_one(suite: &Suite, name: &str) -> Result<Service, String> {
+    let dir = suite
+        .create_service(name)
+        .map_err(|e| format!("creating {name}: {e}"))?;
+    let mut service = suite
+        .start(&dir)
+        .map_err(|e| format!("starting {}: {e}", suite.supervisor_name()))?;
+    suite.wait_running(std::slice::from_mut(&mut service), Duration::from_secs(5))?;
+    Ok(service)
+}
+
+/// Checks that the suite's supervisor runs a service at all, so that a supervisor that
+/// does not work yet shows as `n/a` with the reason instead of failing every metric.
+pub fn probe(suite: &Suite) -> Result<(), String> {
+    start_one(suite, "probe").map(|_| ())
 }

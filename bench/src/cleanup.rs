@@ -49,6 +49,8 @@ fn registry() -> MutexGuard<'static, Registry> {
 extern "C" fn on_signal(signal: libc::c_int) {
     let byte = signal as u8;
     // Only write(2) here: it is async-signal-safe; the cleanup thread does the work.
+    // SAFETY: write(2) reads one byte from `byte`, which lives across the call; a bad
+    // descriptor (the pipe not set up yet) only makes it fail with EBADF.
     unsafe {
         libc::write(
             SIGNAL_PIPE.load(Ordering::Relaxed),
@@ -86,6 +88,7 @@ pub fn install() -> Result<(), String> {
         SigSet::empty(),
     );
     for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: `on_signal` does nothing but an async-signal-safe write(2).
         unsafe { sigaction(signal, &action) }.map_err(|e| format!("sigaction {signal}: {e}"))?;
     }
     let default_hook = std::panic::take_hook();
