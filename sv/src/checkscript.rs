@@ -6,7 +6,7 @@ use nix::errno::Errno;
 use nix::libc;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{execv, fork, ForkResult};
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -31,8 +31,8 @@ pub fn passes(dir: &Path, name: &str) -> bool {
     let Ok(dir_c) = CString::new(dir.as_os_str().as_bytes().to_vec()) else {
         return true;
     };
-    let program = CStr::from_bytes_with_nul(b"check\0").expect("literal");
-    let argv = [CStr::from_bytes_with_nul(b"./check\0").expect("literal")];
+    let program = c"check";
+    let argv = [c"./check"];
     let prefix = format!("warning: unable to run {name}/check: ");
     // SAFETY: the child only makes async-signal-safe calls before execv or _exit.
     match unsafe { fork() } {

@@ -115,7 +115,7 @@ pub fn evaluate(
             },
             b'd' => {
                 !up && status.run_state == RunState::Down
-                    && state.map_or(true, |s| {
+                    && state.is_none_or(|s| {
                         s.pid == 0
                             && matches!(
                                 s.state,
