@@ -110,7 +110,7 @@ pub fn run(forced: Option<Mode>, ignored_args: Vec<String>) -> ! {
         },
         Mode::Container => None,
     };
-    let (config, warnings) = config::resolve(cmdline.as_deref(), |k| std::env::var(k).ok());
+    let (config, warnings) = config::resolve(mode, cmdline.as_deref(), |k| std::env::var(k).ok());
     for warning in warnings {
         log!("{warning}");
     }
@@ -334,7 +334,12 @@ impl Init {
             std::env::current_exe().ok(),
         );
         let now = Instant::now();
-        match svdir::spawn(&binary, &self.config.scandir, self.config.shutdown_timeout) {
+        match svdir::spawn(
+            &binary,
+            &self.config.scandir,
+            self.config.shutdown_timeout,
+            self.mode,
+        ) {
             Ok(pid) => {
                 log!(
                     "started {} {} (pid {pid})",

@@ -14,6 +14,7 @@ pub mod signals;
 pub mod supervise;
 pub mod tai64n;
 pub mod tail;
+pub mod tree_env;
 
 #[cfg(test)]
 mod props_support;
