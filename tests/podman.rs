@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 const ENGINE_GRACE: Duration = Duration::from_secs(10);
 
 /// The tree: setup (a oneshot) ← db ← web, each saying on the console when it starts
-/// and when TERM stops it; stubborn (only in the images that ask) ignores TERM.
+/// and when TERM stops it, and in /events (on the container's own layer, so it can
+/// be read after the stop: the console's lines from different services can arrive out
+/// of order); stubborn (only where the container asks) ignores TERM.
 fn service(root: &Path, name: &str, yaml: &str) {
     let dir = root.join("service").join(name);
     std::fs::create_dir_all(&dir).unwrap();
@@ -31,7 +33,7 @@ fn longrun(root: &Path, name: &str, after: &str) {
         root,
         name,
         &format!(
-            "exec: sh -c 'trap \"echo stop {name}; exit 0\" TERM; echo start {name}; while :; do sleep 1; done'\n{after}"
+            "exec: sh -c 'trap \"echo stop {name}; echo stop {name} >> /events; exit 0\" TERM; echo start {name}; echo start {name} >> /events; while :; do sleep 1; done'\n{after}"
         ),
     );
 }
@@ -120,7 +122,7 @@ fn build() -> Result<Engine, String> {
     service(
         &root,
         "setup",
-        "exec: sh -c 'echo start setup'\noneshot: true\n",
+        "exec: sh -c 'echo start setup; echo start setup >> /events'\noneshot: true\n",
     );
     // Stubborn only where the container makes /run/stubborn first; elsewhere a sleep
     // that TERM ends.
@@ -305,11 +307,22 @@ impl Container {
         self.seen.join("\n")
     }
 
-    fn position(&self, text: &str) -> usize {
-        self.seen
-            .iter()
-            .position(|l| l.contains(text))
-            .unwrap_or_else(|| panic!("no line {text:?} in:\n{}", self.seen.join("\n")))
+    /// The container's /events, one event a line, in the order they happened.
+    fn events(&self) -> Vec<String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let copy = dir.path().join("events");
+        let target = copy.display().to_string();
+        let (code, _, err) = podman(
+            &self.conf,
+            &["cp", &format!("{}:/events", self.name), &target],
+            Duration::from_secs(30),
+        );
+        assert_eq!(code, 0, "podman cp: {err}");
+        std::fs::read_to_string(&copy)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -341,11 +354,21 @@ fn ordered_start_then_podman_stop_with_its_default_signal_is_quick_clean_and_ord
         c.seen.join("\n")
     );
     let up = started.elapsed();
-    assert!(c.position("start setup") < c.position("start db"));
-    assert!(c.position("start db") < c.position("start web"));
     let took = c.stop();
     let code = c.exit_code();
     let logs = c.all_logs();
+    let events = c.events();
+    assert_eq!(
+        events,
+        [
+            "start setup",
+            "start db",
+            "start web",
+            "stop web",
+            "stop db"
+        ],
+        "{logs}"
+    );
     eprintln!("podman run to all started: {up:?}; podman stop: {took:?}");
     assert_eq!(code, 0, "{logs}");
     assert!(took < ENGINE_GRACE / 2, "podman stop took {took:?}\n{logs}");
@@ -353,7 +376,6 @@ fn ordered_start_then_podman_stop_with_its_default_signal_is_quick_clean_and_ord
         logs.contains("SIGRTMIN+3 (37): poweroff requested"),
         "{logs}"
     );
-    assert!(c.position("stop web") < c.position("stop db"), "{logs}");
     assert!(!logs.contains("sending KILL"), "{logs}");
 }
 
@@ -389,4 +411,43 @@ fn a_service_ignoring_term_still_ends_within_the_grace_with_a_non_zero_exit() {
     assert!(logs.contains("init: SIGTERM: poweroff requested"), "{logs}");
     assert!(logs.contains("stubborn"), "{logs}");
     assert!(logs.contains("init: exiting with status"), "{logs}");
+}
+
+#[test]
+fn the_main_program_runs_and_its_exit_code_is_the_containers() {
+    let engine = match engine() {
+        Ok(engine) => engine,
+        Err(reason) => return skip(&reason),
+    };
+    // It waits for the tree (web up: sv says run, and web has recorded its start), then exits 3: the tree stops, init exits 3.
+    let mut c = Container::run(
+        engine,
+        "main",
+        &[],
+        &[
+            "/sbin/init",
+            "--",
+            "sh",
+            "-c",
+            "until sv status web | grep -q '^run:' && grep -q 'start web' /events; do sleep 0.1; done; echo main $((1+2)) >> /events; exit 3",
+        ],
+    );
+    let (code, out, err) = podman(&c.conf, &["wait", &c.name], Duration::from_secs(60));
+    assert_eq!(code, 0, "podman wait: {err}");
+    let logs = c.all_logs();
+    assert_eq!(out.trim(), "3", "{logs}");
+    assert_eq!(c.exit_code(), 3, "{logs}");
+    assert!(logs.contains("the main program exited 3"), "{logs}");
+    assert_eq!(
+        c.events(),
+        [
+            "start setup",
+            "start db",
+            "start web",
+            "main 3",
+            "stop web",
+            "stop db"
+        ],
+        "{logs}"
+    );
 }
