@@ -65,6 +65,11 @@ pub struct Setup<'a> {
 
 impl Ns {
     pub fn start(setup: Setup) -> Ns {
+        Ns::start_with_args(setup, &[])
+    }
+
+    /// As `start`, with `args` on init's command line.
+    pub fn start_with_args(setup: Setup, args: &[&str]) -> Ns {
         let dir = tempfile::tempdir().expect("tempdir");
         let markers = dir.path().join("markers");
         std::fs::create_dir(&markers).expect("markers dir");
@@ -89,6 +94,7 @@ impl Ns {
             ])
             .arg("--mount-proc")
             .arg(binary("init"))
+            .args(args)
             .env("RUNTREE_SVDIR", svdir)
             .env("RUNTREE_SCANDIR", &scandir)
             .env("MARKERS", &markers)
@@ -96,6 +102,7 @@ impl Ns {
             .env_remove("RUNTREE_MODE")
             .env_remove("RUNTREE_SHUTDOWN_TIMEOUT")
             .env_remove("RUNTREE_KILL_GRACE")
+            .env("RUNTREE_EXIT_CODE_FILE", markers.join("exitcode"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);

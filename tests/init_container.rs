@@ -338,6 +338,118 @@ fn client_errors_unprivileged_and_usage() {
 }
 
 #[test]
+fn podmans_stop_signal_for_sbin_init_stops_the_container_in_order() {
+    if !root() {
+        return;
+    }
+    let mut ns = Ns::simple(&[]);
+    ns.wait_lines("ready", 1, Duration::from_secs(10));
+    // systemd's SIGRTMIN+3, 37 as podman sends it: a number, whatever libc the image has.
+    // SAFETY: kill with a valid pid and signal number.
+    let sent = unsafe { nix::libc::kill(ns.init_pid().as_raw(), 37) };
+    assert_eq!(sent, 0, "signal 37 to init");
+    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    assert!(
+        ns.log()
+            .contains("SIGRTMIN+3 (37): poweroff requested: stopping the container"),
+        "{}",
+        ns.report()
+    );
+    assert_ordered_stop(&ns);
+}
+
+fn with_main(args: &[&str]) -> Ns {
+    let mut full = vec!["--"];
+    full.extend_from_slice(args);
+    Ns::start_with_args(
+        Setup {
+            svdir: None,
+            scandir: None,
+            env: &[],
+        },
+        &full,
+    )
+}
+
+#[test]
+fn main_program_exit_code_is_the_containers_after_an_ordered_stop() {
+    if !root() {
+        return;
+    }
+    // The main program waits for the tree (the stand-in's ready marker), then exits 3.
+    let mut ns = with_main(&[
+        "sh",
+        "-c",
+        "while ! [ -s $MARKERS/ready ]; do sleep 0.05; done; exit 3",
+    ]);
+    assert_eq!(ns.wait_exit(Duration::from_secs(30)), 3, "{}", ns.report());
+    assert!(
+        ns.log()
+            .contains("the main program exited 3: poweroff requested: stopping the container"),
+        "{}",
+        ns.report()
+    );
+    assert_ordered_stop(&ns);
+    assert_eq!(ns.marker("exitcode"), "3\n");
+}
+
+#[test]
+fn signals_to_init_reach_the_main_program_and_its_signal_makes_the_code() {
+    if !root() {
+        return;
+    }
+    // TERM is caught and becomes exit 7; INT (Ctrl-C) kills it: 128 + 2.
+    for (signal, code) in [(Signal::SIGTERM, 7), (Signal::SIGINT, 130)] {
+        let mut ns = with_main(&[
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; echo up >> $MARKERS/main; while :; do sleep 0.05; done",
+        ]);
+        ns.wait_lines("main", 1, Duration::from_secs(10));
+        ns.wait_lines("ready", 1, Duration::from_secs(10));
+        kill(ns.init_pid(), signal).expect("signal to init");
+        assert_eq!(
+            ns.wait_exit(Duration::from_secs(30)),
+            code,
+            "{}",
+            ns.report()
+        );
+        assert!(
+            ns.log()
+                .contains(&format!("the main program exited {code}")),
+            "{}",
+            ns.report()
+        );
+        // It was passed on, not taken as a stop request of init's own.
+        assert!(
+            !ns.log().contains(&format!("{}: ", signal.as_str())),
+            "{}",
+            ns.report()
+        );
+        assert_ordered_stop(&ns);
+    }
+}
+
+#[test]
+fn a_main_program_that_cannot_run_is_127() {
+    if !root() {
+        return;
+    }
+    let mut ns = with_main(&["/nonexistent/program"]);
+    assert_eq!(
+        ns.wait_exit(Duration::from_secs(30)),
+        127,
+        "{}",
+        ns.report()
+    );
+    assert!(
+        ns.log().contains("cannot start the main program"),
+        "{}",
+        ns.report()
+    );
+}
+
+#[test]
 fn ignored_signals_are_reported_once_and_change_nothing() {
     if !root() {
         return;
@@ -349,11 +461,12 @@ fn ignored_signals_are_reported_once_and_change_nothing() {
     ns.wait_lines("sent", 1, Duration::from_secs(10));
     let log_path = ns.dir.path().join("init.log");
     let held = wait_for(&[&log_path], Duration::from_secs(5), || {
-        ns.log().contains("ignoring SIGRTMAX") || ns.log().contains("ignoring SIGRTMIN+30")
+        ns.log().contains("ignoring SIGRTMAX (64)")
     });
     assert!(held, "{}", ns.report());
     let log = ns.log();
     assert_eq!(log.matches("ignoring SIGHUP").count(), 1, "{log}");
+    assert!(log.contains("ignoring SIGRTMIN (34)"), "{log}");
     for name in [
         "SIGQUIT", "SIGALRM", "SIGTSTP", "SIGWINCH", "SIGCONT", "SIGPIPE",
     ] {

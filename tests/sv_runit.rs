@@ -783,10 +783,11 @@ fn usage_errors_are_runits() {
             "{which:?}: {out:?}"
         );
     }
-    // Options end at `--` (and at anything starting with it), and -w implies -v.
+    // Options end at `--` (and at anything starting with it, but our own `--json`,
+    // which is status's: docs/sv.md), and -w implies -v.
     for args in [
         &["--", "status", "x"][..],
-        &["--json", "status", "x"],
+        &["--verbose", "status", "x"],
         &["-vw5", "status", "x"],
         &["-w5v", "status", "x"],
         &["-w", "abc", "status", "x"],

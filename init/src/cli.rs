@@ -4,7 +4,10 @@ use crate::signals::Action;
 use crate::Mode;
 
 pub const USAGE: &str = "\
-usage: init [--container | --machine]    run as PID 1 (the kernel or the container runtime starts it)
+usage: init [--container | --machine] [-- CMD ARGS...]
+                                         run as PID 1 (the kernel or the container runtime starts it);
+                                         with CMD, run it as the main program: when it exits the
+                                         tree stops and init exits with its code
        init 0 | poweroff                 ask PID 1 to stop every service and power off
        init 6 | reboot                   ask PID 1 to stop every service and reboot
        init halt                         ask PID 1 to stop every service and halt
@@ -25,6 +28,8 @@ pub enum Invocation {
     Pid1 {
         mode: Option<Mode>,
         ignored: Vec<String>,
+        /// `-- CMD ARGS...`: the main program (main_program.rs); empty for none.
+        main: Vec<String>,
     },
     Request(Action),
     Help,
@@ -35,14 +40,23 @@ pub fn parse(args: &[String], is_pid1: bool) -> Invocation {
     if is_pid1 {
         let mut mode = None;
         let mut ignored = Vec::new();
-        for arg in args {
+        let mut main = Vec::new();
+        for (at, arg) in args.iter().enumerate() {
             match arg.as_str() {
                 "--container" => mode = Some(Mode::Container),
                 "--machine" => mode = Some(Mode::Machine),
+                "--" => {
+                    main = args.get(at + 1..).unwrap_or_default().to_vec();
+                    break;
+                }
                 other => ignored.push(other.to_string()),
             }
         }
-        return Invocation::Pid1 { mode, ignored };
+        return Invocation::Pid1 {
+            mode,
+            ignored,
+            main,
+        };
     }
     let Some(first) = args.first() else {
         return Invocation::Usage("not PID 1: say what to ask PID 1 for".to_string());
@@ -114,14 +128,16 @@ mod tests {
             parse(&args(&[]), true),
             Invocation::Pid1 {
                 mode: None,
-                ignored: vec![]
+                ignored: vec![],
+                main: vec![]
             }
         );
         assert_eq!(
             parse(&args(&["--container"]), true),
             Invocation::Pid1 {
                 mode: Some(Mode::Container),
-                ignored: vec![]
+                ignored: vec![],
+                main: vec![]
             }
         );
         // The last flag wins, and a runlevel word from the kernel is not an error.
@@ -129,7 +145,8 @@ mod tests {
             parse(&args(&["--container", "single", "--machine"]), true),
             Invocation::Pid1 {
                 mode: Some(Mode::Machine),
-                ignored: vec!["single".to_string()]
+                ignored: vec!["single".to_string()],
+                main: vec![]
             }
         );
         // As PID 1, "0" is a kernel argument, never a request to shut down at boot.
@@ -137,7 +154,20 @@ mod tests {
             parse(&args(&["0"]), true),
             Invocation::Pid1 {
                 mode: None,
-                ignored: vec!["0".to_string()]
+                ignored: vec!["0".to_string()],
+                main: vec![]
+            }
+        );
+        // Everything after `--` is the main program, flags included.
+        assert_eq!(
+            parse(
+                &args(&["--container", "--", "sh", "-c", "exit 3", "--machine"]),
+                true
+            ),
+            Invocation::Pid1 {
+                mode: Some(Mode::Container),
+                ignored: vec![],
+                main: args(&["sh", "-c", "exit 3", "--machine"])
             }
         );
     }

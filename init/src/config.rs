@@ -6,12 +6,21 @@
 //! it is what an operator edits at the boot prompt to rescue a machine whose image sets
 //! the environment; a container has only the environment.
 
+use crate::Mode;
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_SCANDIR: &str = "/service";
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(90);
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
+/// A container engine SIGKILLs everything 10 s after its stop signal (podman, Docker):
+/// the whole stop must fit with a margin. Services get 3 s each to stop (a service's
+/// own `stop_timeout` still counts), svdir's ordered stop 5 s in all (it kills what is
+/// left at 9/10 of that), the sweep a 2 s grace: at worst 5 + 2 s and a SIGKILL, 3 s
+/// before the engine's. s6-overlay's defaults are 3 s + 3 s for the same reason.
+pub const CONTAINER_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CONTAINER_KILL_GRACE: Duration = Duration::from_secs(2);
+pub const CONTAINER_STOP_TIMEOUT: &str = "3";
 /// Longest accepted duration: anything above is a typo, and would overflow nothing but
 /// would keep a machine from powering off for days.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
@@ -29,6 +38,7 @@ pub struct Config {
 /// `env` looks up an environment variable. Invalid values are reported in the returned
 /// warnings and replaced by the next source down, never fatal.
 pub fn resolve(
+    mode: Mode,
     cmdline: Option<&str>,
     env: impl Fn(&str) -> Option<String>,
 ) -> (Config, Vec<String>) {
@@ -73,8 +83,12 @@ pub fn resolve(
         }
         default
     };
-    let shutdown_timeout = duration(timeout_sources, DEFAULT_SHUTDOWN_TIMEOUT);
-    let kill_grace = duration(grace_sources, DEFAULT_KILL_GRACE);
+    let (default_timeout, default_grace) = match mode {
+        Mode::Machine => (DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_KILL_GRACE),
+        Mode::Container => (CONTAINER_SHUTDOWN_TIMEOUT, CONTAINER_KILL_GRACE),
+    };
+    let shutdown_timeout = duration(timeout_sources, default_timeout);
+    let kill_grace = duration(grace_sources, default_grace);
     (
         Config {
             scandir,
@@ -153,7 +167,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let (config, warnings) = resolve(None, env(&[]));
+        let (config, warnings) = resolve(Mode::Machine, None, env(&[]));
         assert_eq!(config.scandir, PathBuf::from("/service"));
         assert_eq!(config.shutdown_timeout, Duration::from_secs(90));
         assert_eq!(config.kill_grace, Duration::from_secs(3));
@@ -161,8 +175,27 @@ mod tests {
     }
 
     #[test]
+    fn container_defaults_fit_an_engines_10s_grace() {
+        let (config, _) = resolve(Mode::Container, None, env(&[]));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(config.kill_grace, Duration::from_secs(2));
+        assert!(config.shutdown_timeout + config.kill_grace < Duration::from_secs(10));
+        let (config, _) = resolve(
+            Mode::Container,
+            None,
+            env(&[
+                ("RUNTREE_SHUTDOWN_TIMEOUT", "20"),
+                ("RUNTREE_KILL_GRACE", "1"),
+            ]),
+        );
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(20));
+        assert_eq!(config.kill_grace, Duration::from_secs(1));
+    }
+
+    #[test]
     fn environment_overrides_default() {
         let (config, _) = resolve(
+            Mode::Machine,
             None,
             env(&[
                 ("RUNTREE_SCANDIR", "/etc/sv"),
@@ -178,6 +211,7 @@ mod tests {
     #[test]
     fn kernel_command_line_overrides_environment() {
         let (config, warnings) = resolve(
+            Mode::Machine,
             Some("console=ttyS0 runtree.scandir=/a quiet runtree.scandir=/b runtree.kill_grace=1.5 -- runtree.shutdown_timeout=5"),
             env(&[("RUNTREE_SCANDIR", "/env"), ("RUNTREE_SHUTDOWN_TIMEOUT", "7")]),
         );
@@ -191,6 +225,7 @@ mod tests {
     #[test]
     fn invalid_values_fall_through_with_a_warning() {
         let (config, warnings) = resolve(
+            Mode::Machine,
             Some("runtree.scandir=relative runtree.shutdown_timeout=soon"),
             env(&[("RUNTREE_SCANDIR", "/env"), ("RUNTREE_KILL_GRACE", "-1")]),
         );

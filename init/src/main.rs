@@ -7,7 +7,7 @@
 //! Modules by what they own: `pid1` the event loop, `signals` the signal table and
 //! signalfd, `svdir` the one child, `shutdown` the stop sequence, `setup` what PID 1
 //! prepares at boot, `config` the settings, `client` and `cli` the command line,
-//! `names` the other names.
+//! `names` the other names, `main_program` the container's `-- CMD`.
 
 // PID 1 must not die: nothing outside the tests may panic.
 #![cfg_attr(
@@ -26,6 +26,7 @@ mod cli;
 mod client;
 mod config;
 mod log;
+mod main_program;
 mod names;
 mod pid1;
 mod setup;
@@ -72,7 +73,11 @@ fn main() {
         std::process::exit(names::run(&name, &args));
     }
     match cli::parse(&args, is_pid1) {
-        Invocation::Pid1 { mode, ignored } => pid1::run(mode, ignored),
+        Invocation::Pid1 {
+            mode,
+            ignored,
+            main,
+        } => pid1::run(mode, ignored, main),
         Invocation::Request(action) => std::process::exit(client::request(action)),
         Invocation::Help => {
             println!("{}", cli::USAGE);

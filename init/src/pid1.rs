@@ -4,6 +4,7 @@
 
 use crate::config::{self, Config};
 use crate::log::log;
+use crate::main_program;
 use crate::setup;
 use crate::shutdown::{Effect, Shutdown, SvdirOutcome, KILL_WAIT};
 use crate::signals::{self, Action, IgnoredOnce, Response};
@@ -41,9 +42,21 @@ struct Init {
     backoff: Backoff,
     shutdown: Option<Shutdown>,
     ignored: IgnoredOnce,
+    main: Main,
 }
 
-pub fn run(forced: Option<Mode>, ignored_args: Vec<String>) -> ! {
+/// The main program (`-- CMD`, main_program.rs).
+enum Main {
+    None,
+    NotStarted(Vec<String>),
+    Running(Pid),
+    /// Exited before any stop began: its code becomes init's exit status.
+    Exited(i32),
+    /// Ended by a stop that began without it (`init 0`): the tree's status stands.
+    Ended,
+}
+
+pub fn run(forced: Option<Mode>, ignored_args: Vec<String>, main: Vec<String>) -> ! {
     let blocked = signals::block();
     // Made in both modes: on a machine it is wanted, elsewhere its answer tells the mode.
     let cad = setup::disable_cad();
@@ -110,7 +123,7 @@ pub fn run(forced: Option<Mode>, ignored_args: Vec<String>) -> ! {
         },
         Mode::Container => None,
     };
-    let (config, warnings) = config::resolve(cmdline.as_deref(), |k| std::env::var(k).ok());
+    let (config, warnings) = config::resolve(mode, cmdline.as_deref(), |k| std::env::var(k).ok());
     for warning in warnings {
         log!("{warning}");
     }
@@ -126,6 +139,11 @@ pub fn run(forced: Option<Mode>, ignored_args: Vec<String>) -> ! {
         backoff: Backoff::default(),
         shutdown: None,
         ignored: IgnoredOnce::default(),
+        main: if main.is_empty() {
+            Main::None
+        } else {
+            Main::NotStarted(main)
+        },
     };
     init.run()
 }
@@ -222,6 +240,11 @@ impl Init {
                         if matches!(self.svdir, SvdirState::Running { pid: p, .. } if p == pid) {
                             self.on_svdir_exit(status);
                         }
+                        if matches!(self.main, Main::Running(p) if p == pid) {
+                            if let Some(code) = main_program::code(status) {
+                                self.main_exited(code);
+                            }
+                        }
                     }
                 }
                 Err(Errno::ECHILD) => return true,
@@ -235,6 +258,12 @@ impl Init {
     }
 
     fn on_signal(&mut self, signo: i32) {
+        if let Main::Running(pid) = self.main {
+            if main_program::forwarded(signo) {
+                main_program::forward(pid, signo);
+                return;
+            }
+        }
         match signals::response(signo, self.mode) {
             Response::Reap => {}
             Response::Ignore => {
@@ -250,7 +279,39 @@ impl Init {
     }
 
     fn request(&mut self, action: Action, signo: i32) {
-        let name = signals::name(signo);
+        self.request_for(action, &signals::name(signo));
+    }
+
+    /// The main program's end stops the tree (poweroff, in either mode).
+    fn main_exited(&mut self, code: i32) {
+        if self.shutdown.is_some() {
+            log!("the main program exited {code}");
+            self.main = Main::Ended;
+            return;
+        }
+        self.main = Main::Exited(code);
+        self.request_for(Action::Poweroff, &format!("the main program exited {code}"));
+    }
+
+    /// Starts the main program once, after svdir's first start (attempt).
+    fn start_main(&mut self) {
+        let Main::NotStarted(argv) = &self.main else {
+            return;
+        };
+        match main_program::spawn(argv) {
+            Ok(pid) => {
+                log!("started the main program {} (pid {pid})", argv.join(" "));
+                self.main = Main::Running(pid);
+            }
+            Err(e) => {
+                log!("cannot start the main program {}: {e}", argv.join(" "));
+                // A shell's code for a command that cannot be run.
+                self.main_exited(127);
+            }
+        }
+    }
+
+    fn request_for(&mut self, action: Action, name: &str) {
         if let Some(shutdown) = &mut self.shutdown {
             if shutdown.action == action {
                 log!("{name}: already stopping for {}", action.word());
@@ -324,6 +385,7 @@ impl Init {
         if let SvdirState::Waiting { until } = self.svdir {
             if self.shutdown.is_none() && Instant::now() >= until {
                 self.start_svdir();
+                self.start_main();
             }
         }
     }
@@ -334,7 +396,12 @@ impl Init {
             std::env::current_exe().ok(),
         );
         let now = Instant::now();
-        match svdir::spawn(&binary, &self.config.scandir, self.config.shutdown_timeout) {
+        match svdir::spawn(
+            &binary,
+            &self.config.scandir,
+            self.config.shutdown_timeout,
+            self.mode,
+        ) {
             Ok(pid) => {
                 log!(
                     "started {} {} (pid {pid})",
@@ -423,10 +490,18 @@ impl Init {
     }
 
     fn finish(&mut self) -> ! {
-        let (action, code) = match &self.shutdown {
+        let (action, mut code) = match &self.shutdown {
             Some(s) => (s.action, s.exit_code()),
             None => (Action::Poweroff, 0),
         };
+        // The container's program decides, as with tini and s6-overlay; the tree's
+        // own stop status is in the log above.
+        if let Main::Exited(main) = self.main {
+            code = main;
+        }
+        if !matches!(self.main, Main::None) {
+            main_program::record(code);
+        }
         log!("all processes are gone; syncing disks");
         nix::unistd::sync();
         if self.mode == Mode::Machine {

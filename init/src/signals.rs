@@ -58,6 +58,11 @@ pub fn response(signo: i32, mode: Mode) -> Response {
         Ok(Signal::SIGINT) => Response::Shutdown(Action::Reboot),
         Ok(Signal::SIGUSR1) => Response::Shutdown(Action::Halt),
         Ok(Signal::SIGUSR2) | Ok(Signal::SIGPWR) => Response::Shutdown(Action::Poweroff),
+        // What podman (and anything that takes `/sbin/init` for systemd) stops a
+        // container with. On a machine it stays ignored: nothing there sends it to us.
+        _ if signo == SYSTEMD_HALT && mode == Mode::Container => {
+            Response::Shutdown(Action::Poweroff)
+        }
         // Everything else, real-time signals included, is ignored (and logged once):
         // PID 1 has no use for job control, terminal or timer signals, and SIGHUP from a
         // vanished console must not do anything.
@@ -95,12 +100,34 @@ pub fn blocked_set() -> SigSet {
     set
 }
 
+/// The first real-time signal as glibc, systemd, Go (so podman and Docker) and
+/// kill(1) number them. musl's SIGRTMIN is 35 (it keeps one more for itself), but a
+/// sender does not know which C library the image has: the 37 podman sends for
+/// systemd's "SIGRTMIN+3" is 37 whatever we were linked with, so names and meanings
+/// count from here, never from our own libc's SIGRTMIN.
+const RTMIN_AS_SENDERS_COUNT: i32 = 34;
+
+/// systemd's SIGRTMIN+3 ("halt"): the stop signal podman uses for a container whose
+/// command is /sbin/init.
+pub const SYSTEMD_HALT: i32 = RTMIN_AS_SENDERS_COUNT + 3;
+
+/// A signal's name, with its number where the name alone could mislead: real-time
+/// names depend on who counts (see RTMIN_AS_SENDERS_COUNT).
 pub fn name(signo: i32) -> String {
     match Signal::try_from(signo) {
         Ok(signal) => signal.as_str().to_string(),
-        Err(_) if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signo) => {
-            format!("SIGRTMIN+{}", signo - libc::SIGRTMIN())
+        Err(_) if (RTMIN_AS_SENDERS_COUNT..=libc::SIGRTMAX()).contains(&signo) => {
+            let offset = signo - RTMIN_AS_SENDERS_COUNT;
+            if signo == libc::SIGRTMAX() {
+                format!("SIGRTMAX ({signo})")
+            } else if offset == 0 {
+                format!("SIGRTMIN ({signo})")
+            } else {
+                format!("SIGRTMIN+{offset} ({signo})")
+            }
         }
+        // 32 and 33 (and 34 under musl): the C library's own, never sent by anyone
+        // else; the number says it all.
         Err(_) => format!("signal {signo}"),
     }
 }
@@ -183,6 +210,9 @@ mod tests {
         assert_eq!(response(libc::SIGCHLD, c), Reap);
         assert_eq!(response(libc::SIGTERM, c), Shutdown(Action::Poweroff));
         assert_eq!(response(libc::SIGTERM, m), Shutdown(Action::Reboot));
+        // podman's default stop signal for /sbin/init, whatever libc we were built with.
+        assert_eq!(response(37, c), Shutdown(Action::Poweroff));
+        assert_eq!(response(37, m), Ignore);
         for mode in [c, m] {
             assert_eq!(response(libc::SIGINT, mode), Shutdown(Action::Reboot));
             assert_eq!(response(libc::SIGUSR1, mode), Shutdown(Action::Halt));
@@ -200,7 +230,8 @@ mod tests {
                 libc::SIGPIPE,
                 libc::SIGURG,
                 libc::SIGRTMIN(),
-                libc::SIGRTMIN() + 4,
+                36,
+                38,
                 libc::SIGRTMAX(),
             ] {
                 assert_eq!(response(ignored, mode), Ignore, "{}", name(ignored));
@@ -234,7 +265,12 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(name(libc::SIGTERM), "SIGTERM");
-        assert_eq!(name(libc::SIGRTMIN() + 3), "SIGRTMIN+3");
+        // Counted as the senders count, not from this libc's SIGRTMIN (35 under musl,
+        // where counting from it named podman's 37 "SIGRTMIN+2").
+        assert_eq!(name(37), "SIGRTMIN+3 (37)");
+        assert_eq!(name(34), "SIGRTMIN (34)");
+        assert_eq!(name(libc::SIGRTMAX()), "SIGRTMAX (64)");
+        assert_eq!(name(33), "signal 33");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The one child init owns: svdir. Where its binary is, how it is started, and how
 //! long to wait before starting it again.
 
+use crate::config::CONTAINER_STOP_TIMEOUT;
 use crate::signals;
+use crate::Mode;
 use nix::unistd::Pid;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -70,9 +72,23 @@ pub fn binary(env_override: Option<PathBuf>, own_exe: Option<PathBuf>) -> PathBu
 /// svdir's own stop deadline (RUNTREE_STOP_DEADLINE, unless already set) is 9/10 of
 /// init's shutdown timeout: svdir kills what is left and reports it before init would
 /// have to kill svdir itself.
-pub fn spawn(binary: &Path, scandir: &Path, shutdown_timeout: Duration) -> std::io::Result<Pid> {
+pub fn spawn(
+    binary: &Path,
+    scandir: &Path,
+    shutdown_timeout: Duration,
+    mode: Mode,
+) -> std::io::Result<Pid> {
     let mut command = Command::new(binary);
     command.arg(scandir);
+    if mode == Mode::Container {
+        // What the tree does differently in a container (runsv/src/tree_env.rs): lines
+        // meant for kmsg go to the container's log, and services' stop timeouts fit
+        // the engine's grace unless the image says otherwise.
+        command.env("RUNTREE_MODE", "container");
+        if std::env::var_os("RUNTREE_STOP_TIMEOUT").is_none() {
+            command.env("RUNTREE_STOP_TIMEOUT", CONTAINER_STOP_TIMEOUT);
+        }
+    }
     if std::env::var_os("RUNTREE_STOP_DEADLINE").is_none() {
         let deadline = shutdown_timeout.mul_f64(0.9);
         command.env(

@@ -67,8 +67,9 @@ pub fn other_end(fd: &OwnedFd, write: bool, blocking: bool) -> Option<OwnedFd> {
 /// service's writes wait in the pipe (and block it once the pipe is full) instead of
 /// killing it with SIGPIPE, and a logger sees no end of file, until the next runsv
 /// takes the pipes from the keeper and moves on what waited. It never reads (it would take lines
-/// away), sleeps with every signal blocked, and ends by SIGKILL from the runsv that
-/// exits or takes over. Its pid and start time are in `supervise/keeper`.
+/// away), sleeps with runsv's signals blocked, and ends by SIGKILL from the runsv that
+/// exits or takes over — or by SIGTERM once its runsv is gone (see `keep`). Its pid
+/// and start time are in `supervise/keeper`.
 pub struct Keeper {
     pid: nix::unistd::Pid,
     /// Opened while the keeper was an unreaped child, so it names that process for
@@ -79,11 +80,12 @@ pub struct Keeper {
 impl Keeper {
     /// Forks the keeper of `ends` and records it in `record` (supervise/keeper).
     pub fn start(ends: [RawFd; 2], record: &std::path::Path) -> Option<Keeper> {
+        let runsv = nix::unistd::getpid().as_raw();
         // SAFETY: runsv is single-threaded; the child only makes system calls, then
         // sleeps until it is killed.
         match unsafe { nix::unistd::fork() } {
             Err(_) => None,
-            Ok(nix::unistd::ForkResult::Child) => keep(ends),
+            Ok(nix::unistd::ForkResult::Child) => keep(ends, runsv),
             Ok(nix::unistd::ForkResult::Parent { child }) => {
                 let pid = child.as_raw() as u32;
                 let pidfd = pidfd_open(pid);
@@ -191,8 +193,17 @@ pub fn stop_leftover(
     }
 }
 
-/// In the keeper: the two ends as fds 3 and 4, nothing else; then sleep.
-fn keep(ends: [RawFd; 2]) -> ! {
+/// In the keeper: the two ends as fds 3 and 4, nothing else; then sleep until SIGTERM
+/// finds `runsv` (the parent) gone.
+///
+/// Why TERM counts only then: while runsv lives, a TERM reaching the keeper is one sent
+/// to runsv's whole group (svdir's stop does that) and is runsv's business; the keeper
+/// dying would only make runsv fork another, mid-stop. Once runsv is gone nothing
+/// will take the pipes back but a new runsv, which kills this one itself, so a TERM
+/// can only come from someone ending everything — init's final sweep, which would
+/// otherwise wait its whole grace and end in SIGKILL for a process that holds nothing
+/// anyone still needs.
+fn keep(ends: [RawFd; 2], runsv: libc::pid_t) -> ! {
     // SAFETY: plain system calls on fds this process owns.
     unsafe {
         // Copies above 10 first, so that neither lands on the other's target.
@@ -208,10 +219,17 @@ fn keep(ends: [RawFd; 2]) -> ! {
         libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
         let name = b"runsv: keeper\0";
         libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+        // TERM, HUP and INT stay blocked as runsv left them (it reads them from a
+        // signalfd): TERM is taken here, the others wait unread.
+        let mut term: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut term);
+        libc::sigaddset(&mut term, libc::SIGTERM);
         loop {
-            // Every signal is blocked (runsv reads them from a signalfd): only
-            // SIGKILL ends this.
-            libc::pause();
+            if libc::sigwaitinfo(&term, std::ptr::null_mut()) == libc::SIGTERM
+                && libc::getppid() != runsv
+            {
+                libc::_exit(0);
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod signals;
 pub mod supervise;
 pub mod tai64n;
 pub mod tail;
+pub mod tree_env;
 
 #[cfg(test)]
 mod props_support;

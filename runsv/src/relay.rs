@@ -97,6 +97,10 @@ const FLUSH_MAX: usize = 1024 * 1024;
 impl Relay {
     pub fn new(name: &str, mode: Mode, tail: TailWriter) -> io::Result<Relay> {
         let kmsg = match mode {
+            // A container's kmsg is the host's kernel log (writable with --privileged):
+            // no place for a container's services. Their lines go, prefixed and whole,
+            // to the container's log instead.
+            Mode::Kmsg if runsv::tree_env::in_container() => None,
             // RUNTREE_KMSG names a stand-in for /dev/kmsg (a file, appended to): tests
             // on a host do not write into its kernel log. std opens files
             // close-on-exec.

@@ -296,6 +296,10 @@ mod tests {
             sv(empty.path(), &["status", "--json"]),
             (0, "[]\n".to_string())
         );
+        assert_eq!(
+            sv(empty.path(), &["--json", "status"]),
+            (0, "[]\n".to_string())
+        );
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub fn parse(
     let mut wait_seconds = env("SVWAIT").map_or(DEFAULT_WAIT, |v| scan_ulong(v.as_bytes()));
     let svdir = env("SVDIR").unwrap_or_else(|| DEFAULT_SVDIR.into());
     let mut verbose = false;
+    let mut json = false;
 
     let mut index = 1;
     'options: while let Some(arg) = argv.get(index) {
@@ -89,6 +90,12 @@ pub fn parse(
             break;
         }
         index += 1;
+        // Ours, not runit's: `sv --json status` means what `sv status --json` does
+        // (where runit's getopt would take `--json` for the end of the options).
+        if bytes == b"--json" && !lsb {
+            json = true;
+            continue;
+        }
         if bytes[1] == b'-' {
             break;
         }
@@ -125,11 +132,15 @@ pub fn parse(
     let Some(action) = argv.get(index) else {
         return Err(usage(None));
     };
-    let services = if lsb {
+    let mut services = if lsb {
         vec![OsStr::from_bytes(basename).to_owned()]
     } else {
         argv[index + 1..].to_vec()
     };
+    // Handed on as `status` takes it, among the names (app.rs).
+    if json {
+        services.push("--json".into());
+    }
     Ok(Invocation {
         progname,
         lsb,
@@ -219,9 +230,14 @@ mod tests {
 
     #[test]
     fn options_end_like_djb_getopt() {
-        let inv = parse(&args(&["sv", "--json", "status", "x"]), no_env).unwrap();
+        let inv = parse(&args(&["sv", "--", "status", "x"]), no_env).unwrap();
         assert_eq!(inv.action, b"status");
         assert_eq!(inv.services, args(&["x"]));
+        // --json before the command is status's --json, not the end of the options.
+        let inv = parse(&args(&["sv", "--json", "-v", "status", "x"]), no_env).unwrap();
+        assert_eq!(inv.action, b"status");
+        assert!(inv.verbose);
+        assert_eq!(inv.services, args(&["x", "--json"]));
         let inv = parse(&args(&["sv", "up", "-v", "x"]), no_env).unwrap();
         assert!(!inv.verbose);
         assert_eq!(inv.services, args(&["-v", "x"]));

@@ -117,6 +117,7 @@ fn getopt_model(
     };
     let mut wait_seconds = svwait.map_or(DEFAULT_WAIT, |v| seconds(v.as_bytes()));
     let mut verbose = false;
+    let mut json = false;
     let mut rest = argv.iter().skip(1).peekable();
     while let Some(arg) = rest.peek() {
         let bytes = arg.as_bytes();
@@ -125,6 +126,11 @@ fn getopt_model(
             break;
         }
         rest.next();
+        // (`--json` is ours: status's --json, moved behind the names.)
+        if bytes == b"--json" && !lsb {
+            json = true;
+            continue;
+        }
         // …and at a word starting with `--`, which is dropped.
         if bytes[1] == b'-' {
             break;
@@ -173,7 +179,9 @@ fn getopt_model(
         services: if lsb {
             vec![os(basename)]
         } else {
-            rest.cloned().collect()
+            rest.cloned()
+                .chain(json.then(|| OsString::from("--json")))
+                .collect()
         },
     })
 }

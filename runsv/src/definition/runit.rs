@@ -4,7 +4,7 @@
 use super::{
     notification_fd, read_definition_file, stop_signal, DefinitionError, DirectoryFacts,
     Environment, Form, LogDestination, Readiness, ServiceDefinition, DEFAULT_RESTART_DELAY,
-    DEFAULT_RESTART_DELAY_MAX, DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT,
+    DEFAULT_RESTART_DELAY_MAX, DEFAULT_STOP_SIGNAL,
 };
 use crate::reader::MAX_SETTING;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ pub(super) fn load(
     };
     let stop_timeout = match read_setting(directory, "timeout-kill")? {
         Some(setting) => setting.parse(parse_timeout_kill)?,
-        None => DEFAULT_STOP_TIMEOUT,
+        None => crate::tree_env::default_stop_timeout(),
     };
     Ok(ServiceDefinition {
         name,
@@ -103,7 +103,7 @@ fn parse_notification_fd(text: &str) -> Result<i32, String> {
 /// end, so 0 means the default instead of waiting forever on a stuck service.
 fn parse_timeout_kill(text: &str) -> Result<Duration, String> {
     match text.parse::<u64>() {
-        Ok(0) => Ok(DEFAULT_STOP_TIMEOUT),
+        Ok(0) => Ok(crate::tree_env::default_stop_timeout()),
         Ok(milliseconds) => Ok(Duration::from_millis(milliseconds)),
         Err(_) => Err(format!("`{text}` is not a number of milliseconds")),
     }

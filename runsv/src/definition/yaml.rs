@@ -14,7 +14,7 @@ use super::accounts;
 use super::{
     Credentials, DefinitionError, DirectoryFacts, Environment, Form, LogDestination, Readiness,
     ServiceDefinition, SystemFiles, DEFAULT_PATH, DEFAULT_RESTART_DELAY, DEFAULT_RESTART_DELAY_MAX,
-    DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT, DEFAULT_TEST_INTERVAL,
+    DEFAULT_STOP_SIGNAL, DEFAULT_TEST_INTERVAL,
 };
 use document::{line_of_key, parse, Key};
 use std::fs;
@@ -175,7 +175,9 @@ pub(super) fn load(
         working_directory,
         credentials,
         stop_signal: document.stop_signal.unwrap_or(DEFAULT_STOP_SIGNAL),
-        stop_timeout: document.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+        stop_timeout: document
+            .stop_timeout
+            .unwrap_or_else(crate::tree_env::default_stop_timeout),
         log,
         log_tail: document.log_tail.unwrap_or(crate::tail::DEFAULT_CAPACITY),
         restart_delay,
