@@ -383,7 +383,7 @@ mod sim;
 mod table_tests;
 
 #[cfg(test)]
-mod tests;
+mod machine_tests;
 
 #[cfg(test)]
 mod props;

@@ -1,8 +1,8 @@
 //! The machine's table, as s6-supervise's `actions[state][event]`: every state × every
 //! event, with the state it leads to and the actions it asks for.
 
+use super::machine_tests::{longrun, notification, oneshot, with_finish};
 use super::sim::Sim;
-use super::tests::{longrun, notification, oneshot, with_finish};
 use super::*;
 
 /// A machine brought into `state` the way it happens in life.

@@ -16,7 +16,7 @@ mod timers;
 mod watch;
 
 #[cfg(test)]
-mod tests;
+mod scanner_tests;
 
 use crate::backoff::Backoff;
 use crate::chain::{self, Resolution};
