@@ -7,11 +7,6 @@
 //! error, 111 for a fatal error at start-up (DIR unusable, runsv not found, another
 //! svdir on the same directory).
 
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
-
 /// One line on stderr, `svdir: …`, written at once; a broken stderr is no reason to die.
 macro_rules! say {
     ($($arg:tt)*) => {{

@@ -13,8 +13,6 @@
 //! its messages carry the name it was called by, and as runit's it also honours
 //! `$RUNSVDIR` (after `$RUNTREE_RUNSVDIR`).
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
