@@ -103,17 +103,7 @@ impl Machine {
         };
         match self.settings.readiness {
             ReadinessKind::Immediate if !self.settings.oneshot => {
-                let ready_since = now.wall;
-                let drain_at = None;
-                self.enter(
-                    now,
-                    Phase::Running {
-                        run,
-                        ready_since,
-                        drain_at,
-                    },
-                    "",
-                );
+                self.enter_running(now, run, None)
             }
             ReadinessKind::Test { .. } if !self.settings.oneshot => {
                 self.enter(now, starting, "");
@@ -211,6 +201,11 @@ impl Machine {
             return;
         };
         let drain_at = if self.want == Want::Exit { timer } else { None };
+        self.enter_running(now, run, drain_at);
+    }
+
+    /// Up and ready from now on (a drained logger keeps its deadline in `drain_at`).
+    fn enter_running(&mut self, now: Now, run: Run, drain_at: Option<Duration>) {
         let ready_since = now.wall;
         self.enter(
             now,
