@@ -110,6 +110,11 @@ impl Launch {
         self
     }
 
+    /// The program as the command names it (`./run`, `sleep`), as messages show it.
+    pub fn name(&self) -> &str {
+        &self.display
+    }
+
     /// Forks the process and returns at once, while the child execs: runsv publishes
     /// the new pid in runit's files meanwhile, then learns from [`Started::confirm`]
     /// whether exec succeeded. (A forked child, not a vfork-style one: the parent must

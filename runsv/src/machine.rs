@@ -11,6 +11,7 @@
 //! `status()` or `full_state()` changes.
 
 use nix::sys::signal::Signal;
+use runsv::control::Control;
 mod phase;
 mod table;
 mod transitions;
@@ -120,8 +121,10 @@ pub enum Target {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A byte from `supervise/control`.
-    Control(u8),
+    /// A command from `supervise/control`, decoded where the FIFO is read (a byte that
+    /// is no command never becomes an event). `R` on the main service's FIFO is the
+    /// loop's: it re-reads the definition and sends `Reconfigure`.
+    Control(Control),
     /// SIGTERM to runsv: the same as `x`.
     Terminate,
     /// Let the process end by itself (a logger whose input is closed), then exit; stop
@@ -168,11 +171,11 @@ pub enum Action {
     Signal {
         target: Target,
         signal: Signal,
-        custom: Option<u8>,
+        custom: Option<Control>,
     },
     /// Run `control/<c>` if it is executable, for its side effects only (`u` before
     /// each start, `d`/`x` after a stop; runit).
-    ControlScript(u8),
+    ControlScript(Control),
     /// Stop reading the notification fd.
     CloseNotification,
     /// Want is exit and nothing runs: this supervisor is done.

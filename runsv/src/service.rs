@@ -87,8 +87,10 @@ pub const REWRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 
 impl Service {
     /// Loads the definition (an invalid one still gives a service, in `error` with the
-    /// reason, so that sv shows why) and takes over `supervise/`.
-    pub fn open(directory: &Path, is_log: bool, now: Now) -> Result<Service, String> {
+    /// reason, so that sv shows why) and takes over `supervise/`, reached through
+    /// `here`: the main service's directory as runsv reaches it (`""`, its working
+    /// directory, in runsv; the directory itself in tests).
+    pub fn open(directory: &Path, here: &Path, is_log: bool, now: Now) -> Result<Service, String> {
         let label = directory.display().to_string();
         let (definition, invalid) = match ServiceDefinition::load(directory) {
             Ok(mut definition) => {
@@ -110,10 +112,10 @@ impl Service {
         // Through the working directory (runsv is inside the service directory), as
         // runit does: the files stay reachable when the entry is renamed or removed
         // while runsv runs on (a removed entry is stopped: its final state is written).
-        let supervise = SuperviseDir::of_service(if is_log {
-            Path::new("log")
+        let supervise = SuperviseDir::of_service(&if is_log {
+            here.join("log")
         } else {
-            Path::new("")
+            here.to_path_buf()
         });
         setup::make_supervise_dir(&supervise.path).map_err(|e| {
             format!(

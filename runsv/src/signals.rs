@@ -1,6 +1,8 @@
-//! Signal names as people write them in service definitions (`TERM`, `SIGTERM`, `15`).
+//! Signal names as people write them in service definitions (`TERM`, `SIGTERM`, `15`),
+//! and how a runtree program receives its signals: through a signalfd in its poll.
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 const NAMES: &[(&str, Signal)] = &[
     ("HUP", Signal::SIGHUP),
@@ -53,6 +55,20 @@ pub fn name_of(number: i32) -> Option<&'static str> {
         .iter()
         .find(|(_, s)| *s as i32 == number)
         .map(|(n, _)| *n)
+}
+
+/// Blocks `signals` in this thread and returns a non-blocking, close-on-exec signalfd
+/// that receives them, so that a loop sees them in its poll and no handler ever
+/// interrupts a write. Errors are fatal messages: `unable to block signals: EPERM`.
+pub fn receive(signals: &[Signal]) -> Result<SignalFd, String> {
+    let mut mask = SigSet::empty();
+    for &signal in signals {
+        mask.add(signal);
+    }
+    mask.thread_block()
+        .map_err(|e| format!("unable to block signals: {e}"))?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| format!("unable to create signalfd: {e}"))
 }
 
 #[cfg(test)]

@@ -119,14 +119,14 @@ fn down_sends_the_stop_signal_then_cont_and_control_d_and_kills_at_the_timeout()
             Action::Signal {
                 target: Target::Group(Process::Run),
                 signal: Signal::SIGINT,
-                custom: Some(b't')
+                custom: Some(Control::Term)
             },
             Action::Signal {
                 target: Target::Group(Process::Run),
                 signal: Signal::SIGCONT,
                 custom: None
             },
-            Action::ControlScript(b'd'),
+            Action::ControlScript(Control::Down),
         ]
     );
     let status = h.machine.status();
@@ -183,7 +183,7 @@ fn a_oneshot_ends_ok_or_error_and_runs_again_only_when_asked() {
 #[test]
 fn an_unexecutable_binary_is_an_error_retried_on_the_growing_delay() {
     let mut h = Sim::new(longrun(), Want::Down);
-    h.machine.on(at(0), Event::Control(b'u'));
+    h.machine.on(at(0), Event::Control(Control::Up));
     let actions = h.machine.on(
         at(0),
         Event::SpawnFailed {
@@ -201,7 +201,10 @@ fn an_unexecutable_binary_is_an_error_retried_on_the_growing_delay() {
     let retry = h.machine.on(at(1000), Event::Timer);
     assert_eq!(
         retry,
-        vec![Action::ControlScript(b'u'), Action::Spawn(Process::Run)]
+        vec![
+            Action::ControlScript(Control::Up),
+            Action::Spawn(Process::Run)
+        ]
     );
     h.machine.on(
         at(1000),
@@ -215,7 +218,7 @@ fn an_unexecutable_binary_is_an_error_retried_on_the_growing_delay() {
         Some(T0 + Duration::from_secs(3)),
         "1 s, then 2 s"
     );
-    h.machine.on(at(1500), Event::Control(b'd'));
+    h.machine.on(at(1500), Event::Control(Control::Down));
     assert_eq!(h.state(), ServiceState::Down);
     assert_eq!(h.machine.deadline(), None);
 }
@@ -276,7 +279,7 @@ fn exit_waits_for_finish_and_exits_once() {
     let mut h = Sim::new(with_finish(), Want::Up);
     h.control(b'x');
     assert!(!h.exited());
-    assert!(h.actions.contains(&Action::ControlScript(b'x')));
+    assert!(h.actions.contains(&Action::ControlScript(Control::Exit)));
     h.exit_process(Process::Run, ExitStatus::Signaled(15));
     assert_eq!(h.state(), ServiceState::Finishing);
     assert!(!h.exited());
@@ -338,7 +341,7 @@ fn pause_and_continue_set_runits_flag_and_signal_the_process() {
             vec![Action::Signal {
                 target: Target::Process(Process::Run),
                 signal,
-                custom: Some(byte)
+                custom: Control::from_byte(byte)
             }]
         );
     }
@@ -534,7 +537,7 @@ fn reconfigure_restarts_a_running_service_with_the_new_settings() {
         vec![Action::Signal {
             target: Target::Group(Process::Run),
             signal: Signal::SIGINT,
-            custom: Some(b't')
+            custom: Some(Control::Term)
         }],
         "stopped with the new stop signal, to come back at once"
     );
@@ -588,7 +591,10 @@ fn reconfigure_with_new_dependencies_applies_them_and_starts_once() {
     });
     assert_eq!(
         h.actions,
-        vec![Action::ControlScript(b'u'), Action::Spawn(Process::Run)]
+        vec![
+            Action::ControlScript(Control::Up),
+            Action::Spawn(Process::Run)
+        ]
     );
     assert_eq!(h.state(), ServiceState::Running);
     // New dependencies not up yet: a running service restarts and waits for them.

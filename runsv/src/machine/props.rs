@@ -291,7 +291,11 @@ fn apply(sim: &mut Sim, op: &Op) {
         // After Exit the loop reads no more control bytes and ignores SIGTERM; a log
         // is drained once.
         Op::Control(_) | Op::Terminate | Op::Drain if exited => return,
-        Op::Control(byte) => sim.on(Event::Control(*byte)),
+        // A byte that is no command never reaches the machine (the loop decodes it).
+        Op::Control(byte) => match Control::from_byte(*byte) {
+            Some(control) => sim.on(Event::Control(control)),
+            None => return,
+        },
         Op::Terminate => sim.on(Event::Terminate),
         Op::Drain => sim.on(Event::Drain),
         Op::Advance(millis) => {
@@ -477,7 +481,10 @@ fn delays_of_u64_max_seconds_make_timers_that_never_fire_instead_of_overflowing(
     let mut machine = Machine::new(settings, Want::Up, later(0));
     assert_eq!(
         machine.boot(later(0)),
-        vec![Action::ControlScript(b'u'), Action::Spawn(Process::Run)]
+        vec![
+            Action::ControlScript(Control::Up),
+            Action::Spawn(Process::Run)
+        ]
     );
     let spawned = |process, pid| Event::Spawned {
         process,
@@ -497,7 +504,7 @@ fn delays_of_u64_max_seconds_make_timers_that_never_fire_instead_of_overflowing(
     machine.on(later(18), failed);
     assert_eq!(machine.deadline(), Some(Duration::MAX));
     // `sv down`: the stop timer, then finish's timer, are never due.
-    machine.on(later(19), Event::Control(b'd'));
+    machine.on(later(19), Event::Control(Control::Down));
     assert_eq!(machine.state(), ServiceState::Stopping);
     assert_eq!(machine.deadline(), Some(Duration::MAX));
     let killed = Event::Exited {
@@ -513,14 +520,17 @@ fn delays_of_u64_max_seconds_make_timers_that_never_fire_instead_of_overflowing(
     assert_eq!(machine.deadline(), Some(Duration::MAX));
     assert!(machine.on(later(21), Event::Timer).is_empty());
     // Up again, dying fast: the restart delay is never due either.
-    machine.on(later(22), Event::Control(b'u'));
+    machine.on(later(22), Event::Control(Control::Up));
     let finished = Event::Exited {
         pid: 12,
         status: ExitStatus::Exited(0),
     };
     assert_eq!(
         machine.on(later(22), finished),
-        vec![Action::ControlScript(b'u'), Action::Spawn(Process::Run)]
+        vec![
+            Action::ControlScript(Control::Up),
+            Action::Spawn(Process::Run)
+        ]
     );
 }
 
@@ -577,7 +587,7 @@ fn a_drained_logger_keeps_its_drain_timer_through_readiness() {
             stop.contains(&Action::Signal {
                 target: Target::Group(Process::Run),
                 signal: Signal::SIGTERM,
-                custom: Some(b't'),
+                custom: Some(Control::Term),
             }),
             "{ready:?}: {stop:?}"
         );

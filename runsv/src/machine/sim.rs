@@ -130,8 +130,16 @@ impl Sim {
         self
     }
 
+    /// A byte on `supervise/control`, decoded as the loop decodes it: a byte that is no
+    /// command reaches no machine, and the loop does nothing for it.
     pub fn control(&mut self, byte: u8) -> &mut Sim {
-        self.event(Event::Control(byte))
+        match Control::from_byte(byte) {
+            Some(control) => self.event(Event::Control(control)),
+            None => {
+                self.actions.clear();
+                self
+            }
+        }
     }
 
     pub fn advance(&mut self, ms: u64) -> &mut Sim {
@@ -307,12 +315,12 @@ impl Sim {
                     &format!("{action:?} to a process that is not alive"),
                 );
                 self.ensure(
-                    custom.is_none_or(|c| b"tkpchaiq12".contains(&c)),
+                    custom.is_none_or(|c| b"tkpchaiq12".contains(&c.byte())),
                     &format!("{action:?}: no such control script"),
                 );
             }
             Action::ControlScript(c) => {
-                self.ensure(b"udx".contains(c), &format!("{action:?}"));
+                self.ensure(b"udx".contains(&c.byte()), &format!("{action:?}"));
             }
             Action::CloseNotification => {
                 self.ensure(

@@ -19,49 +19,50 @@ impl Machine {
     }
 
     fn step(&mut self, now: Now, event: Event, actions: &mut Vec<Action>) {
+        use Control as C;
         use Event as E;
         use Phase as P;
         let phase = self.phase;
         let run = phase.run();
         match (phase, event) {
             // Control bytes: runit's meanings.
-            (_, E::Control(b'u')) => {
+            (_, E::Control(C::Up)) => {
                 self.want = Want::Up;
                 if phase.idle() && phase != P::Waiting {
                     self.fast_failures = 0;
                     self.start(now, actions);
                 }
             }
-            (_, E::Control(b'o')) => {
+            (_, E::Control(C::Once)) => {
                 self.want = Want::Down;
                 if phase.idle() {
                     self.fast_failures = 0;
                     self.start(now, actions);
                 }
             }
-            (_, E::Control(b'x') | E::Terminate) if self.settings.is_log => {}
-            (_, E::Control(b'd')) => {
+            (_, E::Control(C::Exit) | E::Terminate) if self.settings.is_log => {}
+            (_, E::Control(C::Down)) => {
                 self.want = Want::Down;
                 self.down(now, actions);
             }
-            (_, E::Control(b'x') | E::Terminate) => {
+            (_, E::Control(C::Exit) | E::Terminate) => {
                 self.want = Want::Exit;
                 self.down(now, actions);
             }
             (
                 P::Starting { run, .. } | P::Running { run, .. } | P::Stopping { run, .. },
-                E::Control(b't'),
+                E::Control(C::Term),
             ) => self.stop(now, run, actions),
             (
                 P::Starting { run, .. } | P::Running { run, .. } | P::Stopping { run, .. },
-                E::Control(b'k'),
+                E::Control(C::Kill),
             ) => {
                 let run = Run {
                     stop_requested: true,
                     ..run
                 };
                 self.phase = phase.with_run(run);
-                let kill = signal(Target::Group(Process::Run), Signal::SIGKILL, Some(b'k'));
+                let kill = signal(Target::Group(Process::Run), Signal::SIGKILL, Some(C::Kill));
                 actions.push(kill);
             }
             // runit leaves a hung finish alone and later runs finish a second time;
@@ -70,28 +71,32 @@ impl Machine {
                 P::Finishing {
                     finish: Some(_), ..
                 },
-                E::Control(b'k'),
+                E::Control(C::Kill),
             ) => actions.push(signal(
                 Target::Group(Process::Finish),
                 Signal::SIGKILL,
                 None,
             )),
-            (_, E::Control(byte @ (b'p' | b'c'))) => {
-                self.paused = byte == b'p';
+            (_, E::Control(control @ (C::Pause | C::Continue))) => {
+                self.paused = control == C::Pause;
                 if run.is_some() {
-                    let signal_ = if byte == b'p' {
+                    let signal_ = if control == C::Pause {
                         Signal::SIGSTOP
                     } else {
                         Signal::SIGCONT
                     };
-                    actions.push(signal(Target::Process(Process::Run), signal_, Some(byte)));
+                    let custom = Some(control);
+                    actions.push(signal(Target::Process(Process::Run), signal_, custom));
                 }
             }
-            (P::Starting { .. } | P::Running { .. } | P::Stopping { .. }, E::Control(byte)) => {
-                if let Some(signal_) = plain_signal(byte) {
-                    actions.push(signal(Target::Process(Process::Run), signal_, Some(byte)));
+            (P::Starting { .. } | P::Running { .. } | P::Stopping { .. }, E::Control(control)) => {
+                if let Some(signal_) = plain_signal(control) {
+                    let custom = Some(control);
+                    actions.push(signal(Target::Process(Process::Run), signal_, custom));
                 }
             }
+            // `R` (the loop's on the main service's FIFO; nothing on a log's) and the
+            // signals with no process to receive them.
             (_, E::Control(_)) => {}
 
             // A logger whose input is closed: it ends by itself, or is stopped after
@@ -384,7 +389,7 @@ impl Machine {
     }
 }
 
-pub(super) fn signal(target: Target, signal: Signal, custom: Option<u8>) -> Action {
+pub(super) fn signal(target: Target, signal: Signal, custom: Option<Control>) -> Action {
     Action::Signal {
         target,
         signal,
@@ -392,16 +397,16 @@ pub(super) fn signal(target: Target, signal: Signal, custom: Option<u8>) -> Acti
     }
 }
 
-/// The signals runit sends the process alone for a control byte (after the byte's
+/// The signals runit sends the process alone for a command (after the command's
 /// control script, if any).
-fn plain_signal(byte: u8) -> Option<Signal> {
-    match byte {
-        b'h' => Some(Signal::SIGHUP),
-        b'a' => Some(Signal::SIGALRM),
-        b'i' => Some(Signal::SIGINT),
-        b'q' => Some(Signal::SIGQUIT),
-        b'1' => Some(Signal::SIGUSR1),
-        b'2' => Some(Signal::SIGUSR2),
+fn plain_signal(control: Control) -> Option<Signal> {
+    match control {
+        Control::Hup => Some(Signal::SIGHUP),
+        Control::Alarm => Some(Signal::SIGALRM),
+        Control::Interrupt => Some(Signal::SIGINT),
+        Control::Quit => Some(Signal::SIGQUIT),
+        Control::User1 => Some(Signal::SIGUSR1),
+        Control::User2 => Some(Signal::SIGUSR2),
         _ => None,
     }
 }

@@ -297,7 +297,7 @@ fn brief(action: &Action) -> String {
                 Target::Group(p) => (">>", p),
             };
             let custom = custom
-                .map(|c| format!("({})", c as char))
+                .map(|c| format!("({})", c.letter()))
                 .unwrap_or_default();
             let name = signal.as_str().trim_start_matches("SIG");
             format!(
@@ -305,7 +305,7 @@ fn brief(action: &Action) -> String {
                 format!("{process:?}").to_lowercase()
             )
         }
-        Action::ControlScript(c) => format!("ctl-{}", *c as char),
+        Action::ControlScript(c) => format!("ctl-{}", c.letter()),
         Action::CloseNotification => "close-notify".into(),
         Action::Exit => "exit".into(),
     }

@@ -77,7 +77,7 @@ impl Machine {
             },
             idle => idle,
         };
-        actions.push(Action::ControlScript(b'u'));
+        actions.push(Action::ControlScript(Control::Up));
         actions.push(Action::Spawn(Process::Run));
     }
 
@@ -293,14 +293,18 @@ impl Machine {
         actions.push(signal(
             Target::Group(Process::Run),
             self.settings.stop_signal,
-            Some(b't'),
+            Some(Control::Term),
         ));
         if self.killed_test.is_some() {
             actions.push(signal(Target::Group(Process::Test), Signal::SIGKILL, None));
         }
         if self.want != Want::Up {
             actions.push(signal(Target::Group(Process::Run), Signal::SIGCONT, None));
-            let script = if self.want == Want::Exit { b'x' } else { b'd' };
+            let script = if self.want == Want::Exit {
+                Control::Exit
+            } else {
+                Control::Down
+            };
             actions.push(Action::ControlScript(script));
         }
         match self.phase {

@@ -1,0 +1,196 @@
+//! Starting and signalling the services' processes, as the machines ask: `run` and
+//! `finish` behind the launcher's gate (their pid published before they may exec), the
+//! readiness test at once, each with its command, stdio and readiness pipe; signals to
+//! a process or its group. Every call to the system goes through `Sys`.
+
+use super::{Supervisor, Which};
+use crate::adoption;
+use crate::machine::{Action, Event, Process, Target};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use runsv::definition::Readiness;
+use runsv::launch::{start_time, Launch, Stdio};
+use runsv::supervise::ExitStatus;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+/// The read and write ends of a readiness pipe.
+type Notification = Option<(OwnedFd, OwnedFd)>;
+
+impl Supervisor {
+    pub(super) fn send(&mut self, which: Which, target: Target, signal: Signal) {
+        let Some(service) = self.service(which) else {
+            return;
+        };
+        let (process, group) = match target {
+            Target::Process(p) => (p, false),
+            Target::Group(p) => (p, true),
+        };
+        let Some(pid) = service.machine.pid_of(process) else {
+            return;
+        };
+        // An adopted process is no child of runsv's: once ended, whoever reaped it
+        // freed its pid. It is signalled only while its pidfd proves it alive.
+        if let Some((_, pidfd)) = service.adopted.as_ref().filter(|(p, _)| *p == pid) {
+            if adoption::wait_ended(pidfd, Duration::ZERO) {
+                return;
+            }
+        }
+        let pid = Pid::from_raw(pid as i32);
+        // Every process runsv starts leads its own group, so pgid = pid; a process
+        // that left its group is still reached directly.
+        if !group || self.sys.killpg(pid, signal).is_err() {
+            let _ = self.sys.kill(pid, signal);
+        }
+    }
+
+    /// Starts a process that needs no gate (the readiness test).
+    pub(super) fn spawn(&mut self, which: Which, process: Process) -> Event {
+        let launched = self
+            .prepare(which, process)
+            .and_then(|(launch, notification)| {
+                let pid = self.sys.spawn(&launch)?;
+                self.keep_notification(which, notification);
+                Ok(pid.as_raw() as u32)
+            });
+        match launched {
+            Ok(pid) => Event::Spawned {
+                process,
+                pid,
+                starttime: start_time(pid).unwrap_or(0),
+            },
+            Err(reason) => Event::SpawnFailed { process, reason },
+        }
+    }
+
+    /// Starts `run` (or `finish`) and publishes its pid (runit's files, and `state`:
+    /// `starting` for a run) before its exec (the child waits for that), then waits
+    /// for the exec: a restart is seen as soon as runit's runsv would show it, the
+    /// full state says `running` only once exec succeeded, and a runsv killed at any
+    /// point leaves a record of every process it started (a `finish` unrecorded would
+    /// run on beside the next runsv's `run`). Returns the machine's actions.
+    pub(super) fn start_gated(&mut self, which: Which, process: Process) -> Vec<Action> {
+        // Every state change is written: the exit that led to this restart is
+        // published (in `state`, which holds it all) before the new process replaces
+        // it; runit's files go from the old pid to the new one, as in runit.
+        if let Some(service) = self.service(which) {
+            if process == Process::Run && service.published_a_process() {
+                service.write_state_file();
+            }
+        }
+        let prepared = self.prepare(which, process);
+        let started = prepared.and_then(|(launch, notification)| {
+            let started = self.sys.start(&launch)?;
+            self.keep_notification(which, notification);
+            Ok(started)
+        });
+        let now = self.sys.now();
+        let Some(service) = self.service(which) else {
+            return Vec::new();
+        };
+        let mut started = match started {
+            Ok(started) => started,
+            Err(reason) => {
+                let event = Event::SpawnFailed { process, reason };
+                return service.machine.on(now, event);
+            }
+        };
+        let pid = started.pid().as_raw() as u32;
+        // Fixed at the fork: the child's exec does not change it.
+        let starttime = start_time(pid).unwrap_or(0);
+        let spawned = Event::Spawned {
+            process,
+            pid,
+            starttime,
+        };
+        let actions = service.machine.on(now, spawned);
+        service.publish_unconfirmed();
+        // The child waited for this (see Launch::start); it may exec now.
+        started.release();
+        match started.confirm() {
+            Ok(()) => actions,
+            Err(reason) => {
+                // What followed from the spawn (a readiness test) is void.
+                if process == Process::Run {
+                    service.notification = None;
+                }
+                let failed = Event::ExecFailed {
+                    process,
+                    pid,
+                    reason,
+                };
+                service.machine.on(now, failed)
+            }
+        }
+    }
+
+    fn keep_notification(&mut self, which: Which, notification: Notification) {
+        if let (Some((read, _write)), Some(service)) = (notification, self.service(which)) {
+            // Our copy of the write end closes here, so EOF means the service closed it.
+            service.notification = Some(read);
+        }
+    }
+
+    /// Builds run, finish or the readiness test of a service, and the readiness pipe
+    /// (read, write) it needs.
+    fn prepare(
+        &mut self,
+        which: Which,
+        process: Process,
+    ) -> Result<(Launch, Notification), String> {
+        let null = self.null.as_raw_fd();
+        let (stdin, stdout, stderr) = self.stdio(which);
+        let service = match which {
+            Which::Main => &mut self.main,
+            Which::Log => self.log.as_mut().ok_or("no log service")?,
+        };
+        let definition = service.definition.as_ref().ok_or("invalid definition")?;
+        let environment = service.environment();
+        let directory = &definition.working_directory;
+        let mut notification = None;
+        let launch = match process {
+            Process::Run => {
+                let launch = Launch::new(&definition.command, environment, directory)?
+                    .credentials(definition.credentials.clone())
+                    .stdio(stdin, stdout, stderr);
+                if let Readiness::NotificationFd(number) = definition.readiness {
+                    let (read, write) = nix::unistd::pipe2(
+                        nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK,
+                    )
+                    .map_err(|e| format!("unable to create the readiness pipe: {e}"))?;
+                    let launch = launch.extra_fd(write.as_raw_fd(), number);
+                    notification = Some((read, write));
+                    launch
+                } else {
+                    launch
+                }
+            }
+            Process::Finish => {
+                let finish = definition.finish.as_ref().ok_or("no finish")?;
+                let (code, signal) = service
+                    .machine
+                    .full_state()
+                    .last_exit
+                    .map(ExitStatus::finish_arguments)
+                    .unwrap_or((-1, 0));
+                let command = [
+                    finish.display().to_string(),
+                    code.to_string(),
+                    signal.to_string(),
+                ];
+                Launch::new(&command, environment, &definition.directory)?
+                    .credentials(definition.credentials.clone())
+                    .stdio(stdin, stdout, stderr)
+            }
+            Process::Test => {
+                let Readiness::Test { command, .. } = &definition.readiness else {
+                    return Err("no readiness test".into());
+                };
+                Launch::new(command, environment, directory)?
+                    .credentials(definition.credentials.clone())
+                    .stdio(Stdio::Fd(null), Stdio::Fd(null), Stdio::Fd(null))
+            }
+        };
+        Ok((launch, notification))
+    }
+}
