@@ -4,16 +4,23 @@
 //!
 //! Everything the child needs is prepared before the clone; between it and exec the
 //! child makes only system calls (no allocation, no locks): it shares runsv's memory.
+//! This file is the parent's side (preparing, forking or cloning, the gate, learning
+//! the outcome); launch/child.rs is the child's.
+
+mod child;
 
 use crate::definition::Credentials;
+use child::{child_entry, describe_child_failure, ChildArrays, Report};
 use nix::errno::Errno;
 use nix::libc;
 use nix::unistd::Pid;
-use std::ffi::{CStr, CString, OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+pub use child::exact_modes;
 
 /// The PATH a YAML service gets when its `environ` names none.
 // The one PATH a service gets when it has none; defined with the service definition.
@@ -137,25 +144,7 @@ impl Launch {
         match unsafe { nix::unistd::fork() } {
             Err(errno) => Err(describe_failure(&self.display, errno)),
             Ok(nix::unistd::ForkResult::Child) => {
-                // SAFETY: close and read of fds this process owns, into a local byte;
-                // _exit is async-signal-safe.
-                unsafe {
-                    libc::close(gate_write.as_raw_fd());
-                    let mut byte = 0u8;
-                    let got = loop {
-                        let got = libc::read(
-                            gate_read.as_raw_fd(),
-                            std::ptr::addr_of_mut!(byte).cast(),
-                            1,
-                        );
-                        if got >= 0 || Errno::last() != Errno::EINTR {
-                            break got;
-                        }
-                    };
-                    if got != 1 || byte != GO {
-                        libc::_exit(111);
-                    }
-                }
+                child::await_go(&gate_read, &gate_write);
                 self.child(&context, Report::Pipe(report_write.as_raw_fd()))
             }
             Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Started {
@@ -213,219 +202,14 @@ impl Launch {
         }
     }
 
-    /// In the child: set up and exec; on failure, report the step and errno and exit
-    /// 111 (runit's code for a run that could not be exec'd). Every step that fails
-    /// ends the child before exec: a service never runs with half its set-up.
-    fn child(&self, context: &ChildContext, report: Report) -> ! {
-        let (argv, envp, groups) = (context.argv, context.envp, context.groups);
-        let mut report = report;
-        let fail = |report: Report, step: Step| -> ! {
-            let errno = match Errno::last() as i32 {
-                0 => libc::EIO,
-                errno => errno,
-            };
-            let code = (step as i32) << STEP_SHIFT | errno;
-            match report {
-                Report::Shared(failure) => failure.store(code, Ordering::SeqCst),
-                Report::Pipe(fd) => {
-                    let bytes = code.to_ne_bytes();
-                    // SAFETY: write(2) of a local buffer.
-                    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-                }
-            }
-            // SAFETY: _exit is async-signal-safe and never returns.
-            unsafe { libc::_exit(111) }
-        };
-        // SAFETY: each call is a plain system call on memory prepared before the clone.
-        unsafe {
-            libc::setsid();
-            for signal in 1..32 {
-                if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                    libc::signal(signal, libc::SIG_DFL);
-                }
-            }
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            // runsv creates its files with umask 0 (see `exact_modes`); the service
-            // gets the umask runsv was started with.
-            let umask = SERVICE_UMASK.load(Ordering::Relaxed);
-            if umask != KEEP_UMASK {
-                libc::umask(umask as libc::mode_t);
-            }
-
-            if let (Some((_, target)), Report::Pipe(fd)) = (self.extra_fd, report) {
-                // The readiness fd's number must not clobber the report pipe.
-                if fd == target {
-                    report = Report::Pipe(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3));
-                }
-            }
-            for (number, source) in self.stdio.iter().enumerate() {
-                if let Stdio::Fd(fd) = *source {
-                    if libc::dup2(fd, number as RawFd) < 0 {
-                        fail(report, Step::Dup2);
-                    }
-                }
-            }
-            // runsv's own fds are close-on-exec, but one it inherited may not be: the
-            // service gets 0, 1, 2 and its readiness fd, nothing else of runsv's. Best
-            // effort (Linux 5.11): an older kernel passes on what runsv inherited, as
-            // runit does.
-            libc::syscall(
-                libc::SYS_close_range,
-                3 as libc::c_uint,
-                libc::c_uint::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            if let Some((source, target)) = self.extra_fd {
-                if source == target {
-                    libc::fcntl(source, libc::F_SETFD, 0);
-                } else if libc::dup2(source, target) < 0 {
-                    fail(report, Step::Dup2);
-                }
-            }
-            if libc::chdir(self.directory.as_ptr()) < 0 {
-                fail(report, Step::Chdir);
-            }
-            if let Some(credentials) = &self.credentials {
-                // Groups first, then the gid, then the uid: once the uid is not 0, the
-                // process may no longer change its groups. Raw system calls: glibc's
-                // wrappers would also change every other thread of the process
-                // (setxid), and this child shares runsv's memory.
-                if libc::syscall(id_calls::SETGROUPS, groups.len(), groups.as_ptr()) < 0 {
-                    fail(report, Step::Setgroups);
-                }
-                if libc::syscall(id_calls::SETGID, credentials.gid) < 0 {
-                    fail(report, Step::Setgid);
-                }
-                if libc::syscall(id_calls::SETUID, credentials.uid) < 0 {
-                    fail(report, Step::Setuid);
-                }
-                // setuid to a user other than root cleared the permitted, effective
-                // and ambient capabilities, unless a securebit of runsv's parent kept
-                // them; the inheritable set it always keeps. Clear all three, so that
-                // no capability of runsv's reaches the service, even through a
-                // program with file capabilities.
-                if credentials.uid != 0 {
-                    let header = CapHeader {
-                        version: CAPABILITY_VERSION_3,
-                        pid: 0,
-                    };
-                    let none = [CapData::default(); 2];
-                    if libc::syscall(libc::SYS_capset, &header, none.as_ptr()) < 0 {
-                        fail(report, Step::Capset);
-                    }
-                }
-            }
-            match envp {
-                Some(envp) => libc::execve(self.program.as_ptr(), argv.as_ptr(), envp.as_ptr()),
-                None => libc::execv(self.program.as_ptr(), argv.as_ptr()),
-            };
-            fail(report, Step::Exec)
-        }
-    }
-
     fn user_name(&self) -> Option<&str> {
         self.credentials.as_ref().map(|c| c.user_name.as_str())
     }
 }
 
-/// What the child reported, for people: `unable to start sleep: setuid to user daemon:
-/// Operation not permitted (EPERM)`, naming the step that failed unless it was exec.
-fn describe_child_failure(
-    display: &str,
-    directory: &CStr,
-    user: Option<&str>,
-    code: i32,
-) -> String {
-    let errno = Errno::from_raw(code & ((1 << STEP_SHIFT) - 1));
-    let user = user.unwrap_or_default();
-    let step = match code >> STEP_SHIFT {
-        s if s == Step::Dup2 as i32 => "dup2".to_string(),
-        s if s == Step::Chdir as i32 => format!("chdir to {}", directory.to_string_lossy()),
-        s if s == Step::Setgroups as i32 => format!("setgroups for user {user}"),
-        s if s == Step::Setgid as i32 => format!("setgid for user {user}"),
-        s if s == Step::Setuid as i32 => format!("setuid to user {user}"),
-        s if s == Step::Capset as i32 => format!("dropping the capabilities of user {user}"),
-        _ => return describe_failure(display, errno),
-    };
-    format!(
-        "unable to start {display}: {step}: {} ({errno:?})",
-        errno.desc()
-    )
-}
-
-/// The set-up step that failed in the child, reported above the errno's bits.
-#[derive(Clone, Copy)]
-enum Step {
-    Exec = 0,
-    Dup2,
-    Chdir,
-    Setgroups,
-    Setgid,
-    Setuid,
-    Capset,
-}
-
-/// errno values fit below this bit; the step goes above.
-const STEP_SHIFT: u32 = 16;
-
-/// The calls that take 32-bit ids: on 32-bit x86 and arm, the plain numbers are the
-/// old calls with 16-bit ids.
-#[cfg(any(target_arch = "x86", target_arch = "arm"))]
-mod id_calls {
-    pub use nix::libc::{
-        SYS_setgid32 as SETGID, SYS_setgroups32 as SETGROUPS, SYS_setuid32 as SETUID,
-    };
-}
-#[cfg(not(any(target_arch = "x86", target_arch = "arm")))]
-mod id_calls {
-    pub use nix::libc::{SYS_setgid as SETGID, SYS_setgroups as SETGROUPS, SYS_setuid as SETUID};
-}
-
-/// capset(2)'s header and one of its two 32-bit halves (version 3: 64 capabilities).
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
-/// The umask services get; `KEEP_UMASK` until runsv calls [`exact_modes`].
-static SERVICE_UMASK: AtomicU32 = AtomicU32::new(KEEP_UMASK);
-const KEEP_UMASK: u32 = u32::MAX;
-
-/// Sets runsv's umask to 0, so that the files it creates get exactly the modes it asks
-/// for (supervise/ 0700, its FIFOs and lock 0600: runit's), whatever umask it was
-/// started with; every process it starts gets that umask back.
-pub fn exact_modes() {
-    // SAFETY: umask(2) cannot fail.
-    let started_with = unsafe { libc::umask(0) };
-    SERVICE_UMASK.store(started_with as u32, Ordering::Relaxed);
-}
-
 /// Enough for the system calls the child makes (its frames are small and it calls
 /// nothing that allocates); allocated per start and freed once the child has exec'd.
 const CHILD_STACK: usize = 32 * 1024;
-
-/// How the child tells the parent that exec failed, and why.
-#[derive(Clone, Copy)]
-enum Report<'a> {
-    /// Memory shared with a parent suspended until exec (the vfork-style clone).
-    Shared(&'a AtomicI32),
-    /// The write end of a close-on-exec pipe (fork): exec closes it, a failure writes
-    /// the step and errno into it first.
-    Pipe(RawFd),
-}
 
 /// The byte that lets a child of [`Launch::start`] exec.
 const GO: u8 = b'G';
@@ -485,64 +269,6 @@ impl Started {
             i32::from_ne_bytes(bytes),
         ))
     }
-}
-
-/// The pointer arrays exec and setgroups take, built before the fork or clone (the
-/// child must not allocate).
-struct ChildArrays {
-    argv: Vec<*const libc::c_char>,
-    envp: Option<Vec<*const libc::c_char>>,
-    groups: Vec<libc::gid_t>,
-}
-
-impl ChildArrays {
-    fn of(launch: &Launch) -> ChildArrays {
-        ChildArrays {
-            argv: pointer_array(&launch.argv),
-            envp: launch.envp.as_ref().map(|e| pointer_array(e)),
-            groups: launch
-                .credentials
-                .as_ref()
-                .map(|c| c.supplementary_groups.clone())
-                .unwrap_or_default(),
-        }
-    }
-
-    fn context<'a>(&'a self, launch: &'a Launch, failure: &'a AtomicI32) -> ChildContext<'a> {
-        ChildContext {
-            launch,
-            argv: &self.argv,
-            envp: self.envp.as_deref(),
-            groups: &self.groups,
-            failure,
-        }
-    }
-}
-
-/// What the child reads, prepared before the clone.
-struct ChildContext<'a> {
-    launch: &'a Launch,
-    argv: &'a [*const libc::c_char],
-    envp: Option<&'a [*const libc::c_char]>,
-    groups: &'a [libc::gid_t],
-    failure: &'a AtomicI32,
-}
-
-extern "C" fn child_entry(context: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `context` is the ChildContext the parent passed to clone, alive while the
-    // parent is suspended.
-    let context = unsafe { &*(context as *const ChildContext) };
-    context
-        .launch
-        .child(context, Report::Shared(context.failure))
-}
-
-fn pointer_array(strings: &[CString]) -> Vec<*const libc::c_char> {
-    strings
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect()
 }
 
 fn c_string(bytes: &[u8]) -> Result<CString, String> {
@@ -613,80 +339,4 @@ pub fn open_null() -> std::io::Result<OwnedFd> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_child_never_execs_without_the_go_byte() {
-        let dir = tempfile::tempdir().unwrap();
-        let command = ["sh".into(), "-c".into(), "touch ran".into()];
-        let launch = Launch::new(&command, None, dir.path()).unwrap();
-        let started = launch.start().unwrap();
-        let pid = started.pid();
-        // As when runsv is killed before it has published the pid: end of file.
-        drop(started);
-        let status = nix::sys::wait::waitpid(pid, None).unwrap();
-        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 111));
-        assert!(!dir.path().join("ran").exists());
-    }
-
-    #[test]
-    fn a_missing_program_fails_before_fork() {
-        let error = Launch::new(&["no-such-program-xyz".into()], Some(&[]), Path::new("/"))
-            .err()
-            .expect("not found");
-        assert_eq!(
-            error,
-            "unable to start no-such-program-xyz: No such file or directory (ENOENT)"
-        );
-    }
-
-    #[test]
-    fn exec_failure_reports_errno() {
-        let dir = tempfile::tempdir().unwrap();
-        let script = dir.path().join("not-executable");
-        std::fs::write(&script, "#!/bin/sh\n").unwrap();
-        let launch = Launch::new(&["./not-executable".into()], None, dir.path()).unwrap();
-        let error = launch.spawn().expect_err("exec fails");
-        assert_eq!(
-            error,
-            "unable to start ./not-executable: Permission denied (EACCES)"
-        );
-    }
-
-    #[test]
-    fn a_failed_set_up_step_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("gone");
-        let launch = Launch::new(&["/bin/true".into()], None, &missing).unwrap();
-        let error = launch.spawn().expect_err("chdir fails");
-        assert_eq!(
-            error,
-            format!(
-                "unable to start /bin/true: chdir to {}: No such file or directory (ENOENT)",
-                missing.display()
-            )
-        );
-    }
-
-    #[test]
-    fn a_spawned_process_runs_in_its_own_session_with_its_environment() {
-        let dir = tempfile::tempdir().unwrap();
-        let launch = Launch::new(
-            &[
-                "sh".into(),
-                "-c".into(),
-                "echo $FOO $$ $(cut -d' ' -f6 /proc/$$/stat) > out".into(),
-            ],
-            Some(&[("FOO".into(), "bar".into())]),
-            dir.path(),
-        )
-        .unwrap();
-        let pid = launch.spawn().unwrap();
-        nix::sys::wait::waitpid(pid, None).unwrap();
-        let out = std::fs::read_to_string(dir.path().join("out")).unwrap();
-        let words: Vec<&str> = out.split_whitespace().collect();
-        assert_eq!(words[0], "bar");
-        assert_eq!(words[1], words[2], "session leader: sid = pid");
-    }
-}
+mod launch_tests;

@@ -1,0 +1,305 @@
+//! The child's side of a launch: what runs between the fork (or clone) and exec —
+//! waiting at the gate, the set-up steps, exec — and how a failed step is reported to
+//! the parent. It shares runsv's memory (clone) or a copy of it taken mid-flight
+//! (fork): it makes only system calls on data prepared before, never allocates or
+//! takes a lock.
+
+use super::{describe_failure, Launch, Stdio, GO};
+use nix::errno::Errno;
+use nix::libc;
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+/// In a child of `Launch::start`: waits at the gate until runsv sends the go byte;
+/// exits 111, unexec'd, if runsv closes its end first (it was killed).
+pub(super) fn await_go(gate_read: &OwnedFd, gate_write: &OwnedFd) {
+    // SAFETY: close and read of fds this process owns, into a local byte; _exit is
+    // async-signal-safe.
+    unsafe {
+        libc::close(gate_write.as_raw_fd());
+        let mut byte = 0u8;
+        let got = loop {
+            let got = libc::read(
+                gate_read.as_raw_fd(),
+                std::ptr::addr_of_mut!(byte).cast(),
+                1,
+            );
+            if got >= 0 || Errno::last() != Errno::EINTR {
+                break got;
+            }
+        };
+        if got != 1 || byte != GO {
+            libc::_exit(111);
+        }
+    }
+}
+
+impl Launch {
+    /// In the child: set up and exec; on failure, report the step and errno and exit
+    /// 111 (runit's code for a run that could not be exec'd). Every step that fails
+    /// ends the child before exec: a service never runs with half its set-up.
+    pub(super) fn child(&self, context: &ChildContext, report: Report) -> ! {
+        let (argv, envp, groups) = (context.argv, context.envp, context.groups);
+        let mut report = report;
+        let fail = |report: Report, step: Step| -> ! {
+            let errno = match Errno::last() as i32 {
+                0 => libc::EIO,
+                errno => errno,
+            };
+            let code = (step as i32) << STEP_SHIFT | errno;
+            match report {
+                Report::Shared(failure) => failure.store(code, Ordering::SeqCst),
+                Report::Pipe(fd) => {
+                    let bytes = code.to_ne_bytes();
+                    // SAFETY: write(2) of a local buffer.
+                    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+                }
+            }
+            // SAFETY: _exit is async-signal-safe and never returns.
+            unsafe { libc::_exit(111) }
+        };
+        // SAFETY: each call is a plain system call on memory prepared before the clone.
+        unsafe {
+            libc::setsid();
+            for signal in 1..32 {
+                if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+            }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            // runsv creates its files with umask 0 (see `exact_modes`); the service
+            // gets the umask runsv was started with.
+            let umask = SERVICE_UMASK.load(Ordering::Relaxed);
+            if umask != KEEP_UMASK {
+                libc::umask(umask as libc::mode_t);
+            }
+
+            if let (Some((_, target)), Report::Pipe(fd)) = (self.extra_fd, report) {
+                // The readiness fd's number must not clobber the report pipe.
+                if fd == target {
+                    report = Report::Pipe(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3));
+                }
+            }
+            for (number, source) in self.stdio.iter().enumerate() {
+                if let Stdio::Fd(fd) = *source {
+                    if libc::dup2(fd, number as RawFd) < 0 {
+                        fail(report, Step::Dup2);
+                    }
+                }
+            }
+            // runsv's own fds are close-on-exec, but one it inherited may not be: the
+            // service gets 0, 1, 2 and its readiness fd, nothing else of runsv's. Best
+            // effort (Linux 5.11): an older kernel passes on what runsv inherited, as
+            // runit does.
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            if let Some((source, target)) = self.extra_fd {
+                if source == target {
+                    libc::fcntl(source, libc::F_SETFD, 0);
+                } else if libc::dup2(source, target) < 0 {
+                    fail(report, Step::Dup2);
+                }
+            }
+            if libc::chdir(self.directory.as_ptr()) < 0 {
+                fail(report, Step::Chdir);
+            }
+            if let Some(credentials) = &self.credentials {
+                // Groups first, then the gid, then the uid: once the uid is not 0, the
+                // process may no longer change its groups. Raw system calls: glibc's
+                // wrappers would also change every other thread of the process
+                // (setxid), and this child shares runsv's memory.
+                if libc::syscall(id_calls::SETGROUPS, groups.len(), groups.as_ptr()) < 0 {
+                    fail(report, Step::Setgroups);
+                }
+                if libc::syscall(id_calls::SETGID, credentials.gid) < 0 {
+                    fail(report, Step::Setgid);
+                }
+                if libc::syscall(id_calls::SETUID, credentials.uid) < 0 {
+                    fail(report, Step::Setuid);
+                }
+                // setuid to a user other than root cleared the permitted, effective
+                // and ambient capabilities, unless a securebit of runsv's parent kept
+                // them; the inheritable set it always keeps. Clear all three, so that
+                // no capability of runsv's reaches the service, even through a
+                // program with file capabilities.
+                if credentials.uid != 0 {
+                    let header = CapHeader {
+                        version: CAPABILITY_VERSION_3,
+                        pid: 0,
+                    };
+                    let none = [CapData::default(); 2];
+                    if libc::syscall(libc::SYS_capset, &header, none.as_ptr()) < 0 {
+                        fail(report, Step::Capset);
+                    }
+                }
+            }
+            match envp {
+                Some(envp) => libc::execve(self.program.as_ptr(), argv.as_ptr(), envp.as_ptr()),
+                None => libc::execv(self.program.as_ptr(), argv.as_ptr()),
+            };
+            fail(report, Step::Exec)
+        }
+    }
+}
+
+/// What the child reported, for people: `unable to start sleep: setuid to user daemon:
+/// Operation not permitted (EPERM)`, naming the step that failed unless it was exec.
+pub(super) fn describe_child_failure(
+    display: &str,
+    directory: &CStr,
+    user: Option<&str>,
+    code: i32,
+) -> String {
+    let errno = Errno::from_raw(code & ((1 << STEP_SHIFT) - 1));
+    let user = user.unwrap_or_default();
+    let step = match code >> STEP_SHIFT {
+        s if s == Step::Dup2 as i32 => "dup2".to_string(),
+        s if s == Step::Chdir as i32 => format!("chdir to {}", directory.to_string_lossy()),
+        s if s == Step::Setgroups as i32 => format!("setgroups for user {user}"),
+        s if s == Step::Setgid as i32 => format!("setgid for user {user}"),
+        s if s == Step::Setuid as i32 => format!("setuid to user {user}"),
+        s if s == Step::Capset as i32 => format!("dropping the capabilities of user {user}"),
+        _ => return describe_failure(display, errno),
+    };
+    format!(
+        "unable to start {display}: {step}: {} ({errno:?})",
+        errno.desc()
+    )
+}
+
+/// The set-up step that failed in the child, reported above the errno's bits.
+#[derive(Clone, Copy)]
+enum Step {
+    Exec = 0,
+    Dup2,
+    Chdir,
+    Setgroups,
+    Setgid,
+    Setuid,
+    Capset,
+}
+
+/// errno values fit below this bit; the step goes above.
+const STEP_SHIFT: u32 = 16;
+
+/// The calls that take 32-bit ids: on 32-bit x86 and arm, the plain numbers are the
+/// old calls with 16-bit ids.
+#[cfg(any(target_arch = "x86", target_arch = "arm"))]
+mod id_calls {
+    pub use nix::libc::{
+        SYS_setgid32 as SETGID, SYS_setgroups32 as SETGROUPS, SYS_setuid32 as SETUID,
+    };
+}
+#[cfg(not(any(target_arch = "x86", target_arch = "arm")))]
+mod id_calls {
+    pub use nix::libc::{SYS_setgid as SETGID, SYS_setgroups as SETGROUPS, SYS_setuid as SETUID};
+}
+
+/// capset(2)'s header and one of its two 32-bit halves (version 3: 64 capabilities).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// The umask services get; `KEEP_UMASK` until runsv calls [`exact_modes`].
+static SERVICE_UMASK: AtomicU32 = AtomicU32::new(KEEP_UMASK);
+const KEEP_UMASK: u32 = u32::MAX;
+
+/// Sets runsv's umask to 0, so that the files it creates get exactly the modes it asks
+/// for (supervise/ 0700, its FIFOs and lock 0600: runit's), whatever umask it was
+/// started with; every process it starts gets that umask back.
+pub fn exact_modes() {
+    // SAFETY: umask(2) cannot fail.
+    let started_with = unsafe { libc::umask(0) };
+    SERVICE_UMASK.store(started_with as u32, Ordering::Relaxed);
+}
+
+/// How the child tells the parent that exec failed, and why.
+#[derive(Clone, Copy)]
+pub(super) enum Report<'a> {
+    /// Memory shared with a parent suspended until exec (the vfork-style clone).
+    Shared(&'a AtomicI32),
+    /// The write end of a close-on-exec pipe (fork): exec closes it, a failure writes
+    /// the step and errno into it first.
+    Pipe(RawFd),
+}
+
+/// The pointer arrays exec and setgroups take, built before the fork or clone (the
+/// child must not allocate).
+pub(super) struct ChildArrays {
+    argv: Vec<*const libc::c_char>,
+    envp: Option<Vec<*const libc::c_char>>,
+    groups: Vec<libc::gid_t>,
+}
+
+impl ChildArrays {
+    pub(super) fn of(launch: &Launch) -> ChildArrays {
+        ChildArrays {
+            argv: pointer_array(&launch.argv),
+            envp: launch.envp.as_ref().map(|e| pointer_array(e)),
+            groups: launch
+                .credentials
+                .as_ref()
+                .map(|c| c.supplementary_groups.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn context<'a>(
+        &'a self,
+        launch: &'a Launch,
+        failure: &'a AtomicI32,
+    ) -> ChildContext<'a> {
+        ChildContext {
+            launch,
+            argv: &self.argv,
+            envp: self.envp.as_deref(),
+            groups: &self.groups,
+            failure,
+        }
+    }
+}
+
+/// What the child reads, prepared before the clone.
+pub(super) struct ChildContext<'a> {
+    launch: &'a Launch,
+    argv: &'a [*const libc::c_char],
+    envp: Option<&'a [*const libc::c_char]>,
+    groups: &'a [libc::gid_t],
+    failure: &'a AtomicI32,
+}
+
+pub(super) extern "C" fn child_entry(context: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `context` is the ChildContext the parent passed to clone, alive while the
+    // parent is suspended.
+    let context = unsafe { &*(context as *const ChildContext) };
+    context
+        .launch
+        .child(context, Report::Shared(context.failure))
+}
+
+fn pointer_array(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
