@@ -75,7 +75,7 @@ fn full_state() -> impl Strategy<Value = FullState> {
     (
         (
             select(&ServiceState::ALL[..]),
-            select(&[Want::Up, Want::Down, Want::Exit][..]),
+            select(&Want::ALL[..]),
             any::<u32>(),
             any::<u64>(),
         ),
