@@ -168,6 +168,13 @@ fn yaml(keys: &str) -> String {
     format!("exec: /bin/sleep 1000\nlog: none\n{keys}")
 }
 
+/// A runsv on a fresh fake of a service `exec`ing sleep, with these other keys.
+fn service(keys: &str) -> (Fake, tempfile::TempDir, Supervisor) {
+    let fake = Fake::new();
+    let (dir, supervisor) = supervised(&[("service.yaml", &yaml(keys))], &fake);
+    (fake, dir, supervisor)
+}
+
 /// What runsv last wrote to supervise/state.
 fn written(dir: &tempfile::TempDir) -> FullState {
     FullState::read(&SuperviseDir::of_service(dir.path()))
@@ -186,8 +193,7 @@ fn millis(ms: i32) -> PollTimeout {
 
 #[test]
 fn a_fast_death_restarts_once_its_growing_delay_is_over() {
-    let fake = Fake::new();
-    let (dir, mut runsv) = supervised(&[("service.yaml", &yaml("restart_delay: 0.5\n"))], &fake);
+    let (fake, dir, mut runsv) = service("restart_delay: 0.5\n");
     let first = run_pid(&runsv);
     assert_eq!(fake.take(), [Call::Start("/bin/sleep".into(), first)]);
     assert_eq!(written(&dir).state, ServiceState::Running);
@@ -226,9 +232,7 @@ fn a_fast_death_restarts_once_its_growing_delay_is_over() {
 
 #[test]
 fn a_stop_sends_the_stop_signal_then_sigkill_at_its_deadline() {
-    let fake = Fake::new();
-    let keys = "stop_signal: INT\nstop_timeout: 2\n";
-    let (dir, mut runsv) = supervised(&[("service.yaml", &yaml(keys))], &fake);
+    let (fake, dir, mut runsv) = service("stop_signal: INT\nstop_timeout: 2\n");
     let pid = run_pid(&runsv);
     fake.take();
 
@@ -302,9 +306,7 @@ fn an_idle_runsv_never_wakes_and_a_deadline_is_never_early() {
 
 #[test]
 fn a_readiness_test_is_retried_after_its_interval_and_killed_when_it_hangs() {
-    let fake = Fake::new();
-    let keys = "test: /bin/true probe\ntest_interval: 0.5\n";
-    let (dir, mut runsv) = supervised(&[("service.yaml", &yaml(keys))], &fake);
+    let (fake, dir, mut runsv) = service("test: /bin/true probe\ntest_interval: 0.5\n");
     let run = run_pid(&runsv);
     let calls = fake.take();
     let Some(Call::Spawn(_, test)) = calls.get(1).cloned() else {
@@ -394,8 +396,7 @@ fn a_run_that_cannot_start_is_retried_after_the_delay() {
 
 #[test]
 fn control_bytes_are_decoded_once_and_unknown_ones_ignored() {
-    let fake = Fake::new();
-    let (dir, mut runsv) = supervised(&[("service.yaml", &yaml(""))], &fake);
+    let (fake, dir, mut runsv) = service("");
     let pid = run_pid(&runsv);
     fake.take();
     let before = written(&dir);
