@@ -191,6 +191,8 @@ const STOP: &[&str] = &[
     "service db: stopping",
     "init: svdir stopped every service cleanly",
     "init: sending TERM to all processes (grace 2.0s)",
+    "init: unmounting filesystems",
+    "init: unmounted /mnt/outer/inner /mnt/outer ",
     "init: all processes are gone; syncing disks",
 ];
 
