@@ -7,7 +7,8 @@
 //! it waited for. What `systemd-analyze blame` and `critical-chain` give.
 //!
 //! Exit status 0, or 1 when no service has times (none started by a runsv that
-//! records them). The service list is sorted by ready time, those not ready last.
+//! records them). The service list is sorted by ready time, those not ready last. The
+//! first line says when svdir (started by init first thing) started.
 
 use crate::json;
 use runsv::boot_times::Times;
@@ -77,11 +78,11 @@ fn sorted(rows: &[Row]) -> Vec<&Row> {
     rows
 }
 
-pub fn render_text(rows: &[Row], init_start: Option<Duration>) -> String {
+pub fn render_text(rows: &[Row], tree_start: Option<Duration>) -> String {
     let mut out = String::new();
-    if let Some(start) = init_start {
+    if let Some(start) = tree_start {
         out.push_str(&format!(
-            "init started {} after the kernel\n",
+            "svdir started {} after the kernel\n",
             text(Some(start))
         ));
     }
@@ -123,7 +124,7 @@ pub fn render_text(rows: &[Row], init_start: Option<Duration>) -> String {
     out
 }
 
-pub fn render_json(rows: &[Row], init_start: Option<Duration>) -> String {
+pub fn render_json(rows: &[Row], tree_start: Option<Duration>) -> String {
     let services: Vec<String> = sorted(rows)
         .into_iter()
         .map(|row| {
@@ -145,21 +146,35 @@ pub fn render_json(rows: &[Row], init_start: Option<Duration>) -> String {
         .map(|n| json::string(n))
         .collect();
     format!(
-        "{{\"clock\":\"CLOCK_BOOTTIME\",\"init_start\":{},\"services\":[{}],\"critical_path\":[{}]}}\n",
-        number(init_start),
+        "{{\"clock\":\"CLOCK_BOOTTIME\",\"svdir_start\":{},\"services\":[{}],\"critical_path\":[{}]}}\n",
+        number(tree_start),
         services.join(","),
         chain.join(",")
     )
 }
 
-/// When PID 1 started, since boot: field 22 of /proc/1/stat, in clock ticks.
-fn init_start() -> Option<Duration> {
-    let ticks = runsv::proc::start_time(1)?;
+fn ticks_to_time(ticks: u64) -> Option<Duration> {
     let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
         .filter(|&t| t > 0)?;
     Some(Duration::from_secs_f64(ticks as f64 / per_second as f64))
+}
+
+/// When the tree began, since boot: the start of the oldest svdir that is PID 1's
+/// child (init starts it first thing). Not PID 1's own start time: behind an initrd,
+/// PID 1 started as the initrd's /init, and an exec keeps the start time.
+fn tree_start() -> Option<Duration> {
+    let ticks = runsv::proc::pids()
+        .into_iter()
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "svdir")
+        })
+        .filter_map(runsv::proc::stat)
+        .filter(|stat| stat.ppid == 1)
+        .map(|stat| stat.starttime)
+        .min()?;
+    ticks_to_time(ticks)
 }
 
 pub fn main(args: &[OsString], svdir: &OsStr) -> i32 {
@@ -192,9 +207,9 @@ pub fn main(args: &[OsString], svdir: &OsStr) -> i32 {
         })
         .collect();
     let rendered = if json {
-        render_json(&rows, init_start())
+        render_json(&rows, tree_start())
     } else {
-        render_text(&rows, init_start())
+        render_text(&rows, tree_start())
     };
     let mut stdout = std::io::stdout().lock();
     if stdout.write_all(rendered.as_bytes()).is_err() {
@@ -258,7 +273,7 @@ mod tests {
     fn text_sorted_by_ready_time_with_the_path() {
         let text = render_text(&boot(), Some(Duration::from_millis(50)));
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "init started 0.050s after the kernel");
+        assert_eq!(lines[0], "svdir started 0.050s after the kernel");
         assert!(lines[1].starts_with("service "), "{text}");
         let order: Vec<&str> = lines[2..10]
             .iter()
@@ -286,7 +301,7 @@ mod tests {
         let text = render_json(&boot()[..2], None);
         assert_eq!(
             text,
-            "{\"clock\":\"CLOCK_BOOTTIME\",\"init_start\":null,\"services\":[\
+            "{\"clock\":\"CLOCK_BOOTTIME\",\"svdir_start\":null,\"services\":[\
              {\"name\":\"root-rw\",\"pid\":10,\"spawn\":0.100000,\"exec\":0.101000,\"ready\":0.300000,\"after\":[]},\
              {\"name\":\"udevd\",\"pid\":10,\"spawn\":0.110000,\"exec\":0.111000,\"ready\":0.900000,\"after\":[\"root-rw\"]}],\
              \"critical_path\":[\"root-rw\",\"udevd\"]}\n"
