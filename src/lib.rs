@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub use runsv::supervise::{FullState, ServiceState, Status, SuperviseDir};
 
+pub mod debian_vm;
 pub mod ns;
 pub mod svdir_tree;
 pub mod svlogd;
@@ -324,3 +325,59 @@ pub fn write_script(path: &Path, body: &str) {
 
 /// Whether a process exists (and is not a zombie).
 pub use runsv::proc::alive;
+
+/// Where this test run keeps its built artifacts: the target directory.
+pub fn target_root() -> PathBuf {
+    let dir = binary_dir();
+    dir.parent().map(Path::to_path_buf).unwrap_or(dir)
+}
+
+/// The static builds of init, svdir, runsv, sv, chpst, svlogd… (the VM tests'): a static init: `+crt-static` with an explicit --target (without it RUSTFLAGS would
+/// reach build scripts and proc-macros too), in a target directory of its own so that
+/// it never waits on the lock of the cargo running this test.
+pub fn static_binaries() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("RUNTREE_VM_BIN_DIR") {
+        return Ok(PathBuf::from(path));
+    }
+    // The build runtree is installed as: musl where the toolchain has it (CI adds it).
+    let target = static_target();
+    let target = target.as_str();
+    let dir = target_root().join("vmtest").join("cargo");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let output = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "init",
+            "-p",
+            "svdir",
+            "-p",
+            "runsv",
+            "-p",
+            "sv",
+            "--target",
+            target,
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", &dir)
+        .env(
+            "RUSTFLAGS",
+            "-C target-feature=+crt-static -C relocation-model=static",
+        )
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "static build failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(dir.join(target).join("release"))
+}

@@ -10,9 +10,9 @@
 //! had; `RUNTREE_VM_REQUIRED=1` turns such a skip into a failure (for CI, which installs
 //! them). `RUNTREE_VM_BIN_DIR` names a directory of prebuilt static binaries instead.
 
-use runtree::binary_dir;
+use runtree::{static_binaries, target_root};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn skip(reason: &str) {
@@ -26,62 +26,6 @@ fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
         .unwrap_or(false)
-}
-
-/// Where this test run keeps its built artifacts: the target directory.
-fn target_root() -> PathBuf {
-    let dir = binary_dir();
-    dir.parent().map(Path::to_path_buf).unwrap_or(dir)
-}
-
-/// A static init: `+crt-static` with an explicit --target (without it RUSTFLAGS would
-/// reach build scripts and proc-macros too), in a target directory of its own so that
-/// it never waits on the lock of the cargo running this test.
-fn static_binaries() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("RUNTREE_VM_BIN_DIR") {
-        return Ok(PathBuf::from(path));
-    }
-    // The build runtree is installed as: musl where the toolchain has it (CI adds it).
-    let target = runtree::static_target();
-    let target = target.as_str();
-    let dir = target_root().join("vmtest").join("cargo");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let output = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "init",
-            "-p",
-            "svdir",
-            "-p",
-            "runsv",
-            "-p",
-            "sv",
-            "--target",
-            target,
-        ])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .env("CARGO_TARGET_DIR", &dir)
-        .env(
-            "RUSTFLAGS",
-            "-C target-feature=+crt-static -C relocation-model=static",
-        )
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "static build failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    Ok(dir.join(target).join("release"))
 }
 
 /// The test's rootfs overlay: tests/vm/rootfs plus svdir, runsv and sv in /sbin.
@@ -191,6 +135,8 @@ const STOP: &[&str] = &[
     "service db: stopping",
     "init: svdir stopped every service cleanly",
     "init: sending TERM to all processes (grace 2.0s)",
+    "init: unmounting filesystems",
+    "init: unmounted /mnt/outer/inner /mnt/outer ",
     "init: all processes are gone; syncing disks",
 ];
 

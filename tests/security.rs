@@ -160,6 +160,7 @@ fn supervise_has_runits_modes_whatever_runsvs_umask_and_the_service_gets_the_uma
             ("stat", 0o644),
             ("status", 0o644),
             ("state", 0o644),
+            ("times", 0o644),
         ] {
             let path = supervise.join(name);
             assert_eq!(mode(&path), expected, "{}", path.display());
@@ -480,6 +481,7 @@ fn symlinks_planted_in_supervise_redirect_no_write() {
     plant("state.new", &victim);
     plant("stat.new", &victim);
     plant("pid.new", &elsewhere);
+    plant("times.new", &victim);
     plant("stat", &victim);
 
     let _runsv = runsv(&service);
@@ -498,7 +500,7 @@ fn symlinks_planted_in_supervise_redirect_no_write() {
         !elsewhere.exists(),
         "no file created through a dangling link"
     );
-    for name in ["status.new", "state.new", "stat.new", "pid.new"] {
+    for name in ["status.new", "state.new", "stat.new", "pid.new", "times.new"] {
         assert!(
             !supervise.join(name).exists(),
             "{name} was renamed into place"

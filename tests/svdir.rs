@@ -863,6 +863,65 @@ fn a_second_svdir_on_the_same_directory_exits_111() {
     assert!(stdout.starts_with("usage: svdir"));
 }
 
+/// A regular `.svdir/lock` left by an older svdir is replaced by the FIFO, and the
+/// directory stays exclusive across the change.
+#[test]
+fn an_older_regular_lock_file_is_replaced_and_still_excludes() {
+    let tree = Tree::new();
+    fs::create_dir(tree.scan().join(SYNC_DIRECTORY)).unwrap();
+    let lock = tree.scan().join(".svdir/lock");
+    fs::write(&lock, "").unwrap();
+    let svdir = tree.svdir();
+    sync(&tree.scan());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fs::symlink_metadata(&lock).unwrap().file_type().is_fifo());
+    let (code, _, stderr) = run(Command::new(binary("svdir")).arg(tree.scan()), WAIT);
+    assert_eq!(code, 111, "{stderr}");
+    drop(svdir);
+}
+
+/// svdir holds nothing open for writing in its scan directory's filesystem: with
+/// svdir running, that filesystem can be remounted read-only (as init does with `/`
+/// at shutdown). A tmpfs in a private mount namespace stands for `/`.
+#[test]
+fn a_running_svdir_does_not_keep_its_filesystem_writable() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root for a mount namespace");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("remount.sh");
+    write_script(
+        &script,
+        r#"#!/bin/sh
+set -e
+mnt=$1; svdir=$2
+mount -t tmpfs scratch "$mnt"
+mkdir "$mnt/scan"
+"$svdir" "$mnt/scan" & pid=$!
+i=0
+while [ ! -e "$mnt/scan/.svdir/synced" ]; do
+    i=$((i+1)); [ $i -lt 500 ] || { echo "svdir never started"; kill $pid; exit 1; }
+    sleep 0.01
+done
+if mount -o remount,ro "$mnt" 2>&1; then echo remounted; else echo "remount failed"; fi
+kill $pid; wait $pid || true
+"#,
+    );
+    let mnt = dir.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let (code, stdout, stderr) = run(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh"])
+            .arg(&script)
+            .arg(&mnt)
+            .arg(binary("svdir")),
+        WAIT,
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), "remounted", "{stderr}");
+}
+
 #[test]
 fn the_sync_fifo_answers_after_applying_the_scan() {
     let tree = Tree::new();

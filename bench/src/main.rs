@@ -49,6 +49,12 @@ fn main() {
 }
 
 fn run(options: &Options) -> Result<(), String> {
+    if options.only.contains(&Metric::Boot) {
+        metrics::boot::run(options.quick);
+        if options.only.iter().all(|m| *m == Metric::Boot) {
+            return Ok(());
+        }
+    }
     let (runtree_bin, runtree_build, svdir_build) = if options.build {
         host::build_runtree(&runtree::binary_dir())
     } else {

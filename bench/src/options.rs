@@ -18,6 +18,8 @@ pub enum Metric {
     Stop,
     Storm,
     Logging,
+    /// Opt-in (`--only boot`): boots a Debian VM nine times, tens of minutes.
+    Boot,
 }
 
 impl Metric {
@@ -53,6 +55,7 @@ impl Metric {
             Metric::Stop => "stop",
             Metric::Storm => "storm",
             Metric::Logging => "logging",
+            Metric::Boot => "boot",
         }
     }
 }
@@ -137,7 +140,9 @@ Measures runit, s6 and runtree side by side (interleaved) and prints a table.
   --only METRICS   memory, restart, control, status (supervisors);
                    flood (runtree's control round trip under an output flood);
                    bringup, sync, chain, idle, respawn, stop, storm (scanners);
-                   logging (log throughput)
+                   logging (log throughput);
+                   boot (a Debian VM booted by systemd, runit and runtree, 3 times
+                   each: as root, tens of minutes; only when named)
                    (comma-separated or repeated)
   --services N     how many services for `status`, `bringup` and `stop` (default 1000;
                    at most 1000 for the scanners, 100 with --quick)
@@ -162,6 +167,7 @@ pub fn parse_options() -> Result<Options, String> {
                 for key in list.split(',').filter(|k| !k.is_empty()) {
                     let metric = Metric::ALL
                         .into_iter()
+                        .chain([Metric::Boot])
                         .find(|m| m.key() == key)
                         .ok_or_else(|| format!("unknown metric {key:?}"))?;
                     options.only.push(metric);

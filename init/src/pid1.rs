@@ -36,6 +36,9 @@ enum SvdirState {
 
 struct Init {
     mode: Mode,
+    /// PID 1 of the initial PID namespace (reboot(2) answered): its filesystems are
+    /// the machine's own, to unmount at the end. Never true in a test's namespace.
+    real_machine: bool,
     config: Config,
     sigfd: SignalFd,
     svdir: SvdirState,
@@ -131,6 +134,7 @@ pub fn run(forced: Option<Mode>, ignored_args: Vec<String>, main: Vec<String>) -
     let sigfd = open_signalfd();
     let mut init = Init {
         mode,
+        real_machine: mode == Mode::Machine && cad.is_ok(),
         config,
         sigfd,
         svdir: SvdirState::Waiting {
@@ -346,6 +350,10 @@ impl Init {
         if !svdir_running {
             self.svdir = SvdirState::Off;
         }
+        let mut shutdown = shutdown;
+        if self.real_machine {
+            shutdown.unmount_at_the_end();
+        }
         self.shutdown = Some(shutdown);
         for effect in effects {
             self.apply(effect);
@@ -485,6 +493,15 @@ impl Init {
                 "some processes outlived SIGKILL for {}; going on",
                 seconds(KILL_WAIT)
             ),
+            Effect::Unmount => {
+                log!("unmounting filesystems");
+                // Written back while every mount is still there: the unmounts then
+                // have little left to flush.
+                nix::unistd::sync();
+                for line in crate::unmount::run() {
+                    log!("{line}");
+                }
+            }
             Effect::Finish => self.finish(),
         }
     }

@@ -3,7 +3,8 @@
 //! it returns. Keeping the clock outside makes every phase and deadline unit-testable.
 //!
 //! Phases: svdir stops the services (TERM to svdir, global deadline) → TERM to every
-//! process, grace → KILL to every process, reap → finish (sync, reboot(2) or exit).
+//! process, grace → KILL to every process, reap → (a machine's filesystems unmounted or
+//! remounted read-only) → finish (sync, reboot(2) or exit).
 
 use crate::signals::Action;
 use nix::sys::wait::WaitStatus;
@@ -50,6 +51,8 @@ pub enum Effect {
     KillAll,
     /// Some processes outlived SIGKILL for KILL_WAIT; finishing anyway.
     GaveUpWaiting,
+    /// Unmount what can be, remount the rest read-only: nothing is left to write.
+    Unmount,
     Finish,
 }
 
@@ -60,6 +63,7 @@ pub struct Shutdown {
     svdir: SvdirOutcome,
     killed_survivors: bool,
     grace: Duration,
+    unmount: bool,
 }
 
 impl Shutdown {
@@ -78,6 +82,7 @@ impl Shutdown {
             svdir: SvdirOutcome::Pending,
             killed_survivors: false,
             grace,
+            unmount: false,
         };
         if svdir_running {
             (shutdown, vec![Effect::TermSvdir])
@@ -86,6 +91,20 @@ impl Shutdown {
             let effects = shutdown.enter_term(now);
             (shutdown, effects)
         }
+    }
+
+    /// The end unmounts filesystems first (PID 1 of a real machine only).
+    pub fn unmount_at_the_end(&mut self) {
+        self.unmount = true;
+    }
+
+    fn end(&mut self, mut effects: Vec<Effect>) -> Vec<Effect> {
+        self.phase = Phase::Done;
+        if self.unmount {
+            effects.push(Effect::Unmount);
+        }
+        effects.push(Effect::Finish);
+        effects
     }
 
     /// A later request changes what happens at the end, without restarting the stop.
@@ -141,8 +160,7 @@ impl Shutdown {
             }
             Phase::Term { deadline } => {
                 if no_children {
-                    self.phase = Phase::Done;
-                    vec![Effect::Finish]
+                    self.end(Vec::new())
                 } else if now >= deadline {
                     self.killed_survivors = true;
                     self.phase = Phase::Kill {
@@ -155,11 +173,9 @@ impl Shutdown {
             }
             Phase::Kill { deadline } => {
                 if no_children {
-                    self.phase = Phase::Done;
-                    vec![Effect::Finish]
+                    self.end(Vec::new())
                 } else if now >= deadline {
-                    self.phase = Phase::Done;
-                    vec![Effect::GaveUpWaiting, Effect::Finish]
+                    self.end(vec![Effect::GaveUpWaiting])
                 } else {
                     Vec::new()
                 }
@@ -290,6 +306,24 @@ mod tests {
         assert_eq!(effects, vec![Effect::TermAll]);
         assert_eq!(s.tick(t0, true), vec![Effect::Finish]);
         assert_eq!(s.exit_code(), EXIT_SERVICES_FAILED);
+    }
+
+    #[test]
+    fn a_machine_unmounts_after_the_sweep_and_before_the_end() {
+        let t0 = Instant::now();
+        let (mut s, _) = Shutdown::begin(Action::Poweroff, true, t0, T, G);
+        s.unmount_at_the_end();
+        s.svdir_exited(WaitStatus::Exited(Pid::from_raw(2), 0));
+        assert_eq!(s.tick(t0, false), vec![Effect::TermAll]);
+        assert_eq!(s.tick(t0, true), vec![Effect::Unmount, Effect::Finish]);
+        // Even when some process could not be killed: what can be unmounted is.
+        let (mut s, _) = Shutdown::begin(Action::Reboot, false, t0, T, G);
+        s.unmount_at_the_end();
+        assert_eq!(s.tick(t0 + G, false), vec![Effect::KillAll]);
+        assert_eq!(
+            s.tick(t0 + G + KILL_WAIT, false),
+            vec![Effect::GaveUpWaiting, Effect::Unmount, Effect::Finish]
+        );
     }
 
     #[test]

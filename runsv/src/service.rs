@@ -4,6 +4,7 @@
 
 use crate::machine::{Machine, Now, ReadinessKind, Settings};
 use crate::setup;
+use runsv::boot_times::{self, Times};
 use runsv::definition::{Environment, LogDestination, Readiness, ServiceDefinition};
 use runsv::errno_text;
 use runsv::reader::Links;
@@ -38,6 +39,8 @@ pub struct Service {
     /// Why the last `sv reconfigure` was refused (the old definition stays in force);
     /// shown in the state file's reason while nothing else has one.
     pub reconfigure_error: Option<String>,
+    /// What supervise/times says (runsv::boot_times): spawn, exec, ready of this run.
+    times: Times,
 }
 
 /// What `sv reconfigure` found.
@@ -169,6 +172,7 @@ impl Service {
             left_running,
             adopted: None,
             reconfigure_error: None,
+            times: Times::default(),
         };
         // `ok` is made now (a failure is fatal, as in runit) but opened only once the
         // first state is written (see `announce`), so that a client that finds runsv
@@ -305,6 +309,9 @@ impl Service {
         if full_state.state == ServiceState::Running {
             full_state.state = ServiceState::Starting;
         }
+        if full_state.state == ServiceState::Starting && full_state.pid != self.times.pid {
+            self.set_times(Times::spawned(full_state.pid, boot_times::now()));
+        }
         let state = self.write_state_record(full_state);
         self.report_write(runit.and(state));
     }
@@ -331,7 +338,37 @@ impl Service {
         self.write_state_record(full_state)
     }
 
+    /// The `run` published by `publish_unconfirmed` has exec'd.
+    pub fn exec_confirmed(&mut self) {
+        if self.times.exec.is_none() {
+            let times = Times {
+                exec: boot_times::now(),
+                ..self.times
+            };
+            self.set_times(times);
+        }
+    }
+
+    /// supervise/times is for people (`sv blame`): a failed write is not reported
+    /// beyond what `state` already reports, and never stops anything.
+    fn set_times(&mut self, times: Times) {
+        self.times = times;
+        let _ = times.write(&self.supervise);
+    }
+
     fn write_state_record(&mut self, mut full_state: FullState) -> WriteResult {
+        let became_ready = match full_state.state {
+            ServiceState::Running => full_state.pid == self.times.pid,
+            ServiceState::Ok => true,
+            _ => false,
+        };
+        if became_ready && self.times.spawn.is_some() && self.times.ready.is_none() {
+            let times = Times {
+                ready: boot_times::now(),
+                ..self.times
+            };
+            self.set_times(times);
+        }
         if let (Some(error), true) = (&self.reconfigure_error, full_state.reason.is_empty()) {
             full_state.reason = format!("new definition refused, old one kept: {error}");
         }

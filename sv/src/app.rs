@@ -53,12 +53,16 @@ pub fn run<W: Write>(invocation: &Invocation, out: &mut Out<W>) -> i32 {
         })
     };
     // runtree's own commands. (runit reads `sync` as `status`, and has no
-    // `reconfigure` or `log`.)
+    // `reconfigure`, `log` or `blame`.)
     if !invocation.lsb {
         match invocation.action.as_slice() {
             b"sync" => {
                 let wait = Duration::from_secs(invocation.wait_seconds);
                 return tree::sync(&invocation.svdir, invocation.verbose, wait, out);
+            }
+            b"blame" => {
+                out.flush();
+                return crate::blame::main(&invocation.services, &invocation.svdir);
             }
             b"log" => {
                 out.flush();

@@ -3,6 +3,7 @@
 
 mod app;
 mod args;
+mod blame;
 mod checkscript;
 mod command;
 mod control;

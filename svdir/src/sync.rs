@@ -1,9 +1,10 @@
 //! The sync control, `DIR/.svdir/`, through which `sv sync` asks for a rescan and waits
 //! until it has been applied:
 //!
-//! - `lock`: write-locked (a POSIX record lock, which children do not inherit) by svdir
-//!   for its whole life: a second svdir on the same directory finds it taken and
-//!   refuses to run;
+//! - `lock`: a FIFO write-locked (a POSIX record lock, which children do not inherit)
+//!   by svdir for its whole life: a second svdir on the same directory finds it taken
+//!   and refuses to run. Being a FIFO, it never keeps the filesystem from being
+//!   remounted read-only at shutdown;
 //! - `control`: a FIFO (0600) that svdir holds open read-write; every byte `s` written
 //!   to it is a sync request;
 //! - `synced`: after reading every available byte, svdir rescans, applies the result
@@ -64,24 +65,16 @@ impl SyncControl {
             Err(error) => return Err(unavailable("create", &dir, &error)),
         }
         let lock_path = dir.join("lock");
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&lock_path)
-            .map_err(|e| unavailable("open", &lock_path, &e))?;
-        if let Err(error) = lock_for_this_process(&lock) {
+        let lock = take_lock(&dir, &lock_path).map_err(|error| {
             if matches!(
                 error.raw_os_error(),
                 Some(nix::libc::EAGAIN | nix::libc::EACCES)
             ) {
-                return Err(SetupError::Busy);
+                SetupError::Busy
+            } else {
+                unavailable("lock", &lock_path, &error)
             }
-            return Err(unavailable("lock", &lock_path, &error));
-        }
+        })?;
         let fifo_path = dir.join("control");
         match fs::symlink_metadata(&fifo_path) {
             Ok(m) if m.file_type().is_fifo() => {}
@@ -153,6 +146,48 @@ impl SyncControl {
     }
 }
 
+/// Opens `lock` (a FIFO, made if missing) and takes its record lock. A FIFO because a
+/// write lock needs a descriptor open for writing, and one on a regular file would
+/// keep the filesystem of the scan directory (`/` on most machines) from being
+/// remounted read-only at shutdown (EBUSY); a FIFO's writers do not count. A regular
+/// `lock` left by an older svdir is locked first, then replaced by the FIFO while
+/// held, so that two svdirs starting across the change cannot both win.
+fn take_lock(dir: &Path, lock_path: &Path) -> io::Result<File> {
+    let open = |path: &Path| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(path)
+    };
+    match fs::symlink_metadata(lock_path) {
+        Ok(m) if m.file_type().is_fifo() => {}
+        Ok(m) if m.is_file() => {
+            let old = open(lock_path)?;
+            lock_for_this_process(&old)?;
+            let fresh = dir.join("lock.new");
+            let _ = fs::remove_file(&fresh);
+            make_fifo(&fresh)?;
+            fs::rename(&fresh, lock_path)?;
+            // Held until the FIFO is locked: whoever opened the old file meanwhile
+            // finds it taken.
+            let lock = open(lock_path)?;
+            lock_for_this_process(&lock)?;
+            drop(old);
+            return Ok(lock);
+        }
+        Ok(_) => {
+            return Err(io::Error::other(
+                "exists and is neither a FIFO nor a regular file",
+            ))
+        }
+        Err(_) => make_fifo(lock_path)?,
+    }
+    let lock = open(lock_path)?;
+    lock_for_this_process(&lock)?;
+    Ok(lock)
+}
+
 /// A POSIX record lock (`fcntl(F_SETLK)`) on the whole file, not a flock: a flock
 /// belongs to the open file description, which every child forked to become a runsv
 /// shares until its exec closes the descriptor, so an svdir killed while a child was
@@ -220,20 +255,22 @@ mod tests {
         assert_eq!(mode(".svdir"), 0o700);
         assert_eq!(mode(".svdir/control"), 0o600);
         assert_eq!(mode(".svdir/synced"), 0o644);
+        assert!(fs::symlink_metadata(root.path().join(".svdir/lock"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
     }
 
     #[test]
-    fn a_read_only_place_is_unavailable() {
+    fn an_old_regular_lock_file_becomes_a_fifo_and_still_excludes() {
         let root = tempfile::tempdir().unwrap();
-        let missing = root.path().join("missing");
-        assert!(matches!(
-            SyncControl::open(&missing),
-            Err(SetupError::Unavailable(_))
-        ));
-        fs::write(root.path().join(DIRECTORY), "").unwrap();
-        assert!(matches!(
-            SyncControl::open(root.path()),
-            Err(SetupError::Unavailable(_))
-        ));
+        fs::create_dir(root.path().join(DIRECTORY)).unwrap();
+        let lock = root.path().join(".svdir/lock");
+        fs::write(&lock, "").unwrap();
+        let control = SyncControl::open(root.path()).unwrap();
+        assert!(fs::symlink_metadata(&lock).unwrap().file_type().is_fifo());
+        // That a second svdir finds it taken: tests/svdir.rs.
+        drop(control);
+        assert!(SyncControl::open(root.path()).is_ok());
     }
 }

@@ -2,8 +2,9 @@
 //! flood, runtree's alone) start each suite's supervisor directly (suite.rs); the
 //! scanner metrics (bringup and stop, sync, chain, idle, respawn, storm) start whole
 //! trees (tree/); logging and svlogd measure log throughput. Each returns its rows of
-//! the table.
+//! the table, except boot, which boots whole machines and prints a table of its own.
 
+pub mod boot;
 pub mod bringup;
 pub mod chain;
 pub mod control;

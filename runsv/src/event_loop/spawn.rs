@@ -108,7 +108,12 @@ impl Supervisor {
         // The child waited for this (see Launch::start); it may exec now.
         started.release();
         match started.confirm() {
-            Ok(()) => actions,
+            Ok(()) => {
+                if process == Process::Run {
+                    service.exec_confirmed();
+                }
+                actions
+            }
             Err(reason) => {
                 // What followed from the spawn (a readiness test) is void.
                 if process == Process::Run {
