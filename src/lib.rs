@@ -140,7 +140,7 @@ pub fn wait_state(
     timeout: Duration,
     mut condition: impl FnMut(&FullState) -> bool,
 ) -> Option<FullState> {
-    let supervise = service.join("supervise");
+    let supervise = runsv::state_dir::locate(service);
     let mut last = None;
     let held = wait_for(&[&supervise, service], timeout, || {
         last = full_state(service);

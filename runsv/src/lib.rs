@@ -4,11 +4,13 @@
 //! and owned here alone. (The supervisor's state machine is the runsv program's own:
 //! runsv/src/machine.rs.)
 
+pub mod container_env;
 pub mod control;
 pub mod definition;
 pub mod dependencies;
 pub mod duration;
 pub mod errno_text;
+pub mod failure;
 pub mod launch;
 pub mod proc;
 pub mod published;
@@ -16,6 +18,7 @@ pub mod reader;
 pub mod replace;
 pub mod shared_output;
 pub mod signals;
+pub mod state_dir;
 pub mod supervise;
 pub mod tai64n;
 pub mod tail;

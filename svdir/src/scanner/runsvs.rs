@@ -62,6 +62,15 @@ impl Svdir {
             self.runsv_left(id);
             return;
         }
+        if status == ExitStatus::Exited(runsv::state_dir::EXIT_NO_STATE) {
+            say!(
+                "{}: error: runsv {status}: it can create supervise/ nowhere, so nothing can run; \
+                 not started again until the entry is replaced",
+                service.label()
+            );
+            service.runsv = Runsv::Failed;
+            return;
+        }
         let now = self.sys.now();
         match respawn(&mut service.backoff, since, now) {
             Respawn::Now => {
@@ -201,7 +210,7 @@ impl Svdir {
                     }
                 }
             }
-            Runsv::Delayed { .. } | Runsv::Queued | Runsv::None => {
+            Runsv::Delayed { .. } | Runsv::Queued | Runsv::None | Runsv::Failed => {
                 service.runsv = Runsv::None;
                 if self.stop.is_some() {
                     self.stop_gone(id);
