@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 pub use runsv::supervise::{FullState, ServiceState, Status, SuperviseDir};
 
 pub mod ns;
+pub mod podman;
 pub mod svdir_tree;
 pub mod svlogd;
 pub mod trace;

@@ -55,6 +55,9 @@ impl Svdir {
             if !service.told {
                 say!("{}: runsv {status} during the stop", service.label());
             }
+            if status == ExitStatus::Exited(runsv::state_dir::EXIT_NO_STATE) {
+                self.stop_never_ran(id);
+            }
             self.stop_gone(id);
             return;
         }

@@ -263,6 +263,15 @@ impl Svdir {
         }
     }
 
+    /// Its runsv exited EXIT_NO_STATE during the stop: it never ran.
+    pub(super) fn stop_never_ran(&mut self, id: Id) {
+        if let Some(stop) = self.stop.as_mut() {
+            if let Some(&i) = stop.index.get(&id) {
+                stop.plan.never_ran(i, NO_STATE.to_string());
+            }
+        }
+    }
+
     pub(super) fn stop_gone(&mut self, id: Id) {
         if let Some(stop) = self.stop.as_mut() {
             if let Some(&i) = stop.index.get(&id) {
