@@ -15,6 +15,7 @@ pub use runsv::supervise::{FullState, ServiceState, Status, SuperviseDir};
 
 pub mod debian_vm;
 pub mod ns;
+pub mod podman;
 pub mod svdir_tree;
 pub mod svlogd;
 pub mod trace;
@@ -141,7 +142,7 @@ pub fn wait_state(
     timeout: Duration,
     mut condition: impl FnMut(&FullState) -> bool,
 ) -> Option<FullState> {
-    let supervise = service.join("supervise");
+    let supervise = runsv::state_dir::locate(service);
     let mut last = None;
     let held = wait_for(&[&supervise, service], timeout, || {
         last = full_state(service);

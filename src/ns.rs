@@ -103,6 +103,8 @@ impl Ns {
             .env_remove("RUNTREE_SHUTDOWN_TIMEOUT")
             .env_remove("RUNTREE_KILL_GRACE")
             .env("RUNTREE_EXIT_CODE_FILE", markers.join("exitcode"))
+            // Never the machine's /run: init saves its environment here.
+            .env("RUNTREE_ENV_DIR", dir.path().join("env"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);

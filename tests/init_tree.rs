@@ -168,6 +168,16 @@ impl Tree {
         pids
     }
 
+    /// Adds a service to the running tree (`${MARKERS}` filled in as for the others).
+    fn add(&self, name: &str, yaml: &str) {
+        let staging = self._scan_parent.path().join("staging");
+        let dir = staging.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("service.yaml"), yaml).unwrap();
+        fill(&staging, &self.ns.markers());
+        fs::rename(&dir, self.scan.join(name)).unwrap();
+    }
+
     fn all_running(&self) {
         for name in ["cache", "app"] {
             self.wait_event(&format!("start {name}"), BOOT);
@@ -331,5 +341,66 @@ fn init_0_from_inside_stops_the_tree_in_order() {
     assert_eq!(code, 0, "{out}{err}");
     let code = tree.ns.wait_exit(Duration::from_secs(30));
     assert_eq!(code, 0, "{}", tree.ns.report());
+    assert!(tree.position("stop app") < tree.position("stop db"));
+}
+
+#[test]
+fn the_environment_init_started_with_reaches_a_service_that_asks_for_it() {
+    if !root() {
+        return;
+    }
+    let mut tree = Tree::boot(false, &[("FOO", "bar baz")]);
+    tree.all_running();
+    for (name, asks) in [("asks", "container_env: [FOO]\n"), ("plain", "")] {
+        tree.add(
+            name,
+            &format!(
+                "exec: sh -c 'echo \"{name} FOO=${{FOO-unset}}\" >> $MARKERS/events; exec sleep 1000'\n\
+                 log: console\nenviron:\n  MARKERS: ${{MARKERS}}\n{asks}"
+            ),
+        );
+    }
+    tree.wait_event("asks FOO=bar baz", BOOT);
+    tree.wait_event("plain FOO=unset", BOOT);
+    // Saved one file per variable, where sv and the services can read it.
+    let saved = tree.ns.dir.path().join("env/FOO");
+    assert_eq!(fs::read_to_string(&saved).unwrap(), "bar baz");
+    kill(tree.ns.init_pid(), Signal::SIGTERM).unwrap();
+    assert_eq!(
+        tree.ns.wait_exit(Duration::from_secs(30)),
+        0,
+        "{}",
+        tree.ns.report()
+    );
+}
+
+#[test]
+fn on_failure_stop_has_init_stop_the_whole_tree_with_a_failure_status() {
+    if !root() {
+        return;
+    }
+    let mut tree = Tree::boot(false, &[]);
+    tree.all_running();
+    tree.add(
+        "critical",
+        "exec: sh -c 'echo start critical >> $MARKERS/events; exit 4'\nlog: console\n\
+         restart_delay: 30\nrestart_delay_max: 30\non_failure: stop\n\
+         environ:\n  MARKERS: ${MARKERS}\n",
+    );
+    // Nobody signals init: the failure does, and everything stops in order.
+    let code = tree.ns.wait_exit(Duration::from_secs(30));
+    let log = tree.ns.log();
+    assert_eq!(code, 1, "{}", tree.ns.report());
+    assert!(
+        log.contains("critical: failed: respawn (crash loop): exited 4")
+            && log.contains("on_failure is stop: asked init to stop the tree"),
+        "{}",
+        tree.ns.report()
+    );
+    assert!(log.contains("init: SIGUSR2: poweroff requested"), "{log}");
+    assert!(
+        log.contains("svdir: critical: was failing when the stop began"),
+        "{log}"
+    );
     assert!(tree.position("stop app") < tree.position("stop db"));
 }

@@ -163,6 +163,9 @@ fn run(options: &Options) -> Result<(), String> {
             &work,
         ));
     }
+    if wanted(Metric::Container) {
+        rows.extend(metrics::container::rows(options.quick));
+    }
     // Stop everything before printing: the table is the last thing the bench does.
     cleanup::cleanup();
     rows.sort_by_key(|(metric, _)| Metric::ALL.iter().position(|m| m == metric));

@@ -20,10 +20,11 @@ pub enum Metric {
     Logging,
     /// Opt-in (`--only boot`): boots a Debian VM nine times, tens of minutes.
     Boot,
+    Container,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 13] = [
+    pub const ALL: [Metric; 14] = [
         Metric::Memory,
         Metric::Restart,
         Metric::Control,
@@ -37,6 +38,7 @@ impl Metric {
         Metric::Stop,
         Metric::Storm,
         Metric::Logging,
+        Metric::Container,
     ];
 
     /// The name `--only` takes.
@@ -56,6 +58,7 @@ impl Metric {
             Metric::Storm => "storm",
             Metric::Logging => "logging",
             Metric::Boot => "boot",
+            Metric::Container => "container",
         }
     }
 }
@@ -143,6 +146,7 @@ Measures runit, s6 and runtree side by side (interleaved) and prints a table.
                    logging (log throughput);
                    boot (a Debian VM booted by systemd, runit and runtree, 3 times
                    each: as root, tens of minutes; only when named)
+                   container (runtree beside tini as a podman container's PID 1)
                    (comma-separated or repeated)
   --services N     how many services for `status`, `bringup` and `stop` (default 1000;
                    at most 1000 for the scanners, 100 with --quick)

@@ -19,21 +19,24 @@ pub enum Goal {
     FractionOfBestPeer(f64),
 }
 
-/// A table column: the three suites, and daemontools where its scanner is compared.
+/// A table column: the three suites, daemontools where its scanner is compared, and
+/// tini where a container's PID 1 is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Column {
     Runit,
     S6,
     Runtree,
     Daemontools,
+    Tini,
 }
 
 impl Column {
-    const ALL: [Column; 4] = [
+    const ALL: [Column; 5] = [
         Column::Runit,
         Column::S6,
         Column::Runtree,
         Column::Daemontools,
+        Column::Tini,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Column {
             Column::S6 => "s6",
             Column::Runtree => "runtree",
             Column::Daemontools => "daemontools",
+            Column::Tini => "tini",
         }
     }
 }
@@ -145,11 +149,12 @@ pub fn print_table(rows: &[Row]) {
         };
         format!("[{}]", index + 1)
     };
-    // daemontools gets a column only when a row measured it.
+    // A suite gets a column only when a row measured it (`--only container` has no
+    // runit or s6 cell; daemontools and tini appear only with their metrics).
     let columns: Vec<Column> = Column::ALL
         .into_iter()
         .filter(|&column| {
-            column != Column::Daemontools
+            column == Column::Runtree
                 || rows
                     .iter()
                     .any(|row| row.cells.iter().any(|(c, _)| *c == column))

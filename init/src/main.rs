@@ -7,8 +7,8 @@
 //! Modules by what they own: `pid1` the event loop, `signals` the signal table and
 //! signalfd, `svdir` the one child, `shutdown` the stop sequence, `setup` what PID 1
 //! prepares at boot, `config` the settings, `client` and `cli` the command line,
-//! `names` the other names, `main_program` the container's `-- CMD`, `unmount` a
-//! machine's filesystems at the end.
+//! `names` the other names, `main_program` the container's `-- CMD`, `environment` the
+//! environment saved for the services, `unmount` a machine's filesystems at the end.
 
 // PID 1 must not die: on top of the workspace's lints (no unwrap, expect or panic),
 // nothing outside the tests may index out of bounds or reach an unreachable!.
@@ -20,6 +20,7 @@
 mod cli;
 mod client;
 mod config;
+mod environment;
 mod log;
 mod main_program;
 mod names;

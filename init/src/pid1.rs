@@ -3,6 +3,7 @@
 //! with no timeout and makes no wake-ups.
 
 use crate::config::{self, Config};
+use crate::environment;
 use crate::log::log;
 use crate::main_program;
 use crate::setup;
@@ -130,6 +131,7 @@ pub fn run(forced: Option<Mode>, ignored_args: Vec<String>, main: Vec<String>) -
     for warning in warnings {
         log!("{warning}");
     }
+    save_environment();
 
     let sigfd = open_signalfd();
     let mut init = Init {
@@ -150,6 +152,25 @@ pub fn run(forced: Option<Mode>, ignored_args: Vec<String>, main: Vec<String>) -
         },
     };
     init.run()
+}
+
+/// The environment init started with, for services that ask for it (environment.rs).
+/// A failure (a read-only /run) is reported: only those services miss it.
+fn save_environment() {
+    let dir = environment::dir();
+    let variables: Vec<_> = std::env::vars_os().collect();
+    match environment::save(&dir, &variables) {
+        Ok((_, left_out)) if !left_out.is_empty() => log!(
+            "environment saved in {}, except {} (not a file name)",
+            dir.display(),
+            left_out.join(", ")
+        ),
+        Ok(_) => {}
+        Err(e) => log!(
+            "cannot save the environment in {}: {e}: services asking for it get none",
+            dir.display()
+        ),
+    }
 }
 
 /// Without a signalfd PID 1 could neither reap nor stop; it retries instead of

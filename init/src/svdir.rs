@@ -80,6 +80,9 @@ pub fn spawn(
 ) -> std::io::Result<Pid> {
     let mut command = Command::new(binary);
     command.arg(scandir);
+    // A runsv whose service fails with `on_failure: stop` asks PID 1 to stop the tree
+    // (runsv::failure): only runtree's init may be asked, and this says it is there.
+    command.env("RUNTREE_INIT", "1");
     if mode == Mode::Container {
         // What the tree does differently in a container (runsv/src/tree_env.rs): lines
         // meant for kmsg go to the container's log, and services' stop timeouts fit

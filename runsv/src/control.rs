@@ -201,7 +201,8 @@ pub fn supervisor_running(supervise: &SuperviseDir) -> io::Result<bool> {
 }
 
 /// The sync protocol (docs/svdir.md): the directory of the scan directory through which
-/// `sv sync` asks svdir for a rescan.
+/// `sv sync` asks svdir for a rescan (in the state root for a read-only scan directory,
+/// crate::state_dir).
 pub const SYNC_DIRECTORY: &str = ".svdir";
 /// The byte `sv sync` writes to `SYNC_DIRECTORY/control`: one request.
 pub const SYNC_REQUEST: u8 = b's';
@@ -209,7 +210,7 @@ pub const SYNC_REQUEST: u8 = b's';
 /// How many sync requests svdir has served on the scan directory `scan_dir` (its
 /// `synced`); 0 when unknown. Bounded: anything may be there.
 pub fn synced_count(scan_dir: &Path) -> u64 {
-    let path = scan_dir.join(SYNC_DIRECTORY).join("synced");
+    let path = crate::state_dir::locate_entry(scan_dir, SYNC_DIRECTORY).join("synced");
     reader::read(&path, reader::MAX_SETTING, Links::Refuse)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
@@ -219,7 +220,7 @@ pub fn synced_count(scan_dir: &Path) -> u64 {
 
 /// Asks the svdir of `scan_dir` for a rescan; `nobody_reads` when none runs there.
 pub fn request_sync(scan_dir: &Path) -> Result<(), ControlError> {
-    let fifo = scan_dir.join(SYNC_DIRECTORY).join("control");
+    let fifo = crate::state_dir::locate_entry(scan_dir, SYNC_DIRECTORY).join("control");
     write_fifo_at(None, &fifo, &[SYNC_REQUEST])
 }
 

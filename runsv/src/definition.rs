@@ -64,6 +64,9 @@ pub struct ServiceDefinition {
     pub finish: Option<PathBuf>,
     /// A `down` file exists: the service is normally down.
     pub normally_down: bool,
+    /// What the service's failure does to the tree; None: the tree's default
+    /// (`RUNTREE_ON_FAILURE`, see crate::failure).
+    pub on_failure: Option<crate::failure::OnFailure>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,6 +152,8 @@ impl std::error::Error for DefinitionError {}
 pub struct SystemFiles {
     pub passwd: PathBuf,
     pub group: PathBuf,
+    /// The environment init saved (crate::container_env), for `container_env`.
+    pub environment: PathBuf,
 }
 
 impl Default for SystemFiles {
@@ -156,6 +161,7 @@ impl Default for SystemFiles {
         SystemFiles {
             passwd: PathBuf::from("/etc/passwd"),
             group: PathBuf::from("/etc/group"),
+            environment: crate::container_env::dir(),
         }
     }
 }

@@ -137,17 +137,11 @@ impl DependencyWatch {
                 AddWatchFlags::IN_CREATE | AddWatchFlags::IN_ONLYDIR,
             );
             let supervise = directory.join("supervise");
-            if inotify
-                .add_watch(
-                    &supervise,
-                    AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ONLYDIR,
-                )
-                .is_err()
-            {
-                // A dangling `supervise` link (Debian's, into /run) raises nothing in the
-                // entry's directory when its target appears: watch the deepest existing
-                // directory on the way there, and go deeper at each event.
-                if let Some(existing) = deepest_existing(&supervise) {
+            let on_the_way = |path: &Path| {
+                // A missing directory raises nothing where it will appear: watch the
+                // deepest existing directory on the way there, and go deeper at each
+                // event.
+                if let Some(existing) = deepest_existing(path) {
                     let _ = inotify.add_watch(
                         &existing,
                         AddWatchFlags::IN_CREATE
@@ -155,16 +149,43 @@ impl DependencyWatch {
                             | AddWatchFlags::IN_ONLYDIR,
                     );
                 }
+            };
+            let watched = inotify
+                .add_watch(
+                    &supervise,
+                    AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ONLYDIR,
+                )
+                .is_ok();
+            if watched {
+                continue;
+            }
+            match std::fs::read_link(&supervise) {
+                // A dangling `supervise` link (Debian's, into /run).
+                Ok(target) => on_the_way(&directory.join(target)),
+                // No `supervise` (yet): its runsv may keep it in the state root (a
+                // read-only directory, runsv::state_dir), which may not exist yet either.
+                // Only where a state root is in use: a writable tree never has one, and
+                // is never woken by what happens on the way to it (in /run).
+                Err(_) if runsv::state_dir::root().is_some_and(|root| root.is_dir()) => {
+                    if let Some(fallback) = runsv::state_dir::fallback(&directory) {
+                        let in_root = inotify.add_watch(
+                            &fallback,
+                            AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ONLYDIR,
+                        );
+                        if in_root.is_err() {
+                            on_the_way(&fallback);
+                        }
+                    }
+                }
+                Err(_) => {}
             }
         }
     }
 }
 
-/// For a `supervise` that is a symlink to a missing directory: the deepest directory
-/// of its target's path that exists.
-fn deepest_existing(supervise: &Path) -> Option<PathBuf> {
-    let target = std::fs::read_link(supervise).ok()?;
-    let mut path = supervise.parent()?.join(target);
+/// The deepest directory of `path` that exists.
+fn deepest_existing(path: &Path) -> Option<PathBuf> {
+    let mut path = path.to_path_buf();
     while !path.is_dir() {
         path = path.parent()?.to_path_buf();
     }

@@ -5,11 +5,13 @@
 //! runsv/src/machine.rs.)
 
 pub mod boot_times;
+pub mod container_env;
 pub mod control;
 pub mod definition;
 pub mod dependencies;
 pub mod duration;
 pub mod errno_text;
+pub mod failure;
 pub mod launch;
 pub mod proc;
 pub mod published;
@@ -17,6 +19,7 @@ pub mod reader;
 pub mod replace;
 pub mod shared_output;
 pub mod signals;
+pub mod state_dir;
 pub mod supervise;
 pub mod tai64n;
 pub mod tail;

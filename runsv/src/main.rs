@@ -4,6 +4,19 @@
 //! for a fatal error at start-up (another runsv holds the lock, the directory is
 //! missing, …).
 
+/// runsv's messages: one line on stderr in one write(2). std's eprintln! writes each
+/// piece of the format on its own, and the runsvs of a tree share the console (a
+/// container's log): theirs came out interleaved mid-line ("runsv runsv /service/web:
+/// fatal: …"). Defined before the modules, it is the eprintln! they all use.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }};
+}
+
 mod adoption;
 mod dependency_watch;
 mod event_loop;

@@ -44,7 +44,8 @@ pub fn files() -> Vec<PathBuf> {
 
 /// Whether a svdir scans `scan_dir` now: its sync FIFO has a reader.
 pub fn is_live(scan_dir: &Path) -> bool {
-    let control = scan_dir.join(".svdir").join("control");
+    let control =
+        crate::state_dir::locate_entry(scan_dir, crate::control::SYNC_DIRECTORY).join("control");
     matches!(reader::supervisor_running_at(None, &control), Ok(true))
 }
 

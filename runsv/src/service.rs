@@ -7,6 +7,7 @@ use crate::setup;
 use runsv::boot_times::{self, Times};
 use runsv::definition::{Environment, LogDestination, Readiness, ServiceDefinition};
 use runsv::errno_text;
+use runsv::failure::OnFailure;
 use runsv::reader::Links;
 use runsv::supervise::{FullState, ServiceState, SuperviseDir, Want};
 use std::fs::{self, File, OpenOptions};
@@ -41,6 +42,12 @@ pub struct Service {
     pub reconfigure_error: Option<String>,
     /// What supervise/times says (runsv::boot_times): spawn, exec, ready of this run.
     times: Times,
+    /// The service directory relative to runsv's (`""`, or `log`).
+    own: PathBuf,
+    /// What a failure of the service does to the tree (runsv::failure).
+    on_failure: OnFailure,
+    /// The last failure acted on, by state and since: each is acted on once.
+    failure_seen: Option<(ServiceState, runsv::tai64n::Timestamp)>,
 }
 
 /// What `sv reconfigure` found.
@@ -115,18 +122,13 @@ impl Service {
         // Through the working directory (runsv is inside the service directory), as
         // runit does: the files stay reachable when the entry is renamed or removed
         // while runsv runs on (a removed entry is stopped: its final state is written).
-        let supervise = SuperviseDir::of_service(&if is_log {
+        let own = if is_log {
             here.join("log")
         } else {
             here.to_path_buf()
-        });
-        setup::make_supervise_dir(&supervise.path).map_err(|e| {
-            format!(
-                "unable to mkdir {}: {}",
-                relative(&supervise.path, directory),
-                errno_text::describe(&e)
-            )
-        })?;
+        };
+        let on_failure = OnFailure::or_tree_default(definition.as_ref().and_then(|d| d.on_failure));
+        let supervise = setup::supervise_dir(&own, &label, on_failure)?;
         // O_NOFOLLOW: a link planted at supervise/lock must not make runsv create or
         // open a file elsewhere; O_NONBLOCK: nor a FIFO there make it wait forever.
         let lock = OpenOptions::new()
@@ -173,6 +175,9 @@ impl Service {
             adopted: None,
             reconfigure_error: None,
             times: Times::default(),
+            own,
+            on_failure,
+            failure_seen: None,
         };
         // `ok` is made now (a failure is fatal, as in runit) but opened only once the
         // first state is written (see `announce`), so that a client that finds runsv
@@ -372,8 +377,9 @@ impl Service {
         if let (Some(error), true) = (&self.reconfigure_error, full_state.reason.is_empty()) {
             full_state.reason = format!("new definition refused, old one kept: {error}");
         }
+        self.on_failure_of(&full_state);
         let mut state = full_state.encode();
-        state.push_str(&runsv::supervise::directory_field(&self.supervise));
+        state.push_str(&runsv::state_dir::directory_field(&self.own));
         let path = self.supervise.state();
         replace(
             &path,
@@ -382,6 +388,20 @@ impl Service {
             state.as_bytes(),
             &mut self.written.state,
         )
+    }
+
+    /// Applies the failure policy to a state about to be published, once per failure
+    /// (runsv::failure): `warn` and `stop` say it, `stop` asks for the tree's stop.
+    fn on_failure_of(&mut self, full_state: &FullState) {
+        let Some(failure) = runsv::failure::failure(full_state) else {
+            return;
+        };
+        let key = (full_state.state, full_state.since);
+        if self.failure_seen == Some(key) {
+            return;
+        }
+        self.failure_seen = Some(key);
+        setup::apply_failure_policy(&self.label, self.on_failure, &failure);
     }
 
     /// Whether the last write failed (a full disk, a read-only or broken supervise/):

@@ -30,10 +30,11 @@ pub struct SuperviseDir {
 }
 
 impl SuperviseDir {
-    /// The `supervise/` directory of a service directory.
+    /// The `supervise/` directory of a service directory: its own, or the state
+    /// root's for a directory that cannot be written (crate::state_dir).
     pub fn of_service(service_dir: &Path) -> SuperviseDir {
         SuperviseDir {
-            path: service_dir.join("supervise"),
+            path: crate::state_dir::locate(service_dir),
         }
     }
 }

@@ -52,8 +52,8 @@ pub fn run<W: Write>(invocation: &Invocation, out: &mut Out<W>) -> i32 {
             preamble: None,
         })
     };
-    // runtree's own commands. (runit reads `sync` as `status`, and has no
-    // `reconfigure`, `log` or `blame`.)
+    // runtree's own commands. (runit reads `sync` as `status`, `health` as `hup`, and
+    // has no `reconfigure`, `log` or `blame`.)
     if !invocation.lsb {
         match invocation.action.as_slice() {
             b"sync" => {
@@ -67,6 +67,14 @@ pub fn run<W: Write>(invocation: &Invocation, out: &mut Out<W>) -> i32 {
             b"log" => {
                 out.flush();
                 return crate::log::main(&invocation.services, &invocation.svdir);
+            }
+            b"health" => {
+                return crate::health::run(
+                    &invocation.services,
+                    &invocation.svdir,
+                    invocation.wait_seconds,
+                    out,
+                );
             }
             b"reconfigure" if !invocation.services.is_empty() => {
                 tree::reconfigure(&invocation.services, &invocation.svdir, out);

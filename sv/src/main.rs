@@ -9,6 +9,7 @@ mod command;
 mod control;
 mod discover;
 mod errno;
+mod health;
 mod json;
 mod log;
 mod output;

@@ -171,8 +171,8 @@ impl ServiceDir {
     pub fn last_output(&self) -> Option<String> {
         /// Enough for a line a person reads in a status.
         const SHOWN: usize = 200;
-        let file =
-            runsv::tail::open_at(Some(self.fd.as_fd()), Path::new("supervise/tail")).ok()??;
+        let tail = self.supervise().join("tail");
+        let file = runsv::tail::open_at(Some(self.fd.as_fd()), &tail).ok()??;
         let snapshot = runsv::tail::Snapshot::read_last(&file, 1024).ok()??;
         let line = String::from_utf8_lossy(snapshot.last_line()?);
         let line: String = line
@@ -187,6 +187,12 @@ impl ServiceDir {
             Some((cut, _)) => Some(format!("{}…", &line[..cut])),
             None => Some(line),
         }
+    }
+
+    /// Its `supervise/`: relative to the directory, or the state root's (an absolute
+    /// path, which openat takes as it is) for a read-only one (runsv::state_dir).
+    fn supervise(&self) -> PathBuf {
+        runsv::state_dir::locate_at(Some(self.fd.as_fd()), Path::new(""))
     }
 
     /// Whether the directory may be searched, as `chdir` would check: the cause of an
@@ -205,7 +211,8 @@ impl ServiceDir {
     /// searched (the service's and its log's differ, as in runit).
     pub fn probe(&self, unentered: impl Fn(i32) -> Message) -> Probe {
         let base = Some(self.fd.as_fd());
-        match reader::supervisor_running_at(base, Path::new("supervise/ok")) {
+        let supervise = self.supervise();
+        match reader::supervisor_running_at(base, &supervise.join("ok")) {
             Ok(true) => {}
             Ok(false) => return Probe::NotRunning,
             Err(e) => {
@@ -221,7 +228,7 @@ impl ServiceDir {
         // to read, and never a status from before a change beside a state from after it.
         let state_bytes = reader::read_at(
             base,
-            Path::new("supervise/state"),
+            &supervise.join("state"),
             reader::MAX_SUPERVISE_FILE,
             Links::Refuse,
         )
@@ -241,28 +248,28 @@ impl ServiceDir {
         if let Some(status) = state.as_ref().and_then(|state| state.status) {
             return Probe::Live(Snapshot { status, state });
         }
-        let mut file =
-            match reader::open_regular_at(base, Path::new("supervise/status"), Links::Refuse) {
-                Ok(file) => file,
-                // runit opens a directory and fails to read it: its words for that.
-                Err(reader::FileError {
-                    cause:
-                        reader::Cause::Kind {
-                            found: reader::Kind::Directory,
-                            ..
-                        },
-                    ..
-                }) => {
-                    return Probe::Unreadable(Message::new(
-                        Level::Warning,
-                        "unable to read supervise/status",
-                        Some(nix::libc::EISDIR),
-                    ))
-                }
-                Err(e) => {
-                    return Probe::Unreadable(file_warning("unable to open supervise/status", &e))
-                }
-            };
+        let mut file = match reader::open_regular_at(base, &supervise.join("status"), Links::Refuse)
+        {
+            Ok(file) => file,
+            // runit opens a directory and fails to read it: its words for that.
+            Err(reader::FileError {
+                cause:
+                    reader::Cause::Kind {
+                        found: reader::Kind::Directory,
+                        ..
+                    },
+                ..
+            }) => {
+                return Probe::Unreadable(Message::new(
+                    Level::Warning,
+                    "unable to read supervise/status",
+                    Some(nix::libc::EISDIR),
+                ))
+            }
+            Err(e) => {
+                return Probe::Unreadable(file_warning("unable to open supervise/status", &e))
+            }
+        };
         // One read(2) of 20 bytes, as runit: a longer file is accepted, and never read on;
         // but one larger than any supervisor writes (a huge sparse file) is no status.
         if file

@@ -9,6 +9,7 @@
 
 use crate::place::Place;
 use runsv::definition::ServiceDefinition;
+use runsv::failure::OnFailure;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -19,34 +20,45 @@ pub fn bound(stop_deadline: Duration) -> Duration {
     (stop_deadline / 4).min(Duration::from_secs(2))
 }
 
-/// What was read: `after` of each service by its index, and how many were not read
-/// in time.
+/// What the stop needs of one definition.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stopping {
+    pub after: Vec<String>,
+    /// Its failures do not count in the exit status (`on_failure: continue`).
+    pub excused: bool,
+}
+
+/// What was read: of each service by its index, and how many were not read in time.
 pub struct Read {
-    pub after: Vec<(usize, Vec<String>)>,
+    pub after: Vec<(usize, Stopping)>,
     pub late: usize,
 }
 
-/// Reads `after:` of each `(index, place)`. The places move to the thread: a directory
-/// fd must stay open while its `/proc/self/fd` path is used.
+/// Reads `after:` and `on_failure:` of each `(index, place)`. The places move to the
+/// thread: a directory fd must stay open while its `/proc/self/fd` path is used.
 pub fn read(directories: Vec<(usize, Place)>, bound: Duration) -> Read {
     read_with(directories, bound, after)
 }
 
-/// `after:` of one service. Only a service.yaml can name dependencies: without one the
-/// definition is not loaded; an invalid one has none.
-fn after(directory: &Path) -> Vec<String> {
-    if std::fs::symlink_metadata(directory.join("service.yaml")).is_err() {
-        return Vec::new();
+/// `after:` and `on_failure:` of one service. Only a service.yaml can name
+/// dependencies or a policy: without one the definition is not loaded (the tree's
+/// default policy applies); an invalid one has neither.
+fn after(directory: &Path) -> Stopping {
+    let definition = match std::fs::symlink_metadata(directory.join("service.yaml")) {
+        Ok(_) => ServiceDefinition::load(directory).ok(),
+        Err(_) => None,
+    };
+    let own = definition.as_ref().and_then(|d| d.on_failure);
+    Stopping {
+        excused: OnFailure::or_tree_default(own) == OnFailure::Continue,
+        after: definition.map(|d| d.after).unwrap_or_default(),
     }
-    ServiceDefinition::load(directory)
-        .map(|definition| definition.after)
-        .unwrap_or_default()
 }
 
 fn read_with(
     directories: Vec<(usize, Place)>,
     bound: Duration,
-    load: fn(&Path) -> Vec<String>,
+    load: fn(&Path) -> Stopping,
 ) -> Read {
     let total = directories.len();
     let (sender, receiver) = mpsc::channel();
@@ -100,29 +112,35 @@ mod tests {
             dir
         };
         let a = write("a", "exec: sleep 1\nafter: [b]\n");
-        assert_eq!(after(&a), ["b"]);
+        assert_eq!(after(&a).after, ["b"]);
+        assert!(!after(&a).excused);
+        let optional = write("optional", "exec: sleep 1\non_failure: continue\n");
+        assert!(after(&optional).excused);
         let runit = root.path().join("runit");
         std::fs::create_dir_all(&runit).unwrap();
-        assert!(after(&runit).is_empty());
+        assert!(after(&runit).after.is_empty());
         // A FIFO at finish (the load opens it) or at service.yaml: not loaded, at once.
         let fifo = |path: PathBuf| {
             nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap()
         };
         let hostile = write("hostile", "exec: a\nafter: [b]\n");
         fifo(hostile.join("finish"));
-        assert!(after(&hostile).is_empty());
+        assert!(after(&hostile).after.is_empty());
         let yaml = root.path().join("yaml");
         std::fs::create_dir_all(&yaml).unwrap();
         fifo(yaml.join("service.yaml"));
-        assert!(after(&yaml).is_empty());
+        assert!(after(&yaml).after.is_empty());
     }
 
     /// Stands for a load that never returns (a file system that does not answer).
-    fn stuck_on_b(directory: &Path) -> Vec<String> {
+    fn stuck_on_b(directory: &Path) -> Stopping {
         while directory.ends_with("b") {
             std::thread::park();
         }
-        vec![directory.display().to_string()]
+        Stopping {
+            after: vec![directory.display().to_string()],
+            excused: false,
+        }
     }
 
     #[test]
@@ -139,7 +157,16 @@ mod tests {
         );
         let took = began.elapsed();
         assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(2));
-        assert_eq!(read.after, vec![(0, vec!["a".to_string()])]);
+        assert_eq!(
+            read.after,
+            vec![(
+                0,
+                Stopping {
+                    after: vec!["a".to_string()],
+                    excused: false
+                }
+            )]
+        );
         assert_eq!(read.late, 2);
     }
 }

@@ -95,6 +95,15 @@ fn main() {
     // runit's compiled-in default (Debian's scripts call `sv d NAME` without SVDIR).
     // (Set while svdir has one thread, before anything reads the environment.)
     std::env::set_var("SVDIR", &dir);
+    // A runsv whose service fails with `on_failure: stop` and no runtree init above
+    // stops the tree through its parent, svdir, which it recognises by this.
+    std::env::set_var(
+        runsv::failure::SVDIR_VARIABLE,
+        std::process::id().to_string(),
+    );
+    if let Some(problem) = runsv::failure::tree_default_problem() {
+        say!("warning: {problem}");
+    }
     // Every runsv and service inherits this output: see runsv::shared_output.
     runsv::shared_output::append_to_files();
     priority::raise_tree_weight();

@@ -3,6 +3,7 @@
 
 use runsv::control::{send_control_at, Control, ControlError};
 use runsv::reader::{self, Cause, FileError, Links};
+use runsv::state_dir;
 use runsv::supervise::FullState;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -27,7 +28,8 @@ impl Place {
     /// `ok`, or anything there but a FIFO, is no runsv.
     pub fn runsv_running(&self) -> io::Result<bool> {
         let (base, path) = self.base();
-        match reader::supervisor_running_at(base, &path.join("supervise/ok")) {
+        let supervise = state_dir::locate_at(base, &path);
+        match reader::supervisor_running_at(base, &supervise.join("ok")) {
             Ok(running) => Ok(running),
             Err(error) if error.is_missing() => Ok(false),
             Err(FileError {
@@ -41,14 +43,15 @@ impl Place {
     /// Writes `x` to `supervise/control`: the runsv stops the service, then exits.
     pub fn send_exit(&self) -> Result<(), ControlError> {
         let (base, path) = self.base();
-        send_control_at(base, &path.join("supervise"), &[Control::Exit])
+        send_control_at(base, &state_dir::locate_at(base, &path), &[Control::Exit])
     }
 
     /// The full state of the service (`""`) or of its logger (`"log/"`).
     /// Bounded, and never waiting on whatever is there instead of a file.
     pub fn state(&self, subdirectory: &str) -> Option<FullState> {
         let (base, path) = self.base();
-        let relative = path.join(format!("{subdirectory}supervise/state"));
+        let service = path.join(subdirectory.trim_end_matches('/'));
+        let relative = state_dir::locate_at(base, &service).join("state");
         let bytes =
             reader::read_at(base, &relative, reader::MAX_SUPERVISE_FILE, Links::Refuse).ok()?;
         FullState::decode(std::str::from_utf8(&bytes).ok()?)

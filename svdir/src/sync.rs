@@ -39,7 +39,7 @@ pub enum SetupError {
 impl SyncControl {
     /// Creates (or reuses) `.svdir` in the resolved scan directory and takes its lock.
     pub fn open(scan_dir: &Path) -> Result<SyncControl, SetupError> {
-        let dir = scan_dir.join(DIRECTORY);
+        let mut dir = runsv::state_dir::locate_entry(scan_dir, DIRECTORY);
         let unavailable = |what: &str, path: &Path, error: &io::Error| -> SetupError {
             SetupError::Unavailable(format!(
                 "unable to {what} {}: {}",
@@ -47,7 +47,17 @@ impl SyncControl {
                 crate::describe(error)
             ))
         };
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+        let mut created = fs::DirBuilder::new().mode(0o700).create(&dir);
+        // A read-only scan directory (a container's read-only root): in the state root.
+        if let Err(error) = &created {
+            if dir == scan_dir.join(DIRECTORY) && runsv::state_dir::cannot_write_here(error) {
+                if let Some(fallback) = runsv::state_dir::fallback_entry(scan_dir, DIRECTORY) {
+                    created = runsv::state_dir::create(&fallback);
+                    dir = fallback;
+                }
+            }
+        }
+        match created {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
                 // Only a real directory: never follow a symlink planted in its place.

@@ -38,13 +38,18 @@ pub(super) fn service(files: &[(&str, &str)]) -> Fixture {
         }
     }
     let passwd = root.path().join("passwd");
+    let environment = root.path().join("env");
     let group = root.path().join("group");
     fs::write(&passwd, PASSWD).unwrap();
     fs::write(&group, GROUP).unwrap();
     Fixture {
         _root: root,
         service,
-        system_files: SystemFiles { passwd, group },
+        system_files: SystemFiles {
+            passwd,
+            group,
+            environment,
+        },
     }
 }
 

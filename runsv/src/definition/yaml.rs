@@ -145,17 +145,29 @@ pub(super) fn load(
         ),
     };
 
+    // environ first, then the account's variables, then what the service takes of the
+    // container's environment, then the default PATH: each only where nothing before it
+    // set the variable. (PATH stays where it always was in the list.)
+    let saved = document
+        .container_env
+        .as_ref()
+        .map(|selection| crate::container_env::read(&system_files.environment, selection))
+        .unwrap_or_default();
     let mut variables = document.environ.unwrap_or_default();
     let mut add_unless_set = |name: &str, value: &str| {
         if !variables.iter().any(|(set, _)| set == name) {
             variables.push((name.to_string(), value.to_string()));
         }
     };
-    add_unless_set("PATH", DEFAULT_PATH);
+    let saved_path = saved.iter().find(|(name, _)| name == "PATH");
+    add_unless_set("PATH", saved_path.map_or(DEFAULT_PATH, |(_, path)| path));
     if let Some(credentials) = &credentials {
         add_unless_set("HOME", &credentials.home.to_string_lossy());
         add_unless_set("USER", &credentials.user_name);
         add_unless_set("LOGNAME", &credentials.user_name);
+    }
+    for (name, value) in &saved {
+        add_unless_set(name, value);
     }
 
     let working_directory = match document.dir {
@@ -184,6 +196,7 @@ pub(super) fn load(
         restart_delay_max,
         finish: facts.finish,
         normally_down: facts.normally_down,
+        on_failure: document.on_failure,
     })
 }
 

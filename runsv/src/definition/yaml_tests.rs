@@ -80,6 +80,7 @@ fn exec_alone_gets_every_default() {
             stop_timeout: Duration::from_secs(10),
             log: LogDestination::Kmsg,
             log_tail: crate::tail::DEFAULT_CAPACITY,
+            on_failure: None,
             restart_delay: Duration::from_secs(1),
             restart_delay_max: Duration::from_secs(60),
             finish: None,
@@ -144,6 +145,7 @@ log: console
             stop_timeout: Duration::from_secs(30),
             log: LogDestination::Console,
             log_tail: crate::tail::DEFAULT_CAPACITY,
+            on_failure: None,
             restart_delay: Duration::from_millis(250),
             restart_delay_max: Duration::from_secs(120),
             finish: Some(fixture.path("finish")),
@@ -271,7 +273,8 @@ fn unknown_keys_are_named_with_the_accepted_ones() {
         3,
         "`restart`",
         "accepted keys: exec, oneshot, after, environ, test, test_interval, ready_fd, dir, \
-         user, group, stop_signal, stop_timeout, restart_delay, restart_delay_max, log, log_tail",
+         user, group, stop_signal, stop_timeout, restart_delay, restart_delay_max, log, log_tail, \
+         container_env, on_failure",
     );
     fails_at(
         "exec: /bin/true\nenviorn: {}\n",
@@ -845,7 +848,7 @@ fn every_kind_of_value_words_its_errors_exactly() {
             2,
             "invalid type: sequence, expected a key name (exec, oneshot, after, environ, test, \
              test_interval, ready_fd, dir, user, group, stop_signal, stop_timeout, restart_delay, \
-             restart_delay_max, log, log_tail)",
+             restart_delay_max, log, log_tail, container_env, on_failure)",
         ),
         (
             "exec: a\nstop_timeout: !foo 3\n",
@@ -900,6 +903,21 @@ fn every_kind_of_value_words_its_errors_exactly() {
             "restart_delay: must be more than 0 seconds",
         ),
         (
+            "exec: a\non_failure: restart\n",
+            2,
+            "on_failure: unknown policy `restart`; use continue, warn or stop",
+        ),
+        (
+            "exec: a\ncontainer_env: FOO\n",
+            2,
+            "container_env: `FOO` is not `all`; name variables in a list: [FOO]",
+        ),
+        (
+            "exec: a\ncontainer_env: [A, B/C]\n",
+            2,
+            "container_env[1]: `B/C` cannot be a variable name (it must be non-empty, without `=` or `/`)",
+        ),
+        (
             "exec: a\nlog_tail: ~\n",
             2,
             "log_tail: invalid type: unit value, expected a number of bytes, \
@@ -912,5 +930,55 @@ fn every_kind_of_value_words_its_errors_exactly() {
             (Some(line), message),
             "{yaml:?}"
         );
+    }
+}
+
+#[test]
+fn container_env_takes_the_saved_variables_asked_for_and_environ_wins() {
+    let with = |yaml: &str| {
+        let fixture = fixture_with(yaml, &[]);
+        let saved = &fixture.system_files.environment;
+        std::fs::create_dir_all(saved).unwrap();
+        for (name, value) in [
+            ("FOO", "bar"),
+            ("PATH", "/opt/bin"),
+            ("HOME", "/root"),
+            ("LANG", "C"),
+        ] {
+            std::fs::write(saved.join(name), value).unwrap();
+        }
+        load_fixture(&fixture).unwrap().environment
+    };
+    assert_eq!(
+        with("exec: a\n"),
+        variables(&[("PATH", DEFAULT_PATH)]),
+        "nothing unless asked"
+    );
+    assert_eq!(
+        with("exec: a\ncontainer_env: [FOO, MISSING]\n"),
+        variables(&[("PATH", DEFAULT_PATH), ("FOO", "bar")])
+    );
+    assert_eq!(
+        with("exec: a\ncontainer_env: all\nenviron: {LANG: C.UTF-8}\nuser: www\n"),
+        variables(&[
+            ("LANG", "C.UTF-8"),
+            ("PATH", "/opt/bin"),
+            ("HOME", "/var/www"),
+            ("USER", "www"),
+            ("LOGNAME", "www"),
+            ("FOO", "bar"),
+        ])
+    );
+}
+
+#[test]
+fn on_failure_is_read() {
+    for (word, policy) in [
+        ("continue", crate::failure::OnFailure::Continue),
+        ("warn", crate::failure::OnFailure::Warn),
+        ("stop", crate::failure::OnFailure::Stop),
+    ] {
+        let fixture = fixture_with(&format!("exec: a\non_failure: {word}\n"), &[]);
+        assert_eq!(load_fixture(&fixture).unwrap().on_failure, Some(policy));
     }
 }

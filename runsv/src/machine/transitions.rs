@@ -246,7 +246,7 @@ impl Machine {
                 }
                 self.restarts += 1;
                 let reason = if ran.stop_requested {
-                    "restarting as asked".to_string()
+                    runsv::failure::RESTARTING_AS_ASKED.to_string()
                 } else {
                     format!("{exit_text}; restarting now")
                 };

@@ -59,6 +59,10 @@ enum Runsv {
     Queued,
     /// None, and none to start (told to exit, or the stop).
     None,
+    /// Its runsv could create the service's `supervise/` nowhere (it exited
+    /// runsv::state_dir::EXIT_NO_STATE): not started again until the entry is
+    /// replaced, and an error in the stop's report.
+    Failed,
 }
 
 struct Adopted {

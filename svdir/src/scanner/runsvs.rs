@@ -55,11 +55,23 @@ impl Svdir {
             if !service.told {
                 say!("{}: runsv {status} during the stop", service.label());
             }
+            if status == ExitStatus::Exited(runsv::state_dir::EXIT_NO_STATE) {
+                self.stop_never_ran(id);
+            }
             self.stop_gone(id);
             return;
         }
         if service.told {
             self.runsv_left(id);
+            return;
+        }
+        if status == ExitStatus::Exited(runsv::state_dir::EXIT_NO_STATE) {
+            say!(
+                "{}: error: runsv {status}: it can create supervise/ nowhere, so nothing can run; \
+                 not started again until the entry is replaced",
+                service.label()
+            );
+            service.runsv = Runsv::Failed;
             return;
         }
         let now = self.sys.now();
@@ -201,7 +213,7 @@ impl Svdir {
                     }
                 }
             }
-            Runsv::Delayed { .. } | Runsv::Queued | Runsv::None => {
+            Runsv::Delayed { .. } | Runsv::Queued | Runsv::None | Runsv::Failed => {
                 service.runsv = Runsv::None;
                 if self.stop.is_some() {
                     self.stop_gone(id);

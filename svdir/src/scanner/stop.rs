@@ -17,6 +17,10 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::time::Instant;
 
+/// Why a service whose runsv exited EXIT_NO_STATE never ran, for the report.
+pub(super) const NO_STATE: &str =
+    "its runsv could create supervise/ nowhere (see runsv's message): nothing ran";
+
 pub(super) struct Stopping {
     plan: StopPlan,
     /// The services by their number in the plan (name order), and back.
@@ -43,7 +47,7 @@ impl Svdir {
             name(a).cmp(&name(b))
         });
         let index: HashMap<Id, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        let edges = self.stop_edges(&ids);
+        let (edges, excused) = self.stop_edges(&ids);
         let members: Vec<Member> = ids
             .iter()
             .map(|id| {
@@ -58,15 +62,27 @@ impl Svdir {
                 }
             })
             .collect();
-        for (id, member) in ids.iter().zip(&members) {
+        let own_group = self.sys.own_group().is_some();
+        let mut plan = StopPlan::new(
+            members.clone(),
+            &edges,
+            deadline,
+            Timestamp::now(),
+            own_group,
+        );
+        for i in excused {
+            plan.excuse(i);
+        }
+        for (i, (id, member)) in ids.iter().zip(&members).enumerate() {
             if member.kind == Kind::None {
                 if let Some(service) = self.services.get_mut(id) {
+                    if matches!(service.runsv, Runsv::Failed) {
+                        plan.never_ran(i, NO_STATE.to_string());
+                    }
                     service.runsv = Runsv::None;
                 }
             }
         }
-        let own_group = self.sys.own_group().is_some();
-        let plan = StopPlan::new(members, &edges, deadline, Timestamp::now(), own_group);
         for cycle in plan.cycles() {
             let names: Vec<String> = cycle
                 .iter()
@@ -92,7 +108,8 @@ impl Svdir {
     /// The dependencies among `ids` (as (dependent, dependency) indices): `after:` of
     /// each definition, read under the bound of deps.rs. An invalid definition (or
     /// runit's form) has none; unknown names are ignored.
-    fn stop_edges(&self, ids: &[Id]) -> Vec<(usize, usize)> {
+    /// Also which services' failures do not count (`on_failure: continue`).
+    fn stop_edges(&self, ids: &[Id]) -> (Vec<(usize, usize)>, Vec<usize>) {
         // Names lead to services as the scan directory shows them now.
         let mut by_name: HashMap<OsString, usize> = HashMap::new();
         for (i, id) in ids.iter().enumerate() {
@@ -117,14 +134,18 @@ impl Svdir {
             );
         }
         let mut edges = Vec::new();
-        for (i, after) in read.after {
-            for dependency in &after {
+        let mut excused = Vec::new();
+        for (i, stopping) in read.after {
+            for dependency in &stopping.after {
                 if let Some(&d) = by_name.get(OsStr::new(dependency)) {
                     edges.push((i, d));
                 }
             }
+            if stopping.excused {
+                excused.push(i);
+            }
         }
-        edges
+        (edges, excused)
     }
 
     /// Carries out what the plan says until it has nothing more to say for now.
@@ -242,6 +263,15 @@ impl Svdir {
         }
     }
 
+    /// Its runsv exited EXIT_NO_STATE during the stop: it never ran.
+    pub(super) fn stop_never_ran(&mut self, id: Id) {
+        if let Some(stop) = self.stop.as_mut() {
+            if let Some(&i) = stop.index.get(&id) {
+                stop.plan.never_ran(i, NO_STATE.to_string());
+            }
+        }
+    }
+
     pub(super) fn stop_gone(&mut self, id: Id) {
         if let Some(stop) = self.stop.as_mut() {
             if let Some(&i) = stop.index.get(&id) {
@@ -329,8 +359,19 @@ fn say_report(report: &Report, labels: &[String]) -> i32 {
             Part::Service => service.to_string(),
             Part::Log => format!("{service}/log"),
         };
+        let excused = if report.excused.contains(i) {
+            " (on_failure: continue: not counted)"
+        } else {
+            ""
+        };
         match problem {
-            Problem::Error { part, reason } => say!("{}: ended in error: {reason}", label(part)),
+            Problem::Error { part, reason } => {
+                say!("{}: ended in error: {reason}{excused}", label(part))
+            }
+            Problem::Failing { part, failure } => say!(
+                "{}: was failing when the stop began: {failure}{excused}",
+                label(part)
+            ),
             Problem::HadToBeKilled(part) => say!(
                 "{}: had to be killed (SIGKILL after its stop timeout)",
                 label(part)

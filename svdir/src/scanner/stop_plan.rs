@@ -57,6 +57,8 @@ impl Part {
 pub enum Problem {
     /// In `error` when told to stop, or at the end.
     Error { part: Part, reason: String },
+    /// Crash-looping when told to stop (runsv::failure::failure says how).
+    Failing { part: Part, failure: String },
     /// Its final state records a SIGKILL from this stop (after its stop timeout).
     HadToBeKilled(Part),
 }
@@ -68,6 +70,8 @@ pub struct Report {
     pub problems: Vec<(usize, Problem)>,
     /// Services that ended in error or had to be killed (at the deadline included).
     pub failed: usize,
+    /// Services whose failures do not count (`on_failure: continue`), in order.
+    pub excused: Vec<usize>,
 }
 
 impl Report {
@@ -119,8 +123,10 @@ pub struct StopPlan {
     /// Told by this stop (or before it).
     told: Vec<bool>,
     killed: Vec<bool>,
-    /// In `error` when told (runsv writes `down` once stopped, whatever it was before).
-    noted: Vec<Vec<(Part, String)>>,
+    /// Failed when told (runsv writes `down` once stopped, whatever it was before).
+    noted: Vec<Vec<Problem>>,
+    /// Their failures do not count in the exit status (`on_failure: continue`).
+    excused: Vec<bool>,
     ending: Vec<Vec<Problem>>,
     deadline: Instant,
     /// When the stop began on the clock of supervise/state: a SIGKILL recorded before
@@ -153,6 +159,7 @@ impl StopPlan {
             members,
             killed: vec![false; count],
             noted: vec![Vec::new(); count],
+            excused: vec![false; count],
             ending: vec![Vec::new(); count],
             deadline,
             began,
@@ -171,21 +178,49 @@ impl StopPlan {
         self.order.mark_gone(service);
     }
 
-    /// The state of a service as it is told to stop.
+    /// The state of a service as it is told to stop: in `error`, or crash-looping.
     pub fn told_state(&mut self, service: usize, part: Part, state: &FullState) {
-        if state.state == ServiceState::Error {
-            if let Some(noted) = self.noted.get_mut(service) {
-                noted.push((part, state.reason.clone()));
+        let problem = if state.state == ServiceState::Error {
+            Problem::Error {
+                part,
+                reason: state.reason.clone(),
             }
+        } else if let Some(failure) = runsv::failure::failure(state) {
+            Problem::Failing { part, failure }
+        } else {
+            return;
+        };
+        if let Some(noted) = self.noted.get_mut(service) {
+            noted.push(problem);
+        }
+    }
+
+    /// The service never had a runsv that could run it (its runsv could create no
+    /// `supervise/`): an error, for the report.
+    pub fn never_ran(&mut self, service: usize, reason: String) {
+        if let Some(noted) = self.noted.get_mut(service) {
+            noted.push(Problem::Error {
+                part: Part::Service,
+                reason,
+            });
+        }
+    }
+
+    /// The service's failures do not count in the exit status (`on_failure: continue`).
+    pub fn excuse(&mut self, service: usize) {
+        if let Some(excused) = self.excused.get_mut(service) {
+            *excused = true;
         }
     }
 
     /// The state of a service at the end (after `ReadFinal`).
     pub fn final_state(&mut self, service: usize, part: Part, state: &FullState) {
-        let noted = self
-            .noted
-            .get(service)
-            .is_some_and(|n| n.iter().any(|(p, _)| *p == part));
+        let noted = self.noted.get(service).is_some_and(|n| {
+            n.iter().any(|problem| match problem {
+                Problem::Error { part: p, .. } | Problem::Failing { part: p, .. } => *p == part,
+                Problem::HadToBeKilled(p) => *p == part,
+            })
+        });
         let problem = if state.state == ServiceState::Error && !noted {
             Problem::Error {
                 part,
@@ -309,286 +344,44 @@ impl StopPlan {
     fn report(&self) -> Report {
         let mut problems = Vec::new();
         let mut failed = 0;
+        let mut excused = Vec::new();
         for i in 0..self.members.len() {
             if self.killed.get(i).copied().unwrap_or(false) {
                 // Named when it was killed.
                 failed += 1;
                 continue;
             }
-            let before = problems.len();
-            for (part, reason) in self.noted.get(i).into_iter().flatten() {
-                problems.push((
-                    i,
-                    Problem::Error {
-                        part: *part,
-                        reason: reason.clone(),
-                    },
-                ));
-            }
-            for problem in self.ending.get(i).into_iter().flatten() {
+            let is_excused = self.excused.get(i).copied().unwrap_or(false);
+            let mut counts = false;
+            let mut any = false;
+            for problem in self
+                .noted
+                .get(i)
+                .into_iter()
+                .flatten()
+                .chain(self.ending.get(i).into_iter().flatten())
+            {
+                // A kill is the stop's problem, whatever the service's policy.
+                counts |= !is_excused || matches!(problem, Problem::HadToBeKilled(_));
+                any = true;
                 problems.push((i, problem.clone()));
             }
-            if problems.len() > before {
+            if counts {
                 failed += 1;
+            }
+            if any && is_excused {
+                excused.push(i);
             }
         }
         Report {
             services: self.members.len(),
             problems,
             failed,
+            excused,
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use runsv::supervise::Want;
-
-    const DEADLINE: Duration = Duration::from_secs(90);
-
-    fn ms(millis: u64) -> Duration {
-        Duration::from_millis(millis)
-    }
-
-    const fn member(kind: Kind, told: bool) -> Member {
-        Member { kind, told }
-    }
-    const CHILD: Member = member(Kind::Child, false);
-    const ADOPTED: Member = member(Kind::Adopted, false);
-
-    fn state(state: ServiceState, last_exit: Option<ExitStatus>, since: Timestamp) -> FullState {
-        FullState {
-            state,
-            want: Want::Down,
-            pid: 0,
-            starttime: 0,
-            since,
-            ready_since: None,
-            last_exit,
-            restarts: 0,
-            oneshot: false,
-            reason: if state == ServiceState::Error {
-                "broken".to_string()
-            } else {
-                String::new()
-            },
-            status: None,
-        }
-    }
-
-    fn at(seconds: u64) -> Timestamp {
-        Timestamp {
-            seconds,
-            nanoseconds: 0,
-        }
-    }
-
-    /// A stop begun at `t0` (wall clock: second 1000) in svdir's own process group.
-    fn plan(members: Vec<Member>, edges: &[(usize, usize)], t0: Instant) -> StopPlan {
-        StopPlan::new(members, edges, t0 + DEADLINE, at(1000), true)
-    }
-
-    fn tell(services: &[usize], group: bool) -> Vec<Effect> {
-        vec![Effect::Tell {
-            services: services.to_vec(),
-            group,
-        }]
-    }
-
-    fn clean(services: usize) -> Vec<Effect> {
-        vec![Effect::Exit(Report {
-            services,
-            problems: Vec::new(),
-            failed: 0,
-        })]
-    }
-
-    #[test]
-    fn dependents_are_told_first_and_a_clean_stop_exits_0() {
-        let t0 = Instant::now();
-        // 1 after 0, 2 after 1.
-        let mut p = plan(vec![CHILD, CHILD, CHILD], &[(1, 0), (2, 1)], t0);
-        assert_eq!(p.wakeup(), Some(t0 + DEADLINE));
-        assert_eq!(p.tick(t0), tell(&[2], false));
-        assert_eq!(p.tick(t0), vec![]);
-        p.gone(2);
-        assert_eq!(p.tick(t0 + ms(10)), tell(&[1], false));
-        p.gone(1);
-        assert_eq!(p.tick(t0 + ms(20)), tell(&[0], false));
-        assert_eq!(p.tick(t0 + ms(20)), vec![]);
-        p.gone(0);
-        assert_eq!(p.tick(t0 + ms(30)), vec![Effect::ReadFinal(vec![0, 1, 2])]);
-        assert_eq!(p.wakeup(), None);
-        p.final_state(0, Part::Service, &state(ServiceState::Down, None, at(1001)));
-        assert_eq!(p.tick(t0 + ms(30)), clean(3));
-        assert_eq!(p.tick(t0 + ms(30)), vec![]);
-    }
-
-    #[test]
-    fn nothing_to_stop_exits_at_once() {
-        let t0 = Instant::now();
-        let mut p = plan(Vec::new(), &[], t0);
-        assert_eq!(p.tick(t0), vec![Effect::ReadFinal(vec![])]);
-        assert_eq!(p.tick(t0), clean(0));
-    }
-
-    #[test]
-    fn one_signal_to_the_group_only_when_it_reaches_exactly_the_wave() {
-        let t0 = Instant::now();
-        // Unrelated children: the whole group at once.
-        let mut p = plan(vec![CHILD, CHILD, CHILD], &[], t0);
-        assert_eq!(p.tick(t0), tell(&[0, 1, 2], true));
-
-        // A child held back by its dependent: one each.
-        let mut p = plan(vec![CHILD, CHILD, CHILD], &[(1, 0)], t0);
-        assert_eq!(p.tick(t0), tell(&[1, 2], false));
-        p.gone(1);
-        // A single child is told on its own.
-        assert_eq!(p.tick(t0), tell(&[0], false));
-
-        // Adopted runsvs are not in svdir's group: they do not count as children.
-        let mut p = plan(vec![CHILD, ADOPTED, ADOPTED], &[], t0);
-        assert_eq!(p.tick(t0), tell(&[0, 1, 2], false));
-        let mut p = plan(vec![CHILD, CHILD, ADOPTED], &[], t0);
-        assert_eq!(p.tick(t0), tell(&[0, 1, 2], true));
-
-        // Not leading its group, svdir never signals it.
-        let mut p = StopPlan::new(vec![CHILD, CHILD], &[], t0 + DEADLINE, at(1000), false);
-        assert_eq!(p.tick(t0), tell(&[0, 1], false));
-    }
-
-    #[test]
-    fn a_runsv_told_before_the_stop_or_already_gone_is_not_told_again() {
-        let t0 = Instant::now();
-        let removed = member(Kind::Child, true);
-        let none = member(Kind::None, false);
-        // 0 after 1 and 2: 1 (already told) and 2 (no runsv) do not hold anything up,
-        // and a child told before is not held back.
-        let mut p = plan(vec![CHILD, removed, none, CHILD], &[(0, 1), (0, 2)], t0);
-        assert_eq!(p.tick(t0), tell(&[0, 3], true));
-        p.gone(0);
-        // 1 is ready in the order, but was told already.
-        assert_eq!(p.tick(t0), vec![]);
-        p.gone(3);
-        p.gone(1);
-        assert_eq!(p.tick(t0), vec![Effect::ReadFinal(vec![0, 1, 2, 3])]);
-    }
-
-    #[test]
-    fn a_cycle_is_told_together() {
-        let t0 = Instant::now();
-        let mut p = plan(vec![CHILD, CHILD, CHILD], &[(0, 1), (1, 0), (2, 0)], t0);
-        assert_eq!(p.cycles(), vec![vec![0, 1]]);
-        assert_eq!(p.tick(t0), tell(&[2], false));
-        p.gone(2);
-        assert_eq!(p.tick(t0), tell(&[0, 1], true));
-    }
-
-    #[test]
-    fn the_deadline_kills_what_is_left_and_waits_a_grace_for_children() {
-        let t0 = Instant::now();
-        // 1 after 0; 1 never exits, 2 (adopted) neither.
-        let mut p = plan(vec![CHILD, CHILD, ADOPTED], &[(1, 0)], t0);
-        assert_eq!(p.tick(t0), tell(&[1, 2], false));
-        assert_eq!(p.tick(t0 + DEADLINE - ms(1)), vec![]);
-        let t1 = t0 + DEADLINE;
-        assert_eq!(p.tick(t1), vec![Effect::Kill(vec![0, 1, 2])]);
-        // Nothing is told after the deadline; the adopted one has nothing to reap.
-        assert_eq!(p.wakeup(), Some(t1 + KILL_GRACE));
-        assert_eq!(p.tick(t1), vec![]);
-        p.gone(0);
-        assert_eq!(p.tick(t1 + ms(5)), vec![]);
-        p.gone(1);
-        assert_eq!(p.tick(t1 + ms(10)), vec![Effect::ReadFinal(vec![])]);
-        assert_eq!(
-            p.tick(t1 + ms(10)),
-            vec![Effect::Exit(Report {
-                services: 3,
-                problems: Vec::new(),
-                failed: 3,
-            })]
-        );
-    }
-
-    #[test]
-    fn a_killed_runsv_never_reaped_is_given_up_after_the_grace() {
-        let t0 = Instant::now();
-        let mut p = plan(vec![CHILD, CHILD], &[], t0);
-        assert_eq!(p.tick(t0), tell(&[0, 1], true));
-        p.gone(0);
-        let t1 = t0 + DEADLINE + ms(3);
-        assert_eq!(p.tick(t1), vec![Effect::Kill(vec![1])]);
-        assert_eq!(p.tick(t1 + KILL_GRACE - ms(1)), vec![]);
-        assert_eq!(p.tick(t1 + KILL_GRACE), vec![Effect::GiveUp(vec![1])]);
-        assert_eq!(p.tick(t1 + KILL_GRACE), vec![Effect::ReadFinal(vec![0])]);
-        let Some(Effect::Exit(report)) = p.tick(t1 + KILL_GRACE).pop() else {
-            panic!("no exit");
-        };
-        assert_eq!((report.failed, report.code()), (1, 1));
-    }
-
-    #[test]
-    fn errors_when_told_and_at_the_end_and_kills_after_the_stop_timeout() {
-        let t0 = Instant::now();
-        let mut p = plan(vec![CHILD, CHILD, CHILD, CHILD], &[], t0);
-        assert_eq!(p.tick(t0), tell(&[0, 1, 2, 3], true));
-        let error = state(ServiceState::Error, None, at(999));
-        let down = state(ServiceState::Down, None, at(1001));
-        // 0 in error when told (its final state says down: runsv wrote that after x).
-        p.told_state(0, Part::Service, &error);
-        p.told_state(0, Part::Log, &down);
-        p.told_state(1, Part::Service, &down);
-        for i in 0..4 {
-            p.gone(i);
-        }
-        assert_eq!(p.tick(t0), vec![Effect::ReadFinal(vec![0, 1, 2, 3])]);
-        p.final_state(0, Part::Service, &down);
-        // 1's logger ended in error; 2 was SIGKILLed by runsv during this stop; 3 was
-        // SIGKILLed once before the stop began, which is not this stop's.
-        p.final_state(1, Part::Log, &error);
-        let sigkill = Some(ExitStatus::Signaled(9));
-        p.final_state(
-            2,
-            Part::Service,
-            &state(ServiceState::Down, sigkill, at(1000)),
-        );
-        p.final_state(
-            3,
-            Part::Service,
-            &state(ServiceState::Down, sigkill, at(999)),
-        );
-        let broken = |part| Problem::Error {
-            part,
-            reason: "broken".to_string(),
-        };
-        let problems = vec![
-            (0, broken(Part::Service)),
-            (1, broken(Part::Log)),
-            (2, Problem::HadToBeKilled(Part::Service)),
-        ];
-        let report = Report {
-            services: 4,
-            problems,
-            failed: 3,
-        };
-        assert_eq!(p.tick(t0), vec![Effect::Exit(report)]);
-    }
-
-    #[test]
-    fn an_error_noted_when_told_is_reported_once() {
-        let t0 = Instant::now();
-        let mut p = plan(vec![CHILD], &[], t0);
-        p.tick(t0);
-        let error = state(ServiceState::Error, None, at(999));
-        p.told_state(0, Part::Service, &error);
-        p.gone(0);
-        p.tick(t0);
-        p.final_state(0, Part::Service, &error);
-        let Some(Effect::Exit(report)) = p.tick(t0).pop() else {
-            panic!("no exit");
-        };
-        assert_eq!(report.problems.len(), 1);
-        assert_eq!(report.failed, 1);
-    }
-}
+#[path = "stop_plan_tests.rs"]
+mod tests;

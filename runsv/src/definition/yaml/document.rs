@@ -4,8 +4,8 @@
 use super::super::LogDestination;
 use super::rule::{Parse, Refusal, Request, Rule, Scalar};
 use super::values::{
-    After, Boolean, Environ, FileDescriptor, TailSize, ACCOUNT, COMMAND, DIRECTORY, LOG,
-    POSITIVE_SECONDS, SECONDS, SIGNAL,
+    After, Boolean, ContainerEnv, Environ, FileDescriptor, TailSize, ACCOUNT, COMMAND, DIRECTORY,
+    LOG, ON_FAILURE, POSITIVE_SECONDS, SECONDS, SIGNAL,
 };
 use nix::sys::signal::Signal;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess};
@@ -32,11 +32,13 @@ pub(super) enum Key {
     RestartDelayMax,
     Log,
     LogTail,
+    ContainerEnv,
+    OnFailure,
 }
 
 /// In the order the documentation presents them, which is also the order error messages
 /// list them in.
-const ALL_KEYS: [Key; 16] = [
+const ALL_KEYS: [Key; 18] = [
     Key::Exec,
     Key::Oneshot,
     Key::After,
@@ -53,6 +55,8 @@ const ALL_KEYS: [Key; 16] = [
     Key::RestartDelayMax,
     Key::Log,
     Key::LogTail,
+    Key::ContainerEnv,
+    Key::OnFailure,
 ];
 
 impl Key {
@@ -74,6 +78,8 @@ impl Key {
             Key::RestartDelayMax => "restart_delay_max",
             Key::Log => "log",
             Key::LogTail => "log_tail",
+            Key::ContainerEnv => "container_env",
+            Key::OnFailure => "on_failure",
         }
     }
 
@@ -103,6 +109,8 @@ pub(super) struct Document {
     pub restart_delay_max: Option<Duration>,
     pub log: Option<LogDestination>,
     pub log_tail: Option<u64>,
+    pub container_env: Option<crate::container_env::Selection>,
+    pub on_failure: Option<crate::failure::OnFailure>,
 }
 
 /// Parses the text, or gives the 1-based line and message of the first error.
@@ -248,6 +256,8 @@ impl Rule for Mapping {
                 Key::RestartDelayMax => d.restart_delay_max = value(&mut map, POSITIVE_SECONDS)?,
                 Key::Log => d.log = value(&mut map, LOG)?,
                 Key::LogTail => d.log_tail = value(&mut map, TailSize)?,
+                Key::ContainerEnv => d.container_env = value(&mut map, ContainerEnv)?,
+                Key::OnFailure => d.on_failure = value(&mut map, ON_FAILURE)?,
             }
         }
         // Raised here, the error points at the start of the mapping.

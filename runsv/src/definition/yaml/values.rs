@@ -50,6 +50,10 @@ pub(super) const LOG: Text<LogDestination> = Text {
     expecting: "kmsg, console or none",
     parse: parse_log,
 };
+pub(super) const ON_FAILURE: Text<crate::failure::OnFailure> = Text {
+    expecting: "continue, warn or stop",
+    parse: parse_on_failure,
+};
 const SERVICE_NAME: Text<String> = Text {
     expecting: "a service name",
     parse: parse_service_name,
@@ -96,6 +100,15 @@ fn parse_log(text: &str) -> Result<LogDestination, String> {
             "unknown destination `{other}`; use kmsg, console or none (or a log/ directory)"
         )),
     }
+}
+
+fn parse_on_failure(text: &str) -> Result<crate::failure::OnFailure, String> {
+    crate::failure::OnFailure::parse(text).ok_or_else(|| {
+        format!(
+            "unknown policy `{text}`; use {}",
+            crate::failure::OnFailure::WORDS
+        )
+    })
 }
 
 fn parse_service_name(text: &str) -> Result<String, String> {
@@ -166,6 +179,50 @@ impl Rule for After {
             }
         }
         Ok(names)
+    }
+}
+
+/// `container_env: all`, or a list of variable names (kept once each, in order).
+pub(super) struct ContainerEnv;
+
+impl Rule for ContainerEnv {
+    type Value = crate::container_env::Selection;
+    const REQUEST: Request = Request::Resolved;
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("`all` or a list of variable names")
+    }
+    fn take(&self, scalar: Scalar<'_>) -> Result<Self::Value, Refusal> {
+        match scalar {
+            Scalar::Text("all") => Ok(crate::container_env::Selection::All),
+            Scalar::Text(other) => {
+                Err(format!("`{other}` is not `all`; name variables in a list: [{other}]").into())
+            }
+            _ => Err(Refusal::WrongType),
+        }
+    }
+    fn take_list<'de, A: SeqAccess<'de>>(&self, mut items: A) -> Result<Self::Value, A::Error> {
+        let mut names: Vec<String> = Vec::new();
+        while let Some(name) = items.next_element_seed(Parse(SAVED_VARIABLE))? {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Ok(crate::container_env::Selection::Names(names))
+    }
+}
+
+const SAVED_VARIABLE: Text<String> = Text {
+    expecting: "a variable name",
+    parse: parse_saved_variable,
+};
+
+fn parse_saved_variable(text: &str) -> Result<String, String> {
+    if crate::container_env::valid_name(text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}` cannot be a variable name (it must be non-empty, without `=` or `/`)"
+        ))
     }
 }
 
