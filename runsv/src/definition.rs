@@ -64,6 +64,8 @@ pub struct ServiceDefinition {
     pub finish: Option<PathBuf>,
     /// A `down` file exists: the service is normally down.
     pub normally_down: bool,
+    /// Resource limits of the service's cgroup (YAML only; see cgroup/limits.rs).
+    pub limits: crate::cgroup::Limits,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

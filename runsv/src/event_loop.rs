@@ -9,6 +9,7 @@ use crate::machine::{Action, Event, Now, Process, Target};
 use crate::relay::{Mode, Relay, Stream};
 use crate::service::{has_log_service, Leftover, Reconfigured, Service, REWRITE_INTERVAL};
 use crate::tee::{Tee, Wait};
+use crate::tracking::{self, Tracked};
 use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -68,6 +69,9 @@ struct Supervisor {
     rewrite: Option<Duration>,
     /// Holds the relay's pipes open for a runsv that is killed (see adoption.rs).
     keeper: Option<adoption::Keeper>,
+    /// The cgroups of the main and log services (None: process groups; tracking.rs).
+    main_group: Option<Tracked>,
+    log_group: Option<Tracked>,
 }
 
 /// Runs the supervisor of `directory` until it is told to exit. Errors are runit's
@@ -148,6 +152,20 @@ pub fn run(directory: &Path) -> Result<(), String> {
         .definition
         .as_ref()
         .and_then(|d| DependencyWatch::new(&main.directory, &d.after));
+    let tree = tracking::tree(&main.label);
+    let main_group = tree
+        .as_ref()
+        .and_then(|tree| Tracked::open(tree, &directory, &main.label));
+    let log_group = match (&tree, &log) {
+        (Some(tree), Some(log)) => Tracked::open(tree, &log_directory, &log.label),
+        _ => None,
+    };
+    let mut main = main;
+    let mut log = log;
+    main.cgroup = main_group.as_ref().map(|t| t.group.path().to_path_buf());
+    if let Some(log) = &mut log {
+        log.cgroup = log_group.as_ref().map(|t| t.group.path().to_path_buf());
+    }
     let mut supervisor = Supervisor {
         origin,
         main,
@@ -160,6 +178,8 @@ pub fn run(directory: &Path) -> Result<(), String> {
         dependencies_poll: None,
         rewrite: None,
         keeper: None,
+        main_group,
+        log_group,
     };
     // Free what loading the definitions used: an idle runsv should be small. (musl's
     // allocator returns freed memory by itself and has no malloc_trim.)
@@ -186,6 +206,7 @@ pub fn run(directory: &Path) -> Result<(), String> {
         supervisor.announce();
     }
     supervisor.replace_leftovers();
+    supervisor.clear_groups();
     // The machine learns the dependencies' states before it may start the service.
     supervisor.dependencies_changed(false);
     supervisor.boot();
@@ -193,6 +214,13 @@ pub fn run(directory: &Path) -> Result<(), String> {
         supervisor.announce();
     }
     supervisor.run_loop();
+    // Empty by now (the service counted as down only once its group was): removed.
+    for tracked in [supervisor.main_group.take(), supervisor.log_group.take()]
+        .into_iter()
+        .flatten()
+    {
+        tracked.group.remove();
+    }
     Ok(())
 }
 
@@ -265,8 +293,14 @@ impl Supervisor {
             let Some(leftover) = service.left_running.take() else {
                 continue;
             };
+            // Where the service has a group, only a process in it is the service's.
+            let member = self
+                .group(which)
+                .is_none_or(|t| t.group.contains(leftover.pid));
             let pidfd = match adoption::pidfd_open(leftover.pid) {
-                Some(pidfd) if pipes_taken || self.recover_output(which, &pidfd) => pidfd,
+                Some(pidfd) if member && (pipes_taken || self.recover_output(which, &pidfd)) => {
+                    pidfd
+                }
                 _ => {
                     if let Some(service) = self.service(which) {
                         service.left_running = Some(leftover);
@@ -425,6 +459,83 @@ impl Supervisor {
         }
     }
 
+    /// What a killed predecessor left in the groups of services not adopted is stopped
+    /// before they start (see Tracked::clear).
+    fn clear_groups(&mut self) {
+        for which in [Which::Log, Which::Main] {
+            let Some(service) = self.service(which) else {
+                continue;
+            };
+            if service.adopted.is_some() {
+                continue;
+            }
+            let label = service.label.clone();
+            let settings = service.machine.settings();
+            let (signal, timeout) = (settings.stop_signal, settings.stop_timeout);
+            if let Some(tracked) = self.group(which) {
+                tracked.clear(&label, signal, timeout);
+            }
+        }
+    }
+
+    fn group(&self, which: Which) -> Option<&Tracked> {
+        match which {
+            Which::Main => self.main_group.as_ref(),
+            Which::Log => self.log_group.as_ref(),
+        }
+    }
+
+    fn group_mut(&mut self, which: Which) -> Option<&mut Tracked> {
+        match which {
+            Which::Main => self.main_group.as_mut(),
+            Which::Log => self.log_group.as_mut(),
+        }
+    }
+
+    /// run or finish exited (or an adopted run ended). With a group still holding
+    /// processes of the service, the exit waits until it is empty (see tracking.rs);
+    /// what remains gets the stop signal, unless it was sent already, and is killed
+    /// after the stop timeout.
+    fn exited(&mut self, which: Which, pid: u32, status: ExitStatus) {
+        let now = self.origin.elapsed();
+        let Some(service) = self.service(which) else {
+            return;
+        };
+        let machine = &service.machine;
+        let ours = [Process::Run, Process::Finish]
+            .into_iter()
+            .any(|p| machine.pid_of(p) == Some(pid));
+        let stopping = machine.status().term_sent;
+        let settings = machine.settings();
+        let (signal, kill_at) = (
+            settings.stop_signal,
+            now.saturating_add(settings.stop_timeout),
+        );
+        if ours {
+            if let Some(tracked) = self.group_mut(which) {
+                if tracked.hold(pid, status, (!stopping).then_some(signal), kill_at) {
+                    return;
+                }
+            }
+        }
+        self.deliver_exit(which, pid, status);
+    }
+
+    fn deliver_exit(&mut self, which: Which, pid: u32, status: ExitStatus) {
+        let oom = self.group(which).is_some_and(|t| t.oom_killed());
+        if let (true, Some(service)) = (oom, self.service(which)) {
+            service.machine.note_oom_kill();
+        }
+        self.event(which, Event::Exited { pid, status });
+    }
+
+    /// cgroup.events changed: a held exit is reported once the group is empty.
+    fn group_changed(&mut self, which: Which) {
+        if let Some((pid, status)) = self.group_mut(which).and_then(|t| t.emptied()) {
+            self.deliver_exit(which, pid, status);
+        }
+    }
+
     /// Reads the dependencies again (after an inotify event, or on the fallback timer)
     /// and tells the main machine.
     fn dependencies_changed(&mut self, event: bool) {
@@ -524,6 +635,15 @@ impl Supervisor {
             for fd in consoles.into_iter().chain([tee_room]).flatten() {
                 fds.push(PollFd::new(borrow(fd), PollFlags::POLLOUT));
             }
+            // A held exit: cgroup.events raises POLLPRI when the group empties.
+            let [main_events, log_events] = [&self.main_group, &self.log_group].map(|t| {
+                t.as_ref()
+                    .filter(|t| t.pending.is_some())
+                    .map(|t| t.group.events_fd().as_raw_fd())
+            });
+            for fd in [main_events, log_events].into_iter().flatten() {
+                fds.push(PollFd::new(borrow(fd), PollFlags::POLLPRI));
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
@@ -551,6 +671,10 @@ impl Supervisor {
                     self.handle_notification();
                 } else if Some(fd) == dependencies {
                     self.dependencies_changed(true);
+                } else if Some(fd) == main_events {
+                    self.group_changed(Which::Main);
+                } else if Some(fd) == log_events {
+                    self.group_changed(Which::Log);
                 } else if Some(fd) == adopted_main {
                     self.adopted_ended(Which::Main);
                 } else if Some(fd) == adopted_log {
@@ -579,6 +703,8 @@ impl Supervisor {
             self.log.as_ref().and_then(|l| l.machine.deadline()),
             self.dependencies_poll,
             self.rewrite,
+            self.main_group.as_ref().and_then(|t| t.kill_at),
+            self.log_group.as_ref().and_then(|t| t.kill_at),
         ];
         match deadlines.into_iter().flatten().min() {
             None => PollTimeout::NONE,
@@ -629,7 +755,7 @@ impl Supervisor {
                 continue;
             };
             self.flush_relay(which, pid);
-            self.event(which, Event::Exited { pid, status });
+            self.exited(which, pid, status);
         }
     }
 
@@ -656,13 +782,7 @@ impl Supervisor {
             return;
         };
         self.flush_relay(which, pid);
-        self.event(
-            which,
-            Event::Exited {
-                pid,
-                status: ExitStatus::Unknown,
-            },
-        );
+        self.exited(which, pid, ExitStatus::Unknown);
     }
 
     fn handle_control(&mut self, which: Which) {
@@ -745,6 +865,12 @@ impl Supervisor {
         let now = self.origin.elapsed();
         if self.dependencies_poll.is_some_and(|due| due <= now) {
             self.dependencies_changed(false);
+        }
+        for tracked in [&mut self.main_group, &mut self.log_group]
+            .into_iter()
+            .flatten()
+        {
+            tracked.timer(now);
         }
         if self.rewrite.is_some_and(|due| due <= now) {
             self.rewrite = None;
@@ -893,6 +1019,20 @@ impl Supervisor {
         let Some(pid) = service.machine.pid_of(process) else {
             return;
         };
+        // With a group, a stop or kill of run or finish reaches all the service's
+        // processes; run itself may already be reaped, its exit held (tracking.rs).
+        if let Some(tracked) = self.group(which) {
+            if group && process != Process::Test {
+                tracked.group.signal(signal);
+                return;
+            }
+            if tracked.pending.is_some_and(|(held, _)| held == pid) {
+                return;
+            }
+        }
+        let Some(service) = self.service(which) else {
+            return;
+        };
         // An adopted process is no child of runsv's: once ended, whoever reaped it
         // freed its pid. It is signalled only while its pidfd proves it alive.
         if let Some((_, pidfd)) = service.adopted.as_ref().filter(|(p, _)| *p == pid) {
@@ -1004,11 +1144,28 @@ impl Supervisor {
     ) -> Result<(Launch, Option<(OwnedFd, OwnedFd)>), String> {
         let null = self.null.as_raw_fd();
         let (stdin, stdout, stderr) = self.stdio(which);
-        let service = match which {
-            Which::Main => &mut self.main,
-            Which::Log => self.log.as_mut().ok_or("no log service")?,
+        let (service, mut tracked) = match which {
+            Which::Main => (&mut self.main, self.main_group.as_mut()),
+            Which::Log => (
+                self.log.as_mut().ok_or("no log service")?,
+                self.log_group.as_mut(),
+            ),
         };
         let definition = service.definition.as_ref().ok_or("invalid definition")?;
+        if process == Process::Run {
+            match tracked.as_deref_mut() {
+                Some(tracked) => tracked.prepare_run(&definition.limits)?,
+                None if !definition.limits.is_empty() => {
+                    return Err(format!(
+                        "{}: limits need a writable cgroup v2 hierarchy, and this tree \
+                         tracks its services by process group",
+                        definition.limits.keys()
+                    ))
+                }
+                None => {}
+            }
+        }
+        let procs = tracked.map(|t| t.procs_fd());
         let environment = service.environment();
         let directory = &definition.working_directory;
         let mut notification = None;
@@ -1016,7 +1173,8 @@ impl Supervisor {
             Process::Run => {
                 let launch = Launch::new(&definition.command, environment, directory)?
                     .credentials(definition.credentials.clone())
-                    .stdio(stdin, stdout, stderr);
+                    .stdio(stdin, stdout, stderr)
+                    .cgroup(procs);
                 if let Readiness::NotificationFd(number) = definition.readiness {
                     let (read, write) = nix::unistd::pipe2(
                         nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK,
@@ -1045,6 +1203,7 @@ impl Supervisor {
                 Launch::new(&command, environment, &definition.directory)?
                     .credentials(definition.credentials.clone())
                     .stdio(stdin, stdout, stderr)
+                    .cgroup(procs)
             }
             Process::Test => {
                 let Readiness::Test { command, .. } = &definition.readiness else {
@@ -1053,6 +1212,7 @@ impl Supervisor {
                 Launch::new(command, environment, directory)?
                     .credentials(definition.credentials.clone())
                     .stdio(Stdio::Fd(null), Stdio::Fd(null), Stdio::Fd(null))
+                    .cgroup(procs)
             }
         };
         Ok((launch, notification))

@@ -41,6 +41,8 @@ pub struct Launch {
     stdio: [Stdio; 3],
     /// (runsv's fd, the fd number the child sees it as): the readiness pipe.
     extra_fd: Option<(RawFd, RawFd)>,
+    /// The `cgroup.procs` of the service's group: the child joins it before exec.
+    cgroup: Option<RawFd>,
 }
 
 impl Launch {
@@ -92,6 +94,7 @@ impl Launch {
             credentials: None,
             stdio: [Stdio::Inherit; 3],
             extra_fd: None,
+            cgroup: None,
         })
     }
 
@@ -107,6 +110,13 @@ impl Launch {
 
     pub fn extra_fd(mut self, source: RawFd, target: RawFd) -> Launch {
         self.extra_fd = Some((source, target));
+        self
+    }
+
+    /// Places the child in the cgroup whose `cgroup.procs` runsv holds open as
+    /// `procs` (see cgroup.rs), before anything of the service runs.
+    pub fn cgroup(mut self, procs: Option<RawFd>) -> Launch {
+        self.cgroup = procs;
         self
     }
 
@@ -234,6 +244,13 @@ impl Launch {
         // SAFETY: each call is a plain system call on memory prepared before the clone.
         unsafe {
             libc::setsid();
+            // Into the service's group first: from here on, a stop of the group reaches
+            // the child and all it starts.
+            if let Some(procs) = self.cgroup {
+                if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 {
+                    fail(report, Step::Cgroup);
+                }
+            }
             for signal in 1..32 {
                 if signal != libc::SIGKILL && signal != libc::SIGSTOP {
                     libc::signal(signal, libc::SIG_DFL);
@@ -342,6 +359,7 @@ fn describe_child_failure(
         s if s == Step::Setgid as i32 => format!("setgid for user {user}"),
         s if s == Step::Setuid as i32 => format!("setuid to user {user}"),
         s if s == Step::Capset as i32 => format!("dropping the capabilities of user {user}"),
+        s if s == Step::Cgroup as i32 => "joining the service's cgroup".to_string(),
         _ => return describe_failure(display, errno),
     };
     format!(
@@ -360,6 +378,7 @@ enum Step {
     Setgid,
     Setuid,
     Capset,
+    Cgroup,
 }
 
 /// errno values fit below this bit; the step goes above.

@@ -4,6 +4,7 @@
 //! and owned here alone. (The supervisor's state machine is the runsv program's own:
 //! runsv/src/machine.rs.)
 
+pub mod cgroup;
 pub mod control;
 pub mod definition;
 pub mod dependencies;

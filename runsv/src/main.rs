@@ -12,6 +12,7 @@ mod relay;
 mod service;
 mod setup;
 mod tee;
+mod tracking;
 
 #[cfg(test)]
 mod props_support;

@@ -38,6 +38,8 @@ pub struct Service {
     /// Why the last `sv reconfigure` was refused (the old definition stays in force);
     /// shown in the state file's reason while nothing else has one.
     pub reconfigure_error: Option<String>,
+    /// The service's cgroup, named in `state` for sv (None: process-group mode).
+    pub cgroup: Option<PathBuf>,
 }
 
 /// What `sv reconfigure` found.
@@ -167,6 +169,7 @@ impl Service {
             left_running,
             adopted: None,
             reconfigure_error: None,
+            cgroup: None,
         };
         // `ok` is made now (a failure is fatal, as in runit) but opened only once the
         // first state is written (see `announce`), so that a client that finds runsv
@@ -335,6 +338,9 @@ impl Service {
         }
         let mut state = full_state.encode();
         state.push_str(&runsv::supervise::directory_field(&self.supervise));
+        if let Some(group) = &self.cgroup {
+            state.push_str(&runsv::cgroup::state_field(group));
+        }
         let path = self.supervise.state();
         replace(
             &path,

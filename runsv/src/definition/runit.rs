@@ -51,6 +51,7 @@ pub(super) fn load(
         restart_delay_max: DEFAULT_RESTART_DELAY_MAX,
         finish: facts.finish,
         normally_down: facts.normally_down,
+        limits: Default::default(),
     })
 }
 
@@ -155,6 +156,7 @@ mod tests {
                 restart_delay_max: Duration::from_secs(60),
                 finish: None,
                 normally_down: false,
+                limits: Default::default(),
             }
         );
     }

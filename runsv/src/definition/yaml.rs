@@ -184,6 +184,7 @@ pub(super) fn load(
         restart_delay_max,
         finish: facts.finish,
         normally_down: facts.normally_down,
+        limits: document.limits,
     })
 }
 

@@ -4,8 +4,8 @@
 use super::super::LogDestination;
 use super::rule::{Parse, Refusal, Request, Rule, Scalar};
 use super::values::{
-    After, Boolean, Environ, FileDescriptor, TailSize, ACCOUNT, COMMAND, DIRECTORY, LOG,
-    POSITIVE_SECONDS, SECONDS, SIGNAL,
+    After, Boolean, Environ, FileDescriptor, TailSize, ACCOUNT, BYTES, COMMAND, COUNT, CPU_SHARE,
+    DIRECTORY, LOG, POSITIVE_SECONDS, SECONDS, SIGNAL, WEIGHT,
 };
 use nix::sys::signal::Signal;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess};
@@ -32,11 +32,17 @@ pub(super) enum Key {
     RestartDelayMax,
     Log,
     LogTail,
+    MemoryMax,
+    MemoryHigh,
+    CpuWeight,
+    CpuMax,
+    PidsMax,
+    IoWeight,
 }
 
 /// In the order the documentation presents them, which is also the order error messages
 /// list them in.
-const ALL_KEYS: [Key; 16] = [
+const ALL_KEYS: [Key; 22] = [
     Key::Exec,
     Key::Oneshot,
     Key::After,
@@ -53,6 +59,12 @@ const ALL_KEYS: [Key; 16] = [
     Key::RestartDelayMax,
     Key::Log,
     Key::LogTail,
+    Key::MemoryMax,
+    Key::MemoryHigh,
+    Key::CpuWeight,
+    Key::CpuMax,
+    Key::PidsMax,
+    Key::IoWeight,
 ];
 
 impl Key {
@@ -74,6 +86,12 @@ impl Key {
             Key::RestartDelayMax => "restart_delay_max",
             Key::Log => "log",
             Key::LogTail => "log_tail",
+            Key::MemoryMax => "memory_max",
+            Key::MemoryHigh => "memory_high",
+            Key::CpuWeight => "cpu_weight",
+            Key::CpuMax => "cpu_max",
+            Key::PidsMax => "pids_max",
+            Key::IoWeight => "io_weight",
         }
     }
 
@@ -103,6 +121,7 @@ pub(super) struct Document {
     pub restart_delay_max: Option<Duration>,
     pub log: Option<LogDestination>,
     pub log_tail: Option<u64>,
+    pub limits: crate::cgroup::Limits,
 }
 
 /// Parses the text, or gives the 1-based line and message of the first error.
@@ -248,6 +267,12 @@ impl Rule for Mapping {
                 Key::RestartDelayMax => d.restart_delay_max = value(&mut map, POSITIVE_SECONDS)?,
                 Key::Log => d.log = value(&mut map, LOG)?,
                 Key::LogTail => d.log_tail = value(&mut map, TailSize)?,
+                Key::MemoryMax => d.limits.memory_max = value(&mut map, BYTES)?,
+                Key::MemoryHigh => d.limits.memory_high = value(&mut map, BYTES)?,
+                Key::CpuWeight => d.limits.cpu_weight = value(&mut map, WEIGHT)?,
+                Key::CpuMax => d.limits.cpu_max = value(&mut map, CPU_SHARE)?,
+                Key::PidsMax => d.limits.pids_max = value(&mut map, COUNT)?,
+                Key::IoWeight => d.limits.io_weight = value(&mut map, WEIGHT)?,
             }
         }
         // Raised here, the error points at the start of the mapping.
