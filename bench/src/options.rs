@@ -18,10 +18,11 @@ pub enum Metric {
     Stop,
     Storm,
     Logging,
+    Cgroups,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 13] = [
+    pub const ALL: [Metric; 14] = [
         Metric::Memory,
         Metric::Restart,
         Metric::Control,
@@ -35,6 +36,7 @@ impl Metric {
         Metric::Stop,
         Metric::Storm,
         Metric::Logging,
+        Metric::Cgroups,
     ];
 
     /// The name `--only` takes.
@@ -53,6 +55,7 @@ impl Metric {
             Metric::Stop => "stop",
             Metric::Storm => "storm",
             Metric::Logging => "logging",
+            Metric::Cgroups => "cgroups",
         }
     }
 }
@@ -137,7 +140,8 @@ Measures runit, s6 and runtree side by side (interleaved) and prints a table.
   --only METRICS   memory, restart, control, status (supervisors);
                    flood (runtree's control round trip under an output flood);
                    bringup, sync, chain, idle, respawn, stop, storm (scanners);
-                   logging (log throughput)
+                   logging (log throughput);
+                   cgroups (runtree with cgroups on against off; root)
                    (comma-separated or repeated)
   --services N     how many services for `status`, `bringup` and `stop` (default 1000;
                    at most 1000 for the scanners, 100 with --quick)

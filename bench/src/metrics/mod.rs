@@ -5,6 +5,7 @@
 //! the table.
 
 pub mod bringup;
+pub mod cgroups;
 pub mod chain;
 pub mod control;
 pub mod fleet;
