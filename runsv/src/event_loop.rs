@@ -10,6 +10,9 @@ use crate::relay::{Mode, Relay, Stream};
 use crate::service::{has_log_service, Leftover, Reconfigured, Service, REWRITE_INTERVAL};
 use crate::tee::{Tee, Wait};
 use crate::tracking::{self, Tracked};
+
+// The cgroup hooks' bodies (tracking.rs does the work).
+mod cgroup_hooks;
 use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -456,83 +459,6 @@ impl Supervisor {
             // `state` names it until here (see announce); what boot writes next
             // replaces that.
             adoption::stop_leftover(pid, previous.starttime, signal, timeout);
-        }
-    }
-
-    /// What a killed predecessor left in the groups of services not adopted is stopped
-    /// before they start (see Tracked::clear).
-    fn clear_groups(&mut self) {
-        for which in [Which::Log, Which::Main] {
-            let Some(service) = self.service(which) else {
-                continue;
-            };
-            if service.adopted.is_some() {
-                continue;
-            }
-            let label = service.label.clone();
-            let settings = service.machine.settings();
-            let (signal, timeout) = (settings.stop_signal, settings.stop_timeout);
-            if let Some(tracked) = self.group(which) {
-                tracked.clear(&label, signal, timeout);
-            }
-        }
-    }
-
-    fn group(&self, which: Which) -> Option<&Tracked> {
-        match which {
-            Which::Main => self.main_group.as_ref(),
-            Which::Log => self.log_group.as_ref(),
-        }
-    }
-
-    fn group_mut(&mut self, which: Which) -> Option<&mut Tracked> {
-        match which {
-            Which::Main => self.main_group.as_mut(),
-            Which::Log => self.log_group.as_mut(),
-        }
-    }
-
-    /// run or finish exited (or an adopted run ended). With a group still holding
-    /// processes of the service, the exit waits until it is empty (see tracking.rs);
-    /// what remains gets the stop signal, unless it was sent already, and is killed
-    /// after the stop timeout.
-    fn exited(&mut self, which: Which, pid: u32, status: ExitStatus) {
-        let now = self.origin.elapsed();
-        let Some(service) = self.service(which) else {
-            return;
-        };
-        let machine = &service.machine;
-        let ours = [Process::Run, Process::Finish]
-            .into_iter()
-            .any(|p| machine.pid_of(p) == Some(pid));
-        let stopping = machine.status().term_sent;
-        let settings = machine.settings();
-        let (signal, kill_at) = (
-            settings.stop_signal,
-            now.saturating_add(settings.stop_timeout),
-        );
-        if ours {
-            if let Some(tracked) = self.group_mut(which) {
-                if tracked.hold(pid, status, (!stopping).then_some(signal), kill_at) {
-                    return;
-                }
-            }
-        }
-        self.deliver_exit(which, pid, status);
-    }
-
-    fn deliver_exit(&mut self, which: Which, pid: u32, status: ExitStatus) {
-        let oom = self.group(which).is_some_and(|t| t.oom_killed());
-        if let (true, Some(service)) = (oom, self.service(which)) {
-            service.machine.note_oom_kill();
-        }
-        self.event(which, Event::Exited { pid, status });
-    }
-
-    /// cgroup.events changed: a held exit is reported once the group is empty.
-    fn group_changed(&mut self, which: Which) {
-        if let Some((pid, status)) = self.group_mut(which).and_then(|t| t.emptied()) {
-            self.deliver_exit(which, pid, status);
         }
     }
 
