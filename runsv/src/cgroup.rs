@@ -128,6 +128,14 @@ impl Tree {
     /// Errors name the file.
     pub fn join(&self) -> Result<(), String> {
         let supervisors = self.path.join(SUPERVISORS);
+        // A runsv started by svdir is there already, and svdir has enabled the
+        // controllers: a thousand runsvs then cost no migration and no cgroupfs write.
+        if own_group().is_some_and(|own| {
+            let own = own.strip_prefix("/").unwrap_or(&own).to_path_buf();
+            !own.as_os_str().is_empty() && supervisors.ends_with(&own)
+        }) {
+            return Ok(());
+        }
         make_dir(&supervisors)?;
         let procs = supervisors.join("cgroup.procs");
         fs::write(&procs, b"0").map_err(|e| format!("unable to write {}: {e}", procs.display()))?;
@@ -307,6 +315,8 @@ pub struct Group {
     procs: File,
     /// `cgroup.events`, read for `populated` and polled (POLLPRI) for changes.
     events: File,
+    /// `memory.events`, where the memory controller is on (its oom_kill count).
+    memory_events: Option<File>,
 }
 
 impl Group {
@@ -324,10 +334,12 @@ impl Group {
         };
         let procs = open("cgroup.procs", true)?;
         let events = open("cgroup.events", false)?;
+        let memory_events = open("memory.events", false).ok();
         Ok(Group {
             path,
             procs,
             events,
+            memory_events,
         })
     }
 
@@ -446,7 +458,13 @@ impl Group {
     /// How many times the OOM killer killed a process of the group (`oom_kill` in
     /// memory.events; 0 without the memory controller).
     pub fn oom_kills(&self) -> u64 {
-        let text = fs::read_to_string(self.path.join("memory.events")).unwrap_or_default();
+        let Some(mut file) = self.memory_events.as_ref() else {
+            return 0;
+        };
+        let mut text = String::new();
+        if file.seek(SeekFrom::Start(0)).is_err() || file.read_to_string(&mut text).is_err() {
+            return 0;
+        }
         text.lines()
             .find_map(|line| line.strip_prefix("oom_kill "))
             .and_then(|n| n.trim().parse().ok())
@@ -465,8 +483,9 @@ impl Group {
             path,
             procs,
             events,
+            memory_events,
         } = self;
-        drop((procs, events));
+        drop((procs, events, memory_events));
         fs::remove_dir(&path).is_ok()
     }
 }
@@ -505,24 +524,55 @@ pub struct Usage {
 }
 
 /// A group's processes and memory: `pids.current` (or the lines of `cgroup.procs`
-/// without the pids controller) and `memory.current` — a small read or two.
+/// without the pids controller) and `memory.current` where the memory controller is on
+/// — one small read per controller, no lookup of a file that is not there: which
+/// controllers a tree's groups have is read once per tree (its
+/// `cgroup.subtree_control`), as a lookup in cgroupfs costs as much as a read.
 pub fn usage(group: &Path) -> Usage {
+    let (pids, memory) = controllers_of_parent(group);
     let number = |name: &str| -> Option<u64> {
         let mut buffer = [0u8; 32];
         let mut file = File::open(group.join(name)).ok()?;
         let n = file.read(&mut buffer).ok()?;
         std::str::from_utf8(&buffer[..n]).ok()?.trim().parse().ok()
     };
-    let processes = number("pids.current").or_else(|| {
+    let processes = if pids {
+        number("pids.current")
+    } else {
         let mut text = Vec::new();
-        let file = File::open(group.join("cgroup.procs")).ok()?;
-        file.take(1 << 20).read_to_end(&mut text).ok()?;
-        Some(text.iter().filter(|&&b| b == b'\n').count() as u64)
-    });
+        File::open(group.join("cgroup.procs"))
+            .and_then(|file| file.take(1 << 20).read_to_end(&mut text))
+            .ok()
+            .map(|_| text.iter().filter(|&&b| b == b'\n').count() as u64)
+    };
     Usage {
         processes,
-        memory: number("memory.current"),
+        memory: if memory {
+            number("memory.current")
+        } else {
+            None
+        },
     }
+}
+
+/// Whether the groups under `group`'s parent have the pids and memory controllers,
+/// remembered per parent for the life of the process.
+fn controllers_of_parent(group: &Path) -> (bool, bool) {
+    use std::cell::RefCell;
+    thread_local! {
+        static KNOWN: RefCell<Vec<(PathBuf, (bool, bool))>> = const { RefCell::new(Vec::new()) };
+    }
+    let parent = group.parent().unwrap_or(group).to_path_buf();
+    KNOWN.with(|known| {
+        if let Some((_, found)) = known.borrow().iter().find(|(p, _)| *p == parent) {
+            return *found;
+        }
+        let enabled = fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+        let has = |name: &str| enabled.split_whitespace().any(|c| c == name);
+        let found = (has("pids"), has("memory"));
+        known.borrow_mut().push((parent, found));
+        found
+    })
 }
 
 /// `12.3M`: bytes for people.

@@ -219,6 +219,14 @@ fn fleets(
                     .map_err(|e| format!("starting svdir: {e}"))?;
                 wait_all_running(&suite, &tree, &services, Duration::from_secs(60))?;
                 bringup.push(mode, millis(start.elapsed()));
+                // A runsv publishes its service's pid a moment before it opens
+                // supervise/ok, where sv looks for it: the status waits for both.
+                let announced = runtree::wait_for(&[], Duration::from_secs(30), || {
+                    services.iter().all(|s| runtree::supervisor_up(s))
+                });
+                if !announced {
+                    return Err("not every runsv opened supervise/ok".into());
+                }
                 for _ in 0..3 {
                     let mut command = Command::new(runtree_bin.join("sv"));
                     command.arg("status").args(&services).env_remove("SVDIR");
@@ -229,7 +237,12 @@ fn fleets(
                         .filter(|l| l.starts_with("run: "))
                         .count();
                     if running != size {
-                        return Err(format!("sv status showed {running} of {size} running"));
+                        let other = ran.stdout.lines().find(|l| !l.starts_with("run: "));
+                        return Err(format!(
+                            "cgroups {}: sv status showed {running} of {size} running: {}",
+                            setting(mode, group),
+                            other.unwrap_or_default()
+                        ));
                     }
                     status.push(mode, millis(ran.elapsed));
                 }
