@@ -59,6 +59,11 @@ fn assert_in_order(console: &str, lines: &[&str]) {
 /// Boots the VM with extra kernel command-line words; returns the console, or None
 /// when the test was skipped.
 fn boot(extra: &[&str]) -> Option<String> {
+    boot_tree("rootfs", extra)
+}
+
+/// Boots the VM with the rootfs template tests/vm/`template`.
+fn boot_tree(template: &str, extra: &[&str]) -> Option<String> {
     if !on_path("qemu-system-x86_64") {
         skip("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)");
         return None;
@@ -82,7 +87,7 @@ fn boot(extra: &[&str]) -> Option<String> {
         .args(["-k", "5", "150", "bash"])
         .arg(vm.join("run.sh"))
         .arg(&init)
-        .arg(rootfs(&vm.join("rootfs"), &bin, out.path()))
+        .arg(rootfs(&vm.join(template), &bin, out.path()))
         .arg(out.path())
         .args(["runtree.scandir=/etc/sv", "runtree.kill_grace=2"])
         .args(extra)
@@ -165,4 +170,65 @@ fn vm_init_6_stops_in_order_and_reboots() {
     expected.extend(STOP);
     expected.extend(["init: rebooting", "reboot: Restarting system"]);
     assert_in_order(&console, &expected);
+}
+
+/// A service is its cgroup (tests/vm/cgroups): init mounts cgroup2, svdir makes the
+/// tree's groups and enables the controllers, and each limit of service.yaml holds —
+/// memory_max OOM-kills `hog` (its state says so), pids_max makes a fork fail inside
+/// `forker`, cpu_max holds `spinner` near 20% of the CPU — and `sv down` leaves none of
+/// the double-forked, setsid'd daemon `escaper` running.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn vm_cgroups_hold_limits_and_stop_everything() {
+    let Some(console) = boot_tree("cgroups", &[]) else {
+        return;
+    };
+    let line = |prefix: &str| -> String {
+        console
+            .lines()
+            .find_map(|l| {
+                l.split_once(prefix)
+                    .map(|(_, rest)| rest.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {prefix:?} in the console:\n{console}"))
+    };
+    assert_eq!(line("VMTEST mount:"), "/sys/fs/cgroup cgroup2");
+    let controllers = line("VMTEST controllers:");
+    for controller in ["cpu", "memory", "pids"] {
+        assert!(controllers.contains(controller), "{controllers}");
+    }
+    // memory_max: the OOM killer, named as the reason.
+    let hog = console
+        .lines()
+        .find(|l| l.contains("VMTEST status: ") && l.contains(": hog: "))
+        .unwrap_or_else(|| panic!("no hog status:\n{console}"));
+    assert!(hog.contains("killed by the OOM killer"), "{hog}");
+    assert!(!line("VMTEST hog oom_kill:").ends_with(" 0"), "{console}");
+    // pids_max: a fork failed inside the service.
+    let forker = line("VMTEST forker stderr:");
+    assert!(forker.contains("fork"), "{forker}");
+    assert!(!forker.contains("all forks succeeded"), "{forker}");
+    // cpu_max 20%: near its quota (TCG timing is coarse: 10 to 30%).
+    let share: u32 = line("VMTEST spinner share:")
+        .trim_end_matches('%')
+        .parse()
+        .unwrap_or_else(|_| panic!("share:\n{console}"));
+    assert!(
+        (10..=30).contains(&share),
+        "spinner at {share}%:\n{console}"
+    );
+    // The escape test.
+    assert_eq!(line("VMTEST escaper before:"), "3", "{console}");
+    assert_eq!(line("VMTEST escaper left:"), "0", "{console}");
+    assert_eq!(line("VMTEST json:"), "\"tracking\":\"cgroup\"", "{console}");
+    assert_in_order(
+        &console,
+        &[
+            "init: mounted cgroup2 on /sys/fs/cgroup",
+            // hog's last run was OOM-killed: svdir says a service ended in error.
+            "svdir: stopped 5 services",
+            "init: all processes are gone; syncing disks",
+            "reboot: Power down",
+        ],
+    );
 }

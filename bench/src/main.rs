@@ -166,6 +166,15 @@ fn run(options: &Options) -> Result<(), String> {
     if wanted(Metric::Container) {
         rows.extend(metrics::container::rows(options.quick));
     }
+    if wanted(Metric::Cgroups) {
+        rows.extend(metrics::cgroups::rows(
+            &runtree_bin,
+            runtree_build.clone().or(svdir_build.clone()),
+            &work,
+            &plan,
+            iterations,
+        ));
+    }
     // Stop everything before printing: the table is the last thing the bench does.
     cleanup::cleanup();
     rows.sort_by_key(|(metric, _)| Metric::ALL.iter().position(|m| m == metric));

@@ -21,10 +21,11 @@ pub enum Metric {
     /// Opt-in (`--only boot`): boots a Debian VM nine times, tens of minutes.
     Boot,
     Container,
+    Cgroups,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 14] = [
+    pub const ALL: [Metric; 15] = [
         Metric::Memory,
         Metric::Restart,
         Metric::Control,
@@ -39,6 +40,7 @@ impl Metric {
         Metric::Storm,
         Metric::Logging,
         Metric::Container,
+        Metric::Cgroups,
     ];
 
     /// The name `--only` takes.
@@ -59,6 +61,7 @@ impl Metric {
             Metric::Logging => "logging",
             Metric::Boot => "boot",
             Metric::Container => "container",
+            Metric::Cgroups => "cgroups",
         }
     }
 }
@@ -147,6 +150,7 @@ Measures runit, s6 and runtree side by side (interleaved) and prints a table.
                    boot (a Debian VM booted by systemd, runit and runtree, 3 times
                    each: as root, tens of minutes; only when named)
                    container (runtree beside tini as a podman container's PID 1)
+                   cgroups (runtree with cgroups on against off; root)
                    (comma-separated or repeated)
   --services N     how many services for `status`, `bringup` and `stop` (default 1000;
                    at most 1000 for the scanners, 100 with --quick)

@@ -91,14 +91,16 @@ fn is_mountpoint(path: &Path) -> Result<bool, Errno> {
     Ok(here.st_dev != parent.st_dev)
 }
 
-/// Mounts /proc, /sys, /dev and /run where nothing is mounted yet. Only on a machine:
+/// Mounts /proc, /sys, /sys/fs/cgroup (cgroup v2: each service gets a group of its own,
+/// see runsv's cgroup.rs), /dev and /run where nothing is mounted yet. Only on a machine:
 /// in a container, devtmpfs would be the host's, with every host device. Returns what
 /// it did and what failed, for the log (the console is not open yet).
 pub fn mount_api_filesystems() -> Vec<String> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let table: [(&str, &str, MsFlags, Option<&str>); 4] = [
+    let table: [(&str, &str, MsFlags, Option<&str>); 5] = [
         ("/proc", "proc", nosuid_nodev_noexec, None),
         ("/sys", "sysfs", nosuid_nodev_noexec, None),
+        ("/sys/fs/cgroup", "cgroup2", nosuid_nodev_noexec, None),
         ("/dev", "devtmpfs", MsFlags::MS_NOSUID, Some("mode=0755")),
         (
             "/run",

@@ -67,6 +67,8 @@ pub struct ServiceDefinition {
     /// What the service's failure does to the tree; None: the tree's default
     /// (`RUNTREE_ON_FAILURE`, see crate::failure).
     pub on_failure: Option<crate::failure::OnFailure>,
+    /// Resource limits of the service's cgroup (YAML only; see cgroup/limits.rs).
+    pub limits: crate::cgroup::Limits,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

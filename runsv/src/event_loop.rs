@@ -15,6 +15,8 @@
 //!   (event_loop_tests.rs).
 
 mod adopt;
+// The cgroup hooks' bodies (tracking.rs does the work).
+mod cgroup_hooks;
 mod control;
 mod dispatch;
 mod output;
@@ -27,6 +29,7 @@ mod event_loop_tests;
 use crate::adoption;
 use crate::dependency_watch::DependencyWatch;
 use crate::service::{has_log_service, Service};
+use crate::tracking::{self, Tracked};
 use nix::libc;
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
@@ -61,6 +64,9 @@ struct Supervisor {
     rewrite: Option<Duration>,
     /// Holds the relay's pipes open for a runsv that is killed (see adoption.rs).
     keeper: Option<adoption::Keeper>,
+    /// The cgroups of the main and log services (None: process groups; tracking.rs).
+    main_group: Option<Tracked>,
+    log_group: Option<Tracked>,
 }
 
 /// Runs the supervisor of `directory` until it is told to exit. Errors are runit's
@@ -98,6 +104,13 @@ pub fn run(directory: &Path) -> Result<(), String> {
     }
     supervisor.start();
     supervisor.run_loop();
+    // Empty by now (the service counted as down only once its group was): removed.
+    for tracked in [supervisor.main_group.take(), supervisor.log_group.take()]
+        .into_iter()
+        .flatten()
+    {
+        tracked.group.remove();
+    }
     Ok(())
 }
 
@@ -111,12 +124,25 @@ impl Supervisor {
         sys: Box<dyn Sys>,
     ) -> Result<Supervisor, String> {
         let now = sys.now();
-        let main = Service::open(directory, here, false, now)?;
-        let log = if has_log_service(directory, main.definition.as_ref()) {
-            Some(Service::open(&directory.join("log"), here, true, now)?)
+        let mut main = Service::open(directory, here, false, now)?;
+        let log_directory = directory.join("log");
+        let mut log = if has_log_service(directory, main.definition.as_ref()) {
+            Some(Service::open(&log_directory, here, true, now)?)
         } else {
             None
         };
+        let tree = tracking::tree(&main.label);
+        let main_group = tree
+            .as_ref()
+            .and_then(|tree| Tracked::open(tree, directory, &main.label));
+        let log_group = match (&tree, &log) {
+            (Some(tree), Some(log)) => Tracked::open(tree, &log_directory, &log.label),
+            _ => None,
+        };
+        main.cgroup = main_group.as_ref().map(|t| t.group.path().to_path_buf());
+        if let Some(log) = &mut log {
+            log.cgroup = log_group.as_ref().map(|t| t.group.path().to_path_buf());
+        }
         let null = open_null().map_err(|e| format!("unable to open /dev/null: {e}"))?;
         let output = Some(Output::open(&main, log.is_some(), directory)?);
         let dependencies = main
@@ -135,6 +161,8 @@ impl Supervisor {
             dependencies_poll: None,
             rewrite: None,
             keeper: None,
+            main_group,
+            log_group,
         })
     }
 
@@ -155,6 +183,7 @@ impl Supervisor {
             self.announce();
         }
         self.replace_leftovers();
+        self.clear_groups();
         // The machine learns the dependencies' states before it may start the service.
         self.dependencies_changed(false);
         self.boot();

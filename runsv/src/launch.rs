@@ -48,6 +48,8 @@ pub struct Launch {
     stdio: [Stdio; 3],
     /// (runsv's fd, the fd number the child sees it as): the readiness pipe.
     extra_fd: Option<(RawFd, RawFd)>,
+    /// The `cgroup.procs` of the service's group: the child joins it before exec.
+    cgroup: Option<RawFd>,
 }
 
 impl Launch {
@@ -99,6 +101,7 @@ impl Launch {
             credentials: None,
             stdio: [Stdio::Inherit; 3],
             extra_fd: None,
+            cgroup: None,
         })
     }
 
@@ -109,6 +112,13 @@ impl Launch {
 
     pub fn stdio(mut self, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Launch {
         self.stdio = [stdin, stdout, stderr];
+        self
+    }
+
+    /// Places the child in the cgroup whose `cgroup.procs` runsv holds open as
+    /// `procs` (see cgroup.rs), before anything of the service runs.
+    pub fn cgroup(mut self, procs: Option<RawFd>) -> Launch {
+        self.cgroup = procs;
         self
     }
 

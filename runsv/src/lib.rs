@@ -5,6 +5,7 @@
 //! runsv/src/machine.rs.)
 
 pub mod boot_times;
+pub mod cgroup;
 pub mod container_env;
 pub mod control;
 pub mod definition;

@@ -204,6 +204,9 @@ pub struct Machine {
     /// A readiness test sent SIGKILL when its run ended or was stopped, until it is
     /// reaped: it outlives the phase that started it.
     killed_test: Option<u32>,
+    /// The OOM killer killed a process of this run (its cgroup said so): the reason
+    /// says that rather than the bare SIGKILL.
+    oom_killed: bool,
 }
 
 impl Machine {
@@ -224,6 +227,7 @@ impl Machine {
             dependencies: Dependencies::Satisfied,
             exit_sent: false,
             killed_test: None,
+            oom_killed: false,
         }
     }
 
@@ -260,6 +264,20 @@ impl Machine {
         };
         self.state_since = previous.since;
         self.reason.clear();
+    }
+
+    /// Before the `Exited` of run: the OOM killer killed a process of the service.
+    pub fn note_oom_kill(&mut self) {
+        self.oom_killed = true;
+    }
+
+    /// How the last run ended, for people: `exited 1`, `killed by the OOM killer`.
+    fn exit_text(&self) -> String {
+        match self.last_exit {
+            _ if self.oom_killed => "killed by the OOM killer".to_string(),
+            Some(status) => status.to_string(),
+            None => String::new(),
+        }
     }
 
     pub fn settings(&self) -> &Settings {

@@ -25,6 +25,7 @@ mod relay;
 mod service;
 mod setup;
 mod tee;
+mod tracking;
 
 #[cfg(test)]
 mod props_support;

@@ -48,6 +48,8 @@ pub struct Service {
     on_failure: OnFailure,
     /// The last failure acted on, by state and since: each is acted on once.
     failure_seen: Option<(ServiceState, runsv::tai64n::Timestamp)>,
+    /// The service's cgroup, named in `state` for sv (None: process-group mode).
+    pub cgroup: Option<PathBuf>,
 }
 
 /// What `sv reconfigure` found.
@@ -178,6 +180,7 @@ impl Service {
             own,
             on_failure,
             failure_seen: None,
+            cgroup: None,
         };
         // `ok` is made now (a failure is fatal, as in runit) but opened only once the
         // first state is written (see `announce`), so that a client that finds runsv
@@ -380,6 +383,9 @@ impl Service {
         self.on_failure_of(&full_state);
         let mut state = full_state.encode();
         state.push_str(&runsv::state_dir::directory_field(&self.own));
+        if let Some(group) = &self.cgroup {
+            state.push_str(&runsv::cgroup::state_field(group));
+        }
         let path = self.supervise.state();
         replace(
             &path,

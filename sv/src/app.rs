@@ -335,11 +335,14 @@ mod tests {
                  {{\"name\":\"db\",\"path\":\"{root}/db\",\"state\":\"error\",\"want\":\"up\",\
                  \"pid\":null,\"since\":7.000000000,\"normally\":\"up\",\"paused\":false,\
                  \"got_term\":false,\"last_exit\":\"exit 127\",\"restarts\":0,\
-                 \"reason\":\"exec \\\"db\\\": not found\",\"oneshot\":false,\"log\":null}},\n\
+                 \"reason\":\"exec \\\"db\\\": not found\",\"oneshot\":false,\
+                 \"tracking\":\"process group\",\"cgroup\":null,\"processes\":null,\
+                 \"memory\":null,\"log\":null}},\n\
                  {{\"name\":\"web\",\"path\":\"{root}/web\",\"state\":\"running\",\"want\":\"up\",\
                  \"pid\":9,\"since\":6.000000000,\"normally\":\"up\",\"paused\":false,\
                  \"got_term\":false,\"last_exit\":null,\"restarts\":null,\"reason\":null,\
-                 \"oneshot\":null,\"log\":null}},\n\
+                 \"oneshot\":null,\"tracking\":\"process group\",\"cgroup\":null,\
+                 \"processes\":null,\"memory\":null,\"log\":null}},\n\
                  {{\"name\":\"nonexist\",\"path\":\"{root}/nonexist\",\
                  \"error\":\"unable to change to service directory: file does not exist\"}}\n\
                  ]\n"

@@ -6,7 +6,9 @@
 //! Fields (null where the supervisor does not say, e.g. runit's runsv without a state
 //! file): name, path, state, want, pid (null when no process), since (unix seconds with
 //! fraction), normally ("up"/"down"), paused, got_term, last_exit ("exit N"/"signal N"),
-//! restarts, reason, oneshot, log (the same object for `log/`, or null).
+//! restarts, reason, oneshot, tracking ("cgroup" or "process group"), cgroup (its path),
+//! processes and memory (bytes; null without a cgroup or the controller), log (the same
+//! object for `log/`, or null).
 
 use crate::output::{Level, Message, Out};
 use crate::service::{self, Probe, Service, Snapshot};
@@ -118,6 +120,19 @@ fn fields(name: &str, path: &Path, dir: &Path, snapshot: &Snapshot, log: Option<
         full.map_or("null".to_string(), |f| f.restarts.to_string()),
         full.map_or("null".to_string(), |f| string(&f.reason)),
         full.map_or("null".to_string(), |f| f.oneshot.to_string()),
+    );
+    let usage = snapshot.cgroup.as_deref().map(runsv::cgroup::usage);
+    let number = |n: Option<u64>| n.map_or("null".to_string(), |n| n.to_string());
+    let _ = write!(
+        text,
+        ",\"tracking\":{},\"cgroup\":{},\"processes\":{},\"memory\":{}",
+        string(runsv::cgroup::mode_name(snapshot.cgroup.is_some())),
+        snapshot
+            .cgroup
+            .as_ref()
+            .map_or("null".to_string(), |g| string(&g.to_string_lossy())),
+        number(usage.and_then(|u| u.processes)),
+        number(usage.and_then(|u| u.memory)),
     );
     if let Some(log) = log {
         let _ = write!(text, ",\"log\":{log}");

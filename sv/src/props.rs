@@ -328,14 +328,22 @@ fn probe_model(supervisor: &Supervisor) -> Probe {
         File::Absent | File::Directory => None,
     };
     if let Some(status) = state.as_ref().and_then(|state| state.status) {
-        return Probe::Live(Snapshot { status, state });
+        return Probe::Live(Snapshot {
+            status,
+            state,
+            cgroup: None,
+        });
     }
     match status {
         File::Absent => warning("unable to open supervise/status", Some(nix::libc::ENOENT)),
         File::Directory => warning("unable to read supervise/status", Some(nix::libc::EISDIR)),
         // One read of 20 bytes, as runit does: a longer file is read in part.
         File::Bytes(bytes) => match Status::decode(&bytes[..bytes.len().min(STATUS_LEN)]) {
-            Ok(status) => Probe::Live(Snapshot { status, state }),
+            Ok(status) => Probe::Live(Snapshot {
+                status,
+                state,
+                cgroup: None,
+            }),
             Err(_) => warning("unable to read supervise/status: bad format", None),
         },
     }

@@ -118,6 +118,10 @@ fn part(
                     text.push_str(&format!("; last output: {line}]"));
                 }
             }
+            // Where the service is its cgroup: what is in it (one small read or two).
+            if let Some(group) = &snapshot.cgroup {
+                text.push_str(&usage_text(group));
+            }
             let shown = if snapshot.status.pid != 0 {
                 Shown::Running
             } else {
@@ -133,4 +137,23 @@ fn part(
             (String::new(), Shown::Unknown)
         }
     }
+}
+
+/// ` (cgroup: 3 processes, 12.5M)`: the service's group's processes and memory.
+fn usage_text(group: &std::path::Path) -> String {
+    let usage = runsv::cgroup::usage(group);
+    let mut text = String::from(" (cgroup");
+    if let Some(processes) = usage.processes {
+        let noun = if processes == 1 {
+            "process"
+        } else {
+            "processes"
+        };
+        text.push_str(&format!(": {processes} {noun}"));
+        if let Some(memory) = usage.memory {
+            text.push_str(&format!(", {}", runsv::cgroup::human_bytes(memory)));
+        }
+    }
+    text.push(')');
+    text
 }

@@ -91,6 +91,8 @@ pub fn normally_up(path: &Path) -> Result<bool, i32> {
 pub struct Snapshot {
     pub status: Status,
     pub state: Option<FullState>,
+    /// The service's cgroup, as its runsv names it in `state` (None: process groups).
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 impl Snapshot {
@@ -243,10 +245,17 @@ impl ServiceDir {
                 ));
             }
         }
+        let cgroup = state_bytes
+            .as_deref()
+            .and_then(runsv::cgroup::group_in_state);
         let state = state_bytes
             .and_then(|bytes| FullState::read_from(&mut std::io::Cursor::new(bytes)).ok());
         if let Some(status) = state.as_ref().and_then(|state| state.status) {
-            return Probe::Live(Snapshot { status, state });
+            return Probe::Live(Snapshot {
+                status,
+                state,
+                cgroup,
+            });
         }
         let mut file = match reader::open_regular_at(base, &supervise.join("status"), Links::Refuse)
         {
@@ -301,7 +310,11 @@ impl ServiceDir {
                 ))
             }
         };
-        Probe::Live(Snapshot { status, state })
+        Probe::Live(Snapshot {
+            status,
+            state,
+            cgroup,
+        })
     }
 
     /// See [`normally_up`].

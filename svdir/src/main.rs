@@ -107,6 +107,7 @@ fn main() {
     // Every runsv and service inherits this output: see runsv::shared_output.
     runsv::shared_output::append_to_files();
     priority::raise_tree_weight();
+    priority::join_cgroup();
     let options = scanner::Options {
         dir,
         stop_deadline: stop_deadline(),

@@ -32,3 +32,20 @@ pub fn raise_tree_weight() {
         let _ = std::fs::write("/proc/self/autogroup", TREE_AUTOGROUP_NICE.to_string());
     }
 }
+
+/// The supervisors' cgroup weight where the tree has cgroups (see runsv's cgroup.rs):
+/// the counterpart of the autogroup nice above, about 87 services' default weight.
+const SUPERVISORS_CPU_WEIGHT: u32 = 8700;
+
+/// Where a cgroup v2 hierarchy is writable, svdir (and so every runsv it starts) moves
+/// into the tree's supervisors' group, which gets the tree's CPU weight where the cpu
+/// controller is on. Returns the tree's group, or None in process-group mode; a
+/// failure to join is said, and the tree runs on.
+pub fn join_cgroup() -> Option<std::path::PathBuf> {
+    let tree = runsv::cgroup::Tree::find()?;
+    if let Err(error) = tree.join() {
+        eprintln!("svdir: warning: {error}");
+    }
+    tree.set_supervisors_weight(SUPERVISORS_CPU_WEIGHT);
+    Some(tree.path().to_path_buf())
+}

@@ -7,6 +7,7 @@
 
 pub mod boot;
 pub mod bringup;
+pub mod cgroups;
 pub mod chain;
 pub mod container;
 pub mod control;

@@ -1021,6 +1021,7 @@ fn expected(document: &Document, fixture: &Fixture) -> Outcome {
         restart_delay_max,
         finish: document.finish.then(|| fixture.path("finish")),
         normally_down: document.down,
+        limits: Default::default(),
     }))
 }
 
@@ -1220,6 +1221,7 @@ proptest! {
             restart_delay_max: DEFAULT_RESTART_DELAY_MAX,
             finish: None,
             normally_down: false,
+            limits: Default::default(),
         });
         for (name, setting) in &files {
             let Some((_, expect)) = setting else { continue };

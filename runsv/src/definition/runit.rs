@@ -52,6 +52,7 @@ pub(super) fn load(
         restart_delay_max: DEFAULT_RESTART_DELAY_MAX,
         finish: facts.finish,
         normally_down: facts.normally_down,
+        limits: Default::default(),
     })
 }
 
@@ -157,6 +158,7 @@ mod tests {
                 restart_delay_max: Duration::from_secs(60),
                 finish: None,
                 normally_down: false,
+                limits: Default::default(),
             }
         );
     }

@@ -197,6 +197,7 @@ pub(super) fn load(
         finish: facts.finish,
         normally_down: facts.normally_down,
         on_failure: document.on_failure,
+        limits: document.limits,
     })
 }
 

@@ -85,6 +85,7 @@ fn exec_alone_gets_every_default() {
             restart_delay_max: Duration::from_secs(60),
             finish: None,
             normally_down: false,
+            limits: Default::default(),
         })
     );
 }
@@ -150,6 +151,7 @@ log: console
             restart_delay_max: Duration::from_secs(120),
             finish: Some(fixture.path("finish")),
             normally_down: true,
+            limits: Default::default(),
         })
     );
 }
@@ -267,6 +269,31 @@ fn log_tail_is_a_size_in_bytes() {
 }
 
 #[test]
+fn limits_are_read_and_a_bad_one_is_named() {
+    let definition = loads(
+        "exec: /bin/true\nmemory_max: 64M\nmemory_high: 48M\ncpu_weight: 50\n\
+         cpu_max: 25%\npids_max: 16\nio_weight: 200\n",
+    );
+    assert_eq!(
+        definition.limits,
+        crate::cgroup::Limits {
+            memory_max: Some(64 << 20),
+            memory_high: Some(48 << 20),
+            cpu_weight: Some(50),
+            cpu_max: Some(25_000),
+            pids_max: Some(16),
+            io_weight: Some(200),
+        }
+    );
+    fails_at(
+        "exec: /bin/true\npids_max: 0\n",
+        2,
+        "pids_max",
+        "`0` is not a number of processes, 1 or more",
+    );
+}
+
+#[test]
 fn unknown_keys_are_named_with_the_accepted_ones() {
     fails_at(
         "exec: /bin/true\n\nrestart: always\n",
@@ -274,7 +301,8 @@ fn unknown_keys_are_named_with_the_accepted_ones() {
         "`restart`",
         "accepted keys: exec, oneshot, after, environ, test, test_interval, ready_fd, dir, \
          user, group, stop_signal, stop_timeout, restart_delay, restart_delay_max, log, log_tail, \
-         container_env, on_failure",
+         container_env, on_failure, memory_max, memory_high, cpu_weight, cpu_max, pids_max, \
+         io_weight",
     );
     fails_at(
         "exec: /bin/true\nenviorn: {}\n",
@@ -848,7 +876,8 @@ fn every_kind_of_value_words_its_errors_exactly() {
             2,
             "invalid type: sequence, expected a key name (exec, oneshot, after, environ, test, \
              test_interval, ready_fd, dir, user, group, stop_signal, stop_timeout, restart_delay, \
-             restart_delay_max, log, log_tail, container_env, on_failure)",
+             restart_delay_max, log, log_tail, container_env, on_failure, memory_max, memory_high, \
+             cpu_weight, cpu_max, pids_max, io_weight)",
         ),
         (
             "exec: a\nstop_timeout: !foo 3\n",

@@ -6,7 +6,6 @@
 use super::output::Output;
 use super::{Supervisor, Which};
 use crate::adoption;
-use crate::machine::Event;
 use crate::relay::Stream;
 use crate::service::Leftover;
 use runsv::supervise::ExitStatus;
@@ -50,8 +49,14 @@ impl Supervisor {
             let Some(leftover) = service.left_running.take() else {
                 continue;
             };
+            // Where the service has a group, only a process in it is the service's.
+            let member = self
+                .group(which)
+                .is_none_or(|t| t.group.contains(leftover.pid));
             let pidfd = match adoption::pidfd_open(leftover.pid) {
-                Some(pidfd) if pipes_taken || self.recover_output(which, &pidfd) => pidfd,
+                Some(pidfd) if member && (pipes_taken || self.recover_output(which, &pidfd)) => {
+                    pidfd
+                }
                 _ => {
                     if let Some(service) = self.service(which) {
                         service.left_running = Some(leftover);
@@ -210,13 +215,7 @@ impl Supervisor {
             return;
         };
         self.flush_relay(which, pid);
-        self.event(
-            which,
-            Event::Exited {
-                pid,
-                status: ExitStatus::Unknown,
-            },
-        );
+        self.exited(which, pid, ExitStatus::Unknown);
     }
 }
 

@@ -119,7 +119,7 @@ impl Supervisor {
                 continue;
             };
             self.flush_relay(which, pid);
-            self.event(which, Event::Exited { pid, status });
+            self.exited(which, pid, status);
         }
     }
 

@@ -90,6 +90,15 @@ impl Supervisor {
             for fd in consoles.into_iter().chain([tee_room]).flatten() {
                 fds.push(PollFd::new(borrow(fd), PollFlags::POLLOUT));
             }
+            // A held exit: cgroup.events raises POLLPRI when the group empties.
+            let [main_events, log_events] = [&self.main_group, &self.log_group].map(|t| {
+                t.as_ref()
+                    .filter(|t| t.pending.is_some())
+                    .map(|t| t.group.events_fd().as_raw_fd())
+            });
+            for fd in [main_events, log_events].into_iter().flatten() {
+                fds.push(PollFd::new(borrow(fd), PollFlags::POLLPRI));
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
@@ -117,6 +126,10 @@ impl Supervisor {
                     self.handle_notification();
                 } else if Some(fd) == dependencies {
                     self.dependencies_changed(true);
+                } else if Some(fd) == main_events {
+                    self.group_changed(Which::Main);
+                } else if Some(fd) == log_events {
+                    self.group_changed(Which::Log);
                 } else if Some(fd) == adopted_main {
                     self.adopted_ended(Which::Main);
                 } else if Some(fd) == adopted_log {
@@ -146,6 +159,8 @@ impl Supervisor {
             self.log.as_ref().and_then(|l| l.machine.deadline()),
             self.dependencies_poll,
             self.rewrite,
+            self.main_group.as_ref().and_then(|t| t.kill_at),
+            self.log_group.as_ref().and_then(|t| t.kill_at),
         ];
         match deadlines.into_iter().flatten().min() {
             None => PollTimeout::NONE,
@@ -162,6 +177,12 @@ impl Supervisor {
         let now = self.sys.now().monotonic;
         if self.dependencies_poll.is_some_and(|due| due <= now) {
             self.dependencies_changed(false);
+        }
+        for tracked in [&mut self.main_group, &mut self.log_group]
+            .into_iter()
+            .flatten()
+        {
+            tracked.timer(now);
         }
         if self.rewrite.is_some_and(|due| due <= now) {
             self.rewrite = None;

@@ -29,6 +29,20 @@ impl Supervisor {
         let Some(pid) = service.machine.pid_of(process) else {
             return;
         };
+        // With a group, a stop or kill of run or finish reaches all the service's
+        // processes; run itself may already be reaped, its exit held (tracking.rs).
+        if let Some(tracked) = self.group(which) {
+            if group && process != Process::Test {
+                tracked.group.signal(signal);
+                return;
+            }
+            if tracked.pending.is_some_and(|(held, _)| held == pid) {
+                return;
+            }
+        }
+        let Some(service) = self.service(which) else {
+            return;
+        };
         // An adopted process is no child of runsv's: once ended, whoever reaped it
         // freed its pid. It is signalled only while its pidfd proves it alive.
         if let Some((_, pidfd)) = service.adopted.as_ref().filter(|(p, _)| *p == pid) {
@@ -145,11 +159,28 @@ impl Supervisor {
     ) -> Result<(Launch, Notification), String> {
         let null = self.null.as_raw_fd();
         let (stdin, stdout, stderr) = self.stdio(which);
-        let service = match which {
-            Which::Main => &mut self.main,
-            Which::Log => self.log.as_mut().ok_or("no log service")?,
+        let (service, mut tracked) = match which {
+            Which::Main => (&mut self.main, self.main_group.as_mut()),
+            Which::Log => (
+                self.log.as_mut().ok_or("no log service")?,
+                self.log_group.as_mut(),
+            ),
         };
         let definition = service.definition.as_ref().ok_or("invalid definition")?;
+        if process == Process::Run {
+            match tracked.as_deref_mut() {
+                Some(tracked) => tracked.prepare_run(&definition.limits)?,
+                None if !definition.limits.is_empty() => {
+                    return Err(format!(
+                        "{}: limits need a writable cgroup v2 hierarchy, and this tree \
+                         tracks its services by process group",
+                        definition.limits.keys()
+                    ))
+                }
+                None => {}
+            }
+        }
+        let procs = tracked.map(|t| t.procs_fd());
         let environment = service.environment();
         let directory = &definition.working_directory;
         let mut notification = None;
@@ -157,7 +188,8 @@ impl Supervisor {
             Process::Run => {
                 let launch = Launch::new(&definition.command, environment, directory)?
                     .credentials(definition.credentials.clone())
-                    .stdio(stdin, stdout, stderr);
+                    .stdio(stdin, stdout, stderr)
+                    .cgroup(procs);
                 if let Readiness::NotificationFd(number) = definition.readiness {
                     let (read, write) = nix::unistd::pipe2(
                         nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK,
@@ -186,6 +218,7 @@ impl Supervisor {
                 Launch::new(&command, environment, &definition.directory)?
                     .credentials(definition.credentials.clone())
                     .stdio(stdin, stdout, stderr)
+                    .cgroup(procs)
             }
             Process::Test => {
                 let Readiness::Test { command, .. } = &definition.readiness else {
@@ -194,6 +227,7 @@ impl Supervisor {
                 Launch::new(command, environment, directory)?
                     .credentials(definition.credentials.clone())
                     .stdio(Stdio::Fd(null), Stdio::Fd(null), Stdio::Fd(null))
+                    .cgroup(procs)
             }
         };
         Ok((launch, notification))

@@ -62,6 +62,13 @@ impl Launch {
         // SAFETY: each call is a plain system call on memory prepared before the clone.
         unsafe {
             libc::setsid();
+            // Into the service's group first: from here on, a stop of the group reaches
+            // the child and all it starts.
+            if let Some(procs) = self.cgroup {
+                if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 {
+                    fail(report, Step::Cgroup);
+                }
+            }
             for signal in 1..32 {
                 if signal != libc::SIGKILL && signal != libc::SIGSTOP {
                     libc::signal(signal, libc::SIG_DFL);
@@ -166,6 +173,7 @@ pub(super) fn describe_child_failure(
         s if s == Step::Setgid as i32 => format!("setgid for user {user}"),
         s if s == Step::Setuid as i32 => format!("setuid to user {user}"),
         s if s == Step::Capset as i32 => format!("dropping the capabilities of user {user}"),
+        s if s == Step::Cgroup as i32 => "joining the service's cgroup".to_string(),
         _ => return describe_failure(display, errno),
     };
     format!(
@@ -184,6 +192,7 @@ enum Step {
     Setgid,
     Setuid,
     Capset,
+    Cgroup,
 }
 
 /// errno values fit below this bit; the step goes above.

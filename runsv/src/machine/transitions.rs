@@ -88,6 +88,7 @@ impl Machine {
         starttime: u64,
         actions: &mut Vec<Action>,
     ) {
+        self.oom_killed = false;
         let run = Run {
             pid,
             starttime,
@@ -172,7 +173,8 @@ impl Machine {
                 kill_at: None,
                 ran: run.ended(),
             };
-            self.enter(now, finishing, status.to_string());
+            let text = self.exit_text();
+            self.enter(now, finishing, text);
             actions.push(Action::Spawn(Process::Finish));
         } else {
             self.became_down(now, run.ended(), actions);
@@ -224,7 +226,7 @@ impl Machine {
         self.status_since = now.wall;
         let ran_for = now.monotonic.saturating_sub(ran.started_at);
         let exit = self.last_exit;
-        let exit_text = exit.map(|e| e.to_string()).unwrap_or_default();
+        let exit_text = self.exit_text();
         if self.settings.oneshot && !ran.stop_requested {
             // A oneshot that ended by itself: record the outcome; it runs again only
             // when asked (`u`/`o`), so want becomes down.

@@ -4,8 +4,8 @@
 use super::super::LogDestination;
 use super::rule::{Parse, Refusal, Request, Rule, Scalar};
 use super::values::{
-    After, Boolean, ContainerEnv, Environ, FileDescriptor, TailSize, ACCOUNT, COMMAND, DIRECTORY,
-    LOG, ON_FAILURE, POSITIVE_SECONDS, SECONDS, SIGNAL,
+    After, Boolean, ContainerEnv, Environ, FileDescriptor, TailSize, ACCOUNT, BYTES, COMMAND,
+    COUNT, CPU_SHARE, DIRECTORY, LOG, ON_FAILURE, POSITIVE_SECONDS, SECONDS, SIGNAL, WEIGHT,
 };
 use nix::sys::signal::Signal;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess};
@@ -34,11 +34,17 @@ pub(super) enum Key {
     LogTail,
     ContainerEnv,
     OnFailure,
+    MemoryMax,
+    MemoryHigh,
+    CpuWeight,
+    CpuMax,
+    PidsMax,
+    IoWeight,
 }
 
 /// In the order the documentation presents them, which is also the order error messages
 /// list them in.
-const ALL_KEYS: [Key; 18] = [
+const ALL_KEYS: [Key; 24] = [
     Key::Exec,
     Key::Oneshot,
     Key::After,
@@ -57,6 +63,12 @@ const ALL_KEYS: [Key; 18] = [
     Key::LogTail,
     Key::ContainerEnv,
     Key::OnFailure,
+    Key::MemoryMax,
+    Key::MemoryHigh,
+    Key::CpuWeight,
+    Key::CpuMax,
+    Key::PidsMax,
+    Key::IoWeight,
 ];
 
 impl Key {
@@ -80,6 +92,12 @@ impl Key {
             Key::LogTail => "log_tail",
             Key::ContainerEnv => "container_env",
             Key::OnFailure => "on_failure",
+            Key::MemoryMax => "memory_max",
+            Key::MemoryHigh => "memory_high",
+            Key::CpuWeight => "cpu_weight",
+            Key::CpuMax => "cpu_max",
+            Key::PidsMax => "pids_max",
+            Key::IoWeight => "io_weight",
         }
     }
 
@@ -111,6 +129,7 @@ pub(super) struct Document {
     pub log_tail: Option<u64>,
     pub container_env: Option<crate::container_env::Selection>,
     pub on_failure: Option<crate::failure::OnFailure>,
+    pub limits: crate::cgroup::Limits,
 }
 
 /// Parses the text, or gives the 1-based line and message of the first error.
@@ -258,6 +277,12 @@ impl Rule for Mapping {
                 Key::LogTail => d.log_tail = value(&mut map, TailSize)?,
                 Key::ContainerEnv => d.container_env = value(&mut map, ContainerEnv)?,
                 Key::OnFailure => d.on_failure = value(&mut map, ON_FAILURE)?,
+                Key::MemoryMax => d.limits.memory_max = value(&mut map, BYTES)?,
+                Key::MemoryHigh => d.limits.memory_high = value(&mut map, BYTES)?,
+                Key::CpuWeight => d.limits.cpu_weight = value(&mut map, WEIGHT)?,
+                Key::CpuMax => d.limits.cpu_max = value(&mut map, CPU_SHARE)?,
+                Key::PidsMax => d.limits.pids_max = value(&mut map, COUNT)?,
+                Key::IoWeight => d.limits.io_weight = value(&mut map, WEIGHT)?,
             }
         }
         // Raised here, the error points at the start of the mapping.

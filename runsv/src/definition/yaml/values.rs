@@ -54,6 +54,22 @@ pub(super) const ON_FAILURE: Text<crate::failure::OnFailure> = Text {
     expecting: "continue, warn or stop",
     parse: parse_on_failure,
 };
+pub(super) const BYTES: Text<u64> = Text {
+    expecting: "a size such as 64M or 1G",
+    parse: crate::cgroup::limits::parse_bytes,
+};
+pub(super) const WEIGHT: Text<u32> = Text {
+    expecting: "a weight from 1 to 10000",
+    parse: crate::cgroup::limits::parse_weight,
+};
+pub(super) const CPU_SHARE: Text<u64> = Text {
+    expecting: "a CPU share such as 50% or 1.5",
+    parse: crate::cgroup::limits::parse_cpu_max,
+};
+pub(super) const COUNT: Text<u64> = Text {
+    expecting: "a number of processes",
+    parse: crate::cgroup::limits::parse_count,
+};
 const SERVICE_NAME: Text<String> = Text {
     expecting: "a service name",
     parse: parse_service_name,
