@@ -145,18 +145,7 @@ pub(super) fn load(
         ),
     };
 
-    let mut variables = document.environ.unwrap_or_default();
-    let mut add_unless_set = |name: &str, value: &str| {
-        if !variables.iter().any(|(set, _)| set == name) {
-            variables.push((name.to_string(), value.to_string()));
-        }
-    };
-    add_unless_set("PATH", DEFAULT_PATH);
-    if let Some(credentials) = &credentials {
-        add_unless_set("HOME", &credentials.home.to_string_lossy());
-        add_unless_set("USER", &credentials.user_name);
-        add_unless_set("LOGNAME", &credentials.user_name);
-    }
+    let variables = with_defaults(document.environ.unwrap_or_default(), credentials.as_ref());
 
     let working_directory = match document.dir {
         Some(dir) => directory.join(dir),
@@ -185,6 +174,26 @@ pub(super) fn load(
         finish: facts.finish,
         normally_down: facts.normally_down,
     })
+}
+
+/// `environ` and what a YAML service gets unless it sets it: a PATH, and with a user
+/// HOME, USER and LOGNAME.
+pub(super) fn with_defaults(
+    mut variables: Vec<(String, String)>,
+    credentials: Option<&Credentials>,
+) -> Vec<(String, String)> {
+    let mut add_unless_set = |name: &str, value: &str| {
+        if !variables.iter().any(|(set, _)| set == name) {
+            variables.push((name.to_string(), value.to_string()));
+        }
+    };
+    add_unless_set("PATH", DEFAULT_PATH);
+    if let Some(credentials) = credentials {
+        add_unless_set("HOME", &credentials.home.to_string_lossy());
+        add_unless_set("USER", &credentials.user_name);
+        add_unless_set("LOGNAME", &credentials.user_name);
+    }
+    variables
 }
 
 fn read_text(path: &Path) -> Result<String, DefinitionError> {
