@@ -260,8 +260,6 @@ fn add_all(list: &mut Vec<usize>, owners: &[usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::OpenOptions;
-    use std::os::unix::fs::OpenOptionsExt;
     use std::time::Instant;
 
     /// Collects changes for up to five seconds, until `done` says enough.
@@ -307,12 +305,7 @@ mod tests {
     fn the_reader_of_ok_closing_is_a_lost_supervisor() {
         let dir = tempfile::tempdir().unwrap();
         let ok = dir.path().join("ok");
-        nix::unistd::mkfifo(&ok, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let reader = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&ok)
-            .unwrap();
+        let reader = runsv::control::open_fifo(&ok, false).unwrap();
         let mut watcher = Watcher::new();
         assert!(watcher.watch(7, dir.path()));
         assert!(watcher.directories[0].ok.is_some(), "ok opened for writing");

@@ -88,9 +88,11 @@ impl SyncControl {
             Ok(_) => {
                 // Something else took the name: a FIFO must be there.
                 fs::remove_file(&fifo_path).map_err(|e| unavailable("remove", &fifo_path, &e))?;
-                make_fifo(&fifo_path).map_err(|e| unavailable("create", &fifo_path, &e))?;
+                runsv::control::make_fifo(&fifo_path)
+                    .map_err(|e| unavailable("create", &fifo_path, &e))?;
             }
-            Err(_) => make_fifo(&fifo_path).map_err(|e| unavailable("create", &fifo_path, &e))?,
+            Err(_) => runsv::control::make_fifo(&fifo_path)
+                .map_err(|e| unavailable("create", &fifo_path, &e))?,
         }
         let fifo = OpenOptions::new()
             .read(true)
@@ -173,13 +175,6 @@ fn lock_for_this_process(file: &File) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-fn make_fifo(path: &Path) -> io::Result<()> {
-    match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
-        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
-        Err(errno) => Err(errno.into()),
-    }
 }
 
 #[cfg(test)]
