@@ -1,6 +1,8 @@
-//! Signal names as people write them in service definitions (`TERM`, `SIGTERM`, `15`).
+//! Signal names as people write them in service definitions (`TERM`, `SIGTERM`, `15`),
+//! and the signalfd through which every runtree program takes its signals.
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 const NAMES: &[(&str, Signal)] = &[
     ("HUP", Signal::SIGHUP),
@@ -35,6 +37,26 @@ const NAMES: &[(&str, Signal)] = &[
     ("PWR", Signal::SIGPWR),
     ("SYS", Signal::SIGSYS),
 ];
+
+/// The set of `signals`.
+pub fn mask_of(signals: &[Signal]) -> SigSet {
+    let mut mask = SigSet::empty();
+    for signal in signals {
+        mask.add(*signal);
+    }
+    mask
+}
+
+/// Blocks `mask` in this thread and opens a signalfd for it (non-blocking,
+/// close-on-exec): a program then waits for its signals and everything else in one
+/// poll(2), and a signal never interrupts a write half-way. Children inherit the mask:
+/// each program resets it in what it starts. The error names the step that failed.
+pub fn receive(mask: &SigSet) -> Result<SignalFd, String> {
+    mask.thread_block()
+        .map_err(|e| format!("unable to block signals: {e}"))?;
+    SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| format!("unable to create signalfd: {e}"))
+}
 
 /// `TERM`, `SIGTERM`, `term` or `15`.
 pub fn parse(text: &str) -> Option<Signal> {

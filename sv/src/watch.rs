@@ -23,8 +23,8 @@
 
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -77,15 +77,13 @@ impl Watcher {
     pub fn new() -> Watcher {
         let signal = libc::SIGRTMIN();
         let signals = Signal::try_from(libc::SIGIO).ok().and_then(|sigio| {
-            let mut mask = SigSet::empty();
-            mask.add(sigio);
+            let mut mask = runsv::signals::mask_of(&[sigio]);
             // SAFETY: sigaddset on a valid set; SIGRTMIN is a valid signal number that
             // nix's Signal enum cannot name.
             unsafe {
                 libc::sigaddset(std::ptr::addr_of_mut!(mask).cast(), signal);
             }
-            nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).ok()?;
-            SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok()
+            runsv::signals::receive(&mask).ok()
         });
         Watcher {
             signals,

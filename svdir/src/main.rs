@@ -35,7 +35,7 @@ use std::process::exit;
 use std::time::Duration;
 
 const DEFAULT_DIR: &str = "/service";
-const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(90);
+pub(crate) const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(90);
 const USAGE: &str = "usage: svdir [-P] [DIR [LOG]]";
 
 /// runit's wording for an OS error, the error's own text otherwise.
