@@ -20,6 +20,14 @@ pub enum Metric {
     Logging,
 }
 
+/// What a metric runs on (see [`Metric::runs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runs {
+    Supervisor,
+    Scanner,
+    Itself,
+}
+
 impl Metric {
     pub const ALL: [Metric; 13] = [
         Metric::Memory,
@@ -36,6 +44,22 @@ impl Metric {
         Metric::Storm,
         Metric::Logging,
     ];
+
+    /// What the metric runs on: a probed supervisor, a scanner and its tree, or its own.
+    pub fn runs(self) -> Runs {
+        match self {
+            Metric::Memory | Metric::Restart | Metric::Control | Metric::Status => Runs::Supervisor,
+            Metric::Bringup
+            | Metric::Sync
+            | Metric::Chain
+            | Metric::Idle
+            | Metric::Respawn
+            | Metric::Stop
+            | Metric::Storm => Runs::Scanner,
+            // The flood probes its own supervisors; logging runs the loggers alone.
+            Metric::Flood | Metric::Logging => Runs::Itself,
+        }
+    }
 
     /// The name `--only` takes.
     pub fn key(self) -> &'static str {
