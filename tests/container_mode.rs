@@ -6,6 +6,7 @@
 
 use runsv::control::{send_control, Control};
 use runsv::supervise::SuperviseDir;
+use runtree::service::kmsg_file;
 use runtree::{binary, wait_for, wait_running, wait_state, Guard, ServiceState};
 use std::fs;
 use std::path::Path;
@@ -33,8 +34,7 @@ fn runsv(service: &Path, env: &[(&str, &std::ffi::OsStr)], stderr: &Path) -> Gua
 fn in_a_container_kmsg_lines_go_to_the_log_even_where_kmsg_is_writable() {
     let root = tempfile::tempdir().unwrap();
     // A writable stand-in for /dev/kmsg, as --privileged makes the host's.
-    let kmsg = root.path().join("kmsg");
-    fs::write(&kmsg, "").unwrap();
+    let kmsg = kmsg_file(root.path());
     let stderr = root.path().join("stderr");
     let service = root.path().join("chatty");
     fs::create_dir_all(&service).unwrap();
@@ -52,9 +52,7 @@ fn in_a_container_kmsg_lines_go_to_the_log_even_where_kmsg_is_writable() {
         &stderr,
     );
     let pid = wait_running(&service, WAIT);
-    guard
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    guard.also_kill(pid);
     assert!(
         wait_for(&[root.path()], WAIT, || fs::read_to_string(&stderr)
             .is_ok_and(|t| t.contains("chatty: hello from chatty\n"))),
@@ -85,9 +83,7 @@ fn the_default_stop_timeout_comes_from_the_environment() {
         &stderr,
     );
     let pid = wait_running(&service, WAIT);
-    guard
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    guard.also_kill(pid);
     let asked = Instant::now();
     send_control(&SuperviseDir::of_service(&service), &[Control::Down]).unwrap();
     // With the 10 s default this would still be stopping when the wait ends.

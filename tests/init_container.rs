@@ -75,7 +75,7 @@ fn starts_svdir_clean_and_idle_then_sigterm_stops_in_order() {
     assert_eq!(before, after, "an idle init woke up\n{}", ns.report());
 
     kill(init, Signal::SIGTERM).expect("SIGTERM to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    ns.assert_exit(0, Duration::from_secs(20));
     assert_ordered_stop(&ns);
     assert!(!ns.log().contains("sending KILL"), "{}", ns.report());
 }
@@ -113,7 +113,7 @@ fn reaps_a_burst_of_1000_orphans() {
         "init's children after the burst ({orphans} orphans seen): {left:?}"
     );
     kill(init, Signal::SIGTERM).expect("SIGTERM to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    ns.assert_exit(0, Duration::from_secs(20));
 }
 
 #[test]
@@ -138,21 +138,13 @@ fn svdir_killed_is_restarted_after_a_delay() {
         "restart after {delay:?}\n{}",
         ns.report()
     );
-    assert!(
-        ns.log().contains("svdir was killed by SIGKILL after "),
-        "{}",
-        ns.report()
-    );
-    assert!(
-        ns.log().contains("restarting it in 0.1s"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_logged("svdir was killed by SIGKILL after ");
+    ns.assert_logged("restarting it in 0.1s");
     assert_eq!(ns.marker("starts").lines().count(), 2);
 
     // The first svdir's services are orphans now; the sweep ends them with TERM.
     kill(init, Signal::SIGTERM).expect("SIGTERM to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    ns.assert_exit(0, Duration::from_secs(20));
     assert_ordered_stop(&ns);
 }
 
@@ -163,15 +155,9 @@ fn svdir_reporting_an_error_makes_status_1() {
     }
     let mut ns = Ns::simple(&[("STANDIN_EXIT", "1")]);
     ns.wait_lines("ready", 1, Duration::from_secs(10));
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 1, "{}", ns.report());
+    ns.assert_stops(Signal::SIGTERM, 1);
     assert_ordered_stop(&ns);
-    assert!(
-        ns.log()
-            .contains("svdir exited 1: a service ended in error"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_logged("svdir exited 1: a service ended in error");
 }
 
 #[test]
@@ -185,9 +171,9 @@ fn svdir_missing_its_deadline_is_killed_and_makes_status_2() {
         ("RUNTREE_KILL_GRACE", "10"),
     ]);
     ns.wait_lines("ready", 1, Duration::from_secs(10));
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    ns.signal_init(Signal::SIGTERM);
     let sent = Instant::now();
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 2, "{}", ns.report());
+    ns.assert_exit(2, Duration::from_secs(20));
     let took = sent.elapsed();
     // The deadline, then a sweep that ends early: the hung svdir's sleeps obey TERM.
     assert!(
@@ -195,11 +181,7 @@ fn svdir_missing_its_deadline_is_killed_and_makes_status_2() {
         "took {took:?}\n{}",
         ns.report()
     );
-    assert!(
-        ns.log().contains("svdir did not stop within 1.0s"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_logged("svdir did not stop within 1.0s");
 }
 
 #[test]
@@ -216,9 +198,9 @@ fn processes_ignoring_term_are_killed_after_the_grace_and_make_status_3() {
         ("RUNTREE_KILL_GRACE", "1"),
     ]);
     ns.wait_lines("stubborn", 1, Duration::from_secs(10));
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    ns.signal_init(Signal::SIGTERM);
     let sent = Instant::now();
-    assert_eq!(ns.wait_exit(Duration::from_secs(30)), 3, "{}", ns.report());
+    ns.assert_exit(3, Duration::from_secs(30));
     let took = sent.elapsed();
     // About the grace (1 s), nowhere near the global deadline (60 s).
     assert!(
@@ -227,11 +209,7 @@ fn processes_ignoring_term_are_killed_after_the_grace_and_make_status_3() {
         ns.report()
     );
     assert_ordered_stop(&ns);
-    assert!(
-        ns.log().contains("sending KILL to all processes"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_logged("sending KILL to all processes");
 }
 
 #[test]
@@ -246,9 +224,9 @@ fn sweep_returns_as_soon_as_nothing_is_left() {
         ("RUNTREE_KILL_GRACE", "30"),
     ]);
     ns.wait_lines("leftover", 1, Duration::from_secs(10));
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    ns.signal_init(Signal::SIGTERM);
     let sent = Instant::now();
-    assert_eq!(ns.wait_exit(Duration::from_secs(40)), 0, "{}", ns.report());
+    ns.assert_exit(0, Duration::from_secs(40));
     let took = sent.elapsed();
     assert!(
         took < Duration::from_secs(8),
@@ -264,7 +242,7 @@ fn init_0_from_inside_stops_in_order_and_exits_0() {
         return;
     }
     let mut ns = Ns::simple(&[("STANDIN_ONSTART", "\"$INIT\" 0")]);
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    ns.assert_exit(0, Duration::from_secs(20));
     assert_ordered_stop(&ns);
     let log = ns.log();
     assert!(
@@ -285,13 +263,9 @@ fn init_6_and_halt_are_accepted_too() {
     for (word, signal, action) in [("6", "SIGINT", "reboot"), ("halt", "SIGUSR1", "halt")] {
         let onstart = format!("\"$INIT\" {word}");
         let mut ns = Ns::simple(&[("STANDIN_ONSTART", &onstart)]);
-        assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+        ns.assert_exit(0, Duration::from_secs(20));
         assert_ordered_stop(&ns);
-        assert!(
-            ns.log().contains(&format!("{signal}: {action} requested")),
-            "{}",
-            ns.report()
-        );
+        ns.assert_logged(&format!("{signal}: {action} requested"));
     }
 }
 
@@ -333,8 +307,7 @@ fn client_errors_unprivileged_and_usage() {
     assert!(ns.marker("help.out").contains("init 0 | poweroff"));
     // None of them started a shutdown.
     assert!(!ns.log().contains("requested"), "{}", ns.report());
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    ns.assert_stops(Signal::SIGTERM, 0);
 }
 
 #[test]
@@ -348,13 +321,8 @@ fn podmans_stop_signal_for_sbin_init_stops_the_container_in_order() {
     // SAFETY: kill with a valid pid and signal number.
     let sent = unsafe { nix::libc::kill(ns.init_pid().as_raw(), 37) };
     assert_eq!(sent, 0, "signal 37 to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
-    assert!(
-        ns.log()
-            .contains("SIGRTMIN+3 (37): poweroff requested: stopping the container"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_exit(0, Duration::from_secs(20));
+    ns.assert_logged("SIGRTMIN+3 (37): poweroff requested: stopping the container");
     assert_ordered_stop(&ns);
 }
 
@@ -382,13 +350,8 @@ fn main_program_exit_code_is_the_containers_after_an_ordered_stop() {
         "-c",
         "while ! [ -s $MARKERS/ready ]; do sleep 0.05; done; exit 3",
     ]);
-    assert_eq!(ns.wait_exit(Duration::from_secs(30)), 3, "{}", ns.report());
-    assert!(
-        ns.log()
-            .contains("the main program exited 3: poweroff requested: stopping the container"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_exit(3, Duration::from_secs(30));
+    ns.assert_logged("the main program exited 3: poweroff requested: stopping the container");
     assert_ordered_stop(&ns);
     assert_eq!(ns.marker("exitcode"), "3\n");
 }
@@ -407,19 +370,9 @@ fn signals_to_init_reach_the_main_program_and_its_signal_makes_the_code() {
         ]);
         ns.wait_lines("main", 1, Duration::from_secs(10));
         ns.wait_lines("ready", 1, Duration::from_secs(10));
-        kill(ns.init_pid(), signal).expect("signal to init");
-        assert_eq!(
-            ns.wait_exit(Duration::from_secs(30)),
-            code,
-            "{}",
-            ns.report()
-        );
-        assert!(
-            ns.log()
-                .contains(&format!("the main program exited {code}")),
-            "{}",
-            ns.report()
-        );
+        ns.signal_init(signal);
+        ns.assert_exit(code, Duration::from_secs(30));
+        ns.assert_logged(&format!("the main program exited {code}"));
         // It was passed on, not taken as a stop request of init's own.
         assert!(
             !ns.log().contains(&format!("{}: ", signal.as_str())),
@@ -436,17 +389,8 @@ fn a_main_program_that_cannot_run_is_127() {
         return;
     }
     let mut ns = with_main(&["/nonexistent/program"]);
-    assert_eq!(
-        ns.wait_exit(Duration::from_secs(30)),
-        127,
-        "{}",
-        ns.report()
-    );
-    assert!(
-        ns.log().contains("cannot start the main program"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_exit(127, Duration::from_secs(30));
+    ns.assert_logged("cannot start the main program");
 }
 
 #[test]
@@ -474,8 +418,7 @@ fn ignored_signals_are_reported_once_and_change_nothing() {
     }
     assert!(!log.contains("requested"), "{log}");
     assert_eq!(ns.marker("starts").lines().count(), 1);
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    ns.assert_stops(Signal::SIGTERM, 0);
 }
 
 #[test]
@@ -495,8 +438,8 @@ fn missing_svdir_is_retried_and_stop_still_completes() {
         ns.log().contains("retrying in 0.1s")
     });
     assert!(held, "{}", ns.report());
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    ns.signal_init(Signal::SIGTERM);
     // No svdir ever stopped the services: not a clean stop.
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 1, "{}", ns.report());
-    assert!(ns.log().contains("svdir is not running"), "{}", ns.report());
+    ns.assert_exit(1, Duration::from_secs(20));
+    ns.assert_logged("svdir is not running");
 }

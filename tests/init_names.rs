@@ -3,7 +3,7 @@
 //! (src/ns.rs), to stop everything in order; `-f` has the kernel end the
 //! namespace at once. Needs root (unshare); says so and passes nothing otherwise.
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use runtree::ns::{root, Ns, Setup};
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
@@ -81,7 +81,7 @@ fn usage_errors_ask_nothing() {
     );
     assert!(ns.marker("bad.out").contains("usage: poweroff"));
     assert!(!ns.log().contains("requested"), "{}", ns.report());
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    ns.signal_init(Signal::SIGTERM);
     assert_eq!(ns.wait_exit(STOP), 0, "{}", ns.report());
 }
 

@@ -32,14 +32,8 @@ fn can_switch_users() -> bool {
         eprintln!("SKIPPED: needs root to run programs as other users");
         return false;
     }
-    if Command::new("setpriv").arg("--version").output().is_ok() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("setpriv is missing: .ci/run installs util-linux");
-    }
-    eprintln!("SKIPPED: setpriv (util-linux) is not installed");
-    false
+    let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
+    runtree::prerequisite(setpriv, "setpriv (util-linux) is not installed", ".ci/run")
 }
 
 macro_rules! require_user_switching {
@@ -367,24 +361,18 @@ fn run_finish_and_test_of_a_user_service_get_its_ids_and_nothing_of_runsvs() {
 
     let starting = wait_in(&service, ServiceState::Starting);
     let run_pid = starting.pid;
-    runsv
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(run_pid as i32));
+    runsv.also_kill(run_pid);
     assert_eq!(cmdline(run_pid), "sleep 1000 ");
     expected.check(run_pid, "run");
 
     let test_pid = wait_child_running(runsv_pid, "sleep 61 ");
-    runsv
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(test_pid as i32));
+    runsv.also_kill(test_pid);
     expected.check(test_pid, "test");
 
     control(&service, "d");
     let finishing = wait_in(&service, ServiceState::Finishing);
     let finish_pid = finishing.pid;
-    runsv
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(finish_pid as i32));
+    runsv.also_kill(finish_pid);
     assert!(
         wait_for(&[], WAIT, || cmdline(finish_pid) == "sleep 62 "),
         "finish runs: {}",
@@ -408,9 +396,7 @@ fn a_user_service_with_a_readiness_fd_gets_that_fd_and_no_other() {
     );
     let mut runsv = runsv(&service);
     let pid = runtree::wait_running(&service, WAIT);
-    runsv
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    runsv.also_kill(pid);
     let expected = Expected {
         uid: NOBODY,
         gid: NOBODY,

@@ -27,14 +27,9 @@ const WAIT: Duration = Duration::from_secs(15);
 /// Whether runit is installed; when it is not, says so (CI installs it, so there a
 /// missing runit fails the test instead of skipping it).
 fn runit_installed() -> bool {
-    if Path::new(RUNIT_SV).exists() && Path::new(RUNIT_RUNSV).exists() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{RUNIT_RUNSV} or {RUNIT_SV} is missing: .ci/run installs runit");
-    }
-    eprintln!("SKIPPED: runit is not installed ({RUNIT_RUNSV}, {RUNIT_SV})");
-    false
+    let runit = Path::new(RUNIT_SV).exists() && Path::new(RUNIT_RUNSV).exists();
+    let missing = format!("runit is not installed ({RUNIT_RUNSV}, {RUNIT_SV})");
+    runtree::prerequisite(runit, &missing, ".ci/run")
 }
 
 macro_rules! require_runit {
@@ -95,26 +90,7 @@ fn sv(which: Sv, svdir: &Path, args: &[&str]) -> Outcome {
 
 /// `(pid 123)` → `(pid P)`, and `12s` after a space → `Ns`.
 fn mask(text: &str) -> String {
-    let mut result = String::new();
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        if !digits.is_empty() {
-            if c == ')' && result.ends_with("(pid ") {
-                result.push('P');
-            } else if c == 's' && result.ends_with(' ') {
-                result.push('N');
-            } else {
-                result.push_str(&digits);
-            }
-            digits.clear();
-        }
-        result.push(c);
-    }
-    result + &digits
+    runtree::mask_status(text, true)
 }
 
 fn unix_second() -> u64 {
