@@ -47,6 +47,38 @@ pub fn mask_status(text: &str, pids: bool) -> String {
     result + &digits
 }
 
+/// Ends the test at once (it is skipped) unless `$ready`: a prerequisite the machine
+/// may lack (root, a program), checked by a function that says what is missing.
+#[macro_export]
+macro_rules! skip_unless {
+    ($ready:expr) => {
+        if !$ready {
+            return;
+        }
+    };
+}
+
+/// Whether the test runs as root; where it does not, says that it is skipped and why
+/// it `needs` root.
+pub fn as_root(needs: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("skipped: {needs}");
+    }
+    root
+}
+
+/// Runs `command`, which sets up what a test needs, to its end: its output if it exits
+/// 0, else why not (`what` failed, and its stderr).
+pub fn succeeded(command: &mut Command, what: &str) -> Result<std::process::Output, String> {
+    let output = command.output().map_err(|e| format!("{what}: {e}"))?;
+    if output.status.success() {
+        return Ok(output);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(format!("{what} failed ({}):\n{stderr}", output.status))
+}
+
 /// Whether a test's prerequisite is there. Where it is not, the test is to be skipped,
 /// and this says so (`missing`); but CI installs every prerequisite, so there it fails
 /// the test instead, naming what installs it (`installed_by`).

@@ -190,6 +190,20 @@ impl Ns {
         self.assert_exit(code, Duration::from_secs(20));
     }
 
+    /// Sends init SIGTERM, and asserts that it exits with `code` after a time within
+    /// `took` (and at the latest 10 s after its end).
+    pub fn assert_stops_within(&mut self, code: i32, took: std::ops::Range<Duration>) {
+        self.signal_init(nix::sys::signal::Signal::SIGTERM);
+        let sent = Instant::now();
+        self.assert_exit(code, took.end + Duration::from_secs(10));
+        let elapsed = sent.elapsed();
+        assert!(
+            took.contains(&elapsed),
+            "took {elapsed:?}\n{}",
+            self.report()
+        );
+    }
+
     /// Asserts that init's log holds `text`.
     pub fn assert_logged(&self, text: &str) {
         assert!(

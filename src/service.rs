@@ -94,12 +94,18 @@ pub fn kmsg_file(root: &Path) -> PathBuf {
     kmsg
 }
 
-/// The YAML service `name` in `root` running `script` (a file of its own), its
+/// The YAML service `name` in `root` whose `exec` is `script`, a file of its own
+/// (`./script`); `yaml` holds its other keys.
+pub fn script_service(root: &Path, name: &str, yaml: &str, script: &str) -> PathBuf {
+    let service = crate::yaml_service(root, name, &format!("exec: ./script\n{yaml}"));
+    write_script(&service.join("script"), script);
+    service
+}
+
+/// The YAML service `name` in `root` running `script` (see [`script_service`]), its
 /// output relayed to a stand-in for /dev/kmsg: (the service, the stand-in).
 pub fn relayed_service(root: &Path, name: &str, script: &str) -> (PathBuf, PathBuf) {
-    let service = crate::yaml_service(root, name, "exec: ./script\n");
-    write_script(&service.join("script"), script);
-    (service, kmsg_file(root))
+    (script_service(root, name, "", script), kmsg_file(root))
 }
 
 /// runsv with a stand-in for /dev/kmsg (the relay's records go to that file).

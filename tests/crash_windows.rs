@@ -11,7 +11,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use runsv::control::{send_control, Control};
 use runsv::supervise::SuperviseDir;
-use runtree::service::{processes_running, relayed_service, runsv_kmsg, signal, wait_text};
+use runtree::service::{processes_running, relayed_service, runsv_kmsg, script_service};
+use runtree::service::{signal, wait_text};
 use runtree::svdir_tree::{runsv_children, svdir_writing_to};
 use runtree::yaml_service;
 use runtree::{alive, binary, full_state, run, wait_for, wait_state, write_script, Guard};
@@ -237,17 +238,14 @@ fn runsv_killed_while_it_stops_a_leftover_hands_the_leftover_on() {
     let marker = marker(3, 0);
     // Never ready (so a new runsv stops it rather than adopting it), and slow to
     // stop: it notes each TERM and lives on until SIGKILL, stop_timeout later.
-    let service = yaml_service(
+    let service = script_service(
         root.path(),
         "a",
-        "exec: ./stubborn\ntest: \"false\"\ntest_interval: 0.05\nstop_timeout: 2\nlog: none\n",
-    );
-    write_script(
-        &service.join("stubborn"),
+        "test: \"false\"\ntest_interval: 0.05\nstop_timeout: 2\nlog: none\n",
         &format!("#!/bin/sh\ntrap 'echo term >> terms' TERM\nwhile :; do sleep {marker} & wait $!; done\n"),
     );
     let terms = service.join("terms");
-    let shells = || processes_running(&["/bin/sh", "./stubborn"]);
+    let shells = || processes_running(&["/bin/sh", "./script"]);
     let cleanup = |guard: &mut Guard, pid: u32| guard.also_kill(pid);
     let mut first = runsv(&service);
     let leftover = wait_state(&service, WAIT, |s| {
@@ -499,9 +497,7 @@ fn in_pid_namespace_keeper_pid_reuse() {
 
 #[test]
 fn a_keeper_that_died_is_never_signalled_again() {
-    if !runtree::ns::root() {
-        return;
-    }
+    runtree::skip_unless!(runtree::ns::root());
     let exe = std::env::current_exe().unwrap();
     let mut command = Command::new("unshare");
     command

@@ -177,9 +177,7 @@ impl Tree {
 
 #[test]
 fn services_start_in_dependency_order_and_sigterm_stops_them_in_reverse() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let mut tree = Tree::boot(false, &[]);
     tree.all_running();
     // init starts svdir in a session of its own, which svdir gives the tree's CPU
@@ -233,9 +231,7 @@ fn services_start_in_dependency_order_and_sigterm_stops_them_in_reverse() {
 
 #[test]
 fn a_service_ignoring_term_is_killed_at_its_timeout_and_the_exit_status_says_so() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let mut tree = Tree::boot(true, &[]);
     tree.all_running();
     tree.wait_event("start stubborn", BOOT);
@@ -251,9 +247,7 @@ fn a_service_ignoring_term_is_killed_at_its_timeout_and_the_exit_status_says_so(
 
 #[test]
 fn svdir_killed_is_restarted_and_no_service_restarts_or_runs_twice() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let mut tree = Tree::boot(false, &[]);
     tree.all_running();
     let before = tree.service_pids();
@@ -314,9 +308,7 @@ fn svdir_killed_is_restarted_and_no_service_restarts_or_runs_twice() {
 
 #[test]
 fn init_0_from_inside_stops_the_tree_in_order() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let mut tree = Tree::boot(false, &[]);
     tree.all_running();
     // `init 0` run by a process inside the namespace (nsenter into init's namespaces).

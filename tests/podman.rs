@@ -106,16 +106,10 @@ fn build() -> Result<Engine, String> {
     }
     // The static binaries, as a user installs them (init, svdir, runsv in sbin, sv in bin).
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-static");
-    let built = Command::new(&script)
-        .arg(&root)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{}: {e}", script.display()))?;
-    if !built.status.success() {
-        panic!(
-            "scripts/build-static failed:\n{}",
-            String::from_utf8_lossy(&built.stderr)
-        );
+    let mut build = Command::new(&script);
+    build.arg(&root).stdin(Stdio::null());
+    if let Err(failed) = runtree::succeeded(&mut build, "scripts/build-static") {
+        panic!("{failed}");
     }
     longrun(&root, "db", "after: [setup]\ntest: sh -c 'true'\n");
     longrun(&root, "web", "after: [db]\n");
@@ -143,18 +137,12 @@ fn build() -> Result<Engine, String> {
     let Some(tar_out) = tar.stdout else {
         return Err("tar: no stdout".into());
     };
-    let import = Command::new("timeout")
+    let mut import = Command::new("timeout");
+    import
         .args(["-k", "5", "120", "podman", "import", "-", &image])
         .env("CONTAINERS_CONF", &conf)
-        .stdin(tar_out)
-        .output()
-        .map_err(|e| format!("podman import: {e}"))?;
-    if !import.status.success() {
-        return Err(format!(
-            "podman import failed: {}",
-            String::from_utf8_lossy(&import.stderr)
-        ));
-    }
+        .stdin(tar_out);
+    runtree::succeeded(&mut import, "podman import")?;
     remove_image_at_exit(&image, &conf);
     let _ = std::fs::remove_dir_all(&root);
     Ok(Engine { image, conf })
@@ -210,10 +198,22 @@ fn podman(conf: &Path, args: &[&str], timeout: Duration) -> (i32, String, String
 impl Container {
     /// `podman run -d` of the image with `/sbin/init` as the command (so podman takes
     /// it for systemd and stops it with SIGRTMIN+3), `extra` before the image.
-    fn run(engine: &Engine, test: &str, extra: &[&str], command: &[&str]) -> Container {
+    /// `podman run` of `command` in the image, for the test `test`; None (the test is
+    /// skipped, and says why) where the engine cannot be used.
+    fn run(test: &str, command: &[&str]) -> Option<Container> {
+        let engine = match engine() {
+            Ok(engine) => engine,
+            Err(reason) => {
+                skip(&reason);
+                return None;
+            }
+        };
+        Some(Container::started(engine, test, command))
+    }
+
+    fn started(engine: &Engine, test: &str, command: &[&str]) -> Container {
         let name = format!("runtree-{test}-{}", std::process::id());
         let mut args = vec!["run", "-d", "--name", &name];
-        args.extend_from_slice(extra);
         args.push(&engine.image);
         args.extend_from_slice(command);
         let (code, _, err) = podman(&engine.conf, &args, Duration::from_secs(60));
@@ -342,12 +342,11 @@ impl Drop for Container {
 
 #[test]
 fn ordered_start_then_podman_stop_with_its_default_signal_is_quick_clean_and_ordered() {
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
+    let Some(mut c) = Container::run("order", &["/sbin/init"]) else {
+        return;
     };
+    // From `podman run -d` returning (the image is built before, once for all tests).
     let started = Instant::now();
-    let mut c = Container::run(engine, "order", &[], &["/sbin/init"]);
     assert!(
         c.wait_line("start web", Duration::from_secs(60)),
         "never started:\n{}",
@@ -369,7 +368,7 @@ fn ordered_start_then_podman_stop_with_its_default_signal_is_quick_clean_and_ord
         ],
         "{logs}"
     );
-    eprintln!("podman run to all started: {up:?}; podman stop: {took:?}");
+    eprintln!("podman run -d to all started: {up:?}; podman stop: {took:?}");
     assert_eq!(code, 0, "{logs}");
     assert!(took < ENGINE_GRACE / 2, "podman stop took {took:?}\n{logs}");
     assert!(
@@ -381,16 +380,12 @@ fn ordered_start_then_podman_stop_with_its_default_signal_is_quick_clean_and_ord
 
 #[test]
 fn a_service_ignoring_term_still_ends_within_the_grace_with_a_non_zero_exit() {
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
-    };
-    let mut c = Container::run(
-        engine,
+    let Some(mut c) = Container::run(
         "stubborn",
-        &[],
         &["/bin/sh", "-c", "touch /run/stubborn; exec /sbin/init"],
-    );
+    ) else {
+        return;
+    };
     assert!(
         c.wait_line("start stubborn", Duration::from_secs(60))
             && c.wait_line("start web", Duration::from_secs(60)),
@@ -415,23 +410,17 @@ fn a_service_ignoring_term_still_ends_within_the_grace_with_a_non_zero_exit() {
 
 #[test]
 fn the_main_program_runs_and_its_exit_code_is_the_containers() {
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
-    };
     // It waits for the tree (web up: sv says run, and web has recorded its start), then exits 3: the tree stops, init exits 3.
-    let mut c = Container::run(
-        engine,
-        "main",
-        &[],
-        &[
+    let Some(mut c) = Container::run("main", &[
             "/sbin/init",
             "--",
             "sh",
             "-c",
             "until sv status web | grep -q '^run:' && grep -q 'start web' /events; do sleep 0.1; done; echo main $((1+2)) >> /events; exit 3",
         ],
-    );
+    ) else {
+        return;
+    };
     let (code, out, err) = podman(&c.conf, &["wait", &c.name], Duration::from_secs(60));
     assert_eq!(code, 0, "podman wait: {err}");
     let logs = c.all_logs();

@@ -827,11 +827,10 @@ fn sv_log_and_status_show_recent_output_whatever_the_destination() {
 #[test]
 fn the_tail_outlives_the_runsv_that_wrote_it() {
     let root = tempfile::tempdir().unwrap();
-    let kmsg = kmsg_file(root.path());
-    let service = yaml_service(
+    let (service, kmsg) = relayed_service(
         root.path(),
         "talker",
-        "exec: sh -c 'echo \"hello from $$\"; exec sleep 1000'\n",
+        "#!/bin/sh\necho \"hello from $$\"\nexec sleep 1000\n",
     );
     let mut first = runsv_kmsg(&service, &kmsg);
     let pid = wait_running(&service);

@@ -12,6 +12,7 @@
 //! Tests that switch users need root and util-linux's setpriv; without root they print
 //! SKIPPED and pass.
 
+use runtree::service::script_service;
 use runtree::yaml_service;
 use runtree::{alive, binary, full_state, run, wait_for, wait_state, write_script, Guard};
 use runtree::{control, runsv, supervised, FullState, ServiceState, WAIT};
@@ -34,14 +35,6 @@ fn can_switch_users() -> bool {
     }
     let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
     runtree::prerequisite(setpriv, "setpriv (util-linux) is not installed", ".ci/run")
-}
-
-macro_rules! require_user_switching {
-    () => {
-        if !can_switch_users() {
-            return;
-        }
-    };
 }
 
 /// `program args…` as nobody, without root's groups.
@@ -171,7 +164,7 @@ fn supervise_has_runits_modes_whatever_runsvs_umask_and_the_service_gets_the_uma
 
 #[test]
 fn an_existing_supervise_keeps_the_permissions_its_owner_gave_it() {
-    require_user_switching!();
+    runtree::skip_unless!(can_switch_users());
     // runit's FAQ lets a user control a service this way: `chmod 755 supervise` and
     // `chown USER supervise/ok supervise/control`. runsv leaves both as they are.
     let root = shared_tempdir();
@@ -205,7 +198,7 @@ fn an_existing_supervise_keeps_the_permissions_its_owner_gave_it() {
 
 #[test]
 fn another_user_is_refused_control_of_roots_service_with_runits_words() {
-    require_user_switching!();
+    runtree::skip_unless!(can_switch_users());
     let root = shared_tempdir();
     let service = runit_service(root.path(), "a");
     let _runsv = runsv(&service);
@@ -327,7 +320,7 @@ fn groups_of(user: &str, gid: u32) -> BTreeSet<u32> {
 
 #[test]
 fn run_finish_and_test_of_a_user_service_get_its_ids_and_nothing_of_runsvs() {
-    require_user_switching!();
+    runtree::skip_unless!(can_switch_users());
     let (user, uid) = user_with_groups();
     // A group given by number, with no entry: the number is all setgid needs.
     let gid = 4242;
@@ -387,7 +380,7 @@ fn run_finish_and_test_of_a_user_service_get_its_ids_and_nothing_of_runsvs() {
 
 #[test]
 fn a_user_service_with_a_readiness_fd_gets_that_fd_and_no_other() {
-    require_user_switching!();
+    runtree::skip_unless!(can_switch_users());
     let root = shared_tempdir();
     let service = yaml_service(
         root.path(),
@@ -412,17 +405,14 @@ fn a_user_service_with_a_readiness_fd_gets_that_fd_and_no_other() {
 
 #[test]
 fn a_service_whose_user_cannot_be_taken_on_is_never_run() {
-    require_user_switching!();
+    runtree::skip_unless!(can_switch_users());
     // runsv as nobody may not become daemon: setgroups fails, and the program is not
     // run as nobody instead.
     let root = shared_tempdir();
-    let service = yaml_service(
+    let service = script_service(
         root.path(),
         "app",
-        "exec: ./payload\nuser: daemon\nlog: none\n",
-    );
-    write_script(
-        &service.join("payload"),
+        "user: daemon\nlog: none\n",
         "#!/bin/sh\ntouch ran\nexec sleep 1000\n",
     );
     std::os::unix::fs::chown(&service, Some(NOBODY), Some(NOBODY)).unwrap();
@@ -430,7 +420,7 @@ fn a_service_whose_user_cannot_be_taken_on_is_never_run() {
     let error = wait_in(&service, ServiceState::Error);
     assert_eq!(
         error.reason,
-        "unable to start ./payload: setgroups for user daemon: Operation not permitted (EPERM); retrying in 1s"
+        "unable to start ./script: setgroups for user daemon: Operation not permitted (EPERM); retrying in 1s"
     );
     assert_eq!(error.pid, 0);
     assert!(!service.join("ran").exists(), "the payload never ran");
@@ -580,7 +570,7 @@ fn supervise_may_still_be_a_symlink_to_a_directory_elsewhere() {
 
 #[test]
 fn a_state_file_planted_by_another_user_or_a_link_stops_nothing() {
-    require_user_switching!();
+    runtree::skip_unless!(can_switch_users());
     // runsv stops the process a killed predecessor left running, as its state file
     // says; a state file it did not write must not name a victim for it.
     let mut victim = Guard::spawn(Command::new("sleep").arg("1000"));

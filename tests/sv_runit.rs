@@ -32,14 +32,6 @@ fn runit_installed() -> bool {
     runtree::prerequisite(runit, &missing, ".ci/run")
 }
 
-macro_rules! require_runit {
-    () => {
-        if !runit_installed() {
-            return;
-        }
-    };
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sv {
     Runit,
@@ -280,7 +272,7 @@ fn outcome(code: i32, stdout: &str) -> Outcome {
 
 #[test]
 fn status_lines_are_runits() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     let root = tempfile::tempdir().unwrap();
     let svdir = root.path();
     let foo = service(svdir, "foo", &[("run", SLEEPER), ("log/run", LOGGER)]);
@@ -399,7 +391,7 @@ fn status_lines_are_runits() {
 
 #[test]
 fn a_daemontools_status_is_bad_format() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     if !Path::new(DAEMONTOOLS_SUPERVISE).exists() {
         eprintln!("SKIPPED: daemontools is not installed ({DAEMONTOOLS_SUPERVISE})");
         return;
@@ -431,7 +423,7 @@ const STUBBORN: &str = "#!/bin/sh\ntrap '' HUP INT QUIT USR1 USR2 ALRM\nexec sle
 
 #[test]
 fn commands_with_and_without_v_are_runits() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     let mut twins = Twins::new();
     twins.add("foo", &[("run", STUBBORN), ("log/run", LOGGER)]);
     // Let it run for more than a second, so that runsv restarts it at once (runsv waits
@@ -559,7 +551,7 @@ fn commands_with_and_without_v_are_runits() {
 
 #[test]
 fn timeouts_kill_and_check_are_runits() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     let mut twins = Twins::new();
     twins.add(
         "ign",
@@ -628,7 +620,7 @@ fn timeouts_kill_and_check_are_runits() {
 
 #[test]
 fn lsb_mode_is_runits() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     let mut twins = Twins::new();
     twins.add("web", &[("run", SLEEPER)]);
     twins.add("logged", &[("run", SLEEPER), ("log/run", LOGGER)]);
@@ -654,24 +646,16 @@ fn lsb_mode_is_runits() {
         assert_eq!(ours, runit, "{name} {args:?}: ours (left), runit's (right)");
         runit
     };
-    assert_eq!(
-        lsb("web", &["status"]),
-        outcome(0, "run: web: (pid P) Ns\n")
-    );
-    assert_eq!(
-        lsb("web", &["stop"]),
-        outcome(0, "ok: down: web: Ns, normally up\n")
-    );
-    assert_eq!(
-        lsb("web", &["status"]),
-        outcome(3, "down: web: Ns, normally up\n")
-    );
-    assert_eq!(lsb("web", &["up", "ignored", "args"]), outcome(0, ""));
+    // What web says, command after command.
+    let web = |args: &[&str], code, stdout: &str| {
+        assert_eq!(lsb("web", args), outcome(code, stdout), "{args:?}");
+    };
+    web(&["status"], 0, "run: web: (pid P) Ns\n");
+    web(&["stop"], 0, "ok: down: web: Ns, normally up\n");
+    web(&["status"], 3, "down: web: Ns, normally up\n");
+    web(&["up", "ignored", "args"], 0, "");
     twins.settle("web", "up", is_up);
-    assert_eq!(
-        lsb("web", &["-w", "5", "restart"]),
-        outcome(0, "ok: run: web: (pid P) Ns\n")
-    );
+    web(&["-w", "5", "restart"], 0, "ok: run: web: (pid P) Ns\n");
     let usage = Outcome {
         code: 2,
         stdout: String::new(),
@@ -689,14 +673,8 @@ fn lsb_mode_is_runits() {
         )
     );
     assert_eq!(lsb("logged", &["status"]).code, 0);
-    assert_eq!(
-        lsb("web", &["shutdown"]),
-        outcome(0, "ok: web: runsv not running\n")
-    );
-    assert_eq!(
-        lsb("web", &["status"]),
-        outcome(1, "fail: web: runsv not running\n")
-    );
+    web(&["shutdown"], 0, "ok: web: runsv not running\n");
+    web(&["status"], 1, "fail: web: runsv not running\n");
 
     // runit 2.1.2 returns the log's code (0: running) for a down service whose log
     // runs; ours returns the service's own, 3, as runit 2.3.0 does.
@@ -712,7 +690,7 @@ fn lsb_mode_is_runits() {
 
 #[test]
 fn usage_errors_are_runits() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     let root = tempfile::tempdir().unwrap();
     let usage = "usage: sv [-v] [-w sec] command service ...\n\n";
     for args in [
@@ -776,7 +754,7 @@ fn usage_errors_are_runits() {
 
 #[test]
 fn exit_codes_count_failures_up_to_99() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     let root = tempfile::tempdir().unwrap();
     let names: Vec<String> = (0..120).map(|i| format!("missing{i}")).collect();
     let mut args = vec!["status"];

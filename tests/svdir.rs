@@ -929,10 +929,9 @@ fn svdir_leading_its_session_weighs_its_tree_above_the_services() {
         eprintln!("skipped: this kernel has no autogroup scheduling");
         return;
     };
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: raising a weight needs CAP_SYS_NICE (root)");
-        return;
-    }
+    runtree::skip_unless!(runtree::as_root(
+        "raising a weight needs CAP_SYS_NICE (root)"
+    ));
     let tree = Tree::new();
     let a = tree.linked_sleeper("a");
     let mut svdir = tree.svdir_in_session();
