@@ -16,12 +16,84 @@ pub use runsv::supervise::{FullState, ServiceState, Status, SuperviseDir};
 pub mod debian_vm;
 pub mod ns;
 pub mod podman;
+pub mod service;
 pub mod svdir_tree;
 pub mod svlogd;
 pub mod trace;
 
 /// How long an end-to-end test waits for anything to happen.
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Status text with what changes from run to run masked: a number of seconds after a
+/// space (`12s`) becomes `Ns`, and with `pids`, `(pid 123)` becomes `(pid P)`.
+pub fn mask_status(text: &str, pids: bool) -> String {
+    let mut result = String::new();
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        if !digits.is_empty() {
+            if pids && c == ')' && result.ends_with("(pid ") {
+                result.push('P');
+            } else if c == 's' && result.ends_with(' ') {
+                result.push('N');
+            } else {
+                result.push_str(&digits);
+            }
+            digits.clear();
+        }
+        result.push(c);
+    }
+    result + &digits
+}
+
+/// Ends the test at once (it is skipped) unless `$ready`: a prerequisite the machine
+/// may lack (root, a program), checked by a function that says what is missing.
+#[macro_export]
+macro_rules! skip_unless {
+    ($ready:expr) => {
+        if !$ready {
+            return;
+        }
+    };
+}
+
+/// Whether the test runs as root; where it does not, says that it is skipped and why
+/// it `needs` root.
+pub fn as_root(needs: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("skipped: {needs}");
+    }
+    root
+}
+
+/// Runs `command`, which sets up what a test needs, to its end: its output if it exits
+/// 0, else why not (`what` failed, and its stderr).
+pub fn succeeded(command: &mut Command, what: &str) -> Result<std::process::Output, String> {
+    let output = command.output().map_err(|e| format!("{what}: {e}"))?;
+    if output.status.success() {
+        return Ok(output);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(format!("{what} failed ({}):\n{stderr}", output.status))
+}
+
+/// Whether a test's prerequisite is there. Where it is not, the test is to be skipped,
+/// and this says so (`missing`); but CI installs every prerequisite, so there it fails
+/// the test instead, naming what installs it (`installed_by`).
+pub fn prerequisite(present: bool, missing: &str, installed_by: &str) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{missing}: {installed_by} installs it");
+    }
+    eprintln!("SKIPPED: {missing}");
+    false
+}
 
 /// The directory holding the workspace's built binaries (`target/debug` when run by
 /// `cargo test`, `target/release` for a release build of the bench command).
@@ -172,7 +244,7 @@ pub fn wait_running(service: &Path, timeout: Duration) -> u32 {
 }
 
 /// A service `name` in `root` defined by a service.yaml of `yaml`.
-pub fn yaml_service(root: &Path, name: &str, yaml: &str) -> PathBuf {
+pub fn yaml_service(root: &Path, name: impl AsRef<Path>, yaml: &str) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).expect("create service directory");
     std::fs::write(dir.join("service.yaml"), yaml).expect("write service.yaml");
@@ -221,13 +293,7 @@ pub struct Guard {
 impl Guard {
     pub fn spawn(command: &mut Command) -> Guard {
         command.process_group(0);
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
-        Guard {
-            child,
-            extra_groups: Vec::new(),
-        }
+        Guard::started(command)
     }
 
     /// Like `spawn`, in a session of its own (as init starts svdir), which is also a
@@ -241,6 +307,10 @@ impl Guard {
                     .map_err(std::io::Error::from)
             });
         }
+        Guard::started(command)
+    }
+
+    fn started(command: &mut Command) -> Guard {
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
@@ -248,6 +318,32 @@ impl Guard {
             child,
             extra_groups: Vec::new(),
         }
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("signal a process of the test");
+    }
+
+    /// Waits (up to [`WAIT`]) for the process to exit by itself; its exit code, -1
+    /// when a signal ended it.
+    pub fn exit_code(&mut self) -> i32 {
+        let status = self
+            .wait_exit(WAIT)
+            .unwrap_or_else(|| panic!("process {} did not exit within {WAIT:?}", self.pid()));
+        status.code().unwrap_or(-1)
+    }
+
+    /// SIGKILLs the process and reaps it.
+    pub fn kill(&mut self) {
+        kill(self.pid(), Signal::SIGKILL).expect("SIGKILL a process of the test");
+        self.wait_exit(WAIT).expect("a SIGKILLed process exits");
+    }
+
+    /// Kills the process group of `pid` too on drop: a service that leads its own
+    /// group (every supervised service does) outlives its runsv.
+    pub fn also_kill(&mut self, pid: u32) {
+        self.extra_groups.push(Pid::from_raw(pid as i32));
     }
 
     pub fn pid(&self) -> Pid {
@@ -290,6 +386,13 @@ impl Drop for Guard {
 
 /// Runs a command to completion with a timeout; returns (exit code, stdout, stderr).
 pub fn run(command: &mut Command, timeout: Duration) -> (i32, String, String) {
+    let (code, stdout, stderr) = run_bytes(command, timeout);
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    (code, text(stdout), text(stderr))
+}
+
+/// `run`, with the output as it was written (a name need not be UTF-8).
+pub fn run_bytes(command: &mut Command, timeout: Duration) -> (i32, Vec<u8>, Vec<u8>) {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -298,14 +401,14 @@ pub fn run(command: &mut Command, timeout: Duration) -> (i32, String, String) {
     let status = guard
         .wait_exit(timeout)
         .unwrap_or_else(|| panic!("{command:?} did not finish within {timeout:?}"));
-    let mut stdout = String::new();
-    let mut stderr = String::new();
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
     use std::io::Read;
     if let Some(mut out) = guard.child.stdout.take() {
-        let _ = out.read_to_string(&mut stdout);
+        let _ = out.read_to_end(&mut stdout);
     }
     if let Some(mut err) = guard.child.stderr.take() {
-        let _ = err.read_to_string(&mut stderr);
+        let _ = err.read_to_end(&mut stderr);
     }
     use std::os::unix::process::ExitStatusExt;
     let code = status
@@ -322,6 +425,17 @@ pub fn write_script(path: &Path, body: &str) {
     }
     std::fs::write(path, body).expect("write script");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod script");
+}
+
+/// A process's command line, split into its arguments (lossy); None when it is gone.
+pub fn argv(pid: u32) -> Option<Vec<String>> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let argv = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Some(argv)
 }
 
 /// Whether a process exists (and is not a zombie).

@@ -175,6 +175,46 @@ impl Ns {
             .unwrap_or_else(|| panic!("no exit code: {status:?}\n{}", self.report()))
     }
 
+    /// Sends `signal` to init.
+    pub fn signal_init(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.init_pid(), signal)
+            .unwrap_or_else(|e| panic!("{signal} to init: {e}\n{}", self.report()));
+    }
+
+    /// Asserts that init exits with `code` within `timeout`.
+    pub fn assert_exit(&mut self, code: i32, timeout: Duration) {
+        assert_eq!(self.wait_exit(timeout), code, "{}", self.report());
+    }
+
+    /// Sends init `signal`, and asserts that it exits with `code` within 20 s.
+    pub fn assert_stops(&mut self, signal: nix::sys::signal::Signal, code: i32) {
+        self.signal_init(signal);
+        self.assert_exit(code, Duration::from_secs(20));
+    }
+
+    /// Sends init SIGTERM, and asserts that it exits with `code` after a time within
+    /// `took` (and at the latest 10 s after its end).
+    pub fn assert_stops_within(&mut self, code: i32, took: std::ops::Range<Duration>) {
+        self.signal_init(nix::sys::signal::Signal::SIGTERM);
+        let sent = Instant::now();
+        self.assert_exit(code, took.end + Duration::from_secs(10));
+        let elapsed = sent.elapsed();
+        assert!(
+            took.contains(&elapsed),
+            "took {elapsed:?}\n{}",
+            self.report()
+        );
+    }
+
+    /// Asserts that init's log holds `text`.
+    pub fn assert_logged(&self, text: &str) {
+        assert!(
+            self.log().contains(text),
+            "{text:?} not in the log\n{}",
+            self.report()
+        );
+    }
+
     pub fn report(&self) -> String {
         format!(
             "--- init.log ({:?} since start)\n{}--- starts\n{}--- events\n{}",

@@ -201,6 +201,21 @@ impl Running {
         );
     }
 
+    /// Waits until the log directory holds a rotated file (`@….s`).
+    pub fn wait_rotated(&self) {
+        let log = self.log();
+        let rotated = || {
+            fs::read_dir(&log).is_ok_and(|mut files| {
+                files.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().ends_with(".s")))
+            })
+        };
+        assert!(
+            wait_for(&[&log], TIMEOUT, rotated),
+            "{} never rotated",
+            log.display()
+        );
+    }
+
     pub fn signal(&self, signal: Signal) {
         kill(self.guard.pid(), signal).expect("signal the logger");
     }

@@ -79,9 +79,7 @@ fn same_usage_error(name: &str, args: &[&str]) {
 
 #[test]
 fn usage_errors_exit_100_with_runits_messages() {
-    if !available() {
-        return;
-    }
+    runtree::skip_unless!(available());
     for args in [
         &[][..],
         &["-x", "true"],
@@ -98,9 +96,7 @@ fn usage_errors_exit_100_with_runits_messages() {
 
 #[test]
 fn failures_exit_111_with_runits_messages() {
-    if !available() {
-        return;
-    }
+    runtree::skip_unless!(available());
     for args in [
         &["nonexistent-program"][..],
         &["./nonexistent"],
@@ -125,9 +121,7 @@ fn failures_exit_111_with_runits_messages() {
 
 #[test]
 fn users_groups_and_their_order_as_runit() {
-    if !available() {
-        return;
-    }
+    runtree::skip_unless!(available());
     for args in [
         &["-u", "nobody", "id"][..],
         &["-u", "nobody:adm:tty:nogroup", "id"],
@@ -170,9 +164,7 @@ fn environment(outcome: &Outcome) -> Vec<String> {
 
 #[test]
 fn env_dirs_as_runit_reads_them() {
-    if !available() {
-        return;
-    }
+    runtree::skip_unless!(available());
     let dir = tempfile::tempdir().unwrap();
     let env = dir.path().join("env");
     fs::create_dir(&env).unwrap();
@@ -226,9 +218,7 @@ fn env_dirs_as_runit_reads_them() {
 
 #[test]
 fn limits_as_runit_sets_them() {
-    if !available() {
-        return;
-    }
+    runtree::skip_unless!(available());
     // Every limit the program has, soft and hard, as the kernel reports them.
     let report = "cat /proc/self/limits";
     for args in [
@@ -289,9 +279,7 @@ fn limits_as_runit_sets_them() {
 
 #[test]
 fn nice_root_session_argv0_and_closed_fds_as_runit() {
-    if !available() {
-        return;
-    }
+    runtree::skip_unless!(available());
     for args in [
         &["-n", "5", "nice"][..],
         &["-n", "-3", "nice"],
@@ -414,9 +402,7 @@ fn waits_for_lock(pid: u32) -> bool {
 
 #[test]
 fn locks_as_runit_takes_them() {
-    if !available() {
-        return;
-    }
+    runtree::skip_unless!(available());
     let dir = tempfile::tempdir().unwrap();
     let lock = dir.path().join("lock");
     let lock_text = lock.to_str().unwrap();
@@ -474,9 +460,7 @@ fn locks_as_runit_takes_them() {
 
 #[test]
 fn every_other_name_as_runit() {
-    if !available() {
-        return;
-    }
+    runtree::skip_unless!(available());
     assert_eq!(same("setuidgid", &["nobody", "id"]).0, 0);
     let (code, _, stderr) = same("setuidgid", &["nobody:nogroup", "id"]);
     assert_eq!(

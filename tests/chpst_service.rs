@@ -10,10 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 
 #[test]
 fn exec_chpst_in_run_keeps_the_supervised_pid_with_the_changed_state() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (chpst -u)");
-        return;
-    }
+    runtree::skip_unless!(runtree::as_root("needs root (chpst -u)"));
     let root = tempfile::tempdir().unwrap();
     // The program runs as nobody: it must reach the directory it reports into.
     fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();

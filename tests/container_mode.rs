@@ -6,61 +6,52 @@
 
 use runsv::control::{send_control, Control};
 use runsv::supervise::SuperviseDir;
-use runtree::{binary, wait_for, wait_running, wait_state, Guard, ServiceState};
+use runtree::service::{kmsg_file, wait_text};
+use runtree::yaml_service;
+use runtree::{binary, wait_running, wait_state, Guard, ServiceState, WAIT};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(10);
-
-fn runsv(service: &Path, env: &[(&str, &std::ffi::OsStr)], stderr: &Path) -> Guard {
+/// runsv on `service` with `env` and neither tree setting inherited, its stderr to
+/// `stderr` beside the service; once the service runs.
+fn runsv(service: &Path, env: &[(&str, &std::ffi::OsStr)]) -> (Guard, PathBuf) {
+    let stderr = service.with_file_name("stderr");
     let mut command = Command::new(binary("runsv"));
     command
         .arg(service)
         .env_remove("RUNTREE_MODE")
         .env_remove("RUNTREE_STOP_TIMEOUT")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(fs::File::create(stderr).unwrap());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    Guard::spawn(&mut command)
+        .stderr(fs::File::create(&stderr).unwrap());
+    let mut guard = Guard::spawn(&mut command);
+    let pid = wait_running(service, WAIT);
+    guard.also_kill(pid);
+    (guard, stderr)
 }
 
 #[test]
 fn in_a_container_kmsg_lines_go_to_the_log_even_where_kmsg_is_writable() {
     let root = tempfile::tempdir().unwrap();
     // A writable stand-in for /dev/kmsg, as --privileged makes the host's.
-    let kmsg = root.path().join("kmsg");
-    fs::write(&kmsg, "").unwrap();
-    let stderr = root.path().join("stderr");
-    let service = root.path().join("chatty");
-    fs::create_dir_all(&service).unwrap();
-    fs::write(
-        service.join("service.yaml"),
+    let kmsg = kmsg_file(root.path());
+    let service = yaml_service(
+        root.path(),
+        "chatty",
         "exec: sh -c 'echo hello from chatty; exec sleep 100000'\n",
-    )
-    .unwrap();
-    let mut guard = runsv(
-        &service,
-        &[
-            ("RUNTREE_MODE", "container".as_ref()),
-            ("RUNTREE_KMSG", kmsg.as_os_str()),
-        ],
-        &stderr,
     );
-    let pid = wait_running(&service, WAIT);
-    guard
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
-    assert!(
-        wait_for(&[root.path()], WAIT, || fs::read_to_string(&stderr)
-            .is_ok_and(|t| t.contains("chatty: hello from chatty\n"))),
-        "the line never reached the log: {:?}",
-        fs::read_to_string(&stderr)
-    );
+    let env = [
+        ("RUNTREE_MODE", "container".as_ref()),
+        ("RUNTREE_KMSG", kmsg.as_os_str()),
+    ];
+    let (_runsv, stderr) = runsv(&service, &env);
+    // The line reaches the log.
+    wait_text(root.path(), &stderr, |text| {
+        text.contains("chatty: hello from chatty\n")
+    });
     assert_eq!(
         fs::read_to_string(&kmsg).unwrap(),
         "",
@@ -71,23 +62,12 @@ fn in_a_container_kmsg_lines_go_to_the_log_even_where_kmsg_is_writable() {
 #[test]
 fn the_default_stop_timeout_comes_from_the_environment() {
     let root = tempfile::tempdir().unwrap();
-    let stderr = root.path().join("stderr");
-    let service = root.path().join("stubborn");
-    fs::create_dir_all(&service).unwrap();
-    fs::write(
-        service.join("service.yaml"),
+    let service = yaml_service(
+        root.path(),
+        "stubborn",
         "exec: sh -c 'trap \"\" TERM; while :; do sleep 1; done'\nlog: none\n",
-    )
-    .unwrap();
-    let mut guard = runsv(
-        &service,
-        &[("RUNTREE_STOP_TIMEOUT", "300ms".as_ref())],
-        &stderr,
     );
-    let pid = wait_running(&service, WAIT);
-    guard
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    let _runsv = runsv(&service, &[("RUNTREE_STOP_TIMEOUT", "300ms".as_ref())]);
     let asked = Instant::now();
     send_control(&SuperviseDir::of_service(&service), &[Control::Down]).unwrap();
     // With the 10 s default this would still be stopping when the wait ends.

@@ -11,6 +11,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use runsv::control::{send_control, Control};
 use runsv::supervise::SuperviseDir;
+use runtree::service::{processes_running, relayed_service, runsv_kmsg, script_service};
+use runtree::service::{signal, wait_text};
+use runtree::svdir_tree::{runsv_children, svdir_writing_to};
 use runtree::yaml_service;
 use runtree::{alive, binary, full_state, run, wait_for, wait_state, write_script, Guard};
 use runtree::{control, supervised, supervisor_up, ServiceState, Status, WAIT};
@@ -35,19 +38,6 @@ fn runsv(service: &Path) -> Guard {
 /// A command line no other test (or run) uses: `sleep <this>`.
 fn marker(test: u32, index: u32) -> String {
     format!("{}{test:02}{index:04}", 1_000 + std::process::id())
-}
-
-/// The pids of processes whose command line is exactly `argv`.
-fn processes_running(argv: &[&str]) -> Vec<u32> {
-    let wanted: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    runsv::proc::pids()
-        .into_iter()
-        .filter(|pid| alive(*pid))
-        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
-        .collect()
 }
 
 fn copies(marker: &str) -> Vec<u32> {
@@ -107,7 +97,7 @@ fn next_runsv_runs_one_copy(service: &Path, marker: &str) -> Guard {
     let result = one_copy(service, marker);
     kill_copies_unless(&result, marker);
     let pid = result.unwrap_or_else(|e| panic!("{}: not one copy: {e}", service.display()));
-    next.extra_groups.push(Pid::from_raw(pid as i32));
+    next.also_kill(pid);
     next
 }
 
@@ -124,8 +114,7 @@ fn runsv_killed_between_fork_and_publishing_the_pid_leaves_no_copy() {
     let (service, mut first) = traced_start(root.path(), "a", &marker);
     let child = trace::until_fork(first.pid());
     // runsv stands right after fork(): nothing of the child is published yet.
-    kill(first.pid(), Signal::SIGKILL).unwrap();
-    first.wait_exit(WAIT).expect("runsv reaped");
+    first.kill();
     trace::release_child(child);
     assert!(
         child_settled(child, &marker),
@@ -158,8 +147,7 @@ fn runsv_killed_as_it_starts_finish_leaves_no_finish_unrecorded() {
     trace::resume(supervisor, false, 0);
     // The next child is finish, forked once run has ended.
     let finish = trace::until_fork(supervisor);
-    kill(supervisor, Signal::SIGKILL).unwrap();
-    first.wait_exit(WAIT).expect("runsv reaped");
+    first.kill();
     trace::release_child(finish);
     assert!(child_settled(finish, &marker));
     // The next runsv runs run, then its own finish: the only one.
@@ -171,7 +159,7 @@ fn runsv_killed_as_it_starts_finish_leaves_no_finish_unrecorded() {
     let copies = copies(&marker);
     kill_copies(&marker);
     let state = state.expect("finishing");
-    next.extra_groups.push(Pid::from_raw(state.pid as i32));
+    next.also_kill(state.pid);
     assert_eq!(copies, [state.pid], "one finish, the recorded one");
 }
 
@@ -227,8 +215,7 @@ fn runsv_killed_after_publishing_the_pid_before_the_go_byte_leaves_no_copy() {
         // (By the waitpid above: its Guard has nothing left to kill or reap.)
         std::mem::forget(first);
     } else {
-        kill(runsv, Signal::SIGKILL).unwrap();
-        first.wait_exit(WAIT).expect("runsv reaped");
+        first.kill();
     }
     if !at_go_byte {
         kill_copies(&marker);
@@ -251,18 +238,15 @@ fn runsv_killed_while_it_stops_a_leftover_hands_the_leftover_on() {
     let marker = marker(3, 0);
     // Never ready (so a new runsv stops it rather than adopting it), and slow to
     // stop: it notes each TERM and lives on until SIGKILL, stop_timeout later.
-    let service = yaml_service(
+    let service = script_service(
         root.path(),
         "a",
-        "exec: ./stubborn\ntest: \"false\"\ntest_interval: 0.05\nstop_timeout: 2\nlog: none\n",
-    );
-    write_script(
-        &service.join("stubborn"),
+        "test: \"false\"\ntest_interval: 0.05\nstop_timeout: 2\nlog: none\n",
         &format!("#!/bin/sh\ntrap 'echo term >> terms' TERM\nwhile :; do sleep {marker} & wait $!; done\n"),
     );
     let terms = service.join("terms");
-    let shells = || processes_running(&["/bin/sh", "./stubborn"]);
-    let cleanup = |guard: &mut Guard, pid: u32| guard.extra_groups.push(Pid::from_raw(pid as i32));
+    let shells = || processes_running(&["/bin/sh", "./script"]);
+    let cleanup = |guard: &mut Guard, pid: u32| guard.also_kill(pid);
     let mut first = runsv(&service);
     let leftover = wait_state(&service, WAIT, |s| {
         s.state == ServiceState::Starting && s.pid != 0
@@ -272,8 +256,7 @@ fn runsv_killed_while_it_stops_a_leftover_hands_the_leftover_on() {
     cleanup(&mut first, leftover);
     // Its trap is set once it has started its sleep.
     assert!(wait_for(&[], WAIT, || copies(&marker).len() == 1));
-    kill(first.pid(), Signal::SIGKILL).unwrap();
-    first.wait_exit(WAIT).unwrap();
+    first.kill();
     // The second runsv stops the leftover; it is killed while it waits for it.
     let mut second = runsv(&service);
     cleanup(&mut second, leftover);
@@ -282,8 +265,7 @@ fn runsv_killed_while_it_stops_a_leftover_hands_the_leftover_on() {
             .is_ok_and(|t| t.lines().count() == 1)),
         "the leftover never got TERM"
     );
-    kill(second.pid(), Signal::SIGKILL).unwrap();
-    second.wait_exit(WAIT).unwrap();
+    second.kill();
     assert!(alive(leftover));
     // The third must know it: a new copy only once the leftover is gone.
     let mut third = runsv(&service);
@@ -318,19 +300,13 @@ fn keeper(service: &Path) -> Option<u32> {
 #[test]
 fn a_killed_keeper_is_replaced_so_the_next_runsv_kill_still_adopts() {
     let root = tempfile::tempdir().unwrap();
-    let kmsg = root.path().join("kmsg");
-    fs::write(&kmsg, "").unwrap();
     // Relayed output (to a stand-in for /dev/kmsg): a numbered line on each SIGHUP.
-    let service = yaml_service(root.path(), "relayed", "exec: ./hup-lines\n");
-    write_script(
-        &service.join("hup-lines"),
+    let (service, kmsg) = relayed_service(
+        root.path(),
+        "relayed",
         "#!/bin/sh\nn=0\ntrap 'n=$((n+1)); echo line-$n; echo $n > said' HUP\necho 0 > said\nwhile :; do sleep 1 & wait $!; done\n",
     );
-    let start = || {
-        let mut command = runsv_command(&service);
-        command.env("RUNTREE_KMSG", &kmsg);
-        supervised(&mut command, &service)
-    };
+    let start = || runsv_kmsg(&service, &kmsg);
     let said = |n: &str| {
         wait_for(&[&service], WAIT, || {
             fs::read_to_string(service.join("said")).is_ok_and(|t| t.trim() == n)
@@ -338,33 +314,29 @@ fn a_killed_keeper_is_replaced_so_the_next_runsv_kill_still_adopts() {
     };
     let mut first = start();
     let pid = runtree::wait_running(&service, WAIT);
-    first.extra_groups.push(Pid::from_raw(pid as i32));
-    let hup = || kill(Pid::from_raw(pid as i32), Signal::SIGHUP).unwrap();
+    first.also_kill(pid);
+    let hup = || signal(pid, Signal::SIGHUP);
     assert!(said("0"), "its trap is set");
     hup();
     assert!(said("1"));
     let old_keeper = keeper(&service).expect("a keeper");
-    kill(Pid::from_raw(old_keeper as i32), Signal::SIGKILL).unwrap();
+    signal(old_keeper, Signal::SIGKILL);
     let replaced = wait_for(&[&service.join("supervise")], WAIT, || {
         keeper(&service).is_some_and(|k| k != old_keeper)
     });
     // Then runsv is killed, and the service writes while no runsv runs.
-    kill(first.pid(), Signal::SIGKILL).unwrap();
-    first.wait_exit(WAIT).unwrap();
+    first.kill();
     hup();
     let wrote = said("2");
     let mut second = start();
-    second.extra_groups.push(Pid::from_raw(pid as i32));
+    second.also_kill(pid);
     let state = runtree::wait_running(&service, WAIT);
-    second.extra_groups.push(Pid::from_raw(state as i32));
+    second.also_kill(state);
     assert!(wrote && alive(pid), "the service died writing (SIGPIPE)");
     assert_eq!(state, pid, "adopted, not restarted");
     assert!(replaced, "the killed keeper was never replaced");
-    assert!(
-        wait_for(&[root.path()], WAIT, || fs::read_to_string(&kmsg)
-            .is_ok_and(|k| k.contains("line-2"))),
-        "the line written meanwhile arrived"
-    );
+    // The line written meanwhile arrives.
+    wait_text(root.path(), &kmsg, |text| text.contains("line-2"));
 }
 
 #[test]
@@ -404,15 +376,6 @@ impl Lcg {
     }
 }
 
-/// The pid of svdir's runsv for the entry `name`, if one runs.
-fn runsv_of(svdir: Pid, name: &str) -> Option<u32> {
-    runsv::proc::pids().into_iter().find_map(|pid| {
-        let ppid = runsv::proc::stat(pid)?.ppid as i32;
-        let argv = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        (ppid == svdir.as_raw() && argv == format!("runsv\0{name}\0").as_bytes()).then_some(pid)
-    })
-}
-
 #[test]
 fn a_storm_of_term_then_kill_leaves_one_copy_per_service() {
     // RUNTREE_STORM_FULL=1: the 500 kills over 200 services.
@@ -431,17 +394,11 @@ fn a_storm_of_term_then_kill_leaves_one_copy_per_service() {
             yaml_service(&scan, name, &yaml)
         })
         .collect();
-    let log = fs::File::create(root.path().join("svdir.log")).unwrap();
-    let mut command = Command::new(binary("svdir"));
-    command
-        .arg(&scan)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-    let mut svdir = Guard::spawn(&mut command);
+    let log = root.path().join("svdir.log");
+    let mut svdir = Guard::spawn(&mut svdir_writing_to(&scan, &log));
     for dir in &dirs {
         let pid = runtree::wait_running(dir, WAIT);
-        svdir.extra_groups.push(Pid::from_raw(pid as i32));
+        svdir.also_kill(pid);
     }
     let mut random = Lcg(u64::from(std::process::id()));
     let mut killed: Vec<Option<u32>> = vec![None; services as usize];
@@ -451,7 +408,7 @@ fn a_storm_of_term_then_kill_leaves_one_copy_per_service() {
         // Its runsv, restarted by svdir since the last kill.
         let mut runsv = None;
         let up = wait_for(&[&dirs[i].join("supervise")], WAIT, || {
-            runsv = runsv_of(svdir.pid(), &names[i]);
+            runsv = runsv_children(svdir.pid()).get(&names[i]).copied();
             runsv.is_some() && runsv != killed[i] && supervisor_up(&dirs[i])
         });
         let Some(runsv) = runsv.filter(|_| up) else {
@@ -477,7 +434,7 @@ fn a_storm_of_term_then_kill_leaves_one_copy_per_service() {
     for (i, dir) in dirs.iter().enumerate() {
         match check(i) {
             Ok(pid) => {
-                svdir.extra_groups.push(Pid::from_raw(pid as i32));
+                svdir.also_kill(pid);
                 // sv status names it.
                 let mut command = Command::new(binary("sv"));
                 command.arg("status").arg(dir);
@@ -514,9 +471,9 @@ fn in_pid_namespace_keeper_pid_reuse() {
     let service = yaml_service(root.path(), "a", "exec: sleep 1000\nlog: console\n");
     let mut supervisor = runsv(&service);
     let pid = runtree::wait_running(&service, WAIT);
-    supervisor.extra_groups.push(Pid::from_raw(pid as i32));
+    supervisor.also_kill(pid);
     let dead = keeper(&service).expect("a keeper");
-    kill(Pid::from_raw(dead as i32), Signal::SIGKILL).unwrap();
+    signal(dead, Signal::SIGKILL);
     // Reaped by runsv (its child); a replacement, if any, is started at once.
     assert!(wait_for(&[], WAIT, || !Path::new(&format!("/proc/{dead}")).exists()));
     wait_for(
@@ -540,9 +497,7 @@ fn in_pid_namespace_keeper_pid_reuse() {
 
 #[test]
 fn a_keeper_that_died_is_never_signalled_again() {
-    if !runtree::ns::root() {
-        return;
-    }
+    runtree::skip_unless!(runtree::ns::root());
     let exe = std::env::current_exe().unwrap();
     let mut command = Command::new("unshare");
     command

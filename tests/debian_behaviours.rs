@@ -64,9 +64,7 @@ fn sv_inside(svdir: u32, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn sv_without_svdir_finds_the_running_tree_and_services_get_svdir() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let dir = tempfile::tempdir().unwrap();
     let scan = dir.path().join("service");
     let run_dir = dir.path().join("run");
@@ -205,9 +203,7 @@ fn sv_w_up_of_a_run_that_exits_at_once_times_out_as_runit_s() {
 
 #[test]
 fn an_unprivileged_tree_is_found_through_xdg_runtime_dir() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     const NOBODY: u32 = 65534;

@@ -2,35 +2,22 @@
 //! can, a definition nested as deep as it can be. Whatever floods, runsv keeps
 //! answering control bytes, signals and child exits.
 
-use runsv::control::{send_control, supervisor_running, Control};
+use runsv::control::{send_control, Control};
 use runsv::supervise::SuperviseDir;
-use runtree::{binary, full_state, run, wait_for, wait_running, wait_state, Guard, ServiceState};
+use runtree::service::runit_service;
+use runtree::svdir_tree::svdir_writing_to;
+use runtree::{binary, full_state, run, supervised, wait_for, wait_running, wait_state};
+use runtree::{yaml_service, Guard, ServiceState, WAIT};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(10);
-
 /// How long a flooded runsv may take to answer: generous for a busy 2-core machine,
 /// far below the forever it takes when the relay never returns to poll.
 const PROMPT: Duration = Duration::from_secs(5);
-
-fn service_dir(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = root.join(name);
-    for (file, text) in files {
-        let path = dir.join(file);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, text).unwrap();
-        if file.ends_with("run") {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
-    dir
-}
 
 /// runsv of `service`, its output (console and kmsg stand-in) thrown away so the flood
 /// costs no disk; returned once it holds supervise/ok.
@@ -41,16 +28,7 @@ fn runsv(service: &Path) -> Guard {
         .env("RUNTREE_KMSG", "/dev/null")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let guard = Guard::spawn(&mut command);
-    let supervise = SuperviseDir::of_service(service);
-    assert!(
-        wait_for(&[service], WAIT, || {
-            supervisor_running(&supervise).unwrap_or(false)
-        }),
-        "runsv {} did not come up",
-        service.display()
-    );
-    guard
+    supervised(&mut command, service)
 }
 
 fn sv(args: &[&str], service: &Path) -> (i32, String, String, Duration) {
@@ -87,18 +65,14 @@ fn answers_while_flooding(service: &Path) {
 #[test]
 fn a_flood_to_the_console_leaves_runsv_answering() {
     let root = tempfile::tempdir().unwrap();
-    let service = service_dir(
-        root.path(),
-        "yes",
-        &[("service.yaml", "exec: yes\nlog: console\n")],
-    );
+    let service = yaml_service(root.path(), "yes", "exec: yes\nlog: console\n");
     answers_while_flooding(&service);
 }
 
 #[test]
 fn a_flood_to_kmsg_leaves_runsv_answering() {
     let root = tempfile::tempdir().unwrap();
-    let service = service_dir(root.path(), "yes", &[("service.yaml", "exec: yes\n")]);
+    let service = yaml_service(root.path(), "yes", "exec: yes\n");
     answers_while_flooding(&service);
 }
 
@@ -116,7 +90,7 @@ fn big_definition() -> String {
 #[test]
 fn a_flood_of_reconfigure_does_not_starve_exit() {
     let root = tempfile::tempdir().unwrap();
-    let service = service_dir(root.path(), "big", &[("service.yaml", &big_definition())]);
+    let service = yaml_service(root.path(), "big", &big_definition());
     let mut runsv = runsv(&service);
     let supervise = SuperviseDir::of_service(&service);
     // Fill the control FIFO with R and keep it full.
@@ -168,7 +142,7 @@ fn deep_yaml_nesting_is_refused_at_once_with_the_line_and_cause() {
         "[".repeat(depth),
         "]".repeat(depth)
     );
-    let service = service_dir(root.path(), "deep", &[("service.yaml", &text)]);
+    let service = yaml_service(root.path(), "deep", &text);
     let started = Instant::now();
     let _runsv = runsv(&service);
     let state = wait_state(&service, WAIT, |s| s.state == ServiceState::Error)
@@ -220,23 +194,16 @@ fn services_sharing_svdirs_plain_file_output_lose_no_line() {
                 "exec: sh -c '{}'\noneshot: true\nlog: console\n",
                 chatter(&name, lines)
             );
-            service_dir(&scan, &name, &[("service.yaml", &yaml)]);
+            yaml_service(&scan, &name, &yaml);
         } else {
             let run = format!("#!/bin/sh\n{}\nexec sleep 1000\n", chatter(&name, lines));
-            service_dir(&scan, &name, &[("run", &run)]);
+            runit_service(&scan, &name, &run);
         }
         names.push(name);
     }
     // `svdir scan >log 2>&1`: one description, no O_APPEND.
     let log = root.path().join("log");
-    let file = fs::File::create(&log).unwrap();
-    let mut command = Command::new(binary("svdir"));
-    command
-        .arg(&scan)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file);
-    let svdir = Guard::spawn_in_session(&mut command);
+    let svdir = Guard::spawn_in_session(&mut svdir_writing_to(&scan, &log));
     let expected = services * lines;
     let count = || {
         fs::read_to_string(&log)

@@ -111,10 +111,7 @@ fn with_the_disk_full(root: &Path) {
 
 #[test]
 fn with_the_disk_full_sv_up_starts_the_service_and_reports_only_what_runs() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: mounting a tmpfs needs root");
-        return;
-    }
+    runtree::skip_unless!(runtree::as_root("mounting a tmpfs needs root"));
     let root = tempfile::tempdir().unwrap();
     let path = root.path().to_path_buf();
     // A thread of its own: the mount namespace is left with it.

@@ -142,16 +142,9 @@ fn down_log_and_check_are_never_read_and_a_state_file_left_there_never_blocks() 
 /// A stand-in for a live runsv: `supervise/ok` held open for reading, and the files
 /// `sv` reads planted as `hostile`.
 fn fake_supervisor(dir: &Path, hostile: Hostile) -> (fs::File, Vec<UnixListener>) {
-    use std::os::unix::fs::OpenOptionsExt;
     let supervise = dir.join("supervise");
     fs::create_dir_all(&supervise).unwrap();
-    let ok = supervise.join("ok");
-    nix::unistd::mkfifo(&ok, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let reader = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(&ok)
-        .unwrap();
+    let reader = runsv::control::open_fifo(&supervise.join("ok"), false).unwrap();
     let sockets = ["status", "state", "tail", "pid", "stat"]
         .into_iter()
         .filter_map(|file| hostile.plant(&supervise.join(file)))

@@ -42,9 +42,7 @@ fn assert_ordered_stop(ns: &Ns) {
 
 #[test]
 fn starts_svdir_clean_and_idle_then_sigterm_stops_in_order() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let scandir = tempfile::tempdir().expect("tempdir");
     let mut ns = Ns::start(Setup {
         svdir: None,
@@ -75,16 +73,14 @@ fn starts_svdir_clean_and_idle_then_sigterm_stops_in_order() {
     assert_eq!(before, after, "an idle init woke up\n{}", ns.report());
 
     kill(init, Signal::SIGTERM).expect("SIGTERM to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    ns.assert_exit(0, Duration::from_secs(20));
     assert_ordered_stop(&ns);
     assert!(!ns.log().contains("sending KILL"), "{}", ns.report());
 }
 
 #[test]
 fn reaps_a_burst_of_1000_orphans() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let mut ns = Ns::simple(&[(
         "STANDIN_ONSTART",
         // Each `(sleep 1 &)` leaves a sleep whose parent is gone: an orphan for PID 1.
@@ -113,14 +109,12 @@ fn reaps_a_burst_of_1000_orphans() {
         "init's children after the burst ({orphans} orphans seen): {left:?}"
     );
     kill(init, Signal::SIGTERM).expect("SIGTERM to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    ns.assert_exit(0, Duration::from_secs(20));
 }
 
 #[test]
 fn svdir_killed_is_restarted_after_a_delay() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let mut ns = Ns::simple(&[]);
     ns.wait_lines("ready", 1, Duration::from_secs(10));
     let init = ns.init_pid();
@@ -138,75 +132,43 @@ fn svdir_killed_is_restarted_after_a_delay() {
         "restart after {delay:?}\n{}",
         ns.report()
     );
-    assert!(
-        ns.log().contains("svdir was killed by SIGKILL after "),
-        "{}",
-        ns.report()
-    );
-    assert!(
-        ns.log().contains("restarting it in 0.1s"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_logged("svdir was killed by SIGKILL after ");
+    ns.assert_logged("restarting it in 0.1s");
     assert_eq!(ns.marker("starts").lines().count(), 2);
 
     // The first svdir's services are orphans now; the sweep ends them with TERM.
     kill(init, Signal::SIGTERM).expect("SIGTERM to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    ns.assert_exit(0, Duration::from_secs(20));
     assert_ordered_stop(&ns);
 }
 
 #[test]
 fn svdir_reporting_an_error_makes_status_1() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let mut ns = Ns::simple(&[("STANDIN_EXIT", "1")]);
     ns.wait_lines("ready", 1, Duration::from_secs(10));
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 1, "{}", ns.report());
+    ns.assert_stops(Signal::SIGTERM, 1);
     assert_ordered_stop(&ns);
-    assert!(
-        ns.log()
-            .contains("svdir exited 1: a service ended in error"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_logged("svdir exited 1: a service ended in error");
 }
 
 #[test]
 fn svdir_missing_its_deadline_is_killed_and_makes_status_2() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let mut ns = Ns::simple(&[
         ("STANDIN_HANG", "1"),
         ("RUNTREE_SHUTDOWN_TIMEOUT", "1"),
         ("RUNTREE_KILL_GRACE", "10"),
     ]);
     ns.wait_lines("ready", 1, Duration::from_secs(10));
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
-    let sent = Instant::now();
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 2, "{}", ns.report());
-    let took = sent.elapsed();
     // The deadline, then a sweep that ends early: the hung svdir's sleeps obey TERM.
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
-        "took {took:?}\n{}",
-        ns.report()
-    );
-    assert!(
-        ns.log().contains("svdir did not stop within 1.0s"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_stops_within(2, Duration::from_millis(900)..Duration::from_secs(6));
+    ns.assert_logged("svdir did not stop within 1.0s");
 }
 
 #[test]
 fn processes_ignoring_term_are_killed_after_the_grace_and_make_status_3() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let mut ns = Ns::simple(&[
         (
             "STANDIN_ONSTART",
@@ -216,29 +178,15 @@ fn processes_ignoring_term_are_killed_after_the_grace_and_make_status_3() {
         ("RUNTREE_KILL_GRACE", "1"),
     ]);
     ns.wait_lines("stubborn", 1, Duration::from_secs(10));
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
-    let sent = Instant::now();
-    assert_eq!(ns.wait_exit(Duration::from_secs(30)), 3, "{}", ns.report());
-    let took = sent.elapsed();
     // About the grace (1 s), nowhere near the global deadline (60 s).
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
-        "took {took:?}\n{}",
-        ns.report()
-    );
+    ns.assert_stops_within(3, Duration::from_millis(900)..Duration::from_secs(8));
     assert_ordered_stop(&ns);
-    assert!(
-        ns.log().contains("sending KILL to all processes"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_logged("sending KILL to all processes");
 }
 
 #[test]
 fn sweep_returns_as_soon_as_nothing_is_left() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     // A leftover outside svdir's care that obeys TERM: the sweep must not sit out the
     // 30 s grace.
     let mut ns = Ns::simple(&[
@@ -246,60 +194,35 @@ fn sweep_returns_as_soon_as_nothing_is_left() {
         ("RUNTREE_KILL_GRACE", "30"),
     ]);
     ns.wait_lines("leftover", 1, Duration::from_secs(10));
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
-    let sent = Instant::now();
-    assert_eq!(ns.wait_exit(Duration::from_secs(40)), 0, "{}", ns.report());
-    let took = sent.elapsed();
-    assert!(
-        took < Duration::from_secs(8),
-        "took {took:?}\n{}",
-        ns.report()
-    );
+    ns.assert_stops_within(0, Duration::ZERO..Duration::from_secs(8));
     assert!(!ns.log().contains("sending KILL"), "{}", ns.report());
 }
 
 #[test]
 fn init_0_from_inside_stops_in_order_and_exits_0() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let mut ns = Ns::simple(&[("STANDIN_ONSTART", "\"$INIT\" 0")]);
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    ns.assert_exit(0, Duration::from_secs(20));
     assert_ordered_stop(&ns);
-    let log = ns.log();
-    assert!(
-        log.contains("SIGUSR2: poweroff requested: stopping the container"),
-        "{log}"
-    );
-    assert!(
-        log.contains("exiting with status 0 (poweroff requested)"),
-        "{log}"
-    );
+    ns.assert_logged("SIGUSR2: poweroff requested: stopping the container");
+    ns.assert_logged("exiting with status 0 (poweroff requested)");
 }
 
 #[test]
 fn init_6_and_halt_are_accepted_too() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     for (word, signal, action) in [("6", "SIGINT", "reboot"), ("halt", "SIGUSR1", "halt")] {
         let onstart = format!("\"$INIT\" {word}");
         let mut ns = Ns::simple(&[("STANDIN_ONSTART", &onstart)]);
-        assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+        ns.assert_exit(0, Duration::from_secs(20));
         assert_ordered_stop(&ns);
-        assert!(
-            ns.log().contains(&format!("{signal}: {action} requested")),
-            "{}",
-            ns.report()
-        );
+        ns.assert_logged(&format!("{signal}: {action} requested"));
     }
 }
 
 #[test]
 fn client_errors_unprivileged_and_usage() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     if Command::new("setpriv")
         .arg("--version")
         .stdout(Stdio::null())
@@ -333,28 +256,20 @@ fn client_errors_unprivileged_and_usage() {
     assert!(ns.marker("help.out").contains("init 0 | poweroff"));
     // None of them started a shutdown.
     assert!(!ns.log().contains("requested"), "{}", ns.report());
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    ns.assert_stops(Signal::SIGTERM, 0);
 }
 
 #[test]
 fn podmans_stop_signal_for_sbin_init_stops_the_container_in_order() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let mut ns = Ns::simple(&[]);
     ns.wait_lines("ready", 1, Duration::from_secs(10));
     // systemd's SIGRTMIN+3, 37 as podman sends it: a number, whatever libc the image has.
     // SAFETY: kill with a valid pid and signal number.
     let sent = unsafe { nix::libc::kill(ns.init_pid().as_raw(), 37) };
     assert_eq!(sent, 0, "signal 37 to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
-    assert!(
-        ns.log()
-            .contains("SIGRTMIN+3 (37): poweroff requested: stopping the container"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_exit(0, Duration::from_secs(20));
+    ns.assert_logged("SIGRTMIN+3 (37): poweroff requested: stopping the container");
     assert_ordered_stop(&ns);
 }
 
@@ -373,31 +288,22 @@ fn with_main(args: &[&str]) -> Ns {
 
 #[test]
 fn main_program_exit_code_is_the_containers_after_an_ordered_stop() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     // The main program waits for the tree (the stand-in's ready marker), then exits 3.
     let mut ns = with_main(&[
         "sh",
         "-c",
         "while ! [ -s $MARKERS/ready ]; do sleep 0.05; done; exit 3",
     ]);
-    assert_eq!(ns.wait_exit(Duration::from_secs(30)), 3, "{}", ns.report());
-    assert!(
-        ns.log()
-            .contains("the main program exited 3: poweroff requested: stopping the container"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_exit(3, Duration::from_secs(30));
+    ns.assert_logged("the main program exited 3: poweroff requested: stopping the container");
     assert_ordered_stop(&ns);
     assert_eq!(ns.marker("exitcode"), "3\n");
 }
 
 #[test]
 fn signals_to_init_reach_the_main_program_and_its_signal_makes_the_code() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     // TERM is caught and becomes exit 7; INT (Ctrl-C) kills it: 128 + 2.
     for (signal, code) in [(Signal::SIGTERM, 7), (Signal::SIGINT, 130)] {
         let mut ns = with_main(&[
@@ -407,19 +313,9 @@ fn signals_to_init_reach_the_main_program_and_its_signal_makes_the_code() {
         ]);
         ns.wait_lines("main", 1, Duration::from_secs(10));
         ns.wait_lines("ready", 1, Duration::from_secs(10));
-        kill(ns.init_pid(), signal).expect("signal to init");
-        assert_eq!(
-            ns.wait_exit(Duration::from_secs(30)),
-            code,
-            "{}",
-            ns.report()
-        );
-        assert!(
-            ns.log()
-                .contains(&format!("the main program exited {code}")),
-            "{}",
-            ns.report()
-        );
+        ns.signal_init(signal);
+        ns.assert_exit(code, Duration::from_secs(30));
+        ns.assert_logged(&format!("the main program exited {code}"));
         // It was passed on, not taken as a stop request of init's own.
         assert!(
             !ns.log().contains(&format!("{}: ", signal.as_str())),
@@ -432,28 +328,15 @@ fn signals_to_init_reach_the_main_program_and_its_signal_makes_the_code() {
 
 #[test]
 fn a_main_program_that_cannot_run_is_127() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let mut ns = with_main(&["/nonexistent/program"]);
-    assert_eq!(
-        ns.wait_exit(Duration::from_secs(30)),
-        127,
-        "{}",
-        ns.report()
-    );
-    assert!(
-        ns.log().contains("cannot start the main program"),
-        "{}",
-        ns.report()
-    );
+    ns.assert_exit(127, Duration::from_secs(30));
+    ns.assert_logged("cannot start the main program");
 }
 
 #[test]
 fn ignored_signals_are_reported_once_and_change_nothing() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     // SIGCONT goes first and alone: the kernel discards pending stop signals (TSTP,
     // TTIN, TTOU) when a SIGCONT is sent, and a pending SIGCONT when one of them is.
     let onstart = "kill -CONT 1; sleep 0.3; for s in HUP HUP QUIT ALRM TSTP TTIN TTOU WINCH PIPE 34 64; do kill -$s 1; done; echo >> $MARKERS/sent";
@@ -474,15 +357,12 @@ fn ignored_signals_are_reported_once_and_change_nothing() {
     }
     assert!(!log.contains("requested"), "{log}");
     assert_eq!(ns.marker("starts").lines().count(), 1);
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 0, "{}", ns.report());
+    ns.assert_stops(Signal::SIGTERM, 0);
 }
 
 #[test]
 fn missing_svdir_is_retried_and_stop_still_completes() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("no-such-svdir");
     let mut ns = Ns::start(Setup {
@@ -495,8 +375,8 @@ fn missing_svdir_is_retried_and_stop_still_completes() {
         ns.log().contains("retrying in 0.1s")
     });
     assert!(held, "{}", ns.report());
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    ns.signal_init(Signal::SIGTERM);
     // No svdir ever stopped the services: not a clean stop.
-    assert_eq!(ns.wait_exit(Duration::from_secs(20)), 1, "{}", ns.report());
-    assert!(ns.log().contains("svdir is not running"), "{}", ns.report());
+    ns.assert_exit(1, Duration::from_secs(20));
+    ns.assert_logged("svdir is not running");
 }

@@ -3,7 +3,7 @@
 //! (src/ns.rs), to stop everything in order; `-f` has the kernel end the
 //! namespace at once. Needs root (unshare); says so and passes nothing otherwise.
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use runtree::ns::{root, Ns, Setup};
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
@@ -17,9 +17,7 @@ fn call(name: &str, args: &str) -> String {
 
 #[test]
 fn each_name_asks_pid1_for_its_shutdown() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     for (name, args, signal, action) in [
         ("poweroff", "", "SIGUSR2", "poweroff"),
         ("reboot", "", "SIGINT", "reboot"),
@@ -48,9 +46,7 @@ fn each_name_asks_pid1_for_its_shutdown() {
 
 #[test]
 fn usage_errors_ask_nothing() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let onstart = [
         call(
             "shutdown",
@@ -81,7 +77,7 @@ fn usage_errors_ask_nothing() {
     );
     assert!(ns.marker("bad.out").contains("usage: poweroff"));
     assert!(!ns.log().contains("requested"), "{}", ns.report());
-    kill(ns.init_pid(), Signal::SIGTERM).expect("SIGTERM to init");
+    ns.signal_init(Signal::SIGTERM);
     assert_eq!(ns.wait_exit(STOP), 0, "{}", ns.report());
 }
 
@@ -91,9 +87,7 @@ fn usage_errors_ask_nothing() {
 /// before it calls anything: a reboot(2) there would be the machine's.
 #[test]
 fn minus_f_skips_init_and_has_the_kernel_end_the_namespace() {
-    if !root() {
-        return;
-    }
+    runtree::skip_unless!(root());
     let host = std::fs::read_link("/proc/self/ns/pid").expect("own pid namespace");
     let host = host.to_string_lossy().into_owned();
     for (name, signal) in [

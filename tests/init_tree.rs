@@ -9,7 +9,7 @@
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use runtree::ns::{children, root, Ns, Proc, Setup};
-use runtree::{binary, run, wait_for};
+use runtree::{binary, run, wait_for, yaml_service};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -19,28 +19,20 @@ const BOOT: Duration = Duration::from_secs(20);
 
 /// A longrun that records its start, and its stop when TERM comes.
 fn longrun(scan: &Path, name: &str, extra: &str) {
-    let dir = scan.join(name);
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(
-        dir.join("service.yaml"),
-        format!(
-            "exec: sh -c 'trap \"echo stop {name} >> $MARKERS/events; exit 0\" TERM; echo start {name} >> $MARKERS/events; while :; do sleep 1; done'\nlog: console\nenviron:\n  MARKERS: {markers}\n{extra}",
-            markers = "${MARKERS}",
-        ),
-    )
-    .unwrap();
+    let yaml = format!(
+        "exec: sh -c 'trap \"echo stop {name} >> $MARKERS/events; exit 0\" TERM; echo start {name} >> $MARKERS/events; while :; do sleep 1; done'\nlog: console\nenviron:\n  MARKERS: {markers}\n{extra}",
+        markers = "${MARKERS}",
+    );
+    yaml_service(scan, name, &yaml);
 }
 
 /// Writes the example tree; the `${MARKERS}` placeholder is filled in by `fill`.
 fn tree(scan: &Path, markers: &Path, stubborn: bool) {
-    fs::create_dir_all(scan).unwrap();
-    let setup = scan.join("setup");
-    fs::create_dir_all(&setup).unwrap();
-    fs::write(
-        setup.join("service.yaml"),
+    yaml_service(
+        scan,
+        "setup",
         "exec: sh -c 'echo start setup >> $MARKERS/events'\noneshot: true\nlog: console\nenviron:\n  MARKERS: ${MARKERS}\n",
-    )
-    .unwrap();
+    );
     // Ready once it has recorded its start: without a readiness test, `running` means
     // exec'd, and a dependent could record its own start first.
     longrun(
@@ -56,13 +48,11 @@ fn tree(scan: &Path, markers: &Path, stubborn: bool) {
     longrun(scan, "app", "after: [web]\n");
     longrun(scan, "cache", "");
     if stubborn {
-        let dir = scan.join("stubborn");
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(
-            dir.join("service.yaml"),
+        yaml_service(
+            scan,
+            "stubborn",
             "exec: sh -c 'trap \"\" TERM; echo start stubborn >> $MARKERS/events; while :; do sleep 1; done'\nstop_timeout: 0.5\nlog: console\nenviron:\n  MARKERS: ${MARKERS}\n",
-        )
-        .unwrap();
+        );
     }
     fill(scan, markers);
 }
@@ -90,6 +80,17 @@ impl Tree {
     /// Starts init on an empty scan directory, then moves the services in: their
     /// definitions need the markers directory, which exists only once the namespace
     /// does. svdir picks them up as they appear (in any order; `after:` sorts it out).
+    /// The tree booted, once all its services run; None (the test is skipped, and
+    /// says why) where PID namespaces cannot be made.
+    fn running(stubborn: bool, env: &[(&str, &str)]) -> Option<Tree> {
+        if !root() {
+            return None;
+        }
+        let tree = Tree::boot(stubborn, env);
+        tree.all_running();
+        Some(tree)
+    }
+
     fn boot(stubborn: bool, env: &[(&str, &str)]) -> Tree {
         let scan_parent = tempfile::tempdir().unwrap();
         let scan = scan_parent.path().join("service");
@@ -141,6 +142,26 @@ impl Tree {
         );
     }
 
+    /// Asserts that the events `order` happened in that order.
+    fn assert_order(&self, order: &[&str]) {
+        for pair in order.windows(2) {
+            assert!(
+                self.position(pair[0]) < self.position(pair[1]),
+                "{} before {}: {:?}\n{}",
+                pair[0],
+                pair[1],
+                self.events(),
+                self.ns.report()
+            );
+        }
+    }
+
+    /// Sends init SIGTERM; its exit code, once it has exited.
+    fn stop(&mut self) -> i32 {
+        self.ns.signal_init(Signal::SIGTERM);
+        self.ns.wait_exit(Duration::from_secs(30))
+    }
+
     fn position(&self, line: &str) -> usize {
         self.events()
             .iter()
@@ -178,6 +199,10 @@ impl Tree {
         fs::rename(&dir, self.scan.join(name)).unwrap();
     }
 
+    fn happened(&self, event: &str) -> bool {
+        self.events().iter().any(|e| e == event)
+    }
+
     fn all_running(&self) {
         for name in ["cache", "app"] {
             self.wait_event(&format!("start {name}"), BOOT);
@@ -187,11 +212,9 @@ impl Tree {
 
 #[test]
 fn services_start_in_dependency_order_and_sigterm_stops_them_in_reverse() {
-    if !root() {
+    let Some(mut tree) = Tree::running(false, &[]) else {
         return;
-    }
-    let mut tree = Tree::boot(false, &[]);
-    tree.all_running();
+    };
     // init starts svdir in a session of its own, which svdir gives the tree's CPU
     // weight (autogroup nice -20, docs/svdir.md); the services keep their own, normal
     // one. (A runsv's keeper, a copy of runsv holding its pipes, stays in the tree.)
@@ -214,44 +237,19 @@ fn services_start_in_dependency_order_and_sigterm_stops_them_in_reverse() {
         }
         assert!(services >= 4, "{:?}", tree.service_pids());
     }
-    let order = ["start setup", "start db", "start web", "start app"];
-    for pair in order.windows(2) {
-        assert!(
-            tree.position(pair[0]) < tree.position(pair[1]),
-            "{} before {}: {:?}",
-            pair[0],
-            pair[1],
-            tree.events()
-        );
-    }
-    kill(tree.ns.init_pid(), Signal::SIGTERM).unwrap();
-    let code = tree.ns.wait_exit(Duration::from_secs(30));
-    assert_eq!(code, 0, "{}", tree.ns.report());
-    let stops = ["stop app", "stop web", "stop db"];
-    for pair in stops.windows(2) {
-        assert!(
-            tree.position(pair[0]) < tree.position(pair[1]),
-            "{} before {}: {:?}\n{}",
-            pair[0],
-            pair[1],
-            tree.events(),
-            tree.ns.report()
-        );
-    }
-    assert!(tree.events().contains(&"stop cache".to_string()));
+    tree.assert_order(&["start setup", "start db", "start web", "start app"]);
+    assert_eq!(tree.stop(), 0, "{}", tree.ns.report());
+    tree.assert_order(&["stop app", "stop web", "stop db"]);
+    assert!(tree.happened("stop cache"));
 }
 
 #[test]
 fn a_service_ignoring_term_is_killed_at_its_timeout_and_the_exit_status_says_so() {
-    if !root() {
+    let Some(mut tree) = Tree::running(true, &[]) else {
         return;
-    }
-    let mut tree = Tree::boot(true, &[]);
-    tree.all_running();
+    };
     tree.wait_event("start stubborn", BOOT);
-    kill(tree.ns.init_pid(), Signal::SIGTERM).unwrap();
-    let code = tree.ns.wait_exit(Duration::from_secs(30));
-    assert_eq!(code, 1, "{}", tree.ns.report());
+    assert_eq!(tree.stop(), 1, "{}", tree.ns.report());
     assert!(
         tree.ns.log().contains("stubborn"),
         "svdir names the service it had to kill\n{}",
@@ -261,11 +259,9 @@ fn a_service_ignoring_term_is_killed_at_its_timeout_and_the_exit_status_says_so(
 
 #[test]
 fn svdir_killed_is_restarted_and_no_service_restarts_or_runs_twice() {
-    if !root() {
+    let Some(mut tree) = Tree::running(false, &[]) else {
         return;
-    }
-    let mut tree = Tree::boot(false, &[]);
-    tree.all_running();
+    };
     let before = tree.service_pids();
     let starts_before = tree.events().len();
     // Ten times in a row (issue #6), each time as soon as the new svdir serves.
@@ -316,19 +312,16 @@ fn svdir_killed_is_restarted_and_no_service_restarts_or_runs_twice() {
     let before: Vec<Pid> = before.into_iter().map(|(_, pid)| pid).collect();
     assert_eq!(after, before, "the services kept their pids");
     assert_eq!(tree.events().len(), starts_before, "{:?}", tree.events());
-    kill(tree.ns.init_pid(), Signal::SIGTERM).unwrap();
-    let code = tree.ns.wait_exit(Duration::from_secs(30));
+    let code = tree.stop();
     assert!(code == 0 || code == 1, "{}", tree.ns.report());
-    assert!(tree.events().contains(&"stop db".to_string()));
+    assert!(tree.happened("stop db"));
 }
 
 #[test]
 fn init_0_from_inside_stops_the_tree_in_order() {
-    if !root() {
+    let Some(mut tree) = Tree::running(false, &[]) else {
         return;
-    }
-    let mut tree = Tree::boot(false, &[]);
-    tree.all_running();
+    };
     // `init 0` run by a process inside the namespace (nsenter into init's namespaces).
     let init = tree.ns.init_pid();
     let (code, out, err) = run(

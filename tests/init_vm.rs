@@ -145,31 +145,32 @@ const STOP: &[&str] = &[
     "init: all processes are gone; syncing disks",
 ];
 
-#[test]
-#[cfg(target_arch = "x86_64")]
-fn vm_init_0_stops_in_order_and_powers_off() {
-    let Some(console) = boot(&[]) else {
+/// Boots with `kernel_args` and asserts the console shows the boot, `request` (as init
+/// words it), the ordered stop, then `end`.
+fn assert_boots_and_stops(kernel_args: &[&str], request: &str, end: [&str; 2]) {
+    let Some(console) = boot(kernel_args) else {
         return;
     };
     let mut expected = BOOT.to_vec();
-    expected.push("init: SIGUSR2: poweroff");
+    expected.push(request);
     expected.extend(STOP);
-    expected.extend(["init: powering off", "reboot: Power down"]);
+    expected.extend(end);
     assert_in_order(&console, &expected);
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn vm_init_0_stops_in_order_and_powers_off() {
+    let end = ["init: powering off", "reboot: Power down"];
+    assert_boots_and_stops(&[], "init: SIGUSR2: poweroff", end);
 }
 
 #[test]
 #[cfg(target_arch = "x86_64")]
 fn vm_init_6_stops_in_order_and_reboots() {
     // Unknown key=value words without a dot reach init (and so svdir) as environment.
-    let Some(console) = boot(&["VMTEST_ACTION=6"]) else {
-        return;
-    };
-    let mut expected = BOOT.to_vec();
-    expected.push("init: SIGINT: reboot");
-    expected.extend(STOP);
-    expected.extend(["init: rebooting", "reboot: Restarting system"]);
-    assert_in_order(&console, &expected);
+    let end = ["init: rebooting", "reboot: Restarting system"];
+    assert_boots_and_stops(&["VMTEST_ACTION=6"], "init: SIGINT: reboot", end);
 }
 
 /// A service is its cgroup (tests/vm/cgroups): init mounts cgroup2, svdir makes the

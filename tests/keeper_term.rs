@@ -7,6 +7,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use runsv::control::supervisor_running;
 use runsv::supervise::SuperviseDir;
+use runtree::service::kmsg_file;
 use runtree::{alive, binary, wait_for, wait_running, Guard};
 use std::fs;
 use std::path::Path;
@@ -36,8 +37,7 @@ fn term_pending(pid: u32) -> bool {
 #[test]
 fn an_orphaned_keeper_ends_on_sigterm_and_a_supervised_one_does_not() {
     let root = tempfile::tempdir().unwrap();
-    let kmsg = root.path().join("kmsg");
-    fs::write(&kmsg, "").unwrap();
+    let kmsg = kmsg_file(root.path());
     let service = root.path().join("relayed");
     fs::create_dir_all(&service).unwrap();
     // Relayed output (to a stand-in for /dev/kmsg), so runsv starts a keeper.
@@ -60,7 +60,7 @@ fn an_orphaned_keeper_ends_on_sigterm_and_a_supervised_one_does_not() {
     )
     .unwrap_or(false)));
     let pid = wait_running(&service, WAIT);
-    runsv.extra_groups.push(Pid::from_raw(pid as i32));
+    runsv.also_kill(pid);
     let supervise_dir = service.join("supervise");
     let mut found = None;
     assert!(wait_for(&[&supervise_dir], WAIT, || {

@@ -5,7 +5,7 @@
 use runtree::WAIT;
 use runtree::{binary, full_state, run, wait_state, Guard, ServiceState};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn sv(scan: &Path, args: &[&str]) -> (i32, String, String) {
@@ -26,11 +26,23 @@ fn write_definition(service: &Path, yaml: &str) {
     .unwrap();
 }
 
+/// The service `web`, defined by `yaml`, in a scan directory of its own, under a
+/// runsv started there as svdir starts it (`runsv web`).
+fn web(yaml: &str) -> (tempfile::TempDir, PathBuf, Guard) {
+    let scan = tempfile::tempdir().unwrap();
+    let service = scan.path().join("web");
+    write_definition(&service, yaml);
+    let runsv = Guard::spawn(
+        Command::new(binary("runsv"))
+            .arg("web")
+            .current_dir(scan.path()),
+    );
+    (scan, service, runsv)
+}
+
+/// Waits until the service runs as a process other than `other_than`.
 fn running(service: &Path, other_than: u32) -> runsv::supervise::FullState {
-    wait_state(service, WAIT, |s| {
-        s.state == ServiceState::Running && s.pid != 0 && s.pid != other_than
-    })
-    .unwrap_or_else(|| panic!("not running: {:?}", full_state(service)))
+    runtree::service::wait_restarted(service, other_than)
 }
 
 fn environ_of(pid: u32) -> Vec<String> {
@@ -43,17 +55,7 @@ fn environ_of(pid: u32) -> Vec<String> {
 
 #[test]
 fn a_changed_definition_restarts_the_service_with_it_and_an_unchanged_one_does_nothing() {
-    let scan = tempfile::tempdir().unwrap();
-    let service = scan.path().join("web");
-    write_definition(
-        &service,
-        "exec: sleep 1000\nenviron:\n  COLOUR: red\nlog: none\n",
-    );
-    let _runsv = Guard::spawn(
-        Command::new(binary("runsv"))
-            .arg("web")
-            .current_dir(scan.path()),
-    );
+    let (scan, service, _runsv) = web("exec: sleep 1000\nenviron:\n  COLOUR: red\nlog: none\n");
     let first = running(&service, 0);
     assert!(environ_of(first.pid).contains(&"COLOUR=red".to_string()));
 
@@ -81,14 +83,7 @@ fn a_changed_definition_restarts_the_service_with_it_and_an_unchanged_one_does_n
 
 #[test]
 fn an_invalid_definition_is_refused_and_the_old_one_keeps_running() {
-    let scan = tempfile::tempdir().unwrap();
-    let service = scan.path().join("web");
-    write_definition(&service, "exec: sleep 1000\nlog: none\n");
-    let _runsv = Guard::spawn(
-        Command::new(binary("runsv"))
-            .arg("web")
-            .current_dir(scan.path()),
-    );
+    let (scan, service, _runsv) = web("exec: sleep 1000\nlog: none\n");
     let first = running(&service, 0);
     write_definition(
         &service,
@@ -121,14 +116,7 @@ fn an_invalid_definition_is_refused_and_the_old_one_keeps_running() {
 
 #[test]
 fn a_service_in_error_for_its_definition_starts_once_it_is_fixed() {
-    let scan = tempfile::tempdir().unwrap();
-    let service = scan.path().join("web");
-    write_definition(&service, "exec: sleep 1000\nlgo: none\n");
-    let _runsv = Guard::spawn(
-        Command::new(binary("runsv"))
-            .arg("web")
-            .current_dir(scan.path()),
-    );
+    let (scan, service, _runsv) = web("exec: sleep 1000\nlgo: none\n");
     wait_state(&service, WAIT, |s| s.state == ServiceState::Error).unwrap();
     write_definition(&service, "exec: sleep 1000\nlog: none\n");
     let (code, _, _) = sv(scan.path(), &["reconfigure", "web"]);

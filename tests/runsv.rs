@@ -2,7 +2,13 @@
 //! through its control FIFO and observed through supervise/ (the formats come from the
 //! runsv library; sv is tested on top of this in tests/sv_runtree.rs).
 
+use nix::sys::signal::Signal;
 use runsv::supervise::{ExitStatus, RunState};
+use runtree::service::{
+    kill_runsv, kmsg_file, processes_running, read, relayed_service, replace_runsv, runit_service,
+    runsv_kmsg, signal, sleeper, sv, wait_gone, wait_in, wait_restarted, wait_status, wait_text,
+    SLEEP,
+};
 use runtree::yaml_service;
 use runtree::{
     alive, binary, control, full_state, run, runsv, status, supervised, supervisor_up, wait_for,
@@ -13,44 +19,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// runsv with a stand-in for /dev/kmsg (the relay's records go to that file).
-fn runsv_kmsg(service: &Path, kmsg: &Path) -> Guard {
-    let mut command = Command::new(binary("runsv"));
-    command.arg(service).env("RUNTREE_KMSG", kmsg);
-    supervised(&mut command, service)
-}
-
 fn wait_running(service: &Path) -> u32 {
     runtree::wait_running(service, WAIT)
 }
 
-fn wait_in(service: &Path, state: ServiceState) -> runsv::supervise::FullState {
-    wait_state(service, WAIT, |s| s.state == state).unwrap_or_else(|| {
-        panic!(
-            "{} never {state}: {:?}",
-            service.display(),
-            full_state(service)
-        )
-    })
-}
-
-fn runit_service(root: &Path, name: &str, run: &str) -> PathBuf {
-    let dir = root.join(name);
-    write_script(&dir.join("run"), run);
-    dir
-}
-
-fn read(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_default()
-}
+/// A service that prints a numbered line each time it is asked (SIGHUP), so that the
+/// test decides when lines are written.
+const HUP_LINES: &str =
+    "#!/bin/sh\nn=0\ntrap 'n=$((n+1)); echo line-$n' HUP\nwhile :; do sleep 1 & wait $!; done\n";
 
 #[test]
 fn supervise_files_are_runits() {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    let root = tempfile::tempdir().unwrap();
-    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
-    let _runsv = runsv(&service);
-    let pid = wait_running(&service);
+    let sleeper = sleeper();
+    let (service, pid) = (&sleeper.service, sleeper.pid);
     let supervise = service.join("supervise");
     let mode = |name: &str| {
         fs::metadata(supervise.join(name))
@@ -74,7 +56,7 @@ fn supervise_files_are_runits() {
     assert_eq!(mode("status"), 0o644);
     assert_eq!(read(&supervise.join("pid")), format!("{pid}\n"));
     assert_eq!(read(&supervise.join("stat")), "run\n");
-    let status = status(&service).unwrap();
+    let status = status(service).unwrap();
     assert_eq!(
         (status.pid, status.want, status.run_state),
         (pid, b'u', RunState::Run)
@@ -88,10 +70,9 @@ fn supervise_files_are_runits() {
 
 #[test]
 fn a_second_runsv_on_the_same_directory_exits_111() {
-    let root = tempfile::tempdir().unwrap();
-    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
-    let _runsv = runsv(&service);
-    let (code, _, stderr) = run(Command::new(binary("runsv")).arg(&service), WAIT);
+    let sleeper = sleeper();
+    let service = &sleeper.service;
+    let (code, _, stderr) = run(Command::new(binary("runsv")).arg(service), WAIT);
     assert_eq!(code, 111);
     assert_eq!(
         stderr,
@@ -102,10 +83,8 @@ fn a_second_runsv_on_the_same_directory_exits_111() {
     );
     let (code, _, stderr) = run(&mut Command::new(binary("runsv")), WAIT);
     assert_eq!((code, stderr.as_str()), (1, "usage: runsv dir\n"));
-    let (code, _, stderr) = run(
-        Command::new(binary("runsv")).arg(root.path().join("none")),
-        WAIT,
-    );
+    let missing = sleeper.root.path().join("none");
+    let (code, _, stderr) = run(Command::new(binary("runsv")).arg(missing), WAIT);
     assert_eq!(code, 111);
     assert!(
         stderr.ends_with("fatal: unable to change to directory: file does not exist\n"),
@@ -115,69 +94,54 @@ fn a_second_runsv_on_the_same_directory_exits_111() {
 
 #[test]
 fn down_up_once_and_exit() {
-    let root = tempfile::tempdir().unwrap();
-    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
-    let mut guard = runsv(&service);
-    let first = wait_running(&service);
-    control(&service, "d");
-    let state = wait_in(&service, ServiceState::Down);
+    let mut sleeper = sleeper();
+    let (service, first) = (&sleeper.service, sleeper.pid);
+    control(service, "d");
+    let state = wait_in(service, ServiceState::Down);
     assert_eq!(state.last_exit, Some(ExitStatus::Signaled(15)));
     assert!(!alive(first));
     assert_eq!(read(&service.join("supervise/pid")), "");
     assert_eq!(read(&service.join("supervise/stat")), "down\n");
-    control(&service, "u");
-    let second = wait_running(&service);
+    control(service, "u");
+    let second = wait_running(service);
     assert_ne!(first, second);
-    control(&service, "o");
-    wait_state(&service, WAIT, |s| s.want == runsv::supervise::Want::Down).unwrap();
+    control(service, "o");
+    wait_state(service, WAIT, |s| s.want == runsv::supervise::Want::Down).unwrap();
     assert_eq!(read(&service.join("supervise/stat")), "run, want down\n");
-    control(&service, "t");
-    wait_in(&service, ServiceState::Down);
+    control(service, "t");
+    wait_in(service, ServiceState::Down);
     // `o` on a down service runs it once.
-    control(&service, "o");
-    let third = wait_running(&service);
-    control(&service, "k");
-    let state = wait_in(&service, ServiceState::Down);
+    control(service, "o");
+    let third = wait_running(service);
+    control(service, "k");
+    let state = wait_in(service, ServiceState::Down);
     assert_eq!(state.last_exit, Some(ExitStatus::Signaled(9)));
     assert!(!alive(third));
-    control(&service, "x");
-    assert!(
-        guard.wait_exit(WAIT).is_some_and(|s| s.success()),
-        "runsv exits 0 on x"
-    );
+    control(service, "x");
+    let exited = sleeper.runsv.wait_exit(WAIT);
+    assert!(exited.is_some_and(|s| s.success()), "runsv exits 0 on x");
 }
 
 #[test]
 fn sigterm_to_runsv_stops_the_service_and_exits() {
-    let root = tempfile::tempdir().unwrap();
-    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
-    let mut guard = runsv(&service);
-    let pid = wait_running(&service);
-    nix::sys::signal::kill(guard.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert!(guard.wait_exit(WAIT).is_some_and(|s| s.success()));
-    assert!(!alive(pid));
+    let mut sleeper = sleeper();
+    nix::sys::signal::kill(sleeper.runsv.pid(), Signal::SIGTERM).unwrap();
+    assert!(sleeper.runsv.wait_exit(WAIT).is_some_and(|s| s.success()));
+    assert!(!alive(sleeper.pid));
     // HUP and INT do not kill runsv (they kill runit's).
 }
 
 #[test]
 fn hup_and_int_do_not_kill_runsv() {
-    let root = tempfile::tempdir().unwrap();
-    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
-    let mut guard = runsv(&service);
-    let pid = wait_running(&service);
-    for signal in [
-        nix::sys::signal::Signal::SIGHUP,
-        nix::sys::signal::Signal::SIGINT,
-    ] {
-        nix::sys::signal::kill(guard.pid(), signal).unwrap();
+    let mut sleeper = sleeper();
+    for signal in [Signal::SIGHUP, Signal::SIGINT] {
+        nix::sys::signal::kill(sleeper.runsv.pid(), signal).unwrap();
     }
     // A control byte sent after the signals is answered: runsv is alive and serving.
-    control(&service, "p");
-    wait_for(&[&service.join("supervise")], WAIT, || {
-        status(&service).is_some_and(|s| s.paused)
-    });
-    assert!(guard.child.try_wait().unwrap().is_none());
-    assert_eq!(status(&service).unwrap().pid, pid);
+    control(&sleeper.service, "p");
+    let paused = wait_status(&sleeper.service, |s| s.paused);
+    assert!(sleeper.runsv.child.try_wait().unwrap().is_none());
+    assert_eq!(paused.pid, sleeper.pid);
 }
 
 #[test]
@@ -192,10 +156,8 @@ fn signal_bytes_reach_the_service() {
     );
     let _runsv = runsv(&service);
     wait_running(&service);
-    assert!(wait_for(&[&service], WAIT, || service
-        .join("started")
-        .exists()));
     let got = service.join("got");
+    wait_text(&service, &service.join("started"), |text| text == "ready\n");
     for (byte, name) in [
         ("h", "HUP"),
         ("a", "ALRM"),
@@ -205,23 +167,13 @@ fn signal_bytes_reach_the_service() {
         ("2", "USR2"),
     ] {
         control(&service, byte);
-        assert!(
-            wait_for(&[&service], WAIT, || read(&got).lines().any(|l| l == name)),
-            "{name} not delivered: {}",
-            read(&got)
-        );
+        wait_text(&service, &got, |got| got.lines().any(|l| l == name));
     }
     control(&service, "p");
-    assert!(wait_for(&[&service.join("supervise")], WAIT, || status(
-        &service
-    )
-    .unwrap()
-    .paused));
+    wait_status(&service, |s| s.paused);
     assert_eq!(read(&service.join("supervise/stat")), "run, paused\n");
     control(&service, "c");
-    assert!(wait_for(&[&service], WAIT, || read(&got)
-        .lines()
-        .any(|l| l == "CONT")));
+    wait_text(&service, &got, |got| got.lines().any(|l| l == "CONT"));
     assert!(!status(&service).unwrap().paused);
 }
 
@@ -234,24 +186,18 @@ fn custom_control_scripts_replace_signals() {
         "#!/bin/sh\ntrap 'echo HUP >> got' HUP\nwhile :; do sleep 0.05; done\n",
     );
     // control/h handles hup (exit 0: no signal); control/u runs before every start.
-    write_script(
-        &service.join("control/h"),
-        "#!/bin/sh\necho custom-h >> got\nexit 0\n",
-    );
-    write_script(
-        &service.join("control/u"),
-        "#!/bin/sh\necho custom-u >> got\n",
-    );
-    write_script(
-        &service.join("control/d"),
-        "#!/bin/sh\necho custom-d >> got\n",
-    );
+    for (letter, exit) in [("h", "exit 0\n"), ("u", ""), ("d", "")] {
+        write_script(
+            &service.join("control").join(letter),
+            &format!("#!/bin/sh\necho custom-{letter} >> got\n{exit}"),
+        );
+    }
     let _runsv = runsv(&service);
     wait_running(&service);
     let got = service.join("got");
     assert!(read(&got).contains("custom-u"));
     control(&service, "h");
-    assert!(wait_for(&[&service], WAIT, || read(&got).contains("custom-h")));
+    wait_text(&service, &got, |got| got.contains("custom-h"));
     control(&service, "d");
     wait_in(&service, ServiceState::Down);
     let log = read(&got);
@@ -264,10 +210,8 @@ fn custom_control_scripts_replace_signals() {
 
 #[test]
 fn a_service_that_ran_a_second_restarts_at_once_a_fast_one_waits() {
-    let root = tempfile::tempdir().unwrap();
-    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
-    let _runsv = runsv(&service);
-    let first = wait_running(&service);
+    let sleeper = sleeper();
+    let (root, service, first) = (&sleeper.root, &sleeper.service, sleeper.pid);
     // The scenario needs a run of more than a second.
     std::thread::sleep(Duration::from_millis(1100));
     // Every replacement of `state` is an event of its own (renames are never merged).
@@ -276,15 +220,8 @@ fn a_service_that_ran_a_second_restarts_at_once_a_fast_one_waits() {
     inotify
         .add_watch(&service.join("supervise"), AddWatchFlags::IN_MOVED_TO)
         .unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let again = wait_state(&service, WAIT, |s| {
-        s.state == ServiceState::Running && s.pid != first && s.pid != 0
-    })
-    .unwrap();
+    signal(first, Signal::SIGKILL);
+    let again = wait_restarted(service, first);
     assert_eq!(again.restarts, 1);
     assert_eq!(again.last_exit, Some(ExitStatus::Signaled(9)));
     let mut states = 0;
@@ -327,15 +264,20 @@ fn a_service_that_ran_a_second_restarts_at_once_a_fast_one_waits() {
 #[test]
 fn finish_gets_runits_arguments() {
     let root = tempfile::tempdir().unwrap();
-    let service = runit_service(
-        root.path(),
-        "a",
-        "#!/bin/sh\necho started >> events\nexec sleep 1000\n",
-    );
-    write_script(
-        &service.join("finish"),
-        "#!/bin/sh\necho \"finish $1 $2\" >> events\n",
-    );
+    // Services that log their starts, and their finishes with its arguments.
+    let logging = |name: &str, then: &str| {
+        let dir = runit_service(
+            root.path(),
+            name,
+            &format!("#!/bin/sh\necho started >> events\n{then}\n"),
+        );
+        write_script(
+            &dir.join("finish"),
+            "#!/bin/sh\necho \"finish $1 $2\" >> events\n",
+        );
+        dir
+    };
+    let service = logging("a", "exec sleep 1000");
     let _runsv = runsv(&service);
     wait_running(&service);
     control(&service, "d");
@@ -348,15 +290,7 @@ fn finish_gets_runits_arguments() {
             && read(&service.join("events")).matches("finish").count() == 2
     })
     .unwrap();
-    let exit_3 = runit_service(
-        root.path(),
-        "b",
-        "#!/bin/sh\necho started >> events\nexit 3\n",
-    );
-    write_script(
-        &exit_3.join("finish"),
-        "#!/bin/sh\necho \"finish $1 $2\" >> events\n",
-    );
+    let exit_3 = logging("b", "exit 3");
     write_script(&exit_3.join("down"), "");
     let _b = runsv(&exit_3);
     control(&exit_3, "o");
@@ -378,7 +312,7 @@ fn finish_gets_runits_arguments() {
 #[test]
 fn k_during_a_hung_finish_ends_it_and_finish_runs_once() {
     let root = tempfile::tempdir().unwrap();
-    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let service = runit_service(root.path(), "a", SLEEP);
     write_script(
         &service.join("finish"),
         "#!/bin/sh\necho finish >> events\nexec sleep 1000\n",
@@ -391,9 +325,9 @@ fn k_during_a_hung_finish_ends_it_and_finish_runs_once() {
     assert_eq!(status(&service).unwrap().run_state, RunState::Finish);
     assert_eq!(read(&service.join("supervise/stat")), "finish, want down\n");
     // finish is finishing from its spawn on; let it write its line first.
-    assert!(wait_for(&[&service], WAIT, || read(
-        &service.join("events")
-    ) == "finish\n"));
+    wait_text(&service, &service.join("events"), |events| {
+        events == "finish\n"
+    });
     control(&service, "k");
     wait_in(&service, ServiceState::Down);
     assert!(!alive(finishing.pid));
@@ -429,9 +363,11 @@ fn a_oneshot_is_ok_or_error_and_runs_again_on_up() {
 fn a_binary_that_cannot_run_is_an_error_with_the_os_reason() {
     let root = tempfile::tempdir().unwrap();
     let missing = yaml_service(root.path(), "missing", "exec: /nonexistent/daemon --flag\n");
-    let not_executable = root.path().join("noexec");
-    fs::create_dir_all(&not_executable).unwrap();
-    fs::write(not_executable.join("run"), "#!/bin/sh\nexec sleep 1000\n").unwrap();
+    let not_executable = runit_service(root.path(), "noexec", SLEEP);
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |mode| fs::set_permissions(not_executable.join("run"), fs::Permissions::from_mode(mode));
+    mode(0o644).unwrap();
     let _m = runsv(&missing);
     let _n = runsv(&not_executable);
     let state = wait_in(&missing, ServiceState::Error);
@@ -445,12 +381,7 @@ fn a_binary_that_cannot_run_is_an_error_with_the_os_reason() {
         "unable to start ./run: Permission denied (EACCES); retrying in 1s"
     );
     // Retried on the growing delay, not in a hot loop; once fixed, it runs.
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(
-        not_executable.join("run"),
-        fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    mode(0o755).unwrap();
     wait_running(&not_executable);
     let state = wait_state(&missing, WAIT, |s| s.reason.contains("retrying in 2s")).unwrap();
     assert_eq!(state.state, ServiceState::Error);
@@ -518,32 +449,7 @@ fn the_stop_timeout_kills_the_whole_group() {
         "not before the timeout"
     );
     assert_eq!(down.last_exit, Some(ExitStatus::Signaled(9)));
-    assert!(
-        wait_for(&[], WAIT, || !alive(child)),
-        "the group got SIGKILL"
-    );
-}
-
-/// SIGKILLs a runsv and waits until it is gone; its service's group joins `guard`'s,
-/// so that a failing test still stops it.
-fn kill_runsv(guard: &mut Guard, service_pid: u32) {
-    guard
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(service_pid as i32));
-    nix::sys::signal::kill(guard.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
-    guard.wait_exit(WAIT).unwrap();
-}
-
-/// The pids of processes whose command line is exactly `argv` (NUL-separated).
-fn processes_running(argv: &[&str]) -> Vec<u32> {
-    let wanted: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    runsv::proc::pids()
-        .into_iter()
-        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
-        .collect()
+    assert!(wait_gone(child), "the group got SIGKILL");
 }
 
 #[test]
@@ -562,9 +468,7 @@ fn a_killed_runsvs_service_is_adopted_not_restarted_nor_duplicated() {
     kill_runsv(&mut first, pid);
     assert!(alive(pid), "the service outlives a killed runsv");
     let mut second = runsv(&service);
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    second.also_kill(pid);
     let adopted = full_state(&service).unwrap();
     assert_eq!(adopted.state, ServiceState::Running);
     assert_eq!(adopted.pid, pid, "the same process, not a new one");
@@ -580,10 +484,7 @@ fn a_killed_runsvs_service_is_adopted_not_restarted_nor_duplicated() {
 
     // Signals reach it; its end is seen (through a pidfd) and it is restarted.
     control(&service, "k");
-    let restarted = wait_state(&service, WAIT, |s| {
-        s.state == ServiceState::Running && s.pid != pid && s.pid != 0
-    })
-    .unwrap();
+    let restarted = wait_restarted(&service, pid);
     assert_eq!(restarted.last_exit, Some(ExitStatus::Unknown));
     assert_eq!(restarted.restarts, before.restarts + 1);
     assert!(!alive(pid));
@@ -604,22 +505,15 @@ fn a_killed_runsvs_service_is_adopted_not_restarted_nor_duplicated() {
 #[test]
 fn an_adopted_service_stops_on_down() {
     let root = tempfile::tempdir().unwrap();
-    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let service = runit_service(root.path(), "a", SLEEP);
     let mut first = runsv(&service);
     let pid = wait_running(&service);
-    kill_runsv(&mut first, pid);
-    let mut second = runsv(&service);
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    let _second = replace_runsv(&mut first, pid, || runsv(&service));
     assert_eq!(full_state(&service).unwrap().pid, pid);
     control(&service, "d");
     let down = wait_in(&service, ServiceState::Down);
     assert_eq!(down.pid, 0);
-    assert!(
-        wait_for(&[], WAIT, || !alive(pid)),
-        "the adopted process was stopped"
-    );
+    assert!(wait_gone(pid), "the adopted process was stopped");
 }
 
 #[test]
@@ -637,10 +531,7 @@ fn a_service_that_cannot_be_adopted_is_stopped_before_a_new_one_starts() {
     kill_runsv(&mut first, starting.pid);
     assert!(alive(starting.pid));
     let _second = runsv(&service);
-    assert!(
-        wait_for(&[], WAIT, || !alive(starting.pid)),
-        "the old copy was stopped"
-    );
+    assert!(wait_gone(starting.pid), "the old copy was stopped");
     let again = wait_state(&service, WAIT, |s| s.pid != 0 && s.pid != starting.pid).unwrap();
     assert_eq!(again.state, ServiceState::Starting);
 }
@@ -673,17 +564,9 @@ fn output_written_while_no_runsv_runs_reaches_a_new_logger_even_from_a_stopped_c
     kill_runsv(&mut first, starting.pid);
     // The logger dies too, while no runsv runs: nothing reads the service's pipe now
     // but the keeper, which only holds it.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(logger as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal(logger, Signal::SIGKILL);
     assert!(wait_for(&[], WAIT, || !alive(logger)));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(starting.pid as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
+    signal(starting.pid, Signal::SIGHUP);
     let _second = runsv(&service);
     // The old copy is stopped (and says so), a new logger gets what waited, and the
     // new copy starts.
@@ -701,19 +584,11 @@ fn an_adopted_service_keeps_its_logger_and_loses_no_line() {
     let root = tempfile::tempdir().unwrap();
     // Prints a numbered line each time it is asked (SIGHUP), so the test decides when
     // lines are written: before, while and after its runsv is killed.
-    let service = runit_service(
-        root.path(),
-        "a",
-        "#!/bin/sh\nn=0\ntrap 'n=$((n+1)); echo line-$n' HUP\nwhile :; do sleep 1 & wait $!; done\n",
-    );
+    let service = runit_service(root.path(), "a", HUP_LINES);
     let lines = line_logger(&service);
     let count = || read(&lines).lines().count();
     let ask = |pid: u32| {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGHUP,
-        )
-        .unwrap();
+        signal(pid, Signal::SIGHUP);
     };
     let arrived = |expect: usize| {
         assert!(
@@ -730,30 +605,21 @@ fn an_adopted_service_keeps_its_logger_and_loses_no_line() {
     let pid = wait_running(&service);
     let logger = runtree::wait_running(&service.join("log"), WAIT);
     hup(pid, 1);
-    first
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(logger as i32));
+    first.also_kill(logger);
     kill_runsv(&mut first, pid);
     // Written while no runsv runs: it waits in the service's pipe, which the keeper
     // holds open, and goes on to the logger once the next runsv runs.
     ask(pid);
     let mut second = runsv(&service);
     arrived(2);
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(logger as i32));
+    second.also_kill(pid);
+    second.also_kill(logger);
     assert_eq!(full_state(&service).unwrap().pid, pid);
     assert_eq!(full_state(&service.join("log")).unwrap().pid, logger);
     hup(pid, 3);
     // A restarted service writes into the same pipe, to the same logger.
     control(&service, "k");
-    let next = wait_state(&service, WAIT, |s| {
-        s.state == ServiceState::Running && s.pid != pid && s.pid != 0
-    })
-    .unwrap();
+    let next = wait_restarted(&service, pid);
     hup(next.pid, 4);
     assert_eq!(full_state(&service.join("log")).unwrap().pid, logger);
     // Each line exactly once, in order (the restarted run counts from 1 again).
@@ -763,36 +629,17 @@ fn an_adopted_service_keeps_its_logger_and_loses_no_line() {
 #[test]
 fn an_adopted_service_writes_on_into_the_relay() {
     let root = tempfile::tempdir().unwrap();
-    let kmsg = root.path().join("kmsg");
-    fs::write(&kmsg, "").unwrap();
-    // A YAML service's output goes through runsv's relay (to a stand-in for
-    // /dev/kmsg here); it prints a numbered line on each SIGHUP.
-    let service = yaml_service(root.path(), "relayed", "exec: ./hup-lines\n");
-    write_script(
-        &service.join("hup-lines"),
-        "#!/bin/sh\nn=0\ntrap 'n=$((n+1)); echo line-$n' HUP\nwhile :; do sleep 1 & wait $!; done\n",
-    );
+    // A YAML service's output goes through runsv's relay.
+    let (service, kmsg) = relayed_service(root.path(), "relayed", HUP_LINES);
     let start = |service: &Path| runsv_kmsg(service, &kmsg);
     let hup = |pid: u32, expect: &str| {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGHUP,
-        )
-        .unwrap();
-        assert!(
-            wait_for(&[root.path()], WAIT, || read(&kmsg).contains(expect)),
-            "{expect} never arrived: {:?}",
-            read(&kmsg)
-        );
+        signal(pid, Signal::SIGHUP);
+        wait_text(root.path(), &kmsg, |text| text.contains(expect));
     };
     let mut first = start(&service);
     let pid = wait_running(&service);
     hup(pid, "relayed: line-1\n");
-    kill_runsv(&mut first, pid);
-    let mut second = start(&service);
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    let _second = replace_runsv(&mut first, pid, || start(&service));
     assert_eq!(full_state(&service).unwrap().pid, pid, "adopted");
     hup(pid, "relayed: line-2\n");
     assert_eq!(read(&kmsg), "<6>relayed: line-1\n<6>relayed: line-2\n");
@@ -913,8 +760,7 @@ fn log_lines_survive_50_restarts_of_the_service_and_10_of_the_logger() {
 #[test]
 fn sv_log_and_status_show_recent_output_whatever_the_destination() {
     let root = tempfile::tempdir().unwrap();
-    let kmsg = root.path().join("kmsg");
-    fs::write(&kmsg, "").unwrap();
+    let kmsg = kmsg_file(root.path());
     // A service that says why it fails, on stderr, and keeps failing.
     let failing =
         "exec: >-\n  sh -c 'echo starting; echo \"cannot bind: address in use\" >&2; exit 3'\n\
@@ -981,12 +827,10 @@ fn sv_log_and_status_show_recent_output_whatever_the_destination() {
 #[test]
 fn the_tail_outlives_the_runsv_that_wrote_it() {
     let root = tempfile::tempdir().unwrap();
-    let kmsg = root.path().join("kmsg");
-    fs::write(&kmsg, "").unwrap();
-    let service = yaml_service(
+    let (service, kmsg) = relayed_service(
         root.path(),
         "talker",
-        "exec: sh -c 'echo \"hello from $$\"; exec sleep 1000'\n",
+        "#!/bin/sh\necho \"hello from $$\"\nexec sleep 1000\n",
     );
     let mut first = runsv_kmsg(&service, &kmsg);
     let pid = wait_running(&service);
@@ -994,11 +838,7 @@ fn the_tail_outlives_the_runsv_that_wrote_it() {
     let sv_log = || run(Command::new(binary("sv")).args(["log", name]), WAIT).1;
     assert!(wait_for(&[&service], WAIT, || sv_log()
         == format!("hello from {pid}\n")));
-    kill_runsv(&mut first, pid);
-    let mut second = runsv_kmsg(&service, &kmsg);
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    let _second = replace_runsv(&mut first, pid, || runsv_kmsg(&service, &kmsg));
     // The adopted service is restarted; the new one's line follows the old one's.
     control(&service, "k");
     let new_pid = wait_state(&service, WAIT, |s| {
@@ -1021,7 +861,7 @@ fn runits_sv_and_daemontools_svstat_read_runtree_status() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let service = runit_service(root.path(), "a", SLEEP);
     write_script(
         &service.join("log/run"),
         "#!/bin/sh\nexec cat > /dev/null\n",
@@ -1076,7 +916,7 @@ fn runits_sv_and_daemontools_svstat_read_runtree_status() {
 #[test]
 fn files_that_cannot_be_written_are_retried_and_supervision_goes_on() {
     let root = tempfile::tempdir().unwrap();
-    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let service = runit_service(root.path(), "a", SLEEP);
     let log = root.path().join("stderr");
     let mut command = Command::new(binary("runsv"));
     command
@@ -1119,15 +959,15 @@ fn at_the_fd_limit_a_start_fails_with_the_cause_and_is_retried() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let service = runit_service(root.path(), "a", SLEEP);
     let runsv_guard = runsv(&service);
     let first = wait_running(&service);
     let runsv_pid = runsv_guard.pid().as_raw();
+    // Only the soft limit: raising it back needs no privilege.
     let prlimit = |limit: usize| {
         let (code, _, err) = run(
             Command::new("/usr/bin/prlimit")
                 .arg(format!("--pid={runsv_pid}"))
-                // The soft limit only: raising it back needs no privilege.
                 .arg(format!("--nofile={limit}:")),
             WAIT,
         );
@@ -1141,11 +981,7 @@ fn at_the_fd_limit_a_start_fails_with_the_cause_and_is_retried() {
         .collect();
     let second_free = (0..).filter(|n| !open.contains(n)).nth(1).unwrap();
     prlimit(second_free);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal(first, Signal::SIGKILL);
     let failed = wait_in(&service, ServiceState::Error);
     assert!(
         failed
@@ -1165,27 +1001,28 @@ fn at_the_fd_limit_a_start_fails_with_the_cause_and_is_retried() {
     assert!(alive(again.pid));
 }
 
-#[test]
-fn the_kmsg_relay_splits_long_lines_at_the_record_limit_and_keeps_a_last_partial_line() {
+/// Runs `exec` as the oneshot YAML service `name`, its output relayed to a stand-in
+/// for /dev/kmsg, until it is ok and the relayed text satisfies `done`; that text.
+fn relayed_to_kmsg(name: &str, exec: &str, done: impl Fn(&str) -> bool) -> String {
     let root = tempfile::tempdir().unwrap();
-    let kmsg = root.path().join("kmsg");
-    fs::write(&kmsg, "").unwrap();
-    // A 3000-character line, then a last line without a newline; a oneshot, so
-    // nothing follows that could end that line.
-    let service = yaml_service(
-        root.path(),
-        "talker",
-        "exec: sh -c 'printf \"%03000d\\n\" 0; printf \"last words\"'\noneshot: true\n",
-    );
+    let kmsg = kmsg_file(root.path());
+    let yaml = format!("exec: {exec}\noneshot: true\n");
+    let service = yaml_service(root.path(), name, &yaml);
     let _runsv = runsv_kmsg(&service, &kmsg);
     wait_in(&service, ServiceState::Ok);
-    assert!(
-        wait_for(&[root.path()], WAIT, || read(&kmsg)
-            .ends_with("last words\n")),
-        "{:?}",
-        read(&kmsg)
+    wait_text(root.path(), &kmsg, done);
+    read(&kmsg)
+}
+
+#[test]
+fn the_kmsg_relay_splits_long_lines_at_the_record_limit_and_keeps_a_last_partial_line() {
+    // A 3000-character line, then a last line without a newline; a oneshot, so
+    // nothing follows that could end that line.
+    let text = relayed_to_kmsg(
+        "talker",
+        "sh -c 'printf \"%03000d\\n\" 0; printf \"last words\"'",
+        |text| text.ends_with("last words\n"),
     );
-    let text = read(&kmsg);
     let records: Vec<&str> = text.lines().collect();
     for record in &records {
         // /dev/kmsg refuses a write of more than 1024 bytes (the line would be lost).
@@ -1202,21 +1039,10 @@ fn the_kmsg_relay_splits_long_lines_at_the_record_limit_and_keeps_a_last_partial
 
 #[test]
 fn the_kmsg_relay_keeps_stdout_and_stderr_apart_by_priority() {
-    let root = tempfile::tempdir().unwrap();
-    let kmsg = root.path().join("kmsg");
-    fs::write(&kmsg, "").unwrap();
-    let service = yaml_service(
-        root.path(),
-        "both",
-        "exec: sh -c 'echo to out; echo to err >&2'\noneshot: true\n",
-    );
-    let _runsv = runsv_kmsg(&service, &kmsg);
-    wait_in(&service, ServiceState::Ok);
-    assert!(wait_for(&[root.path()], WAIT, || read(&kmsg)
-        .lines()
-        .count()
-        == 2));
-    let mut records: Vec<String> = read(&kmsg).lines().map(String::from).collect();
+    let text = relayed_to_kmsg("both", "sh -c 'echo to out; echo to err >&2'", |text| {
+        text.lines().count() == 2
+    });
+    let mut records: Vec<&str> = text.lines().collect();
     records.sort();
     // <3> is the kernel's "err" level, <6> "info": `dmesg --level=err` shows stderr.
     assert_eq!(records, ["<3>both: to err", "<6>both: to out"]);
@@ -1250,7 +1076,7 @@ fn a_console_nobody_reads_blocks_neither_the_service_nor_runsv_and_drops_are_cou
     });
     assert!(done.is_some(), "{:?}", full_state(&service));
     // And runsv answers meanwhile.
-    let (code, out, err) = run(Command::new(binary("sv")).arg("status").arg(&service), WAIT);
+    let (code, out, err) = sv(&["status", service.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("[ok]"), "{out}");
     // Now the console reads: what waited comes first, then the count of the rest.
@@ -1292,12 +1118,10 @@ fn a_console_nobody_reads_blocks_neither_the_service_nor_runsv_and_drops_are_cou
 #[test]
 fn a_chatty_service_outlives_its_killed_runsv_without_losing_a_line() {
     let root = tempfile::tempdir().unwrap();
-    let kmsg = root.path().join("kmsg");
-    fs::write(&kmsg, "").unwrap();
     // Writes a numbered line every few ms, and its count to a file the test can watch.
-    let service = yaml_service(root.path(), "chatty", "exec: ./ticks\n");
-    write_script(
-        &service.join("ticks"),
+    let (service, kmsg) = relayed_service(
+        root.path(),
+        "chatty",
         "#!/bin/sh\ni=0\nwhile :; do i=$((i+1)); echo tick-$i; echo $i > count.new; mv count.new count; sleep 0.005; done\n",
     );
     let count = || {
@@ -1320,17 +1144,15 @@ fn a_chatty_service_outlives_its_killed_runsv_without_losing_a_line() {
         count()
     );
     let mut second = start();
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    second.also_kill(pid);
+    // Adopted, never restarted.
     assert_eq!(
         full_state(&service).unwrap().pid,
         pid,
         "adopted, never restarted"
     );
-    let target = count() + 20;
-    assert!(wait_for(&[root.path()], WAIT, || read(&kmsg)
-        .contains(&format!("chatty: tick-{target}\n"))));
+    let target = format!("chatty: tick-{}\n", count() + 20);
+    wait_text(root.path(), &kmsg, |text| text.contains(&target));
     // Every line once, in order, across both runsv.
     let ticks: Vec<u32> = read(&kmsg)
         .lines()
@@ -1353,7 +1175,7 @@ fn when_fork_fails_with_eagain_the_cause_is_in_the_state_and_the_start_retried()
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
+    let service = runit_service(root.path(), "a", SLEEP);
     let nobody = nix::unistd::Uid::from_raw(65534);
     let group = nix::unistd::Gid::from_raw(65534);
     for path in [root.path(), &service, &service.join("run")] {

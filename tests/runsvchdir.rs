@@ -2,10 +2,10 @@
 //! the same level switch under runit's name, with runit's name in its messages and
 //! runit's `$RUNSVDIR` honoured.
 
+use runtree::svdir_tree::assert_runlevels;
 use runtree::{binary, run};
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -28,14 +28,7 @@ fn runsvchdir_is_svchdir_under_runits_name() {
         )
     };
     assert_eq!(call(&["two"]), (0, String::new(), String::new()));
-    assert_eq!(
-        fs::read_link(levels.join("current")).unwrap(),
-        Path::new("two")
-    );
-    assert_eq!(
-        fs::read_link(levels.join("previous")).unwrap(),
-        Path::new("one")
-    );
+    assert_runlevels(&levels, "two", "one");
     let (code, _, stderr) = call(&["two"]);
     assert_eq!((code, stderr.as_str()), (0, "runsvchdir: two: current.\n"));
     let (code, _, stderr) = call(&["nine"]);

@@ -12,6 +12,7 @@
 //! Tests that switch users need root and util-linux's setpriv; without root they print
 //! SKIPPED and pass.
 
+use runtree::service::script_service;
 use runtree::yaml_service;
 use runtree::{alive, binary, full_state, run, wait_for, wait_state, write_script, Guard};
 use runtree::{control, runsv, supervised, FullState, ServiceState, WAIT};
@@ -32,22 +33,8 @@ fn can_switch_users() -> bool {
         eprintln!("SKIPPED: needs root to run programs as other users");
         return false;
     }
-    if Command::new("setpriv").arg("--version").output().is_ok() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("setpriv is missing: .ci/run installs util-linux");
-    }
-    eprintln!("SKIPPED: setpriv (util-linux) is not installed");
-    false
-}
-
-macro_rules! require_user_switching {
-    () => {
-        if !can_switch_users() {
-            return;
-        }
-    };
+    let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
+    runtree::prerequisite(setpriv, "setpriv (util-linux) is not installed", ".ci/run")
 }
 
 /// `program args…` as nobody, without root's groups.
@@ -178,7 +165,7 @@ fn supervise_has_runits_modes_whatever_runsvs_umask_and_the_service_gets_the_uma
 
 #[test]
 fn an_existing_supervise_keeps_the_permissions_its_owner_gave_it() {
-    require_user_switching!();
+    runtree::skip_unless!(can_switch_users());
     // runit's FAQ lets a user control a service this way: `chmod 755 supervise` and
     // `chown USER supervise/ok supervise/control`. runsv leaves both as they are.
     let root = shared_tempdir();
@@ -212,7 +199,7 @@ fn an_existing_supervise_keeps_the_permissions_its_owner_gave_it() {
 
 #[test]
 fn another_user_is_refused_control_of_roots_service_with_runits_words() {
-    require_user_switching!();
+    runtree::skip_unless!(can_switch_users());
     let root = shared_tempdir();
     let service = runit_service(root.path(), "a");
     let _runsv = runsv(&service);
@@ -334,7 +321,7 @@ fn groups_of(user: &str, gid: u32) -> BTreeSet<u32> {
 
 #[test]
 fn run_finish_and_test_of_a_user_service_get_its_ids_and_nothing_of_runsvs() {
-    require_user_switching!();
+    runtree::skip_unless!(can_switch_users());
     let (user, uid) = user_with_groups();
     // A group given by number, with no entry: the number is all setgid needs.
     let gid = 4242;
@@ -368,24 +355,18 @@ fn run_finish_and_test_of_a_user_service_get_its_ids_and_nothing_of_runsvs() {
 
     let starting = wait_in(&service, ServiceState::Starting);
     let run_pid = starting.pid;
-    runsv
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(run_pid as i32));
+    runsv.also_kill(run_pid);
     assert_eq!(cmdline(run_pid), "sleep 1000 ");
     expected.check(run_pid, "run");
 
     let test_pid = wait_child_running(runsv_pid, "sleep 61 ");
-    runsv
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(test_pid as i32));
+    runsv.also_kill(test_pid);
     expected.check(test_pid, "test");
 
     control(&service, "d");
     let finishing = wait_in(&service, ServiceState::Finishing);
     let finish_pid = finishing.pid;
-    runsv
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(finish_pid as i32));
+    runsv.also_kill(finish_pid);
     assert!(
         wait_for(&[], WAIT, || cmdline(finish_pid) == "sleep 62 "),
         "finish runs: {}",
@@ -400,7 +381,7 @@ fn run_finish_and_test_of_a_user_service_get_its_ids_and_nothing_of_runsvs() {
 
 #[test]
 fn a_user_service_with_a_readiness_fd_gets_that_fd_and_no_other() {
-    require_user_switching!();
+    runtree::skip_unless!(can_switch_users());
     let root = shared_tempdir();
     let service = yaml_service(
         root.path(),
@@ -409,9 +390,7 @@ fn a_user_service_with_a_readiness_fd_gets_that_fd_and_no_other() {
     );
     let mut runsv = runsv(&service);
     let pid = runtree::wait_running(&service, WAIT);
-    runsv
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    runsv.also_kill(pid);
     let expected = Expected {
         uid: NOBODY,
         gid: NOBODY,
@@ -427,17 +406,14 @@ fn a_user_service_with_a_readiness_fd_gets_that_fd_and_no_other() {
 
 #[test]
 fn a_service_whose_user_cannot_be_taken_on_is_never_run() {
-    require_user_switching!();
+    runtree::skip_unless!(can_switch_users());
     // runsv as nobody may not become daemon: setgroups fails, and the program is not
     // run as nobody instead.
     let root = shared_tempdir();
-    let service = yaml_service(
+    let service = script_service(
         root.path(),
         "app",
-        "exec: ./payload\nuser: daemon\nlog: none\n",
-    );
-    write_script(
-        &service.join("payload"),
+        "user: daemon\nlog: none\n",
         "#!/bin/sh\ntouch ran\nexec sleep 1000\n",
     );
     std::os::unix::fs::chown(&service, Some(NOBODY), Some(NOBODY)).unwrap();
@@ -445,7 +421,7 @@ fn a_service_whose_user_cannot_be_taken_on_is_never_run() {
     let error = wait_in(&service, ServiceState::Error);
     assert_eq!(
         error.reason,
-        "unable to start ./payload: setgroups for user daemon: Operation not permitted (EPERM); retrying in 1s"
+        "unable to start ./script: setgroups for user daemon: Operation not permitted (EPERM); retrying in 1s"
     );
     assert_eq!(error.pid, 0);
     assert!(!service.join("ran").exists(), "the payload never ran");
@@ -602,7 +578,7 @@ fn supervise_may_still_be_a_symlink_to_a_directory_elsewhere() {
 
 #[test]
 fn a_state_file_planted_by_another_user_or_a_link_stops_nothing() {
-    require_user_switching!();
+    runtree::skip_unless!(can_switch_users());
     // runsv stops the process a killed predecessor left running, as its state file
     // says; a state file it did not write must not name a victim for it.
     let mut victim = Guard::spawn(Command::new("sleep").arg("1000"));

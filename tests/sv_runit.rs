@@ -27,22 +27,9 @@ const WAIT: Duration = Duration::from_secs(15);
 /// Whether runit is installed; when it is not, says so (CI installs it, so there a
 /// missing runit fails the test instead of skipping it).
 fn runit_installed() -> bool {
-    if Path::new(RUNIT_SV).exists() && Path::new(RUNIT_RUNSV).exists() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{RUNIT_RUNSV} or {RUNIT_SV} is missing: .ci/run installs runit");
-    }
-    eprintln!("SKIPPED: runit is not installed ({RUNIT_RUNSV}, {RUNIT_SV})");
-    false
-}
-
-macro_rules! require_runit {
-    () => {
-        if !runit_installed() {
-            return;
-        }
-    };
+    let runit = Path::new(RUNIT_SV).exists() && Path::new(RUNIT_RUNSV).exists();
+    let missing = format!("runit is not installed ({RUNIT_RUNSV}, {RUNIT_SV})");
+    runtree::prerequisite(runit, &missing, ".ci/run")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,26 +82,7 @@ fn sv(which: Sv, svdir: &Path, args: &[&str]) -> Outcome {
 
 /// `(pid 123)` → `(pid P)`, and `12s` after a space → `Ns`.
 fn mask(text: &str) -> String {
-    let mut result = String::new();
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        if !digits.is_empty() {
-            if c == ')' && result.ends_with("(pid ") {
-                result.push('P');
-            } else if c == 's' && result.ends_with(' ') {
-                result.push('N');
-            } else {
-                result.push_str(&digits);
-            }
-            digits.clear();
-        }
-        result.push(c);
-    }
-    result + &digits
+    runtree::mask_status(text, true)
 }
 
 fn unix_second() -> u64 {
@@ -304,7 +272,7 @@ fn outcome(code: i32, stdout: &str) -> Outcome {
 
 #[test]
 fn status_lines_are_runits() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     let root = tempfile::tempdir().unwrap();
     let svdir = root.path();
     let foo = service(svdir, "foo", &[("run", SLEEPER), ("log/run", LOGGER)]);
@@ -423,7 +391,7 @@ fn status_lines_are_runits() {
 
 #[test]
 fn a_daemontools_status_is_bad_format() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     if !Path::new(DAEMONTOOLS_SUPERVISE).exists() {
         eprintln!("SKIPPED: daemontools is not installed ({DAEMONTOOLS_SUPERVISE})");
         return;
@@ -455,7 +423,7 @@ const STUBBORN: &str = "#!/bin/sh\ntrap '' HUP INT QUIT USR1 USR2 ALRM\nexec sle
 
 #[test]
 fn commands_with_and_without_v_are_runits() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     let mut twins = Twins::new();
     twins.add("foo", &[("run", STUBBORN), ("log/run", LOGGER)]);
     // Let it run for more than a second, so that runsv restarts it at once (runsv waits
@@ -583,7 +551,7 @@ fn commands_with_and_without_v_are_runits() {
 
 #[test]
 fn timeouts_kill_and_check_are_runits() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     let mut twins = Twins::new();
     twins.add(
         "ign",
@@ -652,7 +620,7 @@ fn timeouts_kill_and_check_are_runits() {
 
 #[test]
 fn lsb_mode_is_runits() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     let mut twins = Twins::new();
     twins.add("web", &[("run", SLEEPER)]);
     twins.add("logged", &[("run", SLEEPER), ("log/run", LOGGER)]);
@@ -678,24 +646,16 @@ fn lsb_mode_is_runits() {
         assert_eq!(ours, runit, "{name} {args:?}: ours (left), runit's (right)");
         runit
     };
-    assert_eq!(
-        lsb("web", &["status"]),
-        outcome(0, "run: web: (pid P) Ns\n")
-    );
-    assert_eq!(
-        lsb("web", &["stop"]),
-        outcome(0, "ok: down: web: Ns, normally up\n")
-    );
-    assert_eq!(
-        lsb("web", &["status"]),
-        outcome(3, "down: web: Ns, normally up\n")
-    );
-    assert_eq!(lsb("web", &["up", "ignored", "args"]), outcome(0, ""));
+    // What web says, command after command.
+    let web = |args: &[&str], code, stdout: &str| {
+        assert_eq!(lsb("web", args), outcome(code, stdout), "{args:?}");
+    };
+    web(&["status"], 0, "run: web: (pid P) Ns\n");
+    web(&["stop"], 0, "ok: down: web: Ns, normally up\n");
+    web(&["status"], 3, "down: web: Ns, normally up\n");
+    web(&["up", "ignored", "args"], 0, "");
     twins.settle("web", "up", is_up);
-    assert_eq!(
-        lsb("web", &["-w", "5", "restart"]),
-        outcome(0, "ok: run: web: (pid P) Ns\n")
-    );
+    web(&["-w", "5", "restart"], 0, "ok: run: web: (pid P) Ns\n");
     let usage = Outcome {
         code: 2,
         stdout: String::new(),
@@ -713,14 +673,8 @@ fn lsb_mode_is_runits() {
         )
     );
     assert_eq!(lsb("logged", &["status"]).code, 0);
-    assert_eq!(
-        lsb("web", &["shutdown"]),
-        outcome(0, "ok: web: runsv not running\n")
-    );
-    assert_eq!(
-        lsb("web", &["status"]),
-        outcome(1, "fail: web: runsv not running\n")
-    );
+    web(&["shutdown"], 0, "ok: web: runsv not running\n");
+    web(&["status"], 1, "fail: web: runsv not running\n");
 
     // runit 2.1.2 returns the log's code (0: running) for a down service whose log
     // runs; ours returns the service's own, 3, as runit 2.3.0 does.
@@ -736,7 +690,7 @@ fn lsb_mode_is_runits() {
 
 #[test]
 fn usage_errors_are_runits() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     let root = tempfile::tempdir().unwrap();
     let usage = "usage: sv [-v] [-w sec] command service ...\n\n";
     for args in [
@@ -800,7 +754,7 @@ fn usage_errors_are_runits() {
 
 #[test]
 fn exit_codes_count_failures_up_to_99() {
-    require_runit!();
+    runtree::skip_unless!(runit_installed());
     let root = tempfile::tempdir().unwrap();
     let names: Vec<String> = (0..120).map(|i| format!("missing{i}")).collect();
     let mut args = vec!["status"];

@@ -8,7 +8,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use runsv::control::{request_sync, synced_count, SYNC_DIRECTORY};
 use runsv::supervise::ExitStatus;
-use runtree::svdir_tree::Tree;
+use runtree::service::signal;
+use runtree::svdir_tree::{assert_runlevels, runsv_children, Tree};
 use runtree::{
     alive, binary, control, full_state, run, supervisor_up, wait_for, wait_state, write_script,
     Guard, ServiceState, WAIT,
@@ -44,7 +45,7 @@ fn sync(scan: &Path) {
 /// Waits until the service runs; its pid, added to the guard's groups for cleanup.
 fn running(service: &Path, guard: &mut Guard) -> u32 {
     let pid = runtree::wait_running(service, WAIT);
-    guard.extra_groups.push(Pid::from_raw(pid as i32));
+    guard.also_kill(pid);
     pid
 }
 
@@ -73,46 +74,12 @@ fn wait_gone(service: &Path, pid: u32) {
     );
 }
 
-/// The parent pid and argv of a process.
-fn process(pid: u32) -> Option<(u32, Vec<String>)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    if state == "Z" {
-        return None;
-    }
-    let ppid = fields.next()?.parse().ok()?;
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let argv = cmdline
-        .split(|&b| b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    Some((ppid, argv))
-}
-
-/// The runsv children of `parent`, by service name.
-fn runsv_children(parent: Pid) -> HashMap<String, u32> {
-    let mut children = HashMap::new();
-    for pid in runsv::proc::pids() {
-        if let Some((ppid, argv)) = process(pid) {
-            if ppid == parent.as_raw() as u32 && argv.first().is_some_and(|a| a == "runsv") {
-                if let Some(name) = argv.get(1) {
-                    children.insert(name.clone(), pid);
-                }
-            }
-        }
-    }
-    children
-}
-
 /// The runsv supervising `name`, whoever its parent is: the process named `runsv NAME`
 /// holding the service's supervise/ open (its cwd is the service directory).
 fn runsv_of(service: &Path) -> Option<u32> {
     let target = fs::canonicalize(service).ok()?;
     for pid in runsv::proc::pids() {
-        let Some((_, argv)) = process(pid) else {
+        let Some(argv) = runtree::argv(pid).filter(|_| alive(pid)) else {
             continue;
         };
         if argv.first().is_some_and(|a| a == "runsv")
@@ -124,24 +91,11 @@ fn runsv_of(service: &Path) -> Option<u32> {
     None
 }
 
-fn signal(guard: &Guard, signal: Signal) {
-    kill(guard.pid(), signal).unwrap();
-}
-
-/// The exit code of svdir once it has stopped by itself.
-fn exit_code(guard: &mut Guard, timeout: Duration) -> i32 {
-    let status = guard
-        .wait_exit(timeout)
-        .unwrap_or_else(|| panic!("svdir did not exit within {timeout:?}"));
-    status.code().unwrap_or(-1)
-}
-
 #[test]
 fn an_added_entry_runs_and_a_removed_one_stops_with_its_runsv() {
     let tree = Tree::new();
-    tree.sleeper("a");
+    let a = tree.linked_sleeper("a");
     tree.sleeper("b");
-    let a = tree.link("a", "a");
     let mut svdir = tree.svdir();
     let a_pid = running(&a, &mut svdir);
     let b = tree.link("b", "b");
@@ -167,17 +121,15 @@ fn an_added_entry_runs_and_a_removed_one_stops_with_its_runsv() {
         ["a"],
         "the removed entry's runsv is not restarted"
     );
-    assert!(tree.log().contains("svdir: b: removed"), "{}", tree.log());
-    signal(&svdir, Signal::SIGTERM);
-    assert_eq!(exit_code(&mut svdir, WAIT), 0, "{}", tree.log());
+    tree.assert_logged("svdir: b: removed");
+    tree.assert_stops(&mut svdir, Signal::SIGTERM, 0);
     assert!(!alive(a_pid));
 }
 
 #[test]
 fn a_renamed_entry_keeps_its_runsv_and_service() {
     let tree = Tree::new();
-    tree.sleeper("a");
-    let a = tree.link("a", "a");
+    let a = tree.linked_sleeper("a");
     let mut svdir = tree.svdir();
     let pid = running(&a, &mut svdir);
     let runsv = runsv_children(svdir.pid());
@@ -204,21 +156,12 @@ fn a_renamed_entry_keeps_its_runsv_and_service() {
         runsv.values().collect::<Vec<_>>(),
         "same runsv"
     );
-    assert!(
-        tree.log().contains("svdir: a: renamed to renamed"),
-        "{}",
-        tree.log()
-    );
+    tree.assert_logged("svdir: a: renamed to renamed");
     // Two entries for one directory are one service.
     symlink(tree.path("defs/a"), tree.scan().join("alias")).unwrap();
     sync(&tree.scan());
     assert_eq!(runsv_children(svdir.pid()).len(), 1);
-    assert!(
-        tree.log()
-            .contains("svdir: alias: skipped: same service directory as renamed"),
-        "{}",
-        tree.log()
-    );
+    tree.assert_logged("svdir: alias: skipped: same service directory as renamed");
     assert!(alive(pid));
 }
 
@@ -239,12 +182,7 @@ fn a_retargeted_symlink_stops_the_old_directory_and_starts_the_new() {
     assert_ne!(first, second);
     wait_gone(&tree.path("defs/one"), first);
     // Never two services under one name: the new one waited for the old one's runsv.
-    assert!(
-        tree.log()
-            .contains("svdir: web: new: starts once the old runsv of this name has exited"),
-        "{}",
-        tree.log()
-    );
+    tree.assert_logged("svdir: web: new: starts once the old runsv of this name has exited");
     sync(&tree.scan());
     assert_eq!(runsv_children(svdir.pid()).len(), 1);
     assert_eq!(full_state(&two).unwrap().pid, second);
@@ -273,13 +211,8 @@ fn fifty_entries_added_at_once_all_run() {
     let took = start.elapsed();
     assert_eq!(runsv_children(svdir.pid()).len(), 50);
     eprintln!("50 services running {took:?} after their entries appeared");
-    signal(&svdir, Signal::SIGTERM);
-    assert_eq!(exit_code(&mut svdir, WAIT), 0, "{}", tree.log());
-    assert!(
-        tree.log().contains("svdir: stopped 50 services cleanly"),
-        "{}",
-        tree.log()
-    );
+    tree.assert_stops(&mut svdir, Signal::SIGTERM, 0);
+    tree.assert_logged("svdir: stopped 50 services cleanly");
 }
 
 #[test]
@@ -287,7 +220,7 @@ fn an_empty_directory_then_populated() {
     let tree = Tree::new();
     let mut svdir = tree.svdir();
     sync(&tree.scan());
-    assert!(tree.log().contains("scanning"), "{}", tree.log());
+    tree.assert_logged("scanning");
     assert!(runsv_children(svdir.pid()).is_empty());
     // A directory made in place (under a dot-name, then renamed) and a symlink.
     let hidden = tree.scan().join(".x");
@@ -299,8 +232,7 @@ fn an_empty_directory_then_populated() {
         "dot-entries are skipped"
     );
     fs::rename(&hidden, tree.scan().join("x")).unwrap();
-    tree.sleeper("y");
-    let y = tree.link("y", "y");
+    let y = tree.linked_sleeper("y");
     running(&tree.scan().join("x"), &mut svdir);
     running(&y, &mut svdir);
 }
@@ -335,14 +267,7 @@ fn a_runlevel_switch_keeps_common_services_and_swaps_the_others() {
         WAIT,
     );
     assert_eq!((code, stderr.as_str()), (0, ""));
-    assert_eq!(
-        fs::read_link(levels.join("current")).unwrap(),
-        Path::new("two")
-    );
-    assert_eq!(
-        fs::read_link(levels.join("previous")).unwrap(),
-        Path::new("one")
-    );
+    assert_runlevels(&levels, "two", "one");
 
     let c_pid = running(&tree.path("defs/c"), &mut svdir);
     wait_gone(&tree.path("defs/a"), a_pid);
@@ -355,7 +280,7 @@ fn a_runlevel_switch_keeps_common_services_and_swaps_the_others() {
     let mut children: Vec<String> = runsv_children(svdir.pid()).into_keys().collect();
     children.sort();
     assert_eq!(children, ["b", "c"]);
-    assert!(tree.log().contains("svdir: runlevel: "), "{}", tree.log());
+    tree.assert_logged("svdir: runlevel: ");
 
     // Back again, by the name runsvchdir users type.
     let (code, _, _) = run(
@@ -368,8 +293,7 @@ fn a_runlevel_switch_keeps_common_services_and_swaps_the_others() {
     running(&tree.path("defs/a"), &mut svdir);
     wait_gone(&tree.path("defs/c"), c_pid);
     assert_eq!(full_state(&service.join("b")).unwrap().pid, b_pid);
-    signal(&svdir, Signal::SIGTERM);
-    assert_eq!(exit_code(&mut svdir, WAIT), 0, "{}", tree.log());
+    tree.assert_stops(&mut svdir, Signal::SIGTERM, 0);
 }
 
 #[test]
@@ -408,17 +332,15 @@ fn svchdir_errors_and_usage() {
 #[test]
 fn a_killed_runsv_is_replaced_and_the_others_are_untouched() {
     let tree = Tree::new();
-    tree.sleeper("a");
-    tree.sleeper("b");
-    let a = tree.link("a", "a");
-    let b = tree.link("b", "b");
+    let a = tree.linked_sleeper("a");
+    let b = tree.linked_sleeper("b");
     let mut svdir = tree.svdir();
     let a_pid = running(&a, &mut svdir);
     let b_pid = running(&b, &mut svdir);
     let before = runsv_children(svdir.pid());
     let old = before["a"];
-    svdir.extra_groups.push(Pid::from_raw(a_pid as i32));
-    kill(Pid::from_raw(old as i32), Signal::SIGKILL).unwrap();
+    svdir.also_kill(a_pid);
+    signal(old, Signal::SIGKILL);
     // A new runsv, which adopts the service its killed predecessor left running.
     let svdir_pid = svdir.pid();
     assert!(
@@ -435,12 +357,7 @@ fn a_killed_runsv_is_replaced_and_the_others_are_untouched() {
     assert_ne!(after["a"], old);
     assert_eq!(after["b"], before["b"]);
     assert_eq!(full_state(&b).unwrap().pid, b_pid);
-    assert!(
-        tree.log()
-            .contains("svdir: a: runsv killed by SIGKILL; starting a new one"),
-        "{}",
-        tree.log()
-    );
+    tree.assert_logged("svdir: a: runsv killed by SIGKILL; starting a new one");
 }
 
 #[test]
@@ -470,7 +387,7 @@ fn a_runsv_killed_again_and_again_never_interrupts_its_service() {
         .unwrap_or(5);
     for round in 1..=rounds {
         let old = runsv_children(svdir_pid)["a"];
-        kill(Pid::from_raw(old as i32), Signal::SIGKILL).unwrap();
+        signal(old, Signal::SIGKILL);
         assert!(
             replaced(svdir_pid, &a, old),
             "round {round}: no new runsv\n{}",
@@ -509,8 +426,7 @@ fn a_crash_storm_disturbs_nothing_else() {
             tree.link(&name, &name)
         })
         .collect();
-    tree.sleeper("steady");
-    let steady = tree.link("steady", "steady");
+    let steady = tree.linked_sleeper("steady");
     let mut svdir = tree.svdir();
     let pid = running(&steady, &mut svdir);
     // Each has crashed and been restarted by the growing delay at least twice.
@@ -582,8 +498,7 @@ fn a_runsv_that_keeps_dying_is_restarted_with_a_growing_delay() {
         .unwrap();
     assert!(first < second, "{text}");
     assert!(alive(good));
-    signal(&svdir, Signal::SIGTERM);
-    assert_eq!(exit_code(&mut svdir, WAIT), 0, "{}", tree.log());
+    tree.assert_stops(&mut svdir, Signal::SIGTERM, 0);
 }
 
 #[test]
@@ -606,11 +521,7 @@ fn a_restarted_svdir_adopts_the_running_runsv() {
         .extra_groups
         .extend(first.extra_groups.iter().copied());
     sync(&tree.scan());
-    assert!(
-        tree.log().contains("3 services, 3 running runsv adopted ("),
-        "{}",
-        tree.log()
-    );
+    tree.assert_logged("3 services, 3 running runsv adopted (");
     // Nothing restarted, nothing doubled.
     for (name, pid) in &pids {
         assert_eq!(
@@ -652,8 +563,7 @@ fn a_restarted_svdir_adopts_the_running_runsv() {
     );
     assert!(alive(pids["c"]));
     // The ordered stop reaches the adopted runsv too.
-    signal(&second, Signal::SIGTERM);
-    assert_eq!(exit_code(&mut second, WAIT), 0, "{}", tree.log());
+    tree.assert_stops(&mut second, Signal::SIGTERM, 0);
     assert!(!alive(pids["c"]) && !alive(new_b));
     assert!(!runsv_alive(&tree.scan().join("c")));
 }
@@ -683,8 +593,7 @@ fn sigterm_stops_dependents_before_their_dependencies() {
     for dir in [&a, &b, &c, &d] {
         running(dir, &mut svdir);
     }
-    signal(&svdir, Signal::SIGTERM);
-    assert_eq!(exit_code(&mut svdir, WAIT), 0, "{}", tree.log());
+    tree.assert_stops(&mut svdir, Signal::SIGTERM, 0);
     let stamp = |dir: &Path| -> u128 {
         fs::read_to_string(dir.join("stopped"))
             .unwrap_or_else(|_| panic!("{} did not see TERM", dir.display()))
@@ -695,9 +604,8 @@ fn sigterm_stops_dependents_before_their_dependencies() {
     let (ta, tb, tc) = (stamp(&a), stamp(&b), stamp(&c));
     assert!(tc < tb && tb < ta, "c {tc} < b {tb} < a {ta}");
     stamp(&d);
-    let log = tree.log();
-    assert!(log.contains("svdir: SIGTERM: stopping 4 services"), "{log}");
-    assert!(log.contains("svdir: stopped 4 services cleanly"), "{log}");
+    tree.assert_logged("svdir: SIGTERM: stopping 4 services");
+    tree.assert_logged("svdir: stopped 4 services cleanly");
     for dir in [&a, &b, &c, &d] {
         assert!(!runsv_alive(dir));
     }
@@ -711,89 +619,74 @@ fn a_dependency_cycle_does_not_hang_the_stop() {
     let c = marker_service(&tree, "c", &["a"]);
     let mut svdir = tree.svdir();
     sync(&tree.scan());
-    signal(&svdir, Signal::SIGINT);
+    svdir.signal(Signal::SIGINT);
     // runsv itself puts the members of a cycle in error (and their dependents): then
     // the stop reports them and exits 1. What matters here is that it ends.
-    let code = exit_code(&mut svdir, WAIT);
+    let code = svdir.exit_code();
     let log = tree.log();
     assert!(
         code == 0 || (code == 1 && log.contains("ended in error: dependency")),
         "{log}"
     );
-    assert!(
-        log.contains("dependency cycle among a, b: they stop together"),
-        "{log}"
-    );
+    tree.assert_logged("dependency cycle among a, b: they stop together");
     for dir in [&a, &b, &c] {
         assert!(!runsv_alive(dir));
     }
 }
 
-#[test]
-fn a_service_killed_after_its_stop_timeout_makes_the_stop_exit_1() {
-    let tree = Tree::new();
-    let stubborn = tree.define("stubborn", "exec: ./run.sh\nlog: none\nstop_timeout: 0.3\n");
+/// `defs/stubborn`, linked: a service that ignores TERM, stopped at `stop_timeout`.
+fn stubborn(tree: &Tree, stop_timeout: &str) -> PathBuf {
+    let yaml = format!("exec: ./run.sh\nlog: none\nstop_timeout: {stop_timeout}\n");
+    let stubborn = tree.define("stubborn", &yaml);
     write_script(
         &stubborn.join("run.sh"),
         "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 1; done\n",
     );
     tree.link("stubborn", "stubborn");
-    tree.sleeper("fine");
-    tree.link("fine", "fine");
+    stubborn
+}
+
+#[test]
+fn a_service_killed_after_its_stop_timeout_makes_the_stop_exit_1() {
+    let tree = Tree::new();
+    let stubborn = stubborn(&tree, "0.3");
+    tree.linked_sleeper("fine");
     let mut svdir = tree.svdir();
     let pid = running(&stubborn, &mut svdir);
     running(&tree.path("defs/fine"), &mut svdir);
-    signal(&svdir, Signal::SIGHUP);
-    assert_eq!(exit_code(&mut svdir, WAIT), 1, "{}", tree.log());
+    tree.assert_stops(&mut svdir, Signal::SIGHUP, 1);
     assert!(!alive(pid));
     assert_eq!(
         full_state(&stubborn).unwrap().last_exit,
         Some(ExitStatus::Signaled(9))
     );
     let log = tree.log();
-    assert!(log.contains("svdir: stubborn: had to be killed"), "{log}");
+    tree.assert_logged("svdir: stubborn: had to be killed");
     assert!(!log.contains("svdir: fine:"), "{log}");
-    assert!(
-        log.contains("svdir: stopped 2 services; 1 ended in error or had to be killed"),
-        "{log}"
-    );
+    tree.assert_logged("svdir: stopped 2 services; 1 ended in error or had to be killed");
 }
 
 #[test]
 fn the_global_deadline_kills_what_is_left() {
     let tree = Tree::new();
-    let stubborn = tree.define("stubborn", "exec: ./run.sh\nlog: none\nstop_timeout: 60\n");
-    write_script(
-        &stubborn.join("run.sh"),
-        "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 1; done\n",
-    );
-    tree.link("stubborn", "stubborn");
+    let stubborn = stubborn(&tree, "60");
     let mut svdir = tree.svdir_on(&tree.scan(), &[("RUNTREE_STOP_DEADLINE", "0.5")]);
     let pid = running(&stubborn, &mut svdir);
     let runsv = runsv_of(&stubborn).unwrap();
     let start = Instant::now();
-    signal(&svdir, Signal::SIGTERM);
-    assert_eq!(exit_code(&mut svdir, WAIT), 1, "{}", tree.log());
+    tree.assert_stops(&mut svdir, Signal::SIGTERM, 1);
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(!alive(pid) && !alive(runsv));
-    let log = tree.log();
-    assert!(
-        log.contains("svdir: stop deadline (0.5s) reached: killing 1 service"),
-        "{log}"
-    );
-    assert!(
-        log.contains(&format!(
-            "svdir: stubborn: killed at the stop deadline (runsv {runsv}, service {pid})"
-        )),
-        "{log}"
-    );
+    tree.assert_logged("svdir: stop deadline (0.5s) reached: killing 1 service");
+    tree.assert_logged(&format!(
+        "svdir: stubborn: killed at the stop deadline (runsv {runsv}, service {pid})"
+    ));
 }
 
 #[test]
 fn bad_entries_do_not_stop_the_others() {
     let tree = Tree::new();
-    tree.sleeper("good");
-    tree.link("good", "good");
+    tree.linked_sleeper("good");
     fs::write(tree.scan().join("file"), "").unwrap();
     symlink("/nonexistent/service", tree.scan().join("dangling")).unwrap();
     let broken = tree.define("broken", "exec: sleep 1000\nno_such_key: 1\n");
@@ -803,15 +696,8 @@ fn bad_entries_do_not_stop_the_others() {
     let state = wait_state(&broken, WAIT, |s| s.state == ServiceState::Error).unwrap();
     assert!(state.reason.contains("no_such_key"), "{}", state.reason);
     sync(&tree.scan());
-    let log = tree.log();
-    assert!(
-        log.contains("svdir: file: skipped: not a directory"),
-        "{log}"
-    );
-    assert!(
-        log.contains("svdir: dangling: skipped: file does not exist"),
-        "{log}"
-    );
+    tree.assert_logged("svdir: file: skipped: not a directory");
+    tree.assert_logged("svdir: dangling: skipped: file does not exist");
     // Reported once, not at every scan.
     sync(&tree.scan());
     assert_eq!(tree.log().matches("file: skipped").count(), 1);
@@ -823,13 +709,8 @@ fn bad_entries_do_not_stop_the_others() {
         "svdir still runs"
     );
     // A service in error makes the stop exit 1, naming it.
-    signal(&svdir, Signal::SIGTERM);
-    assert_eq!(exit_code(&mut svdir, WAIT), 1, "{}", tree.log());
-    assert!(
-        tree.log().contains("svdir: broken: ended in error: "),
-        "{}",
-        tree.log()
-    );
+    tree.assert_stops(&mut svdir, Signal::SIGTERM, 1);
+    tree.assert_logged("svdir: broken: ended in error: ");
 }
 
 #[test]
@@ -936,8 +817,7 @@ fn the_sync_fifo_answers_after_applying_the_scan() {
             .unwrap()
     };
     let before = count();
-    tree.sleeper("a");
-    tree.link("a", "a");
+    tree.linked_sleeper("a");
     sync(&tree.scan());
     assert!(count() > before);
     // The runsv exists once synced says so.
@@ -953,8 +833,8 @@ fn the_sync_fifo_answers_after_applying_the_scan() {
     fifo.write_all(b"sss").unwrap();
     assert!(wait_for(&[&synced], WAIT, || count() == before + 3));
     // The count survives a restart of svdir.
-    signal(&svdir, Signal::SIGTERM);
-    assert_eq!(exit_code(&mut svdir, WAIT), 0);
+    svdir.signal(Signal::SIGTERM);
+    assert_eq!(svdir.exit_code(), 0);
     let _again = tree.svdir();
     sync(&tree.scan());
     assert_eq!(count(), before + 4);
@@ -963,8 +843,7 @@ fn the_sync_fifo_answers_after_applying_the_scan() {
 #[test]
 fn an_idle_svdir_makes_no_wake_ups() {
     let tree = Tree::new();
-    tree.sleeper("a");
-    tree.link("a", "a");
+    tree.linked_sleeper("a");
     let mut svdir = tree.svdir();
     running(&tree.scan().join("a"), &mut svdir);
     sync(&tree.scan());
@@ -986,8 +865,7 @@ fn an_idle_svdir_makes_no_wake_ups() {
 #[test]
 fn runsv_gets_a_clean_signal_mask_and_the_scan_directory_as_cwd() {
     let tree = Tree::new();
-    tree.sleeper("a");
-    let a = tree.link("a", "a");
+    let a = tree.linked_sleeper("a");
     // svdir started with a soft limit on open files below the hard one.
     let mut command = Command::new(binary("svdir"));
     command
@@ -1028,7 +906,7 @@ fn runsv_gets_a_clean_signal_mask_and_the_scan_directory_as_cwd() {
         fs::read_link(format!("/proc/{runsv}/cwd")).unwrap(),
         fs::canonicalize(tree.path("defs/a")).unwrap()
     );
-    assert_eq!(process(runsv).unwrap().1, ["runsv", "a"]);
+    assert_eq!(runtree::argv(runsv).unwrap(), ["runsv", "a"]);
     // svdir raises its own limit on open files; runsv gets the one svdir was given.
     let open_files = |pid: u32| -> Vec<String> {
         fs::read_to_string(format!("/proc/{pid}/limits"))
@@ -1075,8 +953,7 @@ fn sv_sync_returns_once_the_scan_is_applied_and_fails_without_svdir() {
     let mut svdir = tree.svdir();
     sync(&tree.scan());
     // Added, then synced: the runsv exists when sv returns.
-    tree.sleeper("a");
-    tree.link("a", "a");
+    tree.linked_sleeper("a");
     let (code, out, err) = sv(&["-v", "sync"]);
     assert_eq!(
         (code, out.as_str()),
@@ -1089,7 +966,7 @@ fn sv_sync_returns_once_the_scan_is_applied_and_fails_without_svdir() {
     fs::remove_file(tree.scan().join("a")).unwrap();
     let (code, _, _) = sv(&["sync"]);
     assert_eq!(code, 0);
-    assert!(tree.log().contains("svdir: a: removed"), "{}", tree.log());
+    tree.assert_logged("svdir: a: removed");
 }
 
 /// A process's autogroup, `/proc/PID/autogroup`: its name and nice.
@@ -1111,13 +988,11 @@ fn svdir_leading_its_session_weighs_its_tree_above_the_services() {
         eprintln!("skipped: this kernel has no autogroup scheduling");
         return;
     };
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: raising a weight needs CAP_SYS_NICE (root)");
-        return;
-    }
+    runtree::skip_unless!(runtree::as_root(
+        "raising a weight needs CAP_SYS_NICE (root)"
+    ));
     let tree = Tree::new();
-    tree.sleeper("a");
-    let a = tree.link("a", "a");
+    let a = tree.linked_sleeper("a");
     let mut svdir = tree.svdir_in_session();
     let service = running(&a, &mut svdir);
     let runsv = runsv_children(svdir.pid())["a"];

@@ -6,13 +6,15 @@
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use runtree::svdir_tree::Tree;
+use runsv::control::make_fifo;
+use runtree::service::{runit_service, signal, SLEEP};
+use runtree::svdir_tree::{runsv_children, Tree};
 use runtree::WAIT;
-use runtree::{alive, binary, wait_for, write_script, Guard};
+use runtree::{alive, binary, run_bytes, wait_for, yaml_service, Guard};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The inode of `.svdir/synced`: svdir replaces it (rename) once it holds the lock.
@@ -73,34 +75,6 @@ fn an_svdir_killed_while_spawning_and_restarted_at_once_always_gets_the_lock() {
     );
 }
 
-/// A runit-form service `scan/NAME` running `sleep 1000`.
-fn sleeper(tree: &Tree, name: &str) -> PathBuf {
-    let dir = tree.scan().join(name);
-    write_script(&dir.join("run"), "#!/bin/sh\nexec sleep 1000\n");
-    dir
-}
-
-/// The runsv children of svdir whose first argument is `name`.
-fn runsv_child(svdir: Pid, name: &str) -> Option<u32> {
-    for entry in fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<i32>().ok());
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == Some(svdir.as_raw())
-            && cmdline == [b"runsv\0".as_slice(), name.as_bytes(), b"\0"].concat()
-        {
-            return Some(pid);
-        }
-    }
-    None
-}
-
 /// The ordered stop holds its deadline while one runsv never answers: it is SIGSTOPped
 /// and its `supervise/state` replaced by a FIFO (which svdir read with a blocking open),
 /// and another service's definition has a FIFO at `finish` (which loading the
@@ -111,37 +85,34 @@ fn runsv_child(svdir: Pid, name: &str) -> Option<u32> {
 #[test]
 fn the_stop_holds_its_deadline_whatever_one_runsv_does() {
     let tree = Tree::new();
-    let healthy = [sleeper(&tree, "h1"), sleeper(&tree, "h2")];
-    let stuck = sleeper(&tree, "stuck");
-    let blocked = tree.scan().join("blocked");
-    fs::create_dir_all(&blocked).unwrap();
-    fs::write(
-        blocked.join("service.yaml"),
-        "exec: sleep 1000\nlog: none\n",
-    )
-    .unwrap();
-    nix::unistd::mkfifo(
-        &blocked.join("finish"),
-        nix::sys::stat::Mode::from_bits_truncate(0o600),
-    )
-    .unwrap();
+    let scan = tree.scan();
+    let healthy = [
+        runit_service(&scan, "h1", SLEEP),
+        runit_service(&scan, "h2", SLEEP),
+    ];
+    let stuck = runit_service(&scan, "stuck", SLEEP);
+    let blocked = yaml_service(&scan, "blocked", "exec: sleep 1000\nlog: none\n");
+    make_fifo(&blocked.join("finish")).unwrap();
     let deadline = Duration::from_secs(3);
     let mut svdir =
         Guard::spawn(&mut tree.svdir_command(&tree.scan(), &[("RUNTREE_STOP_DEADLINE", "3")]));
     let mut pids = Vec::new();
     for service in healthy.iter().chain([&stuck]) {
         let pid = runtree::wait_running(service, WAIT);
-        svdir.extra_groups.push(Pid::from_raw(pid as i32));
+        svdir.also_kill(pid);
         pids.push(pid);
     }
-    let stuck_runsv = runsv_child(svdir.pid(), "stuck").expect("runsv stuck");
-    kill(Pid::from_raw(stuck_runsv as i32), Signal::SIGSTOP).unwrap();
+    let stuck_runsv = runsv_children(svdir.pid())
+        .get("stuck")
+        .copied()
+        .expect("runsv stuck");
+    signal(stuck_runsv, Signal::SIGSTOP);
     let state = stuck.join("supervise/state");
     fs::remove_file(&state).unwrap();
-    nix::unistd::mkfifo(&state, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    make_fifo(&state).unwrap();
     let runsvs: Vec<u32> = ["h1", "h2", "stuck", "blocked"]
         .iter()
-        .filter_map(|name| runsv_child(svdir.pid(), name))
+        .filter_map(|name| runsv_children(svdir.pid()).get(*name).copied())
         .collect();
     assert_eq!(runsvs.len(), 4, "{}", tree.log());
 
@@ -159,36 +130,11 @@ fn the_stop_holds_its_deadline_whatever_one_runsv_does() {
     });
     assert_eq!(status.code(), Some(1), "{}", tree.log());
     let log = tree.log();
-    assert!(
-        log.contains("svdir: stuck: killed at the stop deadline"),
-        "{log}"
-    );
+    tree.assert_logged("svdir: stuck: killed at the stop deadline");
     for pid in pids.iter().chain(&runsvs) {
         assert!(!alive(*pid), "process {pid} outlived the stop:\n{log}");
     }
     eprintln!("stop took {took:?} (deadline {deadline:?})");
-}
-
-/// Runs `command` to completion within `timeout`; (exit code, stdout bytes).
-fn output(command: &mut Command, timeout: Duration) -> (i32, Vec<u8>) {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut guard = Guard::spawn(command);
-    let status = guard
-        .wait_exit(timeout)
-        .unwrap_or_else(|| panic!("{command:?} did not finish within {timeout:?}"));
-    let mut stdout = Vec::new();
-    use std::io::Read;
-    guard
-        .child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut stdout)
-        .unwrap();
-    (status.code().unwrap_or(-1), stdout)
 }
 
 /// A service directory name that is not UTF-8 works end to end, as under runit: svdir
@@ -203,15 +149,8 @@ fn a_name_that_is_not_utf8_works_end_to_end() {
     let tree = Tree::new();
     let runit_name = OsStr::from_bytes(b"caf\xe9");
     let yaml_name = OsStr::from_bytes(b"y\xff\xfe");
-    let runit_dir = tree.scan().join(runit_name);
-    write_script(&runit_dir.join("run"), "#!/bin/sh\nexec sleep 1000\n");
-    let yaml_dir = tree.scan().join(yaml_name);
-    fs::create_dir_all(&yaml_dir).unwrap();
-    fs::write(
-        yaml_dir.join("service.yaml"),
-        "exec: sleep 1000\nlog: none\n",
-    )
-    .unwrap();
+    let runit_dir = runit_service(&tree.scan(), runit_name, SLEEP);
+    let yaml_dir = yaml_service(&tree.scan(), yaml_name, "exec: sleep 1000\nlog: none\n");
     let mut svdir = Guard::spawn(&mut tree.svdir_command(&tree.scan(), &[]));
     let mut pids = Vec::new();
     for dir in [&runit_dir, &yaml_dir] {
@@ -226,61 +165,37 @@ fn a_name_that_is_not_utf8_works_end_to_end() {
                 tree.log()
             )
         });
-        svdir.extra_groups.push(Pid::from_raw(state.pid as i32));
+        svdir.also_kill(state.pid);
         pids.push(state.pid);
     }
 
-    let sv = |args: &[&OsStr]| {
-        output(
-            Command::new(binary("sv"))
-                .args(args)
-                .env("SVDIR", tree.scan()),
-            WAIT,
-        )
+    // sv exits 0, and its line of the service starts with `start`, the name's bytes
+    // as runit's sv prints them.
+    let shows = |args: &[&OsStr], start: &[u8]| {
+        let mut command = Command::new(binary("sv"));
+        command.args(args).env("SVDIR", tree.scan());
+        let (code, stdout, _) = run_bytes(&mut command, WAIT);
+        let text = String::from_utf8_lossy(&stdout);
+        assert_eq!(code, 0, "{text:?}");
+        let mut lines = stdout.split(|&b| b == b'\n');
+        // Of one name, the first line; of every service of SVDIR, one of them.
+        let shown = match args.last() {
+            Some(&name) if name == runit_name => lines.next().is_some_and(|l| l.starts_with(start)),
+            _ => lines.any(|line| line.starts_with(start)),
+        };
+        assert!(shown, "{text:?}");
     };
-    let (code, stdout) = sv(&[OsStr::new("status"), runit_name]);
-    assert_eq!(code, 0);
-    let prefix = [
-        b"run: caf\xe9: (pid ".as_slice(),
-        pids[0].to_string().as_bytes(),
-    ]
-    .concat();
-    assert!(
-        stdout.starts_with(&prefix),
-        "{:?}",
-        String::from_utf8_lossy(&stdout)
+    let run_line =
+        |name: &[u8], pid: u32| [b"run: ", name, b": (pid ", pid.to_string().as_bytes()].concat();
+    shows(
+        &[OsStr::new("status"), runit_name],
+        &run_line(b"caf\xe9", pids[0]),
     );
-    // Every service of SVDIR, by its entry's name.
-    let (code, stdout) = sv(&[OsStr::new("status")]);
-    assert_eq!(code, 0);
-    let expected = [
-        b"run: y\xff\xfe: (pid ".as_slice(),
-        pids[1].to_string().as_bytes(),
-    ]
-    .concat();
-    assert!(
-        stdout
-            .split(|&b| b == b'\n')
-            .any(|line| line.starts_with(&expected)),
-        "{:?}",
-        String::from_utf8_lossy(&stdout)
-    );
-    let (code, stdout) = sv(&[
-        OsStr::new("-w"),
-        OsStr::new("5"),
-        OsStr::new("down"),
-        runit_name,
-    ]);
-    assert_eq!(code, 0, "{:?}", String::from_utf8_lossy(&stdout));
-    assert!(
-        stdout.starts_with(b"ok: down: caf\xe9: "),
-        "{:?}",
-        String::from_utf8_lossy(&stdout)
-    );
+    shows(&[OsStr::new("status")], &run_line(b"y\xff\xfe", pids[1]));
+    let down = ["-w", "5", "down"].map(OsStr::new);
+    shows(&[&down[..], &[runit_name]].concat(), b"ok: down: caf\xe9: ");
     assert!(!alive(pids[0]));
 
-    kill(svdir.pid(), Signal::SIGTERM).unwrap();
-    let status = svdir.wait_exit(WAIT).expect("svdir stopped");
-    assert_eq!(status.code(), Some(0), "{}", tree.log());
+    tree.assert_stops(&mut svdir, Signal::SIGTERM, 0);
     assert!(!alive(pids[1]));
 }

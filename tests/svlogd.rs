@@ -291,19 +291,7 @@ fn sigalrm_rotates() {
         logger.write("first\n");
         logger.wait_current("first\n");
         logger.signal(Signal::SIGALRM);
-        let log = logger.log();
-        let rotated = || {
-            fs::read_dir(&log)
-                .map(|d| {
-                    d.flatten()
-                        .any(|e| e.file_name().to_string_lossy().ends_with(".s"))
-                })
-                .unwrap_or(false)
-        };
-        assert!(
-            wait_for(&[&log], TIMEOUT, rotated),
-            "{program:?} never rotated"
-        );
+        logger.wait_rotated();
         logger.write("second\n");
         let (code, files) = logger.finish();
         assert_eq!(code, 0);
@@ -328,19 +316,8 @@ fn rotation_by_age() {
     for program in loggers() {
         let mut logger = Running::start(&program, &[], Some("t1\n"));
         logger.write("aged\n");
-        let log = logger.log();
-        let rotated = || {
-            fs::read_dir(&log)
-                .map(|d| {
-                    d.flatten()
-                        .any(|e| e.file_name().to_string_lossy().ends_with(".s"))
-                })
-                .unwrap_or(false)
-        };
-        assert!(
-            wait_for(&[&log], TIMEOUT, rotated),
-            "{program:?}: t1 never rotated"
-        );
+        // t1: a second after its first line, current is rotated.
+        logger.wait_rotated();
         let (_, files) = logger.finish();
         assert_eq!(files[0].2, b"aged\n");
     }
@@ -457,6 +434,16 @@ fn logger_on_a_full_disk(work: &Path, setup: &str) -> (Guard, PathBuf, PathBuf) 
     (guard, inside, stderr)
 }
 
+/// Waits until `log/current` in `dir` holds exactly `input`.
+fn wait_current(dir: &Path, input: &[u8]) {
+    let current = dir.join("log/current");
+    assert!(
+        wait_for(&[&dir.join("log")], TIMEOUT, || fs::read(&current)
+            .is_ok_and(|text| text == input)),
+        "the lines never got through"
+    );
+}
+
 fn root_for_tmpfs() -> bool {
     let root = nix::unistd::geteuid().is_root();
     if !root {
@@ -467,9 +454,7 @@ fn root_for_tmpfs() -> bool {
 
 #[test]
 fn a_full_disk_loses_no_line() {
-    if !root_for_tmpfs() {
-        return;
-    }
+    runtree::skip_unless!(root_for_tmpfs());
     let work = tempfile::tempdir().expect("tempdir");
     let fill = "(dd if=/dev/zero of=filler bs=4k 2>/dev/null; true)";
     let (mut guard, inside, stderr) = logger_on_a_full_disk(work.path(), fill);
@@ -486,22 +471,15 @@ fn a_full_disk_loses_no_line() {
         "never paused on the full disk"
     );
     fs::remove_file(inside.join("filler")).expect("free the disk");
-    let current = inside.join("log/current");
-    let log = inside.join("log");
-    assert!(
-        wait_for(&[&log], TIMEOUT, || fs::read(&current).unwrap_or_default()
-            == input),
-        "the lines never got through once the disk had room"
-    );
+    // Once the disk has room, the lines get through.
+    wait_current(&inside, &input);
     drop(stdin);
     assert!(guard.wait_exit(TIMEOUT).expect("exits").success());
 }
 
 #[test]
 fn a_full_disk_deletes_old_files_down_to_big_n() {
-    if !root_for_tmpfs() {
-        return;
-    }
+    runtree::skip_unless!(root_for_tmpfs());
     let work = tempfile::tempdir().expect("tempdir");
     // Two old files: the older one fills the disk. n5 N1: on ENOSPC, runit's rule
     // deletes the oldest while more than one remains, and the lines go through.
@@ -514,13 +492,8 @@ fn a_full_disk_deletes_old_files_down_to_big_n() {
     let mut stdin = guard.child.stdin.take().unwrap();
     let input = numbered(500, 6);
     stdin.write_all(&input).unwrap();
-    let current = inside.join("log/current");
+    wait_current(&inside, &input);
     let log = inside.join("log");
-    assert!(
-        wait_for(&[&log], TIMEOUT, || fs::read(&current).unwrap_or_default()
-            == input),
-        "the lines never got through"
-    );
     assert!(!log.join(old).exists(), "the oldest file is deleted");
     assert_eq!(fs::read_to_string(log.join(newer)).unwrap(), "kept\n");
     drop(stdin);

@@ -122,9 +122,7 @@ fn without_times(file: &[u8], changed: &[usize]) -> Vec<u8> {
 
 #[test]
 fn logs_the_first_entry_of_the_line_out_of_utmp_and_wtmp_as_runit() {
-    if !available() {
-        return;
-    }
+    runtree::skip_unless!(available());
     let utmp = [
         record(7, 10, "tty1", "alice", "host1", 1000),
         record(7, 11, "tty2", "bob", "host2", 1001),
@@ -174,9 +172,7 @@ fn logs_the_first_entry_of_the_line_out_of_utmp_and_wtmp_as_runit() {
 
 #[test]
 fn failures_as_runit() {
-    if !available() {
-        return;
-    }
+    runtree::skip_unless!(available());
     let utmp = [
         record(7, 10, "tty1", "alice", "h", 1000),
         // A record without a user is not a login: nothing to log out.
@@ -205,9 +201,7 @@ fn failures_as_runit() {
 
 #[test]
 fn usage_as_runit() {
-    if !available() {
-        return;
-    }
+    runtree::skip_unless!(available());
     for args in [&[][..], &["-x", "tty1"], &["-w"]] {
         let (code, _, theirs) = run(Command::new(RUNIT).args(args), Duration::from_secs(10));
         let (our_code, _, ours) = run(

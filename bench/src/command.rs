@@ -145,3 +145,12 @@ pub fn run_timed(command: &mut Command, timeout: Duration) -> Result<Ran, String
         }
     }
 }
+
+/// The log a started program writes its stderr to, opened for appending: the runs of
+/// a suite share one, read back for the reasons of failures.
+pub fn append_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}

@@ -185,6 +185,28 @@ pub fn settle(since: Instant, uptime: Duration) {
     }
 }
 
+/// A lane that may not be measurable, and why (its programs are missing, its build
+/// failed).
+pub trait Available {
+    fn unavailable(&self) -> Option<&str>;
+}
+
+/// [`interleave`] over suites, rotating: an unavailable suite gets its reason in every
+/// output, and is never prepared.
+pub fn interleave_suites<'a, T: Available, S>(
+    suites: &[&'a T],
+    rounds: usize,
+    outputs: usize,
+    mut prepare: impl FnMut(&'a T) -> Result<S, String>,
+    turn: impl FnMut(&'a T, &mut S) -> Vec<Result<Turn, String>>,
+) -> (Cells<&'a T>, Vec<(&'a T, Option<S>)>) {
+    let prepare = |suite: &'a T| match suite.unavailable() {
+        Some(reason) => Err(reason.to_string()),
+        None => prepare(suite),
+    };
+    interleave(suites, rounds, outputs, Order::Rotate, prepare, turn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ mod table;
 mod tree;
 mod wait;
 
-use options::{parse_options, Metric, Options, TreePlan, USAGE};
+use options::{parse_options, Metric, Options, Runs, TreePlan, USAGE};
 use suite::{Kind, Suite};
 use table::Row;
 use tree::{ScanSuite, Scanner};
@@ -68,21 +68,7 @@ fn run(options: &Options) -> Result<(), String> {
     host::print_header(options, &runtree_bin, &plan, &raised);
 
     let wanted = |metric| options.only.contains(&metric);
-    let supervisor_metrics = [
-        Metric::Memory,
-        Metric::Restart,
-        Metric::Control,
-        Metric::Status,
-    ];
-    let scanner_metrics = [
-        Metric::Bringup,
-        Metric::Sync,
-        Metric::Chain,
-        Metric::Idle,
-        Metric::Respawn,
-        Metric::Stop,
-        Metric::Storm,
-    ];
+    let any_runs = |on: Runs| options.only.iter().any(|metric| metric.runs() == on);
 
     let mut suites: Vec<Suite> = Kind::ALL
         .into_iter()
@@ -93,7 +79,7 @@ fn run(options: &Options) -> Result<(), String> {
             suite.unavailable = runtree_build.clone();
         }
         // A probe costs a second or so; only when a supervisor metric will run.
-        if suite.unavailable.is_none() && supervisor_metrics.into_iter().any(wanted) {
+        if suite.unavailable.is_none() && any_runs(Runs::Supervisor) {
             if let Err(reason) = suite::probe(suite) {
                 suite.unavailable = Some(format!(
                     "{} does not run a service: {reason}",
@@ -106,7 +92,7 @@ fn run(options: &Options) -> Result<(), String> {
         }
     }
     let mut scan_suites: Vec<ScanSuite> = Vec::new();
-    if scanner_metrics.into_iter().any(wanted) {
+    if any_runs(Runs::Scanner) {
         for scanner in Scanner::ALL {
             let mut suite = ScanSuite::new(scanner, &runtree_bin, &work);
             if scanner == Scanner::Runtree && suite.unavailable.is_none() {

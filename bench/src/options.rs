@@ -24,6 +24,14 @@ pub enum Metric {
     Cgroups,
 }
 
+/// What a metric runs on (see [`Metric::runs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runs {
+    Supervisor,
+    Scanner,
+    Itself,
+}
+
 impl Metric {
     pub const ALL: [Metric; 15] = [
         Metric::Memory,
@@ -42,6 +50,27 @@ impl Metric {
         Metric::Container,
         Metric::Cgroups,
     ];
+
+    /// What the metric runs on: a probed supervisor, a scanner and its tree, or its own.
+    pub fn runs(self) -> Runs {
+        match self {
+            Metric::Memory | Metric::Restart | Metric::Control | Metric::Status => Runs::Supervisor,
+            Metric::Bringup
+            | Metric::Sync
+            | Metric::Chain
+            | Metric::Idle
+            | Metric::Respawn
+            | Metric::Stop
+            | Metric::Storm => Runs::Scanner,
+            // The flood probes its own supervisors; logging runs the loggers alone; boot
+            // and container run whole machines and containers, cgroups its own trees.
+            Metric::Flood
+            | Metric::Logging
+            | Metric::Boot
+            | Metric::Container
+            | Metric::Cgroups => Runs::Itself,
+        }
+    }
 
     /// The name `--only` takes.
     pub fn key(self) -> &'static str {

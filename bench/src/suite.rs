@@ -4,7 +4,7 @@
 //! that suite would type.
 
 use crate::cleanup;
-use crate::interleave::{self, Cell, Order, Turn};
+use crate::interleave::{self, settle, Available, Cell, Turn};
 use nix::unistd::Pid;
 use runsv::supervise::{RunState, Status};
 use std::fs;
@@ -70,6 +70,12 @@ pub struct Service {
     pub up_since: Instant,
 }
 
+impl Available for Suite {
+    fn unavailable(&self) -> Option<&str> {
+        self.unavailable.as_deref()
+    }
+}
+
 impl Suite {
     pub fn new(kind: Kind, runtree_bin: &Path, work: &Path) -> Suite {
         let usr = Path::new("/usr/bin");
@@ -128,10 +134,7 @@ impl Suite {
     /// (`runsv DIR`, `s6-supervise DIR`), in a process group of its own so that a Ctrl-C
     /// in the terminal reaches the bench, which then stops everything in order.
     pub fn start(&self, dir: &Path) -> io::Result<Service> {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
+        let log = crate::command::append_log(&self.log)?;
         let child = Command::new(&self.supervisor)
             .arg(dir)
             .stdin(Stdio::null())
@@ -313,26 +316,38 @@ pub fn missing_programs(programs: &[&Path], runtree: bool, package: &str) -> Opt
 pub fn interleave<'a, S>(
     suites: &[&'a Suite],
     iterations: usize,
-    mut prepare: impl FnMut(&'a Suite) -> Result<S, String>,
+    prepare: impl FnMut(&'a Suite) -> Result<S, String>,
     mut turn: impl FnMut(&'a Suite, &mut S) -> Result<Turn, String>,
 ) -> Vec<(Kind, Cell)> {
-    let (mut cells, _) = interleave::interleave(
-        suites,
-        iterations,
-        1,
-        Order::Rotate,
-        |suite| match &suite.unavailable {
-            Some(reason) => Err(reason.clone()),
-            None => prepare(suite),
-        },
-        |suite, state| vec![turn(suite, state)],
-    );
+    let (mut cells, _) =
+        interleave::interleave_suites(suites, iterations, 1, prepare, |suite, state| {
+            vec![turn(suite, state)]
+        });
     cells
         .pop()
         .unwrap_or_default()
         .into_iter()
         .map(|(suite, cell)| (suite.kind, cell))
         .collect()
+}
+
+/// [`interleave`] on one service `name` under each suite, which has run at least
+/// [`MIN_UPTIME`] before each turn (a service that just started is treated as crashing).
+pub fn on_one_service<'a>(
+    suites: &[&'a Suite],
+    iterations: usize,
+    name: &str,
+    mut turn: impl FnMut(&'a Suite, &mut Service) -> Result<Turn, String>,
+) -> Vec<(Kind, Cell)> {
+    interleave(
+        suites,
+        iterations,
+        |suite| start_one(suite, name),
+        |suite, service| {
+            settle(service.up_since, MIN_UPTIME);
+            turn(suite, service)
+        },
+    )
 }
 
 /// Starts one service named `name` under `suite` and waits until it runs.

@@ -80,10 +80,7 @@ pub fn parse(args: &[String], is_pid1: bool) -> Invocation {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(words: &[&str]) -> Vec<String> {
-        words.iter().map(|w| w.to_string()).collect()
-    }
+    use crate::words as args;
 
     #[test]
     fn client_requests() {

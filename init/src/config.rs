@@ -157,83 +157,87 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+    /// An environment of `KEY=VALUE` words, each key read as `RUNTREE_KEY`.
+    fn env(words: &str) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = words
+            .split_whitespace()
+            .filter_map(|word| word.split_once('='))
+            .map(|(key, value)| (format!("RUNTREE_{key}"), value.to_string()))
             .collect();
         move |k| map.get(k).cloned()
     }
 
+    const fn secs(seconds: u64) -> Duration {
+        Duration::from_secs(seconds)
+    }
+
+    const fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    /// The last `runtree.scandir` counts; after `--` the words are init's arguments,
+    /// not parameters.
+    const KERNEL: &str = "console=ttyS0 runtree.scandir=/a quiet runtree.scandir=/b \
+                          runtree.kill_grace=1.5 -- runtree.shutdown_timeout=5";
+    const INVALID: &str = "runtree.scandir=relative runtree.shutdown_timeout=soon";
+
     #[test]
-    fn defaults() {
-        let (config, warnings) = resolve(Mode::Machine, None, env(&[]));
-        assert_eq!(config.scandir, PathBuf::from("/service"));
-        assert_eq!(config.shutdown_timeout, Duration::from_secs(90));
-        assert_eq!(config.kill_grace, Duration::from_secs(3));
-        assert!(warnings.is_empty());
+    fn kernel_command_line_then_environment_then_default() {
+        use Mode::{Container, Machine};
+        // (mode, kernel command line, `RUNTREE_`-less environment, the settings as
+        // `scandir shutdown_timeout kill_grace`, warnings)
+        let cases = [
+            (Machine, None, "", "/service 90s 3s", 0),
+            (Container, None, "", "/service 5s 2s", 0),
+            (
+                Container,
+                None,
+                "SHUTDOWN_TIMEOUT=20 KILL_GRACE=1",
+                "/service 20s 1s",
+                0,
+            ),
+            (
+                Machine,
+                None,
+                "SCANDIR=/sv SHUTDOWN_TIMEOUT=10 KILL_GRACE=500ms",
+                "/sv 10s 500ms",
+                0,
+            ),
+            (
+                Machine,
+                Some(KERNEL),
+                "SCANDIR=/env SHUTDOWN_TIMEOUT=7",
+                "/b 7s 1.5s",
+                0,
+            ),
+            (
+                Machine,
+                Some(INVALID),
+                "SCANDIR=/env KILL_GRACE=-1",
+                "/env 90s 3s",
+                3,
+            ),
+        ];
+        for (mode, cmdline, environment, expected, warned) in cases {
+            let (read, warnings) = resolve(mode, cmdline, env(environment));
+            let settings = format!(
+                "{} {:?} {:?}",
+                read.scandir.display(),
+                read.shutdown_timeout,
+                read.kill_grace
+            );
+            assert_eq!(settings, expected, "{cmdline:?} {environment}");
+            assert_eq!(warnings.len(), warned, "{warnings:?}");
+            if cmdline == Some(INVALID) {
+                assert!(warnings[0].contains("runtree.scandir=relative"));
+            }
+        }
     }
 
     #[test]
     fn container_defaults_fit_an_engines_10s_grace() {
-        let (config, _) = resolve(Mode::Container, None, env(&[]));
-        assert_eq!(config.shutdown_timeout, Duration::from_secs(5));
-        assert_eq!(config.kill_grace, Duration::from_secs(2));
-        assert!(config.shutdown_timeout + config.kill_grace < Duration::from_secs(10));
-        let (config, _) = resolve(
-            Mode::Container,
-            None,
-            env(&[
-                ("RUNTREE_SHUTDOWN_TIMEOUT", "20"),
-                ("RUNTREE_KILL_GRACE", "1"),
-            ]),
-        );
-        assert_eq!(config.shutdown_timeout, Duration::from_secs(20));
-        assert_eq!(config.kill_grace, Duration::from_secs(1));
-    }
-
-    #[test]
-    fn environment_overrides_default() {
-        let (config, _) = resolve(
-            Mode::Machine,
-            None,
-            env(&[
-                ("RUNTREE_SCANDIR", "/etc/sv"),
-                ("RUNTREE_SHUTDOWN_TIMEOUT", "10"),
-                ("RUNTREE_KILL_GRACE", "500ms"),
-            ]),
-        );
-        assert_eq!(config.scandir, PathBuf::from("/etc/sv"));
-        assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
-        assert_eq!(config.kill_grace, Duration::from_millis(500));
-    }
-
-    #[test]
-    fn kernel_command_line_overrides_environment() {
-        let (config, warnings) = resolve(
-            Mode::Machine,
-            Some("console=ttyS0 runtree.scandir=/a quiet runtree.scandir=/b runtree.kill_grace=1.5 -- runtree.shutdown_timeout=5"),
-            env(&[("RUNTREE_SCANDIR", "/env"), ("RUNTREE_SHUTDOWN_TIMEOUT", "7")]),
-        );
-        assert_eq!(config.scandir, PathBuf::from("/b"));
-        assert_eq!(config.kill_grace, Duration::from_millis(1500));
-        // After `--` the words are init's arguments, not parameters.
-        assert_eq!(config.shutdown_timeout, Duration::from_secs(7));
-        assert!(warnings.is_empty());
-    }
-
-    #[test]
-    fn invalid_values_fall_through_with_a_warning() {
-        let (config, warnings) = resolve(
-            Mode::Machine,
-            Some("runtree.scandir=relative runtree.shutdown_timeout=soon"),
-            env(&[("RUNTREE_SCANDIR", "/env"), ("RUNTREE_KILL_GRACE", "-1")]),
-        );
-        assert_eq!(config.scandir, PathBuf::from("/env"));
-        assert_eq!(config.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT);
-        assert_eq!(config.kill_grace, DEFAULT_KILL_GRACE);
-        assert_eq!(warnings.len(), 3, "{warnings:?}");
-        assert!(warnings[0].contains("runtree.scandir=relative"));
+        let (read, _) = resolve(Mode::Container, None, env(""));
+        assert!(read.shutdown_timeout + read.kill_grace < secs(10));
     }
 
     #[test]
@@ -248,15 +252,12 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2.5s"), Some(Duration::from_millis(2500)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("90"), Some(secs(90)));
+        assert_eq!(parse_duration("2.5s"), Some(ms(2500)));
+        assert_eq!(parse_duration("250ms"), Some(ms(250)));
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_duration(""), None);
-        assert_eq!(parse_duration("-3"), None);
-        assert_eq!(parse_duration("NaN"), None);
-        assert_eq!(parse_duration("inf"), None);
-        assert_eq!(parse_duration("1e9"), None);
-        assert_eq!(parse_duration("ten"), None);
+        for refused in ["", "-3", "NaN", "inf", "1e9", "ten"] {
+            assert_eq!(parse_duration(refused), None, "{refused}");
+        }
     }
 }

@@ -33,6 +33,12 @@ mod unmount;
 
 use cli::Invocation;
 
+/// The command-line words of a test, as init receives them.
+#[cfg(test)]
+fn words(list: &[&str]) -> Vec<String> {
+    list.iter().map(|w| w.to_string()).collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Machine,

@@ -140,10 +140,7 @@ pub fn force(name: &str, action: Action, sync: bool) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words(list: &[&str]) -> Vec<String> {
-        list.iter().map(|w| w.to_string()).collect()
-    }
+    use crate::words;
 
     #[test]
     fn names_ask_init_and_minus_f_forces() {

@@ -476,13 +476,11 @@ impl Init {
     }
 
     fn apply(&mut self, effect: Effect) {
+        let deadline = seconds(self.config.shutdown_timeout);
         match effect {
             Effect::TermSvdir => {
                 if let Some(pid) = self.svdir_pid() {
-                    log!(
-                        "stopping services: SIGTERM to svdir (pid {pid}), deadline {}",
-                        seconds(self.config.shutdown_timeout)
-                    );
+                    log!("stopping services: SIGTERM to svdir (pid {pid}), deadline {deadline}");
                     signal(pid, Signal::SIGTERM);
                     // A stopped svdir would never see the TERM.
                     signal(pid, Signal::SIGCONT);
@@ -490,10 +488,7 @@ impl Init {
             }
             Effect::KillSvdir => {
                 if let Some(pid) = self.svdir_pid() {
-                    log!(
-                        "svdir did not stop within {}: SIGKILL to svdir (pid {pid})",
-                        seconds(self.config.shutdown_timeout)
-                    );
+                    log!("svdir did not stop within {deadline}: SIGKILL to svdir (pid {pid})");
                     signal(pid, Signal::SIGKILL);
                 }
                 self.svdir = SvdirState::Off;

@@ -145,42 +145,29 @@ impl Shutdown {
     /// Advances the phases. `no_children` is true once waitpid reports ECHILD: every
     /// process init could wait for is gone.
     pub fn tick(&mut self, now: Instant, no_children: bool) -> Vec<Effect> {
+        // One arm per (phase, what happened), the first that applies wins.
         match self.phase {
-            Phase::Services { deadline } => {
-                if self.svdir != SvdirOutcome::Pending {
-                    self.enter_term(now)
-                } else if now >= deadline {
-                    self.svdir = SvdirOutcome::Killed;
-                    let mut effects = vec![Effect::KillSvdir];
-                    effects.extend(self.enter_term(now));
-                    effects
-                } else {
-                    Vec::new()
-                }
+            Phase::Services { .. } if self.svdir != SvdirOutcome::Pending => self.enter_term(now),
+            Phase::Services { deadline } if now >= deadline => {
+                self.svdir = SvdirOutcome::Killed;
+                let mut effects = vec![Effect::KillSvdir];
+                effects.extend(self.enter_term(now));
+                effects
             }
-            Phase::Term { deadline } => {
-                if no_children {
-                    self.end(Vec::new())
-                } else if now >= deadline {
-                    self.killed_survivors = true;
-                    self.phase = Phase::Kill {
-                        deadline: now + KILL_WAIT,
-                    };
-                    vec![Effect::KillAll]
-                } else {
-                    Vec::new()
-                }
+            // Once every process is gone the sweep is over, in either of its phases.
+            Phase::Term { .. } | Phase::Kill { .. } if no_children => self.end(Vec::new()),
+            Phase::Term { deadline } if now >= deadline => {
+                self.killed_survivors = true;
+                self.phase = Phase::Kill {
+                    deadline: now + KILL_WAIT,
+                };
+                vec![Effect::KillAll]
             }
-            Phase::Kill { deadline } => {
-                if no_children {
-                    self.end(Vec::new())
-                } else if now >= deadline {
-                    self.end(vec![Effect::GaveUpWaiting])
-                } else {
-                    Vec::new()
-                }
+            Phase::Kill { deadline } if now >= deadline => self.end(vec![Effect::GaveUpWaiting]),
+            // Nothing is due yet, or all is done.
+            Phase::Services { .. } | Phase::Term { .. } | Phase::Kill { .. } | Phase::Done => {
+                Vec::new()
             }
-            Phase::Done => Vec::new(),
         }
     }
 
@@ -220,6 +207,20 @@ mod tests {
         Duration::from_secs(s)
     }
 
+    /// svdir's exit with `code`.
+    fn exited(code: i32) -> WaitStatus {
+        WaitStatus::Exited(Pid::from_raw(2), code)
+    }
+
+    /// A poweroff whose svdir ends with `status` at once: at t0 the sweep sends TERM.
+    fn sweeping(status: WaitStatus) -> (Shutdown, Instant) {
+        let t0 = Instant::now();
+        let (mut s, _) = Shutdown::begin(Action::Poweroff, true, t0, T, G);
+        s.svdir_exited(status);
+        assert_eq!(s.tick(t0, false), vec![Effect::TermAll]);
+        (s, t0)
+    }
+
     #[test]
     fn clean_stop_finishes_as_soon_as_nothing_is_left() {
         let t0 = Instant::now();
@@ -227,7 +228,7 @@ mod tests {
         assert_eq!(effects, vec![Effect::TermSvdir]);
         assert_eq!(s.deadline(), Some(t0 + T));
         assert_eq!(s.tick(t0 + secs(1), false), vec![]);
-        s.svdir_exited(WaitStatus::Exited(Pid::from_raw(2), 0));
+        s.svdir_exited(exited(0));
         assert_eq!(s.tick(t0 + secs(2), false), vec![Effect::TermAll]);
         assert_eq!(s.deadline(), Some(t0 + secs(2) + G));
         // Everything left exits on TERM well before the grace ends.
@@ -239,20 +240,13 @@ mod tests {
 
     #[test]
     fn svdir_failure_is_status_1() {
-        let t0 = Instant::now();
-        let (mut s, _) = Shutdown::begin(Action::Poweroff, true, t0, T, G);
-        s.svdir_exited(WaitStatus::Exited(Pid::from_raw(2), 1));
-        assert_eq!(s.tick(t0, false), vec![Effect::TermAll]);
+        let (mut s, t0) = sweeping(exited(1));
         assert_eq!(s.tick(t0, true), vec![Effect::Finish]);
         assert_eq!(s.exit_code(), EXIT_SERVICES_FAILED);
         assert_eq!(s.svdir_outcome(), &SvdirOutcome::Failed("exited 1".into()));
 
-        let (mut s, _) = Shutdown::begin(Action::Poweroff, true, t0, T, G);
-        s.svdir_exited(WaitStatus::Signaled(
-            Pid::from_raw(2),
-            Signal::SIGSEGV,
-            true,
-        ));
+        let crashed = WaitStatus::Signaled(Pid::from_raw(2), Signal::SIGSEGV, true);
+        let (s, _) = sweeping(crashed);
         assert_eq!(s.exit_code(), EXIT_SERVICES_FAILED);
     }
 
@@ -277,10 +271,7 @@ mod tests {
 
     #[test]
     fn survivors_of_term_are_killed_after_the_grace() {
-        let t0 = Instant::now();
-        let (mut s, _) = Shutdown::begin(Action::Poweroff, true, t0, T, G);
-        s.svdir_exited(WaitStatus::Exited(Pid::from_raw(2), 0));
-        assert_eq!(s.tick(t0, false), vec![Effect::TermAll]);
+        let (mut s, t0) = sweeping(exited(0));
         assert_eq!(s.tick(t0 + G - secs(1), false), vec![]);
         assert_eq!(s.tick(t0 + G, false), vec![Effect::KillAll]);
         assert_eq!(s.deadline(), Some(t0 + G + KILL_WAIT));
@@ -328,10 +319,7 @@ mod tests {
 
     #[test]
     fn first_failing_phase_decides() {
-        let t0 = Instant::now();
-        let (mut s, _) = Shutdown::begin(Action::Poweroff, true, t0, T, G);
-        s.svdir_exited(WaitStatus::Exited(Pid::from_raw(2), 1));
-        s.tick(t0, false);
+        let (mut s, t0) = sweeping(exited(1));
         assert_eq!(s.tick(t0 + G, false), vec![Effect::KillAll]);
         assert_eq!(s.exit_code(), EXIT_SERVICES_FAILED);
         s.set_action(Action::Reboot);

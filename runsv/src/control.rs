@@ -8,9 +8,10 @@ use crate::supervise::SuperviseDir;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fstat, Mode};
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 /// A command of `supervise/control`: runit's bytes, plus `R` (runit has no reconfigure).
@@ -200,6 +201,34 @@ pub fn supervisor_running(supervise: &SuperviseDir) -> io::Result<bool> {
     Ok(reader::supervisor_running_at(None, &supervise.ok())?)
 }
 
+/// Creates a FIFO at `path` with runit's mode (0600), keeping one already there: what
+/// is there is checked by whoever opens it ([`open_fifo`]).
+pub fn make_fifo(path: &Path) -> io::Result<()> {
+    match nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// The reading end of the FIFO at `path` (made if missing), as a supervisor holds
+/// `control` and `ok` and svdir its sync FIFO: opened at once whether or not anyone
+/// writes (O_NONBLOCK); `read_write` also opens it for writing, so that it never reads
+/// end-of-file. A link or anything but a FIFO there is refused: it must not make the
+/// holder open something elsewhere (a device, another service's FIFO) or read a file
+/// as commands.
+pub fn open_fifo(path: &Path, read_write: bool) -> io::Result<File> {
+    make_fifo(path)?;
+    let fifo = OpenOptions::new()
+        .read(true)
+        .write(read_write)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    if !fifo.metadata()?.file_type().is_fifo() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a FIFO"));
+    }
+    Ok(fifo)
+}
+
 /// The sync protocol (docs/svdir.md): the directory of the scan directory through which
 /// `sv sync` asks svdir for a rescan (in the state root for a read-only scan directory,
 /// crate::state_dir).
@@ -228,7 +257,6 @@ pub fn request_sync(scan_dir: &Path) -> Result<(), ControlError> {
 mod tests {
     use super::*;
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
 
     #[test]
     fn every_command_has_one_byte_and_back() {
@@ -256,14 +284,10 @@ mod tests {
         assert_eq!(err.to_string(), "is a regular file, not a FIFO");
         assert_eq!(std::fs::read(supervise.join("control")).unwrap(), b"");
         std::fs::remove_file(supervise.join("control")).unwrap();
-        nix::unistd::mkfifo(&supervise.join("control"), Mode::from_bits_truncate(0o600)).unwrap();
+        make_fifo(&supervise.join("control")).unwrap();
         let err = send_control_at(None, supervise, &[Control::Up]).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(nix::libc::ENXIO));
-        let mut reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(supervise.join("control"))
-            .unwrap();
+        let mut reader = open_fifo(&supervise.join("control"), false).unwrap();
         send_control_at(None, supervise, &[Control::Term, Control::Exit]).unwrap();
         let mut got = [0u8; 2];
         reader.read_exact(&mut got).unwrap();

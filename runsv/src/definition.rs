@@ -343,33 +343,28 @@ mod tests {
     use super::*;
 
     fn load(fixture_directory: &Path, system_files: &SystemFiles) -> DefinitionError {
-        match ServiceDefinition::load_with(fixture_directory, system_files) {
-            Ok(definition) => panic!("expected an error, loaded {definition:?}"),
-            Err(error) => error,
+        let result = ServiceDefinition::load_with(fixture_directory, system_files);
+        result.expect_err("a definition that must not load")
+    }
+
+    #[test]
+    fn both_forms_or_neither_is_an_error_naming_the_directory() {
+        for (files, fragment) in [
+            (
+                &[("service.yaml", "exec: /bin/true\n"), ("run", "")][..],
+                "both service.yaml and run define this service",
+            ),
+            (
+                &[("finish", ""), ("log/", "")][..],
+                "no service.yaml or run",
+            ),
+        ] {
+            let fixture = service(files);
+            let error = fixture.error();
+            assert_eq!(error.path, fixture.service);
+            assert_eq!(error.line, None);
+            assert!(error.message.contains(fragment), "{error}");
         }
-    }
-
-    #[test]
-    fn both_forms_at_once_is_an_error_naming_the_directory() {
-        let fixture = service(&[("service.yaml", "exec: /bin/true\n"), ("run", "")]);
-        let error = load(&fixture.service, &fixture.system_files);
-        assert_eq!(error.path, fixture.service);
-        assert_eq!(error.line, None);
-        assert!(
-            error
-                .message
-                .contains("both service.yaml and run define this service"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn neither_form_is_an_error_naming_the_directory() {
-        let fixture = service(&[("finish", ""), ("log/", "")]);
-        let error = load(&fixture.service, &fixture.system_files);
-        assert_eq!(error.path, fixture.service);
-        assert_eq!(error.line, None);
-        assert!(error.message.contains("no service.yaml or run"), "{error}");
     }
 
     #[test]

@@ -259,46 +259,25 @@ mod tests {
 
     #[test]
     fn states_are_read_from_the_dependencys_supervise_state() {
+        use DependencyState::{Failed, Satisfied, Unknown, Waiting};
         let scan = tempfile::tempdir().unwrap();
-        assert_eq!(
-            dependency_state(scan.path(), "db"),
-            DependencyState::Unknown
-        );
-        assert_eq!(
-            dependency_state(scan.path(), "../etc"),
-            DependencyState::Unknown
-        );
+        let state_of = |name: &str| dependency_state(scan.path(), name);
+        assert_eq!(state_of("db"), Unknown);
+        assert_eq!(state_of("../etc"), Unknown);
         std::fs::create_dir_all(scan.path().join("db/supervise")).unwrap();
-        assert_eq!(
-            dependency_state(scan.path(), "db"),
-            DependencyState::Waiting
-        );
-        let write = |state: &str, reason: &str| {
+        assert_eq!(state_of("db"), Waiting);
+        for (state, reason, seen) in [
+            ("starting", "", Waiting),
+            ("running", "", Satisfied),
+            ("ok", "", Satisfied),
+            ("error", "exit 3", Failed("exit 3".into())),
+        ] {
             std::fs::write(
                 scan.path().join("db/supervise/state"),
                 format!("state={state}\nwant=up\npid=0\nstarttime=0\nsince=1.000000000\nready_since=\nlast_exit=\nrestarts=0\noneshot=0\nreason={reason}\n"),
             )
             .unwrap();
-        };
-        write("starting", "");
-        assert_eq!(
-            dependency_state(scan.path(), "db"),
-            DependencyState::Waiting
-        );
-        write("running", "");
-        assert_eq!(
-            dependency_state(scan.path(), "db"),
-            DependencyState::Satisfied
-        );
-        write("ok", "");
-        assert_eq!(
-            dependency_state(scan.path(), "db"),
-            DependencyState::Satisfied
-        );
-        write("error", "exit 3");
-        assert_eq!(
-            dependency_state(scan.path(), "db"),
-            DependencyState::Failed("exit 3".into())
-        );
+            assert_eq!(state_of("db"), seen, "{state}");
+        }
     }
 }

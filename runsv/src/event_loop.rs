@@ -82,12 +82,12 @@ pub fn run(directory: &Path) -> Result<(), String> {
     std::env::set_current_dir(&directory).map_err(unable)?;
     ensure_standard_fds();
     runsv::launch::exact_modes();
-    let signals = runsv::signals::receive(&[
+    let signals = runsv::signals::receive(&runsv::signals::mask_of(&[
         Signal::SIGCHLD,
         Signal::SIGTERM,
         Signal::SIGHUP,
         Signal::SIGINT,
-    ])?;
+    ]))?;
     // SAFETY: setting a disposition to SIG_IGN installs no handler code.
     unsafe {
         let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);

@@ -1,6 +1,7 @@
 //! The runtree service-directory library: the service definition, the files of
-//! `supervise/`, sending control and probing a supervisor (`control`), runit's errno
-//! wording, /proc readers (`proc`) and signal names, shared by every runtree program
+//! `supervise/`, sending control and probing a supervisor (`control`), the entries of a
+//! scan directory (`scan_dir`), runit's errno wording, /proc readers (`proc`) and
+//! signal names, shared by every runtree program
 //! and owned here alone. (The supervisor's state machine is the runsv program's own:
 //! runsv/src/machine.rs.)
 
@@ -18,6 +19,7 @@ pub mod proc;
 pub mod published;
 pub mod reader;
 pub mod replace;
+pub mod scan_dir;
 pub mod shared_output;
 pub mod signals;
 pub mod state_dir;

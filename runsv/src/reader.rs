@@ -287,7 +287,7 @@ mod tests {
     fn a_fifo_a_socket_and_a_device_are_refused_without_waiting() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        crate::control::make_fifo(&fifo).unwrap();
         let socket = dir.path().join("socket");
         let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         for (path, kind) in [
@@ -349,15 +349,9 @@ mod tests {
             "is a regular file, not a FIFO"
         );
         std::fs::remove_file(dir.path().join("ok")).unwrap();
-        nix::unistd::mkfifo(&dir.path().join("ok"), Mode::from_bits_truncate(0o600)).unwrap();
+        crate::control::make_fifo(&dir.path().join("ok")).unwrap();
         assert!(!supervisor_running_at(at, ok).unwrap());
-        let _reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(dir.path().join("ok"))
-            .unwrap();
+        let _reader = crate::control::open_fifo(&dir.path().join("ok"), false).unwrap();
         assert!(supervisor_running_at(at, ok).unwrap());
     }
-
-    use std::os::unix::fs::OpenOptionsExt;
 }

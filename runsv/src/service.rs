@@ -156,7 +156,7 @@ impl Service {
             }
             message
         })?;
-        let control = open_fifo(&supervise.control(), true)
+        let control = runsv::control::open_fifo(&supervise.control(), true)
             .map_err(|e| unable_to_open(&supervise.control(), directory, &e))?;
         let left_running = left_running(&supervise);
         let want = if normally_down { Want::Down } else { Want::Up };
@@ -219,7 +219,7 @@ impl Service {
     /// probe it with a non-blocking open for writing). Called after the first state is
     /// written. A failure is reported, not fatal: the service is already supervised.
     pub fn announce(&mut self) {
-        match open_fifo(&self.supervise.ok(), false) {
+        match runsv::control::open_fifo(&self.supervise.ok(), false) {
             Ok(ok) => self._ok = ok,
             Err(error) => eprintln!(
                 "runsv {}: warning: unable to open {}: {}",
@@ -599,25 +599,6 @@ fn left_running(supervise: &SuperviseDir) -> Option<Leftover> {
         pid: previous.pid,
         previous,
     })
-}
-
-/// Creates the FIFO if needed and opens it non-blocking: `control` read-write (so it
-/// never sees EOF), `ok` read-only (its reader is the "runsv is alive" signal).
-///
-/// O_NOFOLLOW, and a FIFO only: a link or file planted there must not make runsv open
-/// something elsewhere (a device, another service's FIFO) or read a file as commands.
-fn open_fifo(path: &Path, read_write: bool) -> io::Result<File> {
-    match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
-        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-        Err(errno) => return Err(errno.into()),
-    }
-    let fifo = OpenOptions::new()
-        .read(true)
-        .write(read_write)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
-        .open(path)?;
-    must_be_fifo(&fifo.metadata()?)?;
-    Ok(fifo)
 }
 
 fn must_be_fifo(meta: &fs::Metadata) -> io::Result<()> {

@@ -1,5 +1,5 @@
 //! Signal names as people write them in service definitions (`TERM`, `SIGTERM`, `15`),
-//! and how a runtree program receives its signals: through a signalfd in its poll.
+//! and the signalfd through which every runtree program takes its signals.
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -38,6 +38,26 @@ const NAMES: &[(&str, Signal)] = &[
     ("SYS", Signal::SIGSYS),
 ];
 
+/// The set of `signals`.
+pub fn mask_of(signals: &[Signal]) -> SigSet {
+    let mut mask = SigSet::empty();
+    for signal in signals {
+        mask.add(*signal);
+    }
+    mask
+}
+
+/// Blocks `mask` in this thread and opens a signalfd for it (non-blocking,
+/// close-on-exec): a program then waits for its signals and everything else in one
+/// poll(2), and a signal never interrupts a write half-way. Children inherit the mask:
+/// each program resets it in what it starts. The error names the step that failed.
+pub fn receive(mask: &SigSet) -> Result<SignalFd, String> {
+    mask.thread_block()
+        .map_err(|e| format!("unable to block signals: {e}"))?;
+    SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| format!("unable to create signalfd: {e}"))
+}
+
 /// `TERM`, `SIGTERM`, `term` or `15`.
 pub fn parse(text: &str) -> Option<Signal> {
     let text = text.trim();
@@ -55,20 +75,6 @@ pub fn name_of(number: i32) -> Option<&'static str> {
         .iter()
         .find(|(_, s)| *s as i32 == number)
         .map(|(n, _)| *n)
-}
-
-/// Blocks `signals` in this thread and returns a non-blocking, close-on-exec signalfd
-/// that receives them, so that a loop sees them in its poll and no handler ever
-/// interrupts a write. Errors are fatal messages: `unable to block signals: EPERM`.
-pub fn receive(signals: &[Signal]) -> Result<SignalFd, String> {
-    let mut mask = SigSet::empty();
-    for &signal in signals {
-        mask.add(signal);
-    }
-    mask.thread_block()
-        .map_err(|e| format!("unable to block signals: {e}"))?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| format!("unable to create signalfd: {e}"))
 }
 
 #[cfg(test)]

@@ -49,13 +49,11 @@ impl Timestamp {
         }
     }
 
-    /// Whole seconds from `self` to `now`, clamped at 0, as `sv status` prints them.
+    /// Seconds from `self` to `now` as `sv status` prints them: runit subtracts the
+    /// whole-second parts of the two stamps (clamped at 0); it does not round the real
+    /// difference, so 10.9 → 11.1 is 1 second, and 10.9 → 12.1 is 2.
     pub fn whole_seconds_until(self, now: Timestamp) -> u64 {
-        let mut seconds = now.seconds.saturating_sub(self.seconds);
-        if now.seconds > self.seconds && now.nanoseconds < self.nanoseconds {
-            seconds -= 1;
-        }
-        seconds
+        now.seconds.saturating_sub(self.seconds)
     }
 
     /// `seconds.nanoseconds`, the form the `supervise/state` file uses.
@@ -122,16 +120,14 @@ mod tests {
     }
 
     #[test]
-    fn whole_seconds_round_down_and_clamp() {
-        let a = Timestamp {
-            seconds: 10,
-            nanoseconds: 900_000_000,
+    fn whole_seconds_are_differences_of_whole_seconds_clamped_at_0() {
+        let at = |seconds, nanoseconds| Timestamp {
+            seconds,
+            nanoseconds,
         };
-        let b = Timestamp {
-            seconds: 12,
-            nanoseconds: 100_000_000,
-        };
-        assert_eq!(a.whole_seconds_until(b), 1);
-        assert_eq!(b.whole_seconds_until(a), 0);
+        let since = at(10, 900_000_000);
+        assert_eq!(since.whole_seconds_until(at(11, 100_000_000)), 1);
+        assert_eq!(since.whole_seconds_until(at(12, 100_000_000)), 2);
+        assert_eq!(at(11, 100_000_000).whole_seconds_until(since), 0);
     }
 }

@@ -310,10 +310,29 @@ mod tests {
         Snapshot::read(&file).unwrap().unwrap()
     }
 
-    #[test]
-    fn nothing_written_makes_no_file() {
+    /// A temp dir and the path of a tail in it.
+    fn scratch() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tail");
+        (dir, path)
+    }
+
+    /// Asserts that the tail at `path` holds `bytes`, the output from `begin` to `end`.
+    fn assert_holds(path: &Path, begin: u64, end: u64, bytes: &[u8]) {
+        let snapshot = read_all(path);
+        assert_eq!((snapshot.begin, snapshot.end), (begin, end));
+        assert_eq!(snapshot.bytes, bytes);
+    }
+
+    /// Asserts that a writer replaces what is at `path`, which is no tail.
+    fn assert_replaced(path: &Path) {
+        TailWriter::new(path.to_path_buf(), 8).append(b"x").unwrap();
+        assert_eq!(read_all(path).bytes, b"x");
+    }
+
+    #[test]
+    fn nothing_written_makes_no_file() {
+        let (_dir, path) = scratch();
         let mut writer = TailWriter::new(path.clone(), 16);
         writer.append(b"").unwrap();
         assert!(open(&path).unwrap().is_none());
@@ -321,8 +340,7 @@ mod tests {
 
     #[test]
     fn keeps_the_last_capacity_bytes_with_their_offsets() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tail");
+        let (_dir, path) = scratch();
         let mut writer = TailWriter::new(path.clone(), 10);
         writer.append(b"one\n").unwrap();
         assert_eq!(read_all(&path).bytes, b"one\n");
@@ -332,15 +350,12 @@ mod tests {
         assert_eq!(snapshot.bytes, b"two\nthree\n");
         // Larger than the ring: only its end is kept, the offsets count it all.
         writer.append(b"0123456789abcdef").unwrap();
-        let snapshot = read_all(&path);
-        assert_eq!((snapshot.begin, snapshot.end), (20, 30));
-        assert_eq!(snapshot.bytes, b"6789abcdef");
+        assert_holds(&path, 20, 30, b"6789abcdef");
     }
 
     #[test]
     fn wraps_around_byte_for_byte() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tail");
+        let (_dir, path) = scratch();
         let mut writer = TailWriter::new(path.clone(), 7);
         let mut all = Vec::new();
         for i in 0..50u8 {
@@ -355,24 +370,18 @@ mod tests {
 
     #[test]
     fn a_new_writer_continues_where_the_last_one_stopped() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tail");
+        let (_dir, path) = scratch();
         TailWriter::new(path.clone(), 8).append(b"abc").unwrap();
         TailWriter::new(path.clone(), 8).append(b"def").unwrap();
-        let snapshot = read_all(&path);
-        assert_eq!((snapshot.begin, snapshot.end), (0, 6));
-        assert_eq!(snapshot.bytes, b"abcdef");
+        assert_holds(&path, 0, 6, b"abcdef");
         // Another size: the file is replaced, the newest bytes and offsets kept.
         TailWriter::new(path.clone(), 4).append(b"g").unwrap();
-        let snapshot = read_all(&path);
-        assert_eq!((snapshot.begin, snapshot.end), (3, 7));
-        assert_eq!(snapshot.bytes, b"defg");
+        assert_holds(&path, 3, 7, b"defg");
     }
 
     #[test]
     fn reading_from_an_offset_and_what_was_missed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tail");
+        let (_dir, path) = scratch();
         let mut writer = TailWriter::new(path.clone(), 4);
         writer.append(b"abcdef").unwrap();
         let file = open(&path).unwrap().unwrap();
@@ -390,8 +399,7 @@ mod tests {
     /// the offsets the snapshot claims: never a torn mix of old and new.
     #[test]
     fn a_concurrent_reader_never_sees_torn_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tail");
+        let (_dir, path) = scratch();
         // The whole output is known in advance: byte at offset o is a function of o.
         let byte_at = |o: u64| b'a' + (o * 7 % 26) as u8;
         let mut writer = TailWriter::new(path.clone(), 97);
@@ -438,8 +446,7 @@ mod tests {
 
     #[test]
     fn a_huge_sparse_file_is_not_a_tail_and_is_never_allocated() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tail");
+        let (_dir, path) = scratch();
         let mut header = [0u8; HEADER as usize];
         header[..16].copy_from_slice(MAGIC);
         header[24..32].copy_from_slice(&(1u64 << 40).to_le_bytes());
@@ -453,20 +460,15 @@ mod tests {
         let file = open(&path).unwrap().unwrap();
         assert_eq!(Snapshot::read(&file).unwrap(), None);
         assert_eq!(Snapshot::read_last(&file, 1024).unwrap(), None);
-        // A writer replaces it.
-        TailWriter::new(path.clone(), 8).append(b"x").unwrap();
-        assert_eq!(read_all(&path).bytes, b"x");
+        assert_replaced(&path);
     }
 
     #[test]
     fn not_a_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tail");
+        let (_dir, path) = scratch();
         std::fs::write(&path, b"something else entirely, not a tail").unwrap();
         let file = open(&path).unwrap().unwrap();
         assert_eq!(Snapshot::read(&file).unwrap(), None);
-        // A writer replaces it.
-        TailWriter::new(path.clone(), 8).append(b"x").unwrap();
-        assert_eq!(read_all(&path).bytes, b"x");
+        assert_replaced(&path);
     }
 }

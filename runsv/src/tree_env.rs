@@ -21,22 +21,11 @@ pub fn default_stop_timeout() -> Duration {
         .unwrap_or(DEFAULT_STOP_TIMEOUT)
 }
 
-/// Seconds, possibly fractional, with an optional `s` or `ms` suffix; at most a day.
+/// Seconds, possibly fractional, with an optional `s` or `ms` suffix; more than 0 (0
+/// would mean SIGKILL with the stop signal: not a timeout anyone wants), at most a day.
 pub fn parse_seconds(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number.trim().parse().ok()?;
-    if !value.is_finite() || value <= 0.0 {
-        return None;
-    }
-    let duration = Duration::try_from_secs_f64(value * scale).ok()?;
-    (duration <= Duration::from_secs(24 * 3600)).then_some(duration)
+    crate::duration::parse(text)
+        .filter(|duration| !duration.is_zero() && *duration <= Duration::from_secs(24 * 3600))
 }
 
 #[cfg(test)]
@@ -44,14 +33,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seconds() {
+    fn stop_timeouts_are_more_than_0_and_at_most_a_day() {
         assert_eq!(parse_seconds("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_seconds("2.5s"), Some(Duration::from_millis(2500)));
         assert_eq!(parse_seconds("500ms"), Some(Duration::from_millis(500)));
-        // 0 would mean SIGKILL with the stop signal: not a timeout anyone wants.
-        assert_eq!(parse_seconds("0"), None);
-        assert_eq!(parse_seconds("-1"), None);
-        assert_eq!(parse_seconds("soon"), None);
-        assert_eq!(parse_seconds("1e9"), None);
+        assert_eq!(parse_seconds("86400"), Some(Duration::from_secs(86400)));
+        for refused in ["0", "-1", "soon", "1e9", "86401"] {
+            assert_eq!(parse_seconds(refused), None, "{refused}");
+        }
     }
 }

@@ -30,7 +30,7 @@ pub struct Invocation {
 }
 
 /// A command line that ends in the usage message (stderr, then exit 100, or 2 in LSB mode).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Usage {
     pub progname: String,
     pub lsb: bool,
@@ -38,7 +38,29 @@ pub struct Usage {
     pub preamble: Option<String>,
 }
 
+/// argv[0]'s basename, and the usage of the program it names: `sv`, or by any other
+/// name (a link `/etc/init.d/NAME`) LSB mode.
+pub fn program(argv: &[OsString]) -> (&OsStr, Usage) {
+    let argv0 = argv.first().map(|a| a.as_bytes()).unwrap_or_default();
+    let basename = argv0.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    let progname = String::from_utf8_lossy(basename).into_owned();
+    let usage = Usage {
+        lsb: progname != "sv",
+        progname,
+        preamble: None,
+    };
+    (OsStr::from_bytes(basename), usage)
+}
+
 impl Usage {
+    /// This usage with a line before it.
+    pub fn with(&self, preamble: Option<String>) -> Usage {
+        Usage {
+            preamble,
+            ..self.clone()
+        }
+    }
+
     /// The bytes runit writes to stderr (its usage ends in two newlines: strerr adds one).
     pub fn text(&self) -> String {
         let mut text = String::new();
@@ -68,15 +90,9 @@ pub fn parse(
     argv: &[OsString],
     env: impl Fn(&str) -> Option<OsString>,
 ) -> Result<Invocation, Usage> {
-    let argv0 = argv.first().map(|a| a.as_bytes()).unwrap_or_default();
-    let basename = argv0.rsplit(|&b| b == b'/').next().unwrap_or_default();
-    let progname = String::from_utf8_lossy(basename).into_owned();
-    let lsb = progname != "sv";
-    let usage = |preamble: Option<String>| Usage {
-        progname: progname.clone(),
-        lsb,
-        preamble,
-    };
+    let (basename, base) = program(argv);
+    let (progname, lsb) = (base.progname.clone(), base.lsb);
+    let usage = |preamble: Option<String>| base.with(preamble);
 
     let mut wait_seconds = env("SVWAIT").map_or(DEFAULT_WAIT, |v| scan_ulong(v.as_bytes()));
     let svdir = env("SVDIR").unwrap_or_else(|| DEFAULT_SVDIR.into());
@@ -133,7 +149,7 @@ pub fn parse(
         return Err(usage(None));
     };
     let mut services = if lsb {
-        vec![OsStr::from_bytes(basename).to_owned()]
+        vec![basename.to_owned()]
     } else {
         argv[index + 1..].to_vec()
     };

@@ -6,9 +6,8 @@ use runsv::supervise::{
     write_atomically, FullState, RunState, ServiceState, Status, SuperviseDir, Want,
 };
 use runsv::tai64n::Timestamp;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub struct FakeSupervisor {
@@ -24,16 +23,7 @@ impl FakeSupervisor {
     pub fn new(dir: &Path, status: Status) -> FakeSupervisor {
         let supervise = SuperviseDir::of_service(dir);
         std::fs::create_dir_all(&supervise.path).unwrap();
-        for fifo in [supervise.ok(), supervise.control()] {
-            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        }
-        let read = |path: PathBuf| {
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_NONBLOCK)
-                .open(path)
-                .unwrap()
-        };
+        let read = |path: PathBuf| runsv::control::open_fifo(&path, false).unwrap();
         let fake = FakeSupervisor {
             dir: dir.to_path_buf(),
             ok: Some(read(supervise.ok())),

@@ -12,7 +12,6 @@
 
 use crate::output::{Level, Message, Out};
 use crate::service::{self, Probe, Service, ServiceDir, Snapshot};
-use crate::status::elapsed_seconds;
 use runsv::supervise::{RunState, ServiceState, Want};
 use runsv::tai64n::Timestamp;
 use std::ffi::{OsStr, OsString};
@@ -114,7 +113,7 @@ pub fn judge(snapshot: &Snapshot, grace: u64, now: Timestamp) -> Message {
         ServiceState::Error => Message::fail(reason("error")),
         ServiceState::Respawn => Message::fail(reason("respawn")),
         other => {
-            let lasted = elapsed_seconds(state.since, now);
+            let lasted = state.since.whole_seconds_until(now);
             let word = if other == ServiceState::Down {
                 "down, want up".to_string()
             } else {

@@ -92,15 +92,9 @@ fn getopt_model(
     svwait: Option<&OsStr>,
     svdir: Option<&OsStr>,
 ) -> Result<Invocation, Usage> {
-    let argv0 = argv.first().map(|a| a.as_bytes()).unwrap_or_default();
-    let basename = argv0.rsplit(|&b| b == b'/').next().unwrap_or_default();
-    let progname = String::from_utf8_lossy(basename).into_owned();
-    let lsb = progname != "sv";
-    let usage = |preamble: Option<String>| Usage {
-        progname: progname.clone(),
-        lsb,
-        preamble,
-    };
+    let (basename, base) = args::program(argv);
+    let (progname, lsb) = (base.progname.clone(), base.lsb);
+    let usage = |preamble: Option<String>| base.with(preamble);
     // A number is its leading digits (none: 0), capped at the largest u64.
     let seconds = |text: &[u8]| -> u64 {
         let digits: String = text
@@ -177,7 +171,7 @@ fn getopt_model(
         svdir: svdir.map_or_else(|| OsString::from("/service"), OsStr::to_owned),
         action: action.as_bytes().to_vec(),
         services: if lsb {
-            vec![os(basename)]
+            vec![basename.to_owned()]
         } else {
             rest.cloned()
                 .chain(json.then(|| OsString::from("--json")))

@@ -339,17 +339,11 @@ fn file_warning(what: &str, error: &reader::FileError) -> Message {
 /// Every entry of SVDIR that is a directory or a symlink to one, without dot-entries,
 /// sorted by name: the services of `sv status` without arguments.
 pub fn list(svdir: &OsStr) -> std::io::Result<Vec<OsString>> {
-    let mut names = Vec::new();
-    for entry in fs::read_dir(svdir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name.as_bytes().starts_with(b".") {
-            continue;
-        }
-        if fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
-            names.push(name);
-        }
-    }
+    let mut names: Vec<OsString> = runsv::scan_dir::entries(Path::new(svdir))?
+        .into_iter()
+        .filter(|entry| entry.is_service())
+        .map(|entry| entry.name)
+        .collect();
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     Ok(names)
 }

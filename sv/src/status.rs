@@ -10,12 +10,6 @@ use runsv::supervise::{FullState, RunState, Status};
 use runsv::tai64n::Timestamp;
 use std::fmt::Write;
 
-/// runit subtracts the whole-second parts of the two stamps (clamped at 0); it does not
-/// round the real difference, so 10.9 → 11.1 prints `1s`.
-pub fn elapsed_seconds(since: Timestamp, now: Timestamp) -> u64 {
-    now.seconds.saturating_sub(since.seconds)
-}
-
 pub fn runit_text(name: &str, status: &Status, normally_up: bool, now: Timestamp) -> String {
     let running = status.pid != 0;
     let mut text = String::with_capacity(128);
@@ -30,7 +24,7 @@ pub fn runit_text(name: &str, status: &Status, normally_up: bool, now: Timestamp
     if status.run_state != RunState::Down {
         let _ = write!(text, "(pid {}) ", status.pid);
     }
-    let _ = write!(text, "{}s", elapsed_seconds(status.since, now));
+    let _ = write!(text, "{}s", status.since.whole_seconds_until(now));
     if running && !normally_up {
         text.push_str(", normally down");
     }
@@ -122,47 +116,33 @@ mod tests {
         }
     }
 
-    /// Lines from runit 2.1.2's transcript (reference 2.3), rebuilt from their status.
+    /// Lines from runit 2.1.2's transcript (reference 2.3), rebuilt from their status:
+    /// each line's second word is the service's name.
     #[test]
     fn runits_transcript() {
-        let run = status(RunState::Run, 8433, b'u');
-        assert_eq!(
-            runit_text("foo", &run, true, NOW),
-            "run: foo: (pid 8433) 27s"
-        );
-        assert_eq!(
-            runit_text("log", &run, true, NOW),
-            "run: log: (pid 8433) 27s"
-        );
-        let down = status(RunState::Down, 0, b'd');
-        assert_eq!(
-            runit_text("foo", &down, true, NOW),
-            "down: foo: 27s, normally up"
-        );
-        let mut paused = run;
+        let run = |pid, want| status(RunState::Run, pid, want);
+        let down = |want| status(RunState::Down, 0, want);
+        let mut paused = run(8433, b'u');
         paused.paused = true;
+        let lines = [
+            (run(8433, b'u'), "run: foo: (pid 8433) 27s"),
+            (run(8433, b'u'), "run: log: (pid 8433) 27s"),
+            (down(b'd'), "down: foo: 27s, normally up"),
+            (paused, "run: foo: (pid 8433) 27s, paused"),
+            (run(10292, b'd'), "run: foo: (pid 10292) 27s, want down"),
+            (down(b'u'), "down: fast: 27s, normally up, want up"),
+            (
+                status(RunState::Finish, 11371, b'd'),
+                "finish: fin: (pid 11371) 27s, want down",
+            ),
+        ];
+        for (status, line) in lines {
+            let name = line.split(": ").nth(1).unwrap();
+            assert_eq!(runit_text(name, &status, true, NOW), line);
+        }
+        // A service that is normally down.
         assert_eq!(
-            runit_text("foo", &paused, true, NOW),
-            "run: foo: (pid 8433) 27s, paused"
-        );
-        let once = status(RunState::Run, 10292, b'd');
-        assert_eq!(
-            runit_text("foo", &once, true, NOW),
-            "run: foo: (pid 10292) 27s, want down"
-        );
-        let restarting = status(RunState::Down, 0, b'u');
-        assert_eq!(
-            runit_text("fast", &restarting, true, NOW),
-            "down: fast: 27s, normally up, want up"
-        );
-        let finishing = status(RunState::Finish, 11371, b'd');
-        assert_eq!(
-            runit_text("fin", &finishing, true, NOW),
-            "finish: fin: (pid 11371) 27s, want down"
-        );
-        let chk = status(RunState::Run, 17940, b'u');
-        assert_eq!(
-            runit_text("chk", &chk, false, NOW),
+            runit_text("chk", &run(17940, b'u'), false, NOW),
             "run: chk: (pid 17940) 27s, normally down"
         );
     }
@@ -204,20 +184,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn seconds_are_whole_second_differences() {
-        let since = Timestamp {
-            seconds: 10,
-            nanoseconds: 900_000_000,
-        };
-        let now = Timestamp {
-            seconds: 11,
-            nanoseconds: 100_000_000,
-        };
-        assert_eq!(elapsed_seconds(since, now), 1);
-        assert_eq!(elapsed_seconds(now, since), 0);
-    }
-
     fn full(state: ServiceState, reason: &str) -> FullState {
         FullState {
             state,
@@ -236,23 +202,21 @@ mod tests {
 
     #[test]
     fn state_suffixes() {
-        assert_eq!(state_suffix(&full(ServiceState::Running, "")), " [running]");
-        assert_eq!(
-            state_suffix(&full(ServiceState::Respawn, "exited 1; restarting in 4s")),
-            " [respawn: exited 1; restarting in 4s]"
-        );
-        assert_eq!(
-            state_suffix(&full(ServiceState::Waiting, "waiting for db, cache")),
-            " [waiting for db, cache]"
-        );
-        assert_eq!(
-            state_suffix(&full(ServiceState::Error, "errors everywhere")),
-            " [error: errors everywhere]"
-        );
-        assert_eq!(
-            state_suffix(&full(ServiceState::Error, "error")),
-            " [error]"
-        );
+        use ServiceState::{Error, Respawn, Running, Waiting};
+        for (state, reason, suffix) in [
+            (Running, "", " [running]"),
+            (
+                Respawn,
+                "exited 1; restarting in 4s",
+                " [respawn: exited 1; restarting in 4s]",
+            ),
+            // A reason that starts with the state's name is the whole text.
+            (Waiting, "waiting for db, cache", " [waiting for db, cache]"),
+            (Error, "errors everywhere", " [error: errors everywhere]"),
+            (Error, "error", " [error]"),
+        ] {
+            assert_eq!(state_suffix(&full(state, reason)), suffix);
+        }
     }
 
     #[test]

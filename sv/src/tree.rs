@@ -114,23 +114,15 @@ pub fn reconfigure<W: Write>(services: &[OsString], svdir: &OsString, out: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::OpenOptions;
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
 
     #[test]
     fn an_svdir_that_exits_before_answering_fails_the_sync_at_once() {
         let root = tempfile::tempdir().unwrap();
-        let control_dir = root.path().join(".svdir");
-        std::fs::create_dir(&control_dir).unwrap();
-        let control = control_dir.join("control");
-        nix::unistd::mkfifo(&control, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         // A stand-in svdir: reads the request, then goes away without answering.
-        let mut reader = OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(&control)
-            .unwrap();
+        let control_dir = root.path().join(runsv::control::SYNC_DIRECTORY);
+        std::fs::create_dir(&control_dir).unwrap();
+        let mut reader = runsv::control::open_fifo(&control_dir.join("control"), false).unwrap();
         let stand_in = std::thread::spawn(move || {
             let mut fds = [nix::poll::PollFd::new(
                 std::os::fd::AsFd::as_fd(&reader),

@@ -438,13 +438,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut fake = FakeSupervisor::new(dir.path(), running(7, stamp(999)));
         fake.stop();
+        let ended = |message| Verdict::Ended(message);
         assert_eq!(
             verdict(&fake, "x", true),
-            Verdict::Ended(Message::ok("runsv not running"))
+            ended(Message::ok("runsv not running"))
         );
         assert_eq!(
             verdict(&fake, "u", true),
-            Verdict::Ended(Message::fail("runsv not running"))
+            ended(Message::fail("runsv not running"))
         );
         std::fs::remove_dir_all(dir.path()).unwrap();
         assert_eq!(
@@ -490,14 +491,10 @@ mod tests {
         assert_eq!(verdict(&fake, "u", true), Verdict::Pending(None));
 
         fake.set_state(&full(Error, 0, stamp(1_001), "binary missing: /bin/nope"));
-        assert_eq!(
-            verdict(&fake, "u", true),
-            Verdict::Ended(Message::fail("binary missing: /bin/nope"))
-        );
-        assert_eq!(
-            verdict(&fake, "tcu", true),
-            Verdict::Ended(Message::fail("binary missing: /bin/nope"))
-        );
+        let missing = Verdict::Ended(Message::fail("binary missing: /bin/nope"));
+        for sent in ["u", "tcu"] {
+            assert_eq!(verdict(&fake, sent, true), missing, "{sent}");
+        }
         // An error from before sv started may be what the command is about to clear...
         fake.set_state(&full(Error, 0, stamp(999), "dependency db failed"));
         assert_eq!(verdict(&fake, "u", true), Verdict::Pending(None));

@@ -23,8 +23,8 @@
 
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -77,15 +77,13 @@ impl Watcher {
     pub fn new() -> Watcher {
         let signal = libc::SIGRTMIN();
         let signals = Signal::try_from(libc::SIGIO).ok().and_then(|sigio| {
-            let mut mask = SigSet::empty();
-            mask.add(sigio);
+            let mut mask = runsv::signals::mask_of(&[sigio]);
             // SAFETY: sigaddset on a valid set; SIGRTMIN is a valid signal number that
             // nix's Signal enum cannot name.
             unsafe {
                 libc::sigaddset(std::ptr::addr_of_mut!(mask).cast(), signal);
             }
-            nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).ok()?;
-            SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok()
+            runsv::signals::receive(&mask).ok()
         });
         Watcher {
             signals,
@@ -260,8 +258,6 @@ fn add_all(list: &mut Vec<usize>, owners: &[usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::OpenOptions;
-    use std::os::unix::fs::OpenOptionsExt;
     use std::time::Instant;
 
     /// Collects changes for up to five seconds, until `done` says enough.
@@ -307,12 +303,7 @@ mod tests {
     fn the_reader_of_ok_closing_is_a_lost_supervisor() {
         let dir = tempfile::tempdir().unwrap();
         let ok = dir.path().join("ok");
-        nix::unistd::mkfifo(&ok, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let reader = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&ok)
-            .unwrap();
+        let reader = runsv::control::open_fifo(&ok, false).unwrap();
         let mut watcher = Watcher::new();
         assert!(watcher.watch(7, dir.path()));
         assert!(watcher.directories[0].ok.is_some(), "ok opened for writing");

@@ -35,7 +35,7 @@ use std::process::exit;
 use std::time::Duration;
 
 const DEFAULT_DIR: &str = "/service";
-const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(90);
+pub(crate) const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(90);
 const USAGE: &str = "usage: svdir [-P] [DIR [LOG]]";
 
 /// runit's wording for an OS error, the error's own text otherwise.
@@ -123,13 +123,15 @@ fn eprintln_usage(problem: &str) -> ! {
     exit(100);
 }
 
-/// `RUNTREE_STOP_DEADLINE`: seconds, fractional allowed; 90 s otherwise.
+/// `RUNTREE_STOP_DEADLINE`: seconds as every setting of the tree takes them
+/// (`runsv::duration::parse`); 90 s otherwise.
 fn stop_deadline() -> Duration {
     let Some(value) = std::env::var_os("RUNTREE_STOP_DEADLINE") else {
         return DEFAULT_STOP_DEADLINE;
     };
-    match parse_seconds(&value.to_string_lossy()) {
-        Some(deadline) => deadline,
+    // Clamped rather than refused: a deadline of 30 years is as good as none.
+    match runsv::duration::parse(&value.to_string_lossy()) {
+        Some(deadline) => deadline.min(Duration::from_secs(1_000_000_000)),
         None => {
             say!(
                 "warning: RUNTREE_STOP_DEADLINE={}: not a number of seconds; using {}s",
@@ -138,29 +140,5 @@ fn stop_deadline() -> Duration {
             );
             DEFAULT_STOP_DEADLINE
         }
-    }
-}
-
-fn parse_seconds(text: &str) -> Option<Duration> {
-    let seconds: f64 = text.trim().parse().ok()?;
-    if !seconds.is_finite() || seconds < 0.0 {
-        return None;
-    }
-    Duration::try_from_secs_f64(seconds.min(1e9)).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deadlines() {
-        assert_eq!(parse_seconds("90"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_seconds(" 0.25 "), Some(Duration::from_millis(250)));
-        assert_eq!(parse_seconds("0"), Some(Duration::ZERO));
-        assert_eq!(parse_seconds("-1"), None);
-        assert_eq!(parse_seconds("soon"), None);
-        assert_eq!(parse_seconds("NaN"), None);
-        assert_eq!(parse_seconds("inf"), None);
     }
 }

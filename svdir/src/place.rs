@@ -71,23 +71,19 @@ mod tests {
     use super::*;
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
+    use runsv::control::{make_fifo, open_fifo};
+    use runsv::supervise::SuperviseDir;
     use std::os::fd::FromRawFd;
 
     #[test]
     fn a_directory_fd_reaches_the_files_after_the_entry_is_gone() {
         let root = tempfile::tempdir().unwrap();
         let service = root.path().join("a");
-        std::fs::create_dir_all(service.join("supervise")).unwrap();
-        nix::unistd::mkfifo(
-            &service.join("supervise/ok"),
-            Mode::from_bits_truncate(0o600),
-        )
-        .unwrap();
-        nix::unistd::mkfifo(
-            &service.join("supervise/control"),
-            Mode::from_bits_truncate(0o600),
-        )
-        .unwrap();
+        let supervise = SuperviseDir::of_service(&service);
+        std::fs::create_dir_all(&supervise.path).unwrap();
+        for fifo in [supervise.ok(), supervise.control()] {
+            make_fifo(&fifo).unwrap();
+        }
         let fd =
             nix::fcntl::open(&service, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
         // SAFETY: a fresh fd we own.
@@ -95,18 +91,11 @@ mod tests {
         std::fs::rename(&service, root.path().join("moved")).unwrap();
         assert!(!place.runsv_running().unwrap());
         assert!(place.send_exit().is_err(), "nobody reads control");
-        let reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags_nonblock()
-            .open(root.path().join("moved/supervise/control"))
-            .unwrap();
+        let moved = SuperviseDir::of_service(&root.path().join("moved"));
+        let reader = open_fifo(&moved.control(), false).unwrap();
         place.send_exit().unwrap();
         drop(reader);
-        let _ok = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags_nonblock()
-            .open(root.path().join("moved/supervise/ok"))
-            .unwrap();
+        let _ok = open_fifo(&moved.ok(), false).unwrap();
         assert!(place.runsv_running().unwrap());
         assert!(place.state("").is_none());
         let missing = Place::Path(root.path().join("missing"));
@@ -120,15 +109,5 @@ mod tests {
         std::fs::write(root.path().join("supervise/ok"), b"").unwrap();
         let place = Place::Path(root.path().to_path_buf());
         assert!(!place.runsv_running().unwrap());
-    }
-
-    trait NonBlock {
-        fn custom_flags_nonblock(&mut self) -> &mut Self;
-    }
-    impl NonBlock for std::fs::OpenOptions {
-        fn custom_flags_nonblock(&mut self) -> &mut Self {
-            use std::os::unix::fs::OpenOptionsExt;
-            self.custom_flags(nix::libc::O_NONBLOCK)
-        }
     }
 }

@@ -32,27 +32,20 @@ pub struct Scan {
 /// Reads `dir` (the resolved scan directory).
 pub fn scan(dir: &Path) -> io::Result<Scan> {
     let mut result = Scan::default();
-    for entry in fs::read_dir(dir)? {
-        // An error here (the directory went away under us): what was read so far is
-        // not the truth.
-        let entry = entry?;
-        let name = entry.file_name();
-        if name.as_bytes().starts_with(b".") {
-            continue;
-        }
-        let path = entry.path();
-        let metadata = match fs::metadata(&path) {
+    for entry in runsv::scan_dir::entries(dir)? {
+        let metadata = match &entry.target {
             Ok(metadata) => metadata,
             Err(error) => {
-                result.skipped.insert(name, crate::describe(&error));
+                result.skipped.insert(entry.name, crate::describe(error));
                 continue;
             }
         };
         if !metadata.is_dir() {
-            result.skipped.insert(name, "not a directory".to_string());
+            result
+                .skipped
+                .insert(entry.name, "not a directory".to_string());
             continue;
         }
-        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
         let slot = result
             .entries
             .entry((metadata.dev(), metadata.ino()))
@@ -60,9 +53,9 @@ pub fn scan(dir: &Path) -> io::Result<Scan> {
                 names: Vec::new(),
                 target: None,
             });
-        slot.names.push(name);
-        if is_link && slot.target.is_none() {
-            slot.target = fs::read_link(&path).ok().map(|t| dir.join(t));
+        slot.names.push(entry.name);
+        if entry.is_link && slot.target.is_none() {
+            slot.target = fs::read_link(&entry.path).ok().map(|t| dir.join(t));
         }
     }
     for entry in result.entries.values_mut() {
@@ -78,17 +71,16 @@ mod tests {
 
     #[test]
     fn directories_links_and_skipped_entries() {
-        let root = tempfile::tempdir().unwrap();
-        let scan_dir = root.path().join("scan");
-        let elsewhere = root.path().join("elsewhere");
-        fs::create_dir_all(scan_dir.join("a")).unwrap();
-        fs::create_dir_all(scan_dir.join(".hidden")).unwrap();
-        fs::create_dir_all(&elsewhere).unwrap();
-        symlink(&elsewhere, scan_dir.join("b")).unwrap();
+        let (scan_root, elsewhere) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let scan_dir = scan_root.path();
+        for dir in ["a", ".hidden"] {
+            fs::create_dir(scan_dir.join(dir)).unwrap();
+        }
+        symlink(elsewhere.path(), scan_dir.join("b")).unwrap();
         symlink("a", scan_dir.join("alias")).unwrap();
         symlink("/nonexistent", scan_dir.join("dangling")).unwrap();
         fs::write(scan_dir.join("file"), "").unwrap();
-        let result = scan(&scan_dir).unwrap();
+        let result = scan(scan_dir).unwrap();
         assert_eq!(result.entries.len(), 2);
         let names: Vec<Vec<OsString>> = result.entries.values().map(|e| e.names.clone()).collect();
         assert!(names.contains(&vec![OsString::from("a"), OsString::from("alias")]));
@@ -98,7 +90,7 @@ mod tests {
             .values()
             .find(|e| e.names == [OsString::from("b")])
             .unwrap();
-        assert_eq!(b.target.as_deref(), Some(elsewhere.as_path()));
+        assert_eq!(b.target.as_deref(), Some(elsewhere.path()));
         assert_eq!(
             result.skipped.keys().cloned().collect::<Vec<_>>(),
             ["dangling", "file"].map(OsString::from)
@@ -108,6 +100,6 @@ mod tests {
             result.skipped[&OsString::from("dangling")],
             "file does not exist"
         );
-        assert!(scan(&root.path().join("missing")).is_err());
+        assert!(scan(&scan_dir.join("missing")).is_err());
     }
 }

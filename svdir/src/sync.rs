@@ -91,9 +91,11 @@ impl SyncControl {
             Ok(_) => {
                 // Something else took the name: a FIFO must be there.
                 fs::remove_file(&fifo_path).map_err(|e| unavailable("remove", &fifo_path, &e))?;
-                make_fifo(&fifo_path).map_err(|e| unavailable("create", &fifo_path, &e))?;
+                runsv::control::make_fifo(&fifo_path)
+                    .map_err(|e| unavailable("create", &fifo_path, &e))?;
             }
-            Err(_) => make_fifo(&fifo_path).map_err(|e| unavailable("create", &fifo_path, &e))?,
+            Err(_) => runsv::control::make_fifo(&fifo_path)
+                .map_err(|e| unavailable("create", &fifo_path, &e))?,
         }
         let fifo = OpenOptions::new()
             .read(true)
@@ -177,7 +179,7 @@ fn take_lock(dir: &Path, lock_path: &Path) -> io::Result<File> {
             lock_for_this_process(&old)?;
             let fresh = dir.join("lock.new");
             let _ = fs::remove_file(&fresh);
-            make_fifo(&fresh)?;
+            runsv::control::make_fifo(&fresh)?;
             fs::rename(&fresh, lock_path)?;
             // Held until the FIFO is locked: whoever opened the old file meanwhile
             // finds it taken.
@@ -191,7 +193,7 @@ fn take_lock(dir: &Path, lock_path: &Path) -> io::Result<File> {
                 "exists and is neither a FIFO nor a regular file",
             ))
         }
-        Err(_) => make_fifo(lock_path)?,
+        Err(_) => runsv::control::make_fifo(lock_path)?,
     }
     let lock = open(lock_path)?;
     lock_for_this_process(&lock)?;
@@ -218,13 +220,6 @@ fn lock_for_this_process(file: &File) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-fn make_fifo(path: &Path) -> io::Result<()> {
-    match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
-        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
-        Err(errno) => Err(errno.into()),
-    }
 }
 
 #[cfg(test)]

@@ -108,24 +108,30 @@ struct Sample {
     ticks: u64,
 }
 
-/// Runs `rounds` rounds of the four cases, `lines` lines each, under `work`.
-/// `runtree_unavailable` is why runtree cannot be measured (its build failed), if so.
-pub fn log_throughput(
-    runtree_bin: &Path,
-    runtree_unavailable: Option<String>,
-    work: &Path,
-    lines: usize,
-    rounds: usize,
-    timeout: Duration,
-) -> Logging {
-    let root = work.join("logging");
+/// What the logging measurements run, on what, and for how long.
+pub struct LogRun<'a> {
+    pub runtree_bin: &'a Path,
+    /// Why runtree cannot be measured (its build failed), if so.
+    pub runtree_unavailable: Option<String>,
+    /// Where each turn gets a directory of its own.
+    pub work: &'a Path,
+    /// Lines per turn.
+    pub lines: usize,
+    pub rounds: usize,
+    /// How long a turn may take.
+    pub timeout: Duration,
+}
+
+/// Runs `rounds` rounds of the four cases, `lines` lines each.
+pub fn log_throughput(run: &LogRun) -> Logging {
+    let root = run.work.join("logging");
     let usr = Path::new("/usr/bin");
     let svlogd = usr.join("svlogd");
-    let runtree_runsv = runtree_bin.join("runsv");
+    let runtree_runsv = run.runtree_bin.join("runsv");
     let mut turn_number = 0;
     let (mut cells, _) = interleave(
         &Case::ALL,
-        rounds,
+        run.rounds,
         2,
         Order::Pendulum,
         |case| {
@@ -162,7 +168,7 @@ pub fn log_throughput(
                 .filter(|path| !path.exists())
                 .map(|path| path.display().to_string())
                 .collect();
-            match &runtree_unavailable {
+            match &run.runtree_unavailable {
                 Some(reason) if case.kind() == Kind::Runtree => Err(reason.clone()),
                 _ if !missing.is_empty() => Err(format!("{} missing ({hint})", missing.join(", "))),
                 _ => Ok(program),
@@ -171,15 +177,15 @@ pub fn log_throughput(
         |case, program| {
             turn_number += 1;
             let dir = root.join(format!("{}-{turn_number}", case.name()));
-            let outcome = turn(case, program, &dir, lines, timeout);
+            let outcome = turn(case, program, &dir, run.lines, run.timeout);
             // The lines take tens of megabytes: each turn's directory goes at once.
             let _ = fs::remove_dir_all(&dir);
             match outcome {
                 Ok(Sample { elapsed, ticks }) => {
                     let cpu_ms = ticks as f64 * 1000.0 / proc::clock_ticks_per_second();
                     vec![
-                        Ok((lines as f64 / elapsed.as_secs_f64() / 1000.0).into()),
-                        Ok((cpu_ms * 1_000_000.0 / lines as f64).into()),
+                        Ok((run.lines as f64 / elapsed.as_secs_f64() / 1000.0).into()),
+                        Ok((cpu_ms * 1_000_000.0 / run.lines as f64).into()),
                     ]
                 }
                 Err(reason) => vec![Err(reason.clone()), Err(reason)],
@@ -442,22 +448,22 @@ pub fn rows(
     crate::progress(&format!(
         "measuring log throughput: {lines} lines, {rounds} rounds"
     ));
+    let run = LogRun {
+        runtree_bin,
+        runtree_unavailable: runtree_build,
+        work,
+        lines,
+        rounds,
+        timeout,
+    };
     let Logging {
         log_rate,
         kmsg_rate,
         log_cpu,
         kmsg_cpu,
-    } = log_throughput(
-        runtree_bin,
-        runtree_build.clone(),
-        work,
-        lines,
-        rounds,
-        timeout,
-    );
+    } = log_throughput(&run);
     crate::progress("measuring svlogd alone, runit's and runtree's");
-    let svlogd =
-        svlogd::svlogd_throughput(runtree_bin, runtree_build, work, lines, rounds, timeout);
+    let svlogd = svlogd::svlogd_throughput(&run);
     let count = if lines % 1_000_000 == 0 {
         format!("{}M", lines / 1_000_000)
     } else {

@@ -7,6 +7,7 @@
 
 use crate::cleanup;
 use crate::interleave::{interleave, Cell, Order};
+use crate::metrics::logging::LogRun;
 use crate::suite::Kind;
 use nix::unistd::Pid;
 use std::fs;
@@ -15,35 +16,27 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Milliseconds per million lines, runit's and runtree's (`runtree_unavailable`: why
-/// runtree's cannot be measured).
-pub fn svlogd_throughput(
-    runtree_bin: &Path,
-    runtree_unavailable: Option<String>,
-    work: &Path,
-    lines: usize,
-    rounds: usize,
-    timeout: Duration,
-) -> Vec<(Kind, Cell)> {
+/// Milliseconds per million lines, runit's and runtree's.
+pub fn svlogd_throughput(run: &LogRun) -> Vec<(Kind, Cell)> {
     let runit = Path::new("/usr/bin/svlogd");
-    let runtree = runtree_bin.join("svlogd");
-    let mut input = Vec::with_capacity(lines * 8);
-    for n in 1..=lines {
+    let runtree = run.runtree_bin.join("svlogd");
+    let mut input = Vec::with_capacity(run.lines * 8);
+    for n in 1..=run.lines {
         input.extend_from_slice(n.to_string().as_bytes());
         input.push(b'\n');
     }
-    let root = work.join("svlogd");
+    let root = run.work.join("svlogd");
     let lanes: [(usize, Kind, &Path); 2] = [(0, Kind::Runit, runit), (1, Kind::Runtree, &runtree)];
     let (mut cells, _) = interleave(
         &lanes,
-        rounds,
+        run.rounds,
         1,
         Order::Rotate,
         |(_, kind, program)| {
             if !program.exists() {
                 return Err(format!("{} missing", program.display()));
             }
-            match &runtree_unavailable {
+            match &run.runtree_unavailable {
                 Some(reason) if kind == Kind::Runtree => Err(reason.clone()),
                 // The lane's turns so far: each turn gets a directory of its own.
                 _ => Ok(0usize),
@@ -52,10 +45,10 @@ pub fn svlogd_throughput(
         |(lane, _, program), round| {
             let dir = root.join(format!("{round}-{lane}"));
             *round += 1;
-            let outcome = turn(program, &dir, &input, lines, timeout);
+            let outcome = turn(program, &dir, &input, run.lines, run.timeout);
             let _ = fs::remove_dir_all(&dir);
             vec![outcome.map(|elapsed| {
-                (elapsed.as_secs_f64() * 1000.0 * 1_000_000.0 / lines as f64).into()
+                (elapsed.as_secs_f64() * 1000.0 * 1_000_000.0 / run.lines as f64).into()
             })]
         },
     );

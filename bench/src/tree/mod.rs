@@ -23,7 +23,7 @@ pub use running::Tree;
 pub use scanner::{Definition, ScanSuite, Scanner};
 pub use setup::{age, populate, probe, start_tree, wait_all_running};
 
-use crate::interleave::{self, Cell, Order, Turn};
+use crate::interleave::{self, Cell, Turn};
 
 /// runsvdir and svscan supervise at most 1000 entries.
 pub const MAX_FLEET: usize = 1000;
@@ -44,20 +44,10 @@ pub fn interleave<'a, S>(
     suites: &[&'a ScanSuite],
     rounds: usize,
     outputs: usize,
-    mut prepare: impl FnMut(&'a ScanSuite) -> Result<S, String>,
+    prepare: impl FnMut(&'a ScanSuite) -> Result<S, String>,
     turn: impl FnMut(&'a ScanSuite, &mut S) -> Vec<Result<Turn, String>>,
 ) -> (Cells, Vec<(Scanner, Option<S>)>) {
-    let (cells, states) = interleave::interleave(
-        suites,
-        rounds,
-        outputs,
-        Order::Rotate,
-        |suite| match &suite.unavailable {
-            Some(reason) => Err(reason.clone()),
-            None => prepare(suite),
-        },
-        turn,
-    );
+    let (cells, states) = interleave::interleave_suites(suites, rounds, outputs, prepare, turn);
     let cells = cells
         .into_iter()
         .map(|output| {

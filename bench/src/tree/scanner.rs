@@ -98,6 +98,12 @@ pub enum Definition<'a> {
     Crash,
 }
 
+impl crate::interleave::Available for ScanSuite {
+    fn unavailable(&self) -> Option<&str> {
+        self.unavailable.as_deref()
+    }
+}
+
 impl ScanSuite {
     pub fn new(scanner: Scanner, runtree_bin: &Path, work: &Path) -> ScanSuite {
         let usr = Path::new("/usr/bin");
@@ -215,10 +221,7 @@ impl ScanSuite {
     /// session is what the kernel shares the CPU between, so the tree competes with its
     /// services as it would at boot, not as a part of the bench's session.
     pub fn start(&self, dir: &Path) -> io::Result<Tree> {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
+        let log = crate::command::append_log(&self.log)?;
         let log_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
         let mut command = Command::new(&self.program);
         if self.scanner == Scanner::S6 {

@@ -82,7 +82,7 @@ fn main() {
     };
     let signals = match Signals::new(options.verbose) {
         Ok(signals) => signals,
-        Err(error) => fatal(&format!("unable to receive signals: {error}")),
+        Err(error) => fatal(&error),
     };
     // As runit's: reads never block, so signals are seen while input is idle.
     let stdin = io::stdin();

@@ -28,17 +28,26 @@ fn account_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         })
 }
 
-fn parse_passwd_line(line: &str) -> Result<PasswdEntry, String> {
+/// The `count` colon-separated fields of a line.
+fn fields(line: &str, count: usize) -> Result<Vec<&str>, String> {
     let fields: Vec<&str> = line.split(':').collect();
-    if fields.len() != 7 {
-        return Err(format!("has {} fields instead of 7", fields.len()));
+    if fields.len() != count {
+        return Err(format!("has {} fields instead of {count}", fields.len()));
     }
-    let uid = fields[2]
+    Ok(fields)
+}
+
+/// A uid or gid field, `what` naming it in the error.
+fn id(field: &str, what: &str) -> Result<u32, String> {
+    field
         .parse()
-        .map_err(|_| format!("uid `{}` is not a number", fields[2]))?;
-    let gid = fields[3]
-        .parse()
-        .map_err(|_| format!("gid `{}` is not a number", fields[3]))?;
+        .map_err(|_| format!("{what} `{field}` is not a number"))
+}
+
+fn parse_passwd_line(line: &str) -> Result<PasswdEntry, String> {
+    let fields = fields(line, 7)?;
+    let uid = id(fields[2], "uid")?;
+    let gid = id(fields[3], "gid")?;
     // login(1) uses / for an account without a home, and so does runsv.
     let home = if fields[5].is_empty() { "/" } else { fields[5] };
     Ok(PasswdEntry {
@@ -55,23 +64,14 @@ struct GroupEntry<'a> {
 }
 
 fn parse_group_line(line: &str) -> Result<GroupEntry<'_>, String> {
-    let fields: Vec<&str> = line.split(':').collect();
-    if fields.len() != 4 {
-        return Err(format!("has {} fields instead of 4", fields.len()));
-    }
-    let gid = fields[2]
-        .parse()
-        .map_err(|_| format!("gid `{}` is not a number", fields[2]))?;
+    let fields = fields(line, 4)?;
+    let gid = id(fields[2], "gid")?;
     let members = fields[3]
         .split(',')
         .map(str::trim)
         .filter(|member| !member.is_empty())
         .collect();
     Ok(GroupEntry { gid, members })
-}
-
-fn field_0(line: &str) -> &str {
-    line.split(':').next().unwrap_or("")
 }
 
 fn malformed(path: &Path, line_number: usize, problem: &str) -> String {
@@ -83,19 +83,29 @@ fn malformed(path: &Path, line_number: usize, problem: &str) -> String {
     )
 }
 
+/// The entry named exactly `wanted` (the first field), parsed; `None` when no line has
+/// that name. A malformed line is skipped unless it is the one asked for: then it is
+/// reported, rather than silently picking a later line.
+fn named<'a, T>(
+    text: &'a str,
+    path: &Path,
+    wanted: &str,
+    parse: impl Fn(&'a str) -> Result<T, String>,
+) -> Option<Result<T, String>> {
+    let (line_number, line) =
+        account_lines(text).find(|(_, line)| line.split(':').next().unwrap_or("") == wanted)?;
+    Some(parse(line).map_err(|problem| malformed(path, line_number, &problem)))
+}
+
 /// The account named `wanted`, or else, when `wanted` is a number, the first account with
-/// that uid (names win, as with chown(1)). A malformed line is skipped unless it is the
-/// one asked for: then it is reported, rather than silently picking a later line.
+/// that uid (names win, as with chown(1)).
 pub fn find_user(
     passwd_text: &str,
     passwd_path: &Path,
     wanted: &str,
 ) -> Result<PasswdEntry, String> {
-    for (line_number, line) in account_lines(passwd_text) {
-        if field_0(line) == wanted {
-            return parse_passwd_line(line)
-                .map_err(|problem| malformed(passwd_path, line_number, &problem));
-        }
+    if let Some(found) = named(passwd_text, passwd_path, wanted, parse_passwd_line) {
+        return found;
     }
     if let Ok(uid) = wanted.parse::<u32>() {
         let by_uid = account_lines(passwd_text)
@@ -115,16 +125,12 @@ pub fn find_user(
 /// The gid of the group named `wanted`; a number is taken as a gid even without an entry,
 /// since the number is all that setgid(2) needs.
 pub fn find_group_id(group_text: &str, group_path: &Path, wanted: &str) -> Result<u32, String> {
-    for (line_number, line) in account_lines(group_text) {
-        if field_0(line) == wanted {
-            return parse_group_line(line)
-                .map(|entry| entry.gid)
-                .map_err(|problem| malformed(group_path, line_number, &problem));
-        }
+    match group_named(group_text, group_path, wanted)? {
+        Some(gid) => Ok(gid),
+        None => wanted
+            .parse::<u32>()
+            .map_err(|_| format!("no group `{}` in {}", wanted, group_path.display())),
     }
-    wanted
-        .parse::<u32>()
-        .map_err(|_| format!("no group `{}` in {}", wanted, group_path.display()))
 }
 
 /// The account named exactly `wanted`, as getpwnam(3) finds it: no numeric fallback.
@@ -135,14 +141,7 @@ pub fn user_named(
     passwd_path: &Path,
     wanted: &str,
 ) -> Result<Option<PasswdEntry>, String> {
-    for (line_number, line) in account_lines(passwd_text) {
-        if field_0(line) == wanted {
-            return parse_passwd_line(line)
-                .map(Some)
-                .map_err(|problem| malformed(passwd_path, line_number, &problem));
-        }
-    }
-    Ok(None)
+    named(passwd_text, passwd_path, wanted, parse_passwd_line).transpose()
 }
 
 /// The gid of the group named exactly `wanted`, as getgrnam(3) finds it: no numeric
@@ -153,14 +152,10 @@ pub fn group_named(
     group_path: &Path,
     wanted: &str,
 ) -> Result<Option<u32>, String> {
-    for (line_number, line) in account_lines(group_text) {
-        if field_0(line) == wanted {
-            return parse_group_line(line)
-                .map(|entry| Some(entry.gid))
-                .map_err(|problem| malformed(group_path, line_number, &problem));
-        }
-    }
-    Ok(None)
+    named(group_text, group_path, wanted, |line| {
+        parse_group_line(line).map(|entry| entry.gid)
+    })
+    .transpose()
 }
 
 /// What initgroups(3) would set: `primary_gid` first, then every group that lists
@@ -257,35 +252,24 @@ oops:x:NaN:alice
     }
 
     #[test]
-    fn unknown_users_are_errors_naming_the_file() {
-        assert_eq!(
-            find_user(PASSWD, passwd(), "mallory"),
-            Err("no user `mallory` in /etc/passwd".to_string())
-        );
+    fn unknown_users_and_malformed_lines_are_errors_naming_the_file() {
+        // (user, error); a malformed line is reported only for the user wanted, with
+        // its number.
+        #[rustfmt::skip]
+        let cases = [
+            ("mallory", "no user `mallory` in /etc/passwd"),
+            ("nisuser", "no user `nisuser` in /etc/passwd"),
+            ("comment line", "no user `comment line` in /etc/passwd"),
+            ("broken", "/etc/passwd line 7 is malformed: uid `notanumber` is not a number"),
+            ("short", "/etc/passwd line 8 is malformed: has 3 fields instead of 7"),
+        ];
+        for (name, error) in cases {
+            assert_eq!(find_user(PASSWD, passwd(), name), Err(error.to_string()));
+        }
         let error = find_user(PASSWD, passwd(), "4242").unwrap_err();
         assert!(
             error.starts_with("no user with uid 4242 in /etc/passwd"),
             "{error}"
-        );
-        assert_eq!(
-            find_user(PASSWD, passwd(), "nisuser"),
-            Err("no user `nisuser` in /etc/passwd".to_string())
-        );
-        assert_eq!(
-            find_user(PASSWD, passwd(), "comment line"),
-            Err("no user `comment line` in /etc/passwd".to_string())
-        );
-    }
-
-    #[test]
-    fn the_malformed_line_of_the_wanted_user_is_reported_with_its_number() {
-        assert_eq!(
-            find_user(PASSWD, passwd(), "broken"),
-            Err("/etc/passwd line 7 is malformed: uid `notanumber` is not a number".to_string())
-        );
-        assert_eq!(
-            find_user(PASSWD, passwd(), "short"),
-            Err("/etc/passwd line 8 is malformed: has 3 fields instead of 7".to_string())
         );
     }
 

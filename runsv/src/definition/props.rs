@@ -72,30 +72,16 @@ fn load_yaml(
 ) -> (Fixture, Result<ServiceDefinition, DefinitionError>) {
     let fixture = service(extra);
     fs::write(fixture.path("service.yaml"), bytes).unwrap();
-    let loaded = ServiceDefinition::load_with(&fixture.service, &fixture.system_files);
+    let loaded = fixture.load();
     (fixture, loaded)
 }
 
 // ---------------------------------------------------------------------------------------
 // Arbitrary bytes.
 
-/// Pieces of YAML and of service.yaml, so that random text gets past the first byte.
+/// Pieces of YAML and of service.yaml besides the keys, so that random text gets past
+/// the first byte.
 const TOKENS: &[&str] = &[
-    "exec",
-    "oneshot",
-    "after",
-    "environ",
-    "test",
-    "test_interval",
-    "ready_fd",
-    "dir",
-    "user",
-    "group",
-    "stop_signal",
-    "stop_timeout",
-    "restart_delay",
-    "restart_delay_max",
-    "log",
     "restart",
     ":",
     ": ",
@@ -165,7 +151,8 @@ const TOKENS: &[&str] = &[
 fn yaml_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..256),
-        prop::collection::vec(select(TOKENS), 0..48).prop_map(|tokens| tokens.concat().into()),
+        prop::collection::vec(select([&KEYS[..], TOKENS].concat()), 0..48)
+            .prop_map(|tokens| tokens.concat().into()),
         any::<String>().prop_map(String::into_bytes),
         // Deep nesting: the parser must refuse it, not overflow the stack.
         (
@@ -977,21 +964,12 @@ fn expected(document: &Document, fixture: &Fixture) -> Outcome {
             })
         }
     };
-    let mut variables = match value("environ") {
+    // The defaults themselves are the loader's (their cases: yaml_tests.rs).
+    let environ = match value("environ") {
         Some((Value::Variables(variables), _)) => variables.clone(),
         _ => Vec::new(),
     };
-    let mut add_unless_set = |name: &str, value: &str| {
-        if !variables.iter().any(|(set, _)| set == name) {
-            variables.push((name.to_string(), value.to_string()));
-        }
-    };
-    add_unless_set("PATH", DEFAULT_PATH);
-    if let Some(credentials) = &credentials {
-        add_unless_set("HOME", &credentials.home.to_string_lossy());
-        add_unless_set("USER", &credentials.user_name);
-        add_unless_set("LOGNAME", &credentials.user_name);
-    }
+    let variables = super::yaml::with_defaults(environ, credentials.as_ref(), &[]);
     Outcome::Loads(Box::new(ServiceDefinition {
         name: "web".to_string(),
         directory: fixture.service.clone(),
@@ -1198,31 +1176,10 @@ proptest! {
                 fs::write(fixture.path(name), bytes).unwrap();
             }
         }
-        let loaded = ServiceDefinition::load_with(&fixture.service, &fixture.system_files);
+        let loaded = fixture.load();
 
         // The files are read in this order: the first bad one is the error.
-        let mut outcome = Ok(ServiceDefinition {
-            name: "web".to_string(),
-            directory: fixture.service.clone(),
-            form: Form::Runit,
-            command: vec!["./run".to_string()],
-            oneshot: false,
-            after: Vec::new(),
-            environment: Environment::Inherit,
-            readiness: Readiness::Immediate,
-            working_directory: fixture.service.clone(),
-            credentials: None,
-            stop_signal: DEFAULT_STOP_SIGNAL,
-            stop_timeout: DEFAULT_STOP_TIMEOUT,
-            log: LogDestination::Console,
-            log_tail: crate::tail::DEFAULT_CAPACITY,
-            on_failure: None,
-            restart_delay: DEFAULT_RESTART_DELAY,
-            restart_delay_max: DEFAULT_RESTART_DELAY_MAX,
-            finish: None,
-            normally_down: false,
-            limits: Default::default(),
-        });
+        let mut outcome = Ok(fixture.defaults(Form::Runit));
         for (name, setting) in &files {
             let Some((_, expect)) = setting else { continue };
             match (expect, &mut outcome) {

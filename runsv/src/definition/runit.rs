@@ -120,47 +120,17 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn definition(fixture: &Fixture) -> ServiceDefinition {
-        match ServiceDefinition::load_with(&fixture.service, &fixture.system_files) {
-            Ok(definition) => definition,
-            Err(error) => panic!("{error}"),
-        }
+        fixture.loaded()
     }
 
     fn error(fixture: &Fixture) -> DefinitionError {
-        match ServiceDefinition::load_with(&fixture.service, &fixture.system_files) {
-            Ok(definition) => panic!("expected an error, loaded {definition:?}"),
-            Err(error) => error,
-        }
+        fixture.error()
     }
 
     #[test]
     fn a_bare_run_gets_runits_behaviour() {
         let fixture = service(&[("run", "#!/bin/sh\nexec sleep 1\n")]);
-        assert_eq!(
-            definition(&fixture),
-            ServiceDefinition {
-                name: "web".to_string(),
-                directory: fixture.service.clone(),
-                form: Form::Runit,
-                command: vec!["./run".to_string()],
-                oneshot: false,
-                after: vec![],
-                environment: Environment::Inherit,
-                readiness: Readiness::Immediate,
-                working_directory: fixture.service.clone(),
-                credentials: None,
-                stop_signal: Signal::SIGTERM,
-                stop_timeout: Duration::from_secs(10),
-                log: LogDestination::Console,
-                log_tail: crate::tail::DEFAULT_CAPACITY,
-                on_failure: None,
-                restart_delay: Duration::from_secs(1),
-                restart_delay_max: Duration::from_secs(60),
-                finish: None,
-                normally_down: false,
-                limits: Default::default(),
-            }
-        );
+        assert_eq!(definition(&fixture), fixture.defaults(Form::Runit));
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! Service directories and account files for the definition tests.
 
-use super::SystemFiles;
+use super::{
+    DefinitionError, Environment, Form, LogDestination, Readiness, ServiceDefinition, SystemFiles,
+    DEFAULT_PATH,
+};
+use nix::sys::signal::Signal;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub(super) struct Fixture {
     // Held so the directory lives as long as the test needs it.
@@ -60,5 +65,61 @@ impl Fixture {
 
     pub fn root(&self) -> &Path {
         self._root.path()
+    }
+
+    pub fn load(&self) -> Result<ServiceDefinition, DefinitionError> {
+        ServiceDefinition::load_with(&self.service, &self.system_files)
+    }
+
+    /// The definition, which must load.
+    pub fn loaded(&self) -> ServiceDefinition {
+        match self.load() {
+            Ok(definition) => definition,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// The error of a definition that must not load.
+    pub fn error(&self) -> DefinitionError {
+        match self.load() {
+            Ok(definition) => panic!("expected an error, loaded {definition:?}"),
+            Err(error) => error,
+        }
+    }
+
+    /// What `web` is when its definition in `form` says nothing but its command: the
+    /// YAML form gets a default PATH and logs to kmsg, runit's inherits runsv's
+    /// environment and console.
+    pub fn defaults(&self, form: Form) -> ServiceDefinition {
+        let (environment, log) = match form {
+            Form::Yaml(_) => (
+                Environment::Exactly(vec![("PATH".to_string(), DEFAULT_PATH.to_string())]),
+                LogDestination::Kmsg,
+            ),
+            Form::Runit => (Environment::Inherit, LogDestination::Console),
+        };
+        ServiceDefinition {
+            name: "web".to_string(),
+            directory: self.service.clone(),
+            form,
+            command: vec!["./run".to_string()],
+            oneshot: false,
+            after: vec![],
+            environment,
+            readiness: Readiness::Immediate,
+            working_directory: self.service.clone(),
+            credentials: None,
+            // The documented defaults, spelled out rather than the constants.
+            stop_signal: Signal::SIGTERM,
+            stop_timeout: Duration::from_secs(10),
+            log,
+            log_tail: crate::tail::DEFAULT_CAPACITY,
+            on_failure: None,
+            restart_delay: Duration::from_secs(1),
+            restart_delay_max: Duration::from_secs(60),
+            finish: None,
+            normally_down: false,
+            limits: Default::default(),
+        }
     }
 }

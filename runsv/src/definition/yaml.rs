@@ -153,22 +153,11 @@ pub(super) fn load(
         .as_ref()
         .map(|selection| crate::container_env::read(&system_files.environment, selection))
         .unwrap_or_default();
-    let mut variables = document.environ.unwrap_or_default();
-    let mut add_unless_set = |name: &str, value: &str| {
-        if !variables.iter().any(|(set, _)| set == name) {
-            variables.push((name.to_string(), value.to_string()));
-        }
-    };
-    let saved_path = saved.iter().find(|(name, _)| name == "PATH");
-    add_unless_set("PATH", saved_path.map_or(DEFAULT_PATH, |(_, path)| path));
-    if let Some(credentials) = &credentials {
-        add_unless_set("HOME", &credentials.home.to_string_lossy());
-        add_unless_set("USER", &credentials.user_name);
-        add_unless_set("LOGNAME", &credentials.user_name);
-    }
-    for (name, value) in &saved {
-        add_unless_set(name, value);
-    }
+    let variables = with_defaults(
+        document.environ.unwrap_or_default(),
+        credentials.as_ref(),
+        &saved,
+    );
 
     let working_directory = match document.dir {
         Some(dir) => directory.join(dir),
@@ -199,6 +188,31 @@ pub(super) fn load(
         on_failure: document.on_failure,
         limits: document.limits,
     })
+}
+
+/// `environ` and what a YAML service gets unless it sets it: a PATH, and with a user
+/// HOME, USER and LOGNAME.
+pub(super) fn with_defaults(
+    mut variables: Vec<(String, String)>,
+    credentials: Option<&Credentials>,
+    saved: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut add_unless_set = |name: &str, value: &str| {
+        if !variables.iter().any(|(set, _)| set == name) {
+            variables.push((name.to_string(), value.to_string()));
+        }
+    };
+    let saved_path = saved.iter().find(|(name, _)| name == "PATH");
+    add_unless_set("PATH", saved_path.map_or(DEFAULT_PATH, |(_, path)| path));
+    if let Some(credentials) = credentials {
+        add_unless_set("HOME", &credentials.home.to_string_lossy());
+        add_unless_set("USER", &credentials.user_name);
+        add_unless_set("LOGNAME", &credentials.user_name);
+    }
+    for (name, value) in saved {
+        add_unless_set(name, value);
+    }
+    variables
 }
 
 fn read_text(path: &Path) -> Result<String, DefinitionError> {

@@ -26,15 +26,8 @@ fn fixture_with(yaml: &str, extra: &[(&str, &str)]) -> Fixture {
     service(&files)
 }
 
-fn load_fixture(fixture: &Fixture) -> Result<ServiceDefinition, DefinitionError> {
-    ServiceDefinition::load_with(&fixture.service, &fixture.system_files)
-}
-
 fn loads(yaml: &str) -> ServiceDefinition {
-    match load_fixture(&fixture_with(yaml, &[])) {
-        Ok(definition) => definition,
-        Err(error) => panic!("{error}"),
-    }
+    fixture_with(yaml, &[]).loaded()
 }
 
 /// Asserts that `yaml` fails at `line` with a message naming `key` and holding
@@ -44,10 +37,7 @@ fn fails_at(yaml: &str, line: usize, key: &str, fragment: &str) {
 }
 
 fn fails_in(fixture: &Fixture, line: usize, key: &str, fragment: &str) {
-    let error = match load_fixture(fixture) {
-        Ok(definition) => panic!("expected an error, loaded {definition:?}"),
-        Err(error) => error,
-    };
+    let error = fixture.error();
     assert_eq!(error.path, fixture.path("service.yaml"), "{error}");
     assert_eq!(error.line, Some(line), "wrong line in: {error}");
     assert!(
@@ -60,32 +50,113 @@ fn fails_in(fixture: &Fixture, line: usize, key: &str, fragment: &str) {
     );
 }
 
+/// Every error names its key (or what stands for it) and the line at fault.
+#[test]
+fn errors_name_the_key_at_the_line_at_fault() {
+    // (service.yaml, line, key, a fragment of the message)
+    #[rustfmt::skip]
+    let cases = [
+        // exec errors point at exec
+        ("oneshot: true\nexec: \"'' arg\"\n", 2, "exec", "the program name is empty"),
+        ("oneshot: true\nexec: ''\n", 2, "exec", "empty command"),
+        ("oneshot: true\nexec: \"\"\n", 2, "exec", "empty command"),
+        ("oneshot: true\nexec: \"   \"\n", 2, "exec", "empty command"),
+        ("oneshot: true\nexec:\n", 2, "exec", "empty command"),
+        ("\n\nexec: \"echo 'unbalanced\"\n", 3, "exec", "unterminated single quote (opened at character 6)"),
+        ("exec: [a, b]\n", 1, "exec", "invalid type: sequence"),
+        ("exec: {a: b}\n", 1, "exec", "invalid type: map"),
+        // a missing exec points at the start of the mapping
+        ("# service\n\noneshot: true\nlog: none\n", 3, "exec", "exec is missing"),
+        // an empty file is an error at line 1
+        ("", 1, "exec", "empty"),
+        ("# nothing here\n\n", 1, "exec", "empty"),
+        ("---\n", 1, "exec", "empty"),
+        // a file that is not a mapping is an error
+        ("- exec\n- /bin/true\n", 1, "exec", "invalid type: sequence"),
+        ("/bin/true\n", 1, "exec", "invalid type: string"),
+        // a second document is an error at its start
+        ("exec: /bin/true\n---\nexec: /bin/false\n", 3, "service.yaml", "a second YAML document"),
+        // log tail is a size in bytes
+        ("exec: a\nlog_tail: -1\n", 2, "log_tail", "0 or more"),
+        ("exec: a\nlog_tail: 67108865\n", 2, "log_tail", "at most"),
+        ("exec: a\nlog_tail: 1M\n", 2, "log_tail", "number of bytes"),
+        // unknown keys are named with the accepted ones
+        ("exec: /bin/true\n\nrestart: always\n", 3, "`restart`", "accepted keys: exec, oneshot, after, environ, test, test_interval, ready_fd, dir, \
+          user, group, stop_signal, stop_timeout, restart_delay, restart_delay_max, log, log_tail, \
+          container_env, on_failure, memory_max, memory_high, cpu_weight, cpu_max, pids_max, io_weight"),
+        ("exec: /bin/true\nenviorn: {}\n", 2, "`enviorn`", "did you mean `environ`?"),
+        // keys in a flow mapping are found too
+        ("{exec: /bin/true,\n nonsense: 1}\n", 2, "nonsense", "unknown key"),
+        // a duplicate key is an error at its second occurrence
+        ("exec: a\nlog: none\nexec: b\n", 3, "exec", "duplicate key"),
+        // oneshot is a boolean
+        ("exec: a\noneshot: yes\n", 2, "oneshot", "expected a boolean"),
+        ("exec: a\noneshot: 1\n", 2, "oneshot", "expected a boolean"),
+        // after errors point at the bad name
+        ("exec: a\nafter:\n  - network\n  - ../etc\n", 4, "after", "contains `/`"),
+        ("exec: a\nafter: [ok, '']\n", 2, "after", "cannot be empty"),
+        ("exec: a\nafter: a/b\n", 2, "after", "contains `/`"),
+        ("exec: a\nafter: ..\n", 2, "after", "cannot be a service name"),
+        ("exec: a\nafter: {x: y}\n", 2, "after", "invalid type: map"),
+        ("exec: a\nafter:\n", 2, "after", "has no value"),
+        // environ errors point at the variable
+        ("exec: a\nenviron:\n  GOOD: 1\n  NESTED:\n    inner: 2\n", 5, "environ.NESTED", "invalid type: map"),
+        ("exec: a\nenviron:\n  LIST: [1, 2]\n", 3, "environ.LIST", "invalid type: sequence"),
+        ("exec: a\nenviron:\n  A=B: 1\n", 3, "environ", "`A=B` cannot be a variable name"),
+        ("exec: a\nenviron:\n  A: 1\n  A: 2\n", 4, "environ", "`A` is set twice"),
+        ("exec: a\nenviron: [A=1]\n", 2, "environ", "invalid type: sequence"),
+        ("exec: a\nenviron: A=1\n", 2, "environ", "invalid type: string"),
+        // account errors point at user or group
+        ("exec: a\n\nuser: mallory\n", 3, "user", "no user `mallory` in"),
+        ("exec: a\nuser: 4242\n", 2, "user", "no user with uid 4242"),
+        ("exec: a\nuser: alice\ngroup: wheel\n", 3, "group", "no group `wheel` in"),
+        ("exec: a\ngroup: adm\n", 2, "group", "needs user"),
+        ("exec: a\nuser: ''\n", 2, "user", "is empty"),
+        ("exec: a\nuser: 'a:b'\n", 2, "user", "cannot be a user or group name"),
+        // readiness errors point at the key at fault
+        ("exec: a\ntest: \"''\"\n", 2, "test", "the program name is empty"),
+        ("exec: a\ntest: ' '\n", 2, "test", "empty command"),
+        ("exec: a\ntest: check\nready_fd: 3\n", 3, "ready_fd", "both define readiness"),
+        ("exec: a\nready_fd: 3\n\ntest: check\n", 4, "test", "both define readiness"),
+        ("exec: a\noneshot: true\ntest: check\n", 3, "test", "oneshot"),
+        ("exec: a\nready_fd: 5\noneshot: true\n", 2, "ready_fd", "oneshot"),
+        ("exec: a\ntest_interval: 1\n", 2, "test_interval", "without test"),
+        ("exec: a\ntest: c\ntest_interval: 0\n", 3, "test_interval", "more than 0"),
+        ("exec: a\nready_fd: 2\n", 2, "ready_fd", "must be 3 or more"),
+        ("exec: a\nready_fd: -1\n", 2, "ready_fd", "must be 3 or more"),
+        ("exec: a\nready_fd: 99999999999\n", 2, "ready_fd", "too large"),
+        ("exec: a\nready_fd: '3'\n", 2, "ready_fd", "invalid type: string"),
+        ("exec: a\nready_fd: 3.5\n", 2, "ready_fd", "invalid type: floating point"),
+        // dir is relative to the service directory
+        ("exec: a\ndir: ''\n", 2, "dir", "is empty"),
+        // bad durations point at their key
+        ("exec: a\nstop_timeout: -1\n", 2, "stop_timeout", "must not be negative"),
+        ("exec: a\nstop_timeout: -0.5\n", 2, "stop_timeout", "must not be negative"),
+        ("exec: a\nstop_timeout: 10s\n", 2, "stop_timeout", "invalid type: string"),
+        ("exec: a\nstop_timeout: true\n", 2, "stop_timeout", "invalid type: boolean"),
+        ("exec: a\nstop_timeout: .inf\n", 2, "stop_timeout", "not a usable number"),
+        ("exec: a\nstop_timeout: .nan\n", 2, "stop_timeout", "not a usable number"),
+        ("exec: a\nrestart_delay: 0\n", 2, "restart_delay", "more than 0"),
+        ("exec: a\nrestart_delay_max: 0\n", 2, "restart_delay_max", "more than 0"),
+        // restart delay max must not be below restart delay
+        ("exec: a\nrestart_delay_max: 2\nrestart_delay: 5\n", 2, "restart_delay_max", "2s is less than restart_delay (5s)"),
+        ("exec: a\n\nrestart_delay: 90\n", 3, "restart_delay", "more than restart_delay_max (60s by default)"),
+        // log names a destination
+        ("exec: a\nlog: syslog\n", 2, "log", "unknown destination `syslog`"),
+    ];
+    for (yaml, line, key, fragment) in cases {
+        fails_at(yaml, line, key, fragment);
+    }
+}
+
 #[test]
 fn exec_alone_gets_every_default() {
     let fixture = fixture_with("exec: /usr/sbin/sshd -D -e\n", &[]);
     assert_eq!(
-        load_fixture(&fixture),
+        fixture.load(),
         Ok(ServiceDefinition {
-            name: "web".to_string(),
-            directory: fixture.service.clone(),
-            form: Form::Yaml(fixture.path("service.yaml")),
             command: strings(&["/usr/sbin/sshd", "-D", "-e"]),
-            oneshot: false,
-            after: vec![],
-            environment: variables(&[("PATH", DEFAULT_PATH)]),
-            readiness: Readiness::Immediate,
-            working_directory: fixture.service.clone(),
-            credentials: None,
-            stop_signal: Signal::SIGTERM,
-            stop_timeout: Duration::from_secs(10),
-            log: LogDestination::Kmsg,
-            log_tail: crate::tail::DEFAULT_CAPACITY,
-            on_failure: None,
-            restart_delay: Duration::from_secs(1),
-            restart_delay_max: Duration::from_secs(60),
-            finish: None,
-            normally_down: false,
-            limits: Default::default(),
+            ..fixture.defaults(Form::Yaml(fixture.path("service.yaml")))
         })
     );
 }
@@ -115,13 +186,9 @@ log: console
         &[("finish", "#!/bin/sh\n"), ("down", "")],
     );
     assert_eq!(
-        load_fixture(&fixture),
+        fixture.load(),
         Ok(ServiceDefinition {
-            name: "web".to_string(),
-            directory: fixture.service.clone(),
-            form: Form::Yaml(fixture.path("service.yaml")),
             command: strings(&["/usr/bin/redis-server", "--port", "6380"]),
-            oneshot: false,
             after: strings(&["network", "syslogd"]),
             environment: variables(&[
                 ("LANG", "C.UTF-8"),
@@ -145,13 +212,11 @@ log: console
             stop_signal: Signal::SIGINT,
             stop_timeout: Duration::from_secs(30),
             log: LogDestination::Console,
-            log_tail: crate::tail::DEFAULT_CAPACITY,
-            on_failure: None,
             restart_delay: Duration::from_millis(250),
             restart_delay_max: Duration::from_secs(120),
             finish: Some(fixture.path("finish")),
             normally_down: true,
-            limits: Default::default(),
+            ..fixture.defaults(Form::Yaml(fixture.path("service.yaml")))
         })
     );
 }
@@ -170,45 +235,6 @@ fn exec_is_split_like_a_shell_would() {
 }
 
 #[test]
-fn exec_errors_point_at_exec() {
-    fails_at(
-        "oneshot: true\nexec: \"'' arg\"\n",
-        2,
-        "exec",
-        "the program name is empty",
-    );
-    fails_at("oneshot: true\nexec: ''\n", 2, "exec", "empty command");
-    fails_at("oneshot: true\nexec: \"\"\n", 2, "exec", "empty command");
-    fails_at("oneshot: true\nexec: \"   \"\n", 2, "exec", "empty command");
-    fails_at("oneshot: true\nexec:\n", 2, "exec", "empty command");
-    fails_at(
-        "\n\nexec: \"echo 'unbalanced\"\n",
-        3,
-        "exec",
-        "unterminated single quote (opened at character 6)",
-    );
-    fails_at("exec: [a, b]\n", 1, "exec", "invalid type: sequence");
-    fails_at("exec: {a: b}\n", 1, "exec", "invalid type: map");
-}
-
-#[test]
-fn a_missing_exec_points_at_the_start_of_the_mapping() {
-    fails_at(
-        "# service\n\noneshot: true\nlog: none\n",
-        3,
-        "exec",
-        "exec is missing",
-    );
-}
-
-#[test]
-fn an_empty_file_is_an_error_at_line_1() {
-    fails_at("", 1, "exec", "empty");
-    fails_at("# nothing here\n\n", 1, "exec", "empty");
-    fails_at("---\n", 1, "exec", "empty");
-}
-
-#[test]
 fn document_markers_around_the_one_document_are_fine() {
     assert_eq!(
         loads("%YAML 1.2\n---\nexec: a\n...\n").command,
@@ -217,25 +243,9 @@ fn document_markers_around_the_one_document_are_fine() {
 }
 
 #[test]
-fn a_file_that_is_not_a_mapping_is_an_error() {
-    fails_at("- exec\n- /bin/true\n", 1, "exec", "invalid type: sequence");
-    fails_at("/bin/true\n", 1, "exec", "invalid type: string");
-}
-
-#[test]
-fn a_second_document_is_an_error_at_its_start() {
-    fails_at(
-        "exec: /bin/true\n---\nexec: /bin/false\n",
-        3,
-        "service.yaml",
-        "a second YAML document",
-    );
-}
-
-#[test]
 fn yaml_syntax_errors_give_their_line() {
     let fixture = fixture_with("exec: /bin/true\nlog: none\n  oneshot: true\n", &[]);
-    let error = load_fixture(&fixture).unwrap_err();
+    let error = fixture.load().unwrap_err();
     assert_eq!(error.line, Some(3), "{error}");
     assert!(
         error.message.contains("mapping values are not allowed"),
@@ -244,7 +254,7 @@ fn yaml_syntax_errors_give_their_line() {
     assert!(!error.message.contains("at line 3"), "{error}");
 
     let fixture = fixture_with("exec: /bin/true\nlog: 'none\n", &[]);
-    let error = load_fixture(&fixture).unwrap_err();
+    let error = fixture.load().unwrap_err();
     assert_eq!(error.line, Some(3), "{error}");
     assert!(error.message.contains("quoted scalar"), "{error}");
 }
@@ -253,7 +263,7 @@ fn yaml_syntax_errors_give_their_line() {
 fn invalid_utf8_is_an_error_at_its_line() {
     let fixture = service(&[]);
     fs::write(fixture.path("service.yaml"), b"exec: a\n\nlog: \xff\n").unwrap();
-    let error = load_fixture(&fixture).unwrap_err();
+    let error = fixture.load().unwrap_err();
     assert_eq!(error.line, Some(3));
     assert_eq!(error.message, "not valid UTF-8");
 }
@@ -263,9 +273,6 @@ fn log_tail_is_a_size_in_bytes() {
     assert_eq!(loads("exec: a\n").log_tail, crate::tail::DEFAULT_CAPACITY);
     assert_eq!(loads("exec: a\nlog_tail: 0\n").log_tail, 0);
     assert_eq!(loads("exec: a\nlog_tail: 1048576\n").log_tail, 1 << 20);
-    fails_at("exec: a\nlog_tail: -1\n", 2, "log_tail", "0 or more");
-    fails_at("exec: a\nlog_tail: 67108865\n", 2, "log_tail", "at most");
-    fails_at("exec: a\nlog_tail: 1M\n", 2, "log_tail", "number of bytes");
 }
 
 #[test]
@@ -295,52 +302,15 @@ fn limits_are_read_and_a_bad_one_is_named() {
 
 #[test]
 fn unknown_keys_are_named_with_the_accepted_ones() {
-    fails_at(
-        "exec: /bin/true\n\nrestart: always\n",
-        3,
-        "`restart`",
-        "accepted keys: exec, oneshot, after, environ, test, test_interval, ready_fd, dir, \
-         user, group, stop_signal, stop_timeout, restart_delay, restart_delay_max, log, log_tail, \
-         container_env, on_failure, memory_max, memory_high, cpu_weight, cpu_max, pids_max, \
-         io_weight",
-    );
-    fails_at(
-        "exec: /bin/true\nenviorn: {}\n",
-        2,
-        "`enviorn`",
-        "did you mean `environ`?",
-    );
     let fixture = fixture_with("exec: /bin/true\nrestart: always\n", &[]);
-    let error = load_fixture(&fixture).unwrap_err();
+    let error = fixture.load().unwrap_err();
     assert!(!error.message.contains("did you mean"), "{error}");
-}
-
-#[test]
-fn keys_in_a_flow_mapping_are_found_too() {
-    fails_at(
-        "{exec: /bin/true,\n nonsense: 1}\n",
-        2,
-        "nonsense",
-        "unknown key",
-    );
-}
-
-#[test]
-fn a_duplicate_key_is_an_error_at_its_second_occurrence() {
-    fails_at("exec: a\nlog: none\nexec: b\n", 3, "exec", "duplicate key");
 }
 
 #[test]
 fn oneshot_is_a_boolean() {
     assert!(loads("exec: a\noneshot: true\n").oneshot);
     assert!(!loads("exec: a\noneshot: false\n").oneshot);
-    fails_at(
-        "exec: a\noneshot: yes\n",
-        2,
-        "oneshot",
-        "expected a boolean",
-    );
-    fails_at("exec: a\noneshot: 1\n", 2, "oneshot", "expected a boolean");
 }
 
 #[test]
@@ -354,26 +324,6 @@ fn after_takes_a_name_or_a_list() {
         strings(&["network", "syslogd"])
     );
     assert_eq!(loads("exec: a\nafter: []\n").after, Vec::<String>::new());
-}
-
-#[test]
-fn after_errors_point_at_the_bad_name() {
-    fails_at(
-        "exec: a\nafter:\n  - network\n  - ../etc\n",
-        4,
-        "after",
-        "contains `/`",
-    );
-    fails_at("exec: a\nafter: [ok, '']\n", 2, "after", "cannot be empty");
-    fails_at("exec: a\nafter: a/b\n", 2, "after", "contains `/`");
-    fails_at(
-        "exec: a\nafter: ..\n",
-        2,
-        "after",
-        "cannot be a service name",
-    );
-    fails_at("exec: a\nafter: {x: y}\n", 2, "after", "invalid type: map");
-    fails_at("exec: a\nafter:\n", 2, "after", "has no value");
 }
 
 #[test]
@@ -396,46 +346,6 @@ fn environ_keeps_file_order_and_scalars_as_written() {
     assert_eq!(
         loads("exec: a\nenviron: {}\n").environment,
         variables(&[("PATH", DEFAULT_PATH)])
-    );
-}
-
-#[test]
-fn environ_errors_point_at_the_variable() {
-    fails_at(
-        "exec: a\nenviron:\n  GOOD: 1\n  NESTED:\n    inner: 2\n",
-        5,
-        "environ.NESTED",
-        "invalid type: map",
-    );
-    fails_at(
-        "exec: a\nenviron:\n  LIST: [1, 2]\n",
-        3,
-        "environ.LIST",
-        "invalid type: sequence",
-    );
-    fails_at(
-        "exec: a\nenviron:\n  A=B: 1\n",
-        3,
-        "environ",
-        "`A=B` cannot be a variable name",
-    );
-    fails_at(
-        "exec: a\nenviron:\n  A: 1\n  A: 2\n",
-        4,
-        "environ",
-        "`A` is set twice",
-    );
-    fails_at(
-        "exec: a\nenviron: [A=1]\n",
-        2,
-        "environ",
-        "invalid type: sequence",
-    );
-    fails_at(
-        "exec: a\nenviron: A=1\n",
-        2,
-        "environ",
-        "invalid type: string",
     );
 }
 
@@ -482,31 +392,6 @@ fn group_replaces_the_primary_group() {
 }
 
 #[test]
-fn account_errors_point_at_user_or_group() {
-    fails_at(
-        "exec: a\n\nuser: mallory\n",
-        3,
-        "user",
-        "no user `mallory` in",
-    );
-    fails_at("exec: a\nuser: 4242\n", 2, "user", "no user with uid 4242");
-    fails_at(
-        "exec: a\nuser: alice\ngroup: wheel\n",
-        3,
-        "group",
-        "no group `wheel` in",
-    );
-    fails_at("exec: a\ngroup: adm\n", 2, "group", "needs user");
-    fails_at("exec: a\nuser: ''\n", 2, "user", "is empty");
-    fails_at(
-        "exec: a\nuser: 'a:b'\n",
-        2,
-        "user",
-        "cannot be a user or group name",
-    );
-}
-
-#[test]
 fn an_unreadable_passwd_is_an_error_at_user() {
     let mut fixture = fixture_with("exec: a\nuser: alice\n", &[]);
     fixture.system_files.passwd = fixture.root().join("no-passwd");
@@ -517,7 +402,7 @@ fn an_unreadable_passwd_is_an_error_at_user() {
 fn a_missing_group_file_leaves_only_the_primary_group() {
     let mut fixture = fixture_with("exec: a\nuser: alice\n", &[]);
     fixture.system_files.group = fixture.root().join("no-group");
-    let credentials = load_fixture(&fixture).unwrap().credentials.unwrap();
+    let credentials = fixture.load().unwrap().credentials.unwrap();
     assert_eq!(credentials.supplementary_groups, vec![1000]);
 }
 
@@ -548,119 +433,36 @@ fn ready_fd_gives_notification_readiness() {
 }
 
 #[test]
-fn readiness_errors_point_at_the_key_at_fault() {
-    fails_at(
-        "exec: a\ntest: \"''\"\n",
-        2,
-        "test",
-        "the program name is empty",
-    );
-    fails_at("exec: a\ntest: ' '\n", 2, "test", "empty command");
-    fails_at(
-        "exec: a\ntest: check\nready_fd: 3\n",
-        3,
-        "ready_fd",
-        "both define readiness",
-    );
-    fails_at(
-        "exec: a\nready_fd: 3\n\ntest: check\n",
-        4,
-        "test",
-        "both define readiness",
-    );
-    fails_at(
-        "exec: a\noneshot: true\ntest: check\n",
-        3,
-        "test",
-        "oneshot",
-    );
-    fails_at(
-        "exec: a\nready_fd: 5\noneshot: true\n",
-        2,
-        "ready_fd",
-        "oneshot",
-    );
-    fails_at(
-        "exec: a\ntest_interval: 1\n",
-        2,
-        "test_interval",
-        "without test",
-    );
-    fails_at(
-        "exec: a\ntest: c\ntest_interval: 0\n",
-        3,
-        "test_interval",
-        "more than 0",
-    );
-    fails_at("exec: a\nready_fd: 2\n", 2, "ready_fd", "must be 3 or more");
-    fails_at(
-        "exec: a\nready_fd: -1\n",
-        2,
-        "ready_fd",
-        "must be 3 or more",
-    );
-    fails_at(
-        "exec: a\nready_fd: 99999999999\n",
-        2,
-        "ready_fd",
-        "too large",
-    );
-    fails_at(
-        "exec: a\nready_fd: '3'\n",
-        2,
-        "ready_fd",
-        "invalid type: string",
-    );
-    fails_at(
-        "exec: a\nready_fd: 3.5\n",
-        2,
-        "ready_fd",
-        "invalid type: floating point",
-    );
-}
-
-#[test]
 fn dir_is_relative_to_the_service_directory() {
     let fixture = fixture_with("exec: a\ndir: /var/lib/web\n", &[]);
     assert_eq!(
-        load_fixture(&fixture).unwrap().working_directory,
+        fixture.load().unwrap().working_directory,
         PathBuf::from("/var/lib/web")
     );
     let fixture = fixture_with("exec: a\ndir: ../shared\n", &[]);
     assert_eq!(
-        load_fixture(&fixture).unwrap().working_directory,
+        fixture.load().unwrap().working_directory,
         fixture.service.join("../shared")
     );
-    fails_at("exec: a\ndir: ''\n", 2, "dir", "is empty");
 }
 
 #[test]
 fn stop_signal_takes_names_in_any_form_and_numbers() {
     for (text, signal) in [
-        ("TERM", Signal::SIGTERM),
-        ("SIGQUIT", Signal::SIGQUIT),
-        ("hup", Signal::SIGHUP),
-        ("9", Signal::SIGKILL),
-        ("'10'", Signal::SIGUSR1),
+        ("TERM", Ok(Signal::SIGTERM)),
+        ("SIGQUIT", Ok(Signal::SIGQUIT)),
+        ("hup", Ok(Signal::SIGHUP)),
+        ("9", Ok(Signal::SIGKILL)),
+        ("'10'", Ok(Signal::SIGUSR1)),
+        ("SIGFOO", Err("unknown signal `SIGFOO`")),
+        ("0", Err("unknown signal `0`")),
     ] {
-        assert_eq!(
-            loads(&format!("exec: a\nstop_signal: {text}\n")).stop_signal,
-            signal,
-            "{text}"
-        );
+        let yaml = format!("exec: a\nstop_signal: {text}\n");
+        match signal {
+            Ok(signal) => assert_eq!(loads(&yaml).stop_signal, signal, "{text}"),
+            Err(fragment) => fails_at(&yaml, 2, "stop_signal", fragment),
+        }
     }
-    fails_at(
-        "exec: a\nstop_signal: SIGFOO\n",
-        2,
-        "stop_signal",
-        "unknown signal `SIGFOO`",
-    );
-    fails_at(
-        "exec: a\nstop_signal: 0\n",
-        2,
-        "stop_signal",
-        "unknown signal `0`",
-    );
 }
 
 #[test]
@@ -672,71 +474,7 @@ fn durations_are_seconds_as_integers_or_decimals() {
 }
 
 #[test]
-fn bad_durations_point_at_their_key() {
-    fails_at(
-        "exec: a\nstop_timeout: -1\n",
-        2,
-        "stop_timeout",
-        "must not be negative",
-    );
-    fails_at(
-        "exec: a\nstop_timeout: -0.5\n",
-        2,
-        "stop_timeout",
-        "must not be negative",
-    );
-    fails_at(
-        "exec: a\nstop_timeout: 10s\n",
-        2,
-        "stop_timeout",
-        "invalid type: string",
-    );
-    fails_at(
-        "exec: a\nstop_timeout: true\n",
-        2,
-        "stop_timeout",
-        "invalid type: boolean",
-    );
-    fails_at(
-        "exec: a\nstop_timeout: .inf\n",
-        2,
-        "stop_timeout",
-        "not a usable number",
-    );
-    fails_at(
-        "exec: a\nstop_timeout: .nan\n",
-        2,
-        "stop_timeout",
-        "not a usable number",
-    );
-    fails_at(
-        "exec: a\nrestart_delay: 0\n",
-        2,
-        "restart_delay",
-        "more than 0",
-    );
-    fails_at(
-        "exec: a\nrestart_delay_max: 0\n",
-        2,
-        "restart_delay_max",
-        "more than 0",
-    );
-}
-
-#[test]
 fn restart_delay_max_must_not_be_below_restart_delay() {
-    fails_at(
-        "exec: a\nrestart_delay_max: 2\nrestart_delay: 5\n",
-        2,
-        "restart_delay_max",
-        "2s is less than restart_delay (5s)",
-    );
-    fails_at(
-        "exec: a\n\nrestart_delay: 90\n",
-        3,
-        "restart_delay",
-        "more than restart_delay_max (60s by default)",
-    );
     let loaded = loads("exec: a\nrestart_delay: 90\nrestart_delay_max: 90\n");
     assert_eq!(loaded.restart_delay, Duration::from_secs(90));
 }
@@ -749,19 +487,13 @@ fn log_names_a_destination() {
         LogDestination::Console
     );
     assert_eq!(loads("exec: a\nlog: none\n").log, LogDestination::Null);
-    fails_at(
-        "exec: a\nlog: syslog\n",
-        2,
-        "log",
-        "unknown destination `syslog`",
-    );
 }
 
 #[test]
 fn a_log_directory_is_the_log_and_conflicts_with_the_log_key() {
     let fixture = fixture_with("exec: a\n", &[("log/", "")]);
     assert_eq!(
-        load_fixture(&fixture).unwrap().log,
+        fixture.load().unwrap().log,
         LogDestination::Service(fixture.path("log"))
     );
     let fixture = fixture_with("exec: a\n\nlog: console\n", &[("log/", "")]);
@@ -771,7 +503,7 @@ fn a_log_directory_is_the_log_and_conflicts_with_the_log_key() {
 #[test]
 fn the_message_leads_with_the_key_and_holds_no_second_position() {
     let fixture = fixture_with("exec: a\noneshot: 7\n", &[]);
-    let error = load_fixture(&fixture).unwrap_err();
+    let error = fixture.load().unwrap_err();
     assert_eq!(
         error.message,
         "oneshot: invalid type: integer `7`, expected a boolean"
@@ -953,7 +685,7 @@ fn every_kind_of_value_words_its_errors_exactly() {
              from 0 to 67108864 (64 MiB)",
         ),
     ] {
-        let error = load_fixture(&fixture_with(yaml, &[])).unwrap_err();
+        let error = fixture_with(yaml, &[]).error();
         assert_eq!(
             (error.line, error.message.as_str()),
             (Some(line), message),
@@ -976,7 +708,7 @@ fn container_env_takes_the_saved_variables_asked_for_and_environ_wins() {
         ] {
             std::fs::write(saved.join(name), value).unwrap();
         }
-        load_fixture(&fixture).unwrap().environment
+        fixture.load().unwrap().environment
     };
     assert_eq!(
         with("exec: a\n"),
@@ -1008,6 +740,6 @@ fn on_failure_is_read() {
         ("stop", crate::failure::OnFailure::Stop),
     ] {
         let fixture = fixture_with(&format!("exec: a\non_failure: {word}\n"), &[]);
-        assert_eq!(load_fixture(&fixture).unwrap().on_failure, Some(policy));
+        assert_eq!(fixture.load().unwrap().on_failure, Some(policy));
     }
 }

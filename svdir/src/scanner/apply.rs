@@ -2,7 +2,7 @@
 //! queued behind the old runsv of its name), each one gone has its runsv told to exit,
 //! renames and aliases change nothing but names, and skipped entries are reported once.
 
-use super::{lossy, Id, Runsv, Service, Svdir};
+use super::{lossy, report_once, Id, Runsv, Service, Svdir};
 use crate::scan::{self, Scan};
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -16,14 +16,10 @@ impl Svdir {
         let scan = match scan::scan(&self.resolution.dir) {
             Ok(scan) => scan,
             Err(error) => {
-                let problem = crate::describe(&error);
-                if self.scan_problem.as_ref() != Some(&problem) {
-                    say!(
-                        "warning: unable to read {}: {problem}",
-                        self.resolution.dir.display()
-                    );
-                    self.scan_problem = Some(problem);
-                }
+                let dir = &self.resolution.dir;
+                report_once(&mut self.scan_problem, crate::describe(&error), |problem| {
+                    say!("warning: unable to read {}: {problem}", dir.display())
+                });
                 return;
             }
         };

@@ -3,7 +3,7 @@
 //! `.svdir` sync control) and rescans; `sv sync` requests are answered once the rescan
 //! they asked for is applied.
 
-use super::{open_directory, Svdir};
+use super::{open_directory, report_once, Svdir};
 use crate::chain;
 use crate::sync::{SetupError, SyncControl};
 
@@ -13,15 +13,18 @@ impl Svdir {
         let resolution = match chain::resolve(&self.dir) {
             Ok(resolution) => resolution,
             Err(error) => {
-                let problem = crate::describe(&error);
-                if self.resolve_problem.as_ref() != Some(&problem) {
-                    say!(
-                        "warning: unable to resolve {}: {problem}; still scanning {}",
-                        self.dir.display(),
-                        self.resolution.dir.display()
-                    );
-                    self.resolve_problem = Some(problem);
-                }
+                let (dir, scanned) = (&self.dir, &self.resolution.dir);
+                report_once(
+                    &mut self.resolve_problem,
+                    crate::describe(&error),
+                    |problem| {
+                        say!(
+                            "warning: unable to resolve {}: {problem}; still scanning {}",
+                            dir.display(),
+                            scanned.display()
+                        )
+                    },
+                );
                 return;
             }
         };
@@ -72,12 +75,9 @@ impl Svdir {
                 "warning: {} is also scanned by another svdir; no sync control",
                 self.resolution.dir.display()
             ),
-            Err(SetupError::Unavailable(why)) => {
-                if self.sync_problem.as_ref() != Some(&why) {
-                    say!("warning: no sync control (sv sync will not work): {why}");
-                }
-                self.sync_problem = Some(why);
-            }
+            Err(SetupError::Unavailable(why)) => report_once(&mut self.sync_problem, why, |why| {
+                say!("warning: no sync control (sv sync will not work): {why}")
+            }),
         }
         self.scan_problem = None;
         self.skipped.clear();

@@ -26,8 +26,8 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::WatchDescriptor;
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 use std::collections::{BTreeMap, HashMap};
@@ -173,6 +173,15 @@ fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
+/// Reports a problem once: `say` is called only when it is not the one `last` holds,
+/// and `last` remembers it (a problem that persists is not repeated at every rescan).
+fn report_once(last: &mut Option<String>, problem: String, say: impl FnOnce(&str)) {
+    if last.as_deref() != Some(problem.as_str()) {
+        say(&problem);
+        *last = Some(problem);
+    }
+}
+
 /// `1 service`, `3 services`.
 fn services(count: usize) -> String {
     if count == 1 {
@@ -187,19 +196,50 @@ fn lossy(name: &OsStr) -> String {
 }
 
 impl Svdir {
+    /// An svdir on `resolution` (of `dir`) before its first scan: no service, nothing
+    /// pending, no sync control, the default stop deadline. Its seams first: the
+    /// system calls and the signals, which the tests fake.
+    fn new(
+        sys: Box<dyn sys::Sys>,
+        signals: SignalFd,
+        dir: PathBuf,
+        resolution: Resolution,
+        scan_fd: OwnedFd,
+        watch: watch::Watch,
+    ) -> Svdir {
+        Svdir {
+            dir,
+            resolution,
+            scan_fd,
+            sys,
+            signals,
+            watch,
+            sync: None,
+            retired_sync: None,
+            sync_problem: None,
+            sync_requests: 0,
+            services: HashMap::new(),
+            children: HashMap::new(),
+            skipped: BTreeMap::new(),
+            scan_problem: None,
+            resolve_problem: None,
+            need_scan: false,
+            need_resolve: false,
+            stop: None,
+            stop_deadline: crate::DEFAULT_STOP_DEADLINE,
+            exit: None,
+        }
+    }
+
     fn start(options: Options) -> Result<Svdir, String> {
         // Signals first, so that nothing is missed; the mask is reset in every child.
-        let mut mask = SigSet::empty();
-        for signal in [
+        let mask = runsv::signals::mask_of(&[
             Signal::SIGCHLD,
             Signal::SIGTERM,
             Signal::SIGINT,
             Signal::SIGHUP,
-        ] {
-            mask.add(signal);
-        }
-        mask.thread_block()
-            .map_err(|e| format!("unable to block signals: {e}"))?;
+        ]);
+        let signals = runsv::signals::receive(&mask)?;
         for signal in mask.iter() {
             // An ignored signal never reaches the signalfd (and an ignored SIGCHLD
             // would reap our children behind our back).
@@ -208,8 +248,6 @@ impl Svdir {
                 let _ = nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl);
             }
         }
-        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(|e| format!("unable to create signalfd: {e}"))?;
 
         let dir = options.dir;
         let resolution = chain::resolve(&dir)
@@ -250,28 +288,10 @@ impl Svdir {
         })?;
         let watch = watch::Watch::new()
             .map_err(|e| format!("unable to create an inotify instance: {e}"))?;
-        let mut svdir = Svdir {
-            dir,
-            resolution,
-            scan_fd,
-            sys: Box::new(sys::Real { spawner }),
-            signals,
-            watch,
-            sync,
-            retired_sync: None,
-            sync_problem,
-            sync_requests: 0,
-            services: HashMap::new(),
-            children: HashMap::new(),
-            skipped: BTreeMap::new(),
-            scan_problem: None,
-            resolve_problem: None,
-            need_scan: false,
-            need_resolve: false,
-            stop: None,
-            stop_deadline: options.stop_deadline,
-            exit: None,
-        };
+        let sys = Box::new(sys::Real { spawner });
+        let mut svdir = Svdir::new(sys, signals, dir, resolution, scan_fd, watch);
+        svdir.stop_deadline = options.stop_deadline;
+        (svdir.sync, svdir.sync_problem) = (sync, sync_problem);
         // Watches before the first scan: a change during it is not missed.
         let began = Instant::now();
         svdir.watch.follow(&svdir.resolution);

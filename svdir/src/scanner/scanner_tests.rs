@@ -87,28 +87,13 @@ fn scanned(entries: &[(&str, Option<&str>)], fake: &Fake) -> (tempfile::TempDir,
         }
     }
     let resolution = chain::resolve(root.path()).unwrap();
-    let mut svdir = Svdir {
-        dir: root.path().to_path_buf(),
-        scan_fd: open_directory(&resolution.dir).unwrap(),
-        resolution,
-        sys: Box::new(fake.clone()),
-        signals: SignalFd::with_flags(&SigSet::empty(), SfdFlags::SFD_CLOEXEC).unwrap(),
-        watch: watch::Watch::new().unwrap(),
-        sync: None,
-        retired_sync: None,
-        sync_problem: None,
-        sync_requests: 0,
-        services: HashMap::new(),
-        children: HashMap::new(),
-        skipped: BTreeMap::new(),
-        scan_problem: None,
-        resolve_problem: None,
-        need_scan: false,
-        need_resolve: false,
-        stop: None,
-        stop_deadline: DEADLINE,
-        exit: None,
-    };
+    let scan_fd = open_directory(&resolution.dir).unwrap();
+    let signals = SignalFd::new(&SigSet::empty()).unwrap();
+    let watch = watch::Watch::new().unwrap();
+    let dir = root.path().to_path_buf();
+    let sys = Box::new(fake.clone());
+    let mut svdir = Svdir::new(sys, signals, dir, resolution, scan_fd, watch);
+    svdir.stop_deadline = DEADLINE;
     svdir.rescan(true);
     (root, svdir)
 }

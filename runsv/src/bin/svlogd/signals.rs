@@ -3,8 +3,8 @@
 //! never interrupts a write half-way.
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
@@ -24,18 +24,13 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub fn new(verbose: bool) -> nix::Result<Signals> {
-        let mut mask = SigSet::empty();
-        for signal in [
+    pub fn new(verbose: bool) -> Result<Signals, String> {
+        let fd = runsv::signals::receive(&runsv::signals::mask_of(&[
             Signal::SIGTERM,
             Signal::SIGHUP,
             Signal::SIGALRM,
             Signal::SIGCHLD,
-        ] {
-            mask.add(signal);
-        }
-        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
-        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        ]))?;
         Ok(Signals {
             fd,
             pending: Pending::default(),

@@ -16,6 +16,12 @@ pub(super) struct Text<T> {
     parse: fn(&str) -> Result<T, String>,
 }
 
+impl<T> Text<T> {
+    const fn new(expecting: &'static str, parse: fn(&str) -> Result<T, String>) -> Text<T> {
+        Text { expecting, parse }
+    }
+}
+
 impl<T> Rule for Text<T> {
     type Value = T;
     const REQUEST: Request = Request::AsWritten;
@@ -30,54 +36,29 @@ impl<T> Rule for Text<T> {
     }
 }
 
-pub(super) const COMMAND: Text<Vec<String>> = Text {
-    expecting: "a command line",
-    parse: parse_command,
-};
-pub(super) const DIRECTORY: Text<PathBuf> = Text {
-    expecting: "a directory path",
-    parse: parse_directory,
-};
-pub(super) const ACCOUNT: Text<String> = Text {
-    expecting: "a name or a number",
-    parse: parse_account,
-};
-pub(super) const SIGNAL: Text<Signal> = Text {
-    expecting: "a signal name or number",
-    parse: stop_signal,
-};
-pub(super) const LOG: Text<LogDestination> = Text {
-    expecting: "kmsg, console or none",
-    parse: parse_log,
-};
-pub(super) const ON_FAILURE: Text<crate::failure::OnFailure> = Text {
-    expecting: "continue, warn or stop",
-    parse: parse_on_failure,
-};
-pub(super) const BYTES: Text<u64> = Text {
-    expecting: "a size such as 64M or 1G",
-    parse: crate::cgroup::limits::parse_bytes,
-};
-pub(super) const WEIGHT: Text<u32> = Text {
-    expecting: "a weight from 1 to 10000",
-    parse: crate::cgroup::limits::parse_weight,
-};
-pub(super) const CPU_SHARE: Text<u64> = Text {
-    expecting: "a CPU share such as 50% or 1.5",
-    parse: crate::cgroup::limits::parse_cpu_max,
-};
-pub(super) const COUNT: Text<u64> = Text {
-    expecting: "a number of processes",
-    parse: crate::cgroup::limits::parse_count,
-};
-const SERVICE_NAME: Text<String> = Text {
-    expecting: "a service name",
-    parse: parse_service_name,
-};
-const VARIABLE_VALUE: Text<String> = Text {
-    expecting: "a string, number or boolean",
-    parse: parse_variable_value,
-};
+pub(super) const COMMAND: Text<Vec<String>> = Text::new("a command line", parse_command);
+pub(super) const DIRECTORY: Text<PathBuf> = Text::new("a directory path", parse_directory);
+pub(super) const ACCOUNT: Text<String> = Text::new("a name or a number", parse_account);
+pub(super) const SIGNAL: Text<Signal> = Text::new("a signal name or number", stop_signal);
+pub(super) const LOG: Text<LogDestination> = Text::new("kmsg, console or none", parse_log);
+const SERVICE_NAME: Text<String> = Text::new("a service name", parse_service_name);
+const VARIABLE_VALUE: Text<String> = Text::new("a string, number or boolean", parse_variable_value);
+pub(super) const ON_FAILURE: Text<crate::failure::OnFailure> =
+    Text::new("continue, warn or stop", parse_on_failure);
+pub(super) const BYTES: Text<u64> = Text::new(
+    "a size such as 64M or 1G",
+    crate::cgroup::limits::parse_bytes,
+);
+pub(super) const WEIGHT: Text<u32> = Text::new(
+    "a weight from 1 to 10000",
+    crate::cgroup::limits::parse_weight,
+);
+pub(super) const CPU_SHARE: Text<u64> = Text::new(
+    "a CPU share such as 50% or 1.5",
+    crate::cgroup::limits::parse_cpu_max,
+);
+pub(super) const COUNT: Text<u64> =
+    Text::new("a number of processes", crate::cgroup::limits::parse_count);
 
 fn parse_command(text: &str) -> Result<Vec<String>, String> {
     let words = split_words(text)?;
