@@ -4,9 +4,11 @@
 //! tree to stop. runsv applies the policy as a failure happens; svdir counts failures
 //! in its stop's exit status. See docs/service-definition.md.
 
-use crate::supervise::{FullState, ServiceState};
+use crate::supervise::{ExitStatus, FullState, ServiceState};
+use crate::tai64n::Timestamp;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use std::time::Duration;
 
 /// The tree's default policy, for services whose definition names none.
 pub const VARIABLE: &str = "RUNTREE_ON_FAILURE";
@@ -84,7 +86,7 @@ pub fn failure(state: &FullState) -> Option<String> {
     match state.state {
         ServiceState::Error => Some(format!("error: {}", state.reason)),
         ServiceState::Respawn
-            if state.last_exit.is_some_and(|exit| !exit.success())
+            if state.last_exit.is_some_and(failed)
                 && !state.reason.starts_with(RESTARTING_AS_ASKED) =>
         {
             let restarts = match state.restarts {
@@ -96,6 +98,44 @@ pub fn failure(state: &FullState) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// A run shorter than this after a failure is still part of the crash loop (runsv's
+/// machine counts such a run as "dying fast": its STABLE_RUN).
+pub const YOUNG_RUN: Duration = Duration::from_secs(1);
+
+/// A failed run: not a success, and known (an adopted process's end is not).
+fn failed(exit: ExitStatus) -> bool {
+    !exit.success() && exit != ExitStatus::Unknown
+}
+
+/// Whether the service is failing as the tree's stop sees it at `now`: [`failure`], or
+/// a longrun started again less than YOUNG_RUN ago after a failed run, caught between
+/// two crashes of a loop. (A SIGTERM is left out there: with the reason gone, it is
+/// most likely `sv restart`'s.)
+pub fn failing(state: &FullState, now: Timestamp) -> Option<String> {
+    if let Some(failure) = failure(state) {
+        return Some(failure);
+    }
+    let exit = state.last_exit?;
+    let young = matches!(state.state, ServiceState::Starting | ServiceState::Running)
+        && state.restarts > 0
+        && failed(exit)
+        && exit != ExitStatus::Signaled(Signal::SIGTERM as i32)
+        && elapsed(state.since, now) < YOUNG_RUN;
+    young.then(|| {
+        format!(
+            "{} again {} after it {exit} (crash loop, {} restarts)",
+            state.state,
+            crate::duration::seconds(elapsed(state.since, now)),
+            state.restarts
+        )
+    })
+}
+
+fn elapsed(since: Timestamp, now: Timestamp) -> Duration {
+    let at = |t: Timestamp| Duration::new(t.seconds, t.nanoseconds.min(999_999_999));
+    at(now).saturating_sub(at(since))
 }
 
 /// Asks for the whole tree to stop, as `on_failure: stop` does: runtree's init (PID 1,
@@ -123,8 +163,7 @@ pub fn request_tree_stop() -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervise::{ExitStatus, Want};
-    use crate::tai64n::Timestamp;
+    use crate::supervise::Want;
 
     fn state(state: ServiceState, last_exit: Option<ExitStatus>, reason: &str) -> FullState {
         FullState {
@@ -173,6 +212,35 @@ mod tests {
         ] {
             assert_eq!(failure(&state(s, exit1, "")), None);
         }
+    }
+
+    #[test]
+    fn caught_between_two_crashes_at_the_stop() {
+        let exit1 = Some(ExitStatus::Exited(1));
+        let mut running = state(ServiceState::Running, exit1, "");
+        running.since = Timestamp {
+            seconds: 100,
+            nanoseconds: 0,
+        };
+        let at = |seconds, nanoseconds| Timestamp {
+            seconds,
+            nanoseconds,
+        };
+        assert_eq!(
+            failing(&running, at(100, 300_000_000)).as_deref(),
+            Some("running again 0.3s after it exited 1 (crash loop, 3 restarts)")
+        );
+        // A run that has lasted, a TERM (sv restart), a first run: no loop.
+        assert_eq!(failing(&running, at(101, 0)), None);
+        let mut termed = running.clone();
+        termed.last_exit = Some(ExitStatus::Signaled(15));
+        assert_eq!(failing(&termed, at(100, 1)), None);
+        let mut first = running.clone();
+        first.restarts = 0;
+        assert_eq!(failing(&first, at(100, 1)), None);
+        let mut adopted = state(ServiceState::Respawn, Some(ExitStatus::Unknown), "");
+        adopted.reason = "ended; restarting now".to_string();
+        assert_eq!(failing(&adopted, at(100, 1)), None);
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl StopPlan {
                 part,
                 reason: state.reason.clone(),
             }
-        } else if let Some(failure) = runsv::failure::failure(state) {
+        } else if let Some(failure) = runsv::failure::failing(state, self.began) {
             Problem::Failing { part, failure }
         } else {
             return;
