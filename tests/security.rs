@@ -500,7 +500,13 @@ fn symlinks_planted_in_supervise_redirect_no_write() {
         !elsewhere.exists(),
         "no file created through a dangling link"
     );
-    for name in ["status.new", "state.new", "stat.new", "pid.new", "times.new"] {
+    for name in [
+        "status.new",
+        "state.new",
+        "stat.new",
+        "pid.new",
+        "times.new",
+    ] {
         assert!(
             !supervise.join(name).exists(),
             "{name} was renamed into place"
