@@ -2,10 +2,10 @@
 //! its definition, its state machine, and its `supervise/` directory — the lock held
 //! for runsv's life, the two FIFOs, and the status files rewritten on every change.
 
-use crate::machine::{Machine, Now, ReadinessKind, Settings};
+use crate::machine::{Machine, Now, Settings};
 use crate::setup;
 use runsv::boot_times::{self, Times};
-use runsv::definition::{Environment, LogDestination, Readiness, ServiceDefinition};
+use runsv::definition::{Environment, ServiceDefinition};
 use runsv::errno_text;
 use runsv::failure::OnFailure;
 use runsv::reader::Links;
@@ -15,6 +15,14 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+mod leftover;
+mod loading;
+
+use leftover::left_running;
+pub use leftover::Leftover;
+pub use loading::has_log_service;
+use loading::{relocate, settings_of};
 
 pub struct Service {
     /// For messages: `/service/web` or `/service/web/log`.
@@ -497,108 +505,6 @@ impl Service {
     pub fn control_fd(&self) -> i32 {
         self.control.as_raw_fd()
     }
-}
-
-fn settings_of(
-    definition: Option<&ServiceDefinition>,
-    is_log: bool,
-    invalid: Option<String>,
-) -> Settings {
-    let Some(definition) = definition else {
-        return Settings {
-            is_log,
-            invalid,
-            ..Settings::default()
-        };
-    };
-    Settings {
-        oneshot: definition.oneshot,
-        has_finish: definition.finish.is_some() && !is_log,
-        readiness: match &definition.readiness {
-            Readiness::Immediate => ReadinessKind::Immediate,
-            Readiness::Test { interval, .. } => ReadinessKind::Test {
-                interval: *interval,
-            },
-            Readiness::NotificationFd(_) => ReadinessKind::Notification,
-        },
-        stop_signal: definition.stop_signal,
-        stop_timeout: definition.stop_timeout,
-        restart_delay: definition.restart_delay,
-        restart_delay_max: definition.restart_delay_max,
-        is_log,
-        invalid,
-    }
-}
-
-/// Whether the definition sends output to a `log/` service.
-pub fn has_log_service(directory: &Path, definition: Option<&ServiceDefinition>) -> bool {
-    match definition {
-        Some(d) => matches!(d.log, LogDestination::Service(_)),
-        None => directory.join("log").is_dir(),
-    }
-}
-
-/// Makes the definition's paths relative to runsv's working directory (the service
-/// directory): the service keeps starting if its entry is renamed while runsv runs,
-/// as with runit, whose runsv only ever uses relative paths.
-fn relocate(definition: &mut ServiceDefinition, directory: &Path, is_log: bool) {
-    let base = if is_log {
-        Path::new("log")
-    } else {
-        Path::new(".")
-    };
-    let rebase = |path: &Path| match path.strip_prefix(directory) {
-        Ok(rest) if rest.as_os_str().is_empty() => base.to_path_buf(),
-        Ok(rest) => base.join(rest),
-        Err(_) => path.to_path_buf(),
-    };
-    definition.working_directory = rebase(&definition.working_directory);
-    definition.directory = rebase(&definition.directory);
-    // finish runs in the service's own directory: `./finish` there.
-    definition.finish = definition.finish.as_deref().map(|finish| {
-        finish
-            .strip_prefix(directory)
-            .map(|rest| Path::new(".").join(rest))
-            .unwrap_or_else(|_| finish.to_path_buf())
-    });
-}
-
-/// A process a killed predecessor left running, and the state it published.
-pub struct Leftover {
-    pub pid: u32,
-    pub previous: FullState,
-}
-
-impl Leftover {
-    /// Whether it is `run` up and ready (not `finish`, not a `run` still starting,
-    /// whose readiness this runsv could not follow): only that can be adopted.
-    pub fn adoptable(&self) -> bool {
-        self.previous.state == ServiceState::Running
-    }
-}
-
-/// The process a previous runsv of this directory left running, if it is still the
-/// same process: the pid and its start time from /proc must both match, so a reused
-/// pid is never mistaken for it.
-///
-/// runsv adopts or stops that process, so the file must be one a runsv wrote: not a link
-/// (to another service's state) and owned by runsv's user (not planted by another user
-/// allowed to write in supervise/).
-fn left_running(supervise: &SuperviseDir) -> Option<Leftover> {
-    let mut file = runsv::reader::open_regular(&supervise.state(), Links::Refuse).ok()?;
-    let owner = std::os::unix::fs::MetadataExt::uid(&file.metadata().ok()?);
-    if owner != nix::unistd::geteuid().as_raw() {
-        return None;
-    }
-    let previous = FullState::read_from(&mut file).ok()?;
-    if previous.pid == 0 || previous.starttime == 0 {
-        return None;
-    }
-    let alive = runsv::proc::start_time(previous.pid) == Some(previous.starttime);
-    alive.then_some(Leftover {
-        pid: previous.pid,
-        previous,
-    })
 }
 
 fn must_be_fifo(meta: &fs::Metadata) -> io::Result<()> {
