@@ -252,6 +252,17 @@ impl Guard {
         Pid::from_raw(self.child.id() as i32)
     }
 
+    /// Kills on drop the process group the service `pid` is in now (runsv's services are
+    /// members of their session's group, not its leaders), and the group `pid` would
+    /// lead if it made one later (setsid): what a failing test leaves is stopped.
+    pub fn kill_on_drop(&mut self, pid: u32) {
+        let pid = Pid::from_raw(pid as i32);
+        if let Some(group) = runsv::launch::group_of(pid) {
+            self.extra_groups.push(group);
+        }
+        self.extra_groups.push(pid);
+    }
+
     /// Waits for the process to exit on its own, up to `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;

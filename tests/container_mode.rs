@@ -52,9 +52,7 @@ fn in_a_container_kmsg_lines_go_to_the_log_even_where_kmsg_is_writable() {
         &stderr,
     );
     let pid = wait_running(&service, WAIT);
-    guard
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    guard.kill_on_drop(pid);
     assert!(
         wait_for(&[root.path()], WAIT, || fs::read_to_string(&stderr)
             .is_ok_and(|t| t.contains("chatty: hello from chatty\n"))),
@@ -85,9 +83,7 @@ fn the_default_stop_timeout_comes_from_the_environment() {
         &stderr,
     );
     let pid = wait_running(&service, WAIT);
-    guard
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    guard.kill_on_drop(pid);
     let asked = Instant::now();
     send_control(&SuperviseDir::of_service(&service), &[Control::Down]).unwrap();
     // With the 10 s default this would still be stopping when the wait ends.

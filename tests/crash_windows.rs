@@ -77,16 +77,17 @@ fn one_copy(service: &Path, marker: &str) -> Result<u32, String> {
 
 use runtree::trace;
 
-/// A service that starts only on `u` (so that ptrace is in place before runsv forks),
-/// and its runsv, seized.
+/// What `trace::until_started` follows: the leader's vfork and its fork of the process.
+const TRACE_STARTS: libc::c_int =
+    libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK | libc::PTRACE_O_TRACEVFORKDONE;
+
+/// A service that starts only on `u` (so that ptrace is in place before runsv starts
+/// it), and its runsv, seized.
 fn traced_start(root: &Path, name: &str, marker: &str) -> (PathBuf, Guard) {
     let service = yaml_service(root, name, &format!("exec: sleep {marker}\nlog: none\n"));
     fs::write(service.join("down"), "").unwrap();
     let guard = runsv(&service);
-    trace::seize(
-        guard.pid(),
-        libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACESYSGOOD,
-    );
+    trace::seize(guard.pid(), TRACE_STARTS | libc::PTRACE_O_TRACESYSGOOD);
     control(&service, "u");
     (service, guard)
 }
@@ -107,7 +108,7 @@ fn next_runsv_runs_one_copy(service: &Path, marker: &str) -> Guard {
     let result = one_copy(service, marker);
     kill_copies_unless(&result, marker);
     let pid = result.unwrap_or_else(|e| panic!("{}: not one copy: {e}", service.display()));
-    next.extra_groups.push(Pid::from_raw(pid as i32));
+    next.kill_on_drop(pid);
     next
 }
 
@@ -122,11 +123,10 @@ fn runsv_killed_between_fork_and_publishing_the_pid_leaves_no_copy() {
     let root = tempfile::tempdir().unwrap();
     let marker = marker(1, 0);
     let (service, mut first) = traced_start(root.path(), "a", &marker);
-    let child = trace::until_fork(first.pid());
-    // runsv stands right after fork(): nothing of the child is published yet.
+    let child = trace::until_started(first.pid());
+    // runsv stands right after the start: nothing of the child is published yet.
     kill(first.pid(), Signal::SIGKILL).unwrap();
     first.wait_exit(WAIT).expect("runsv reaped");
-    trace::release_child(child);
     assert!(
         child_settled(child, &marker),
         "the child neither exited nor ran"
@@ -148,19 +148,14 @@ fn runsv_killed_as_it_starts_finish_leaves_no_finish_unrecorded() {
     fs::write(service.join("down"), "").unwrap();
     let mut first = runsv(&service);
     let supervisor = first.pid();
-    trace::seize(
-        supervisor,
-        libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK,
-    );
+    trace::seize(supervisor, TRACE_STARTS);
     control(&service, "u");
-    let run = trace::until_fork(supervisor);
-    trace::release_child(run);
+    trace::until_started(supervisor);
     trace::resume(supervisor, false, 0);
-    // The next child is finish, forked once run has ended.
-    let finish = trace::until_fork(supervisor);
+    // The next process is finish, started once run has ended.
+    let finish = trace::until_started(supervisor);
     kill(supervisor, Signal::SIGKILL).unwrap();
     first.wait_exit(WAIT).expect("runsv reaped");
-    trace::release_child(finish);
     assert!(child_settled(finish, &marker));
     // The next runsv runs run, then its own finish: the only one.
     fs::remove_file(service.join("down")).unwrap();
@@ -171,7 +166,7 @@ fn runsv_killed_as_it_starts_finish_leaves_no_finish_unrecorded() {
     let copies = copies(&marker);
     kill_copies(&marker);
     let state = state.expect("finishing");
-    next.extra_groups.push(Pid::from_raw(state.pid as i32));
+    next.kill_on_drop(state.pid);
     assert_eq!(copies, [state.pid], "one finish, the recorded one");
 }
 
@@ -182,8 +177,7 @@ fn runsv_killed_after_publishing_the_pid_before_the_go_byte_leaves_no_copy() {
     let marker = marker(2, 0);
     let (service, mut first) = traced_start(root.path(), "a", &marker);
     let runsv = first.pid();
-    let child = trace::until_fork(runsv);
-    trace::release_child(child);
+    let child = trace::until_started(runsv);
     // If runsv never stops where this test expects, the watchdog ends the wait.
     let (done, watchdog) = std::sync::mpsc::channel::<()>();
     let dog = std::thread::spawn(move || {
@@ -262,7 +256,7 @@ fn runsv_killed_while_it_stops_a_leftover_hands_the_leftover_on() {
     );
     let terms = service.join("terms");
     let shells = || processes_running(&["/bin/sh", "./stubborn"]);
-    let cleanup = |guard: &mut Guard, pid: u32| guard.extra_groups.push(Pid::from_raw(pid as i32));
+    let cleanup = |guard: &mut Guard, pid: u32| guard.kill_on_drop(pid);
     let mut first = runsv(&service);
     let leftover = wait_state(&service, WAIT, |s| {
         s.state == ServiceState::Starting && s.pid != 0
@@ -338,7 +332,7 @@ fn a_killed_keeper_is_replaced_so_the_next_runsv_kill_still_adopts() {
     };
     let mut first = start();
     let pid = runtree::wait_running(&service, WAIT);
-    first.extra_groups.push(Pid::from_raw(pid as i32));
+    first.kill_on_drop(pid);
     let hup = || kill(Pid::from_raw(pid as i32), Signal::SIGHUP).unwrap();
     assert!(said("0"), "its trap is set");
     hup();
@@ -354,9 +348,9 @@ fn a_killed_keeper_is_replaced_so_the_next_runsv_kill_still_adopts() {
     hup();
     let wrote = said("2");
     let mut second = start();
-    second.extra_groups.push(Pid::from_raw(pid as i32));
+    second.kill_on_drop(pid);
     let state = runtree::wait_running(&service, WAIT);
-    second.extra_groups.push(Pid::from_raw(state as i32));
+    second.kill_on_drop(state);
     assert!(wrote && alive(pid), "the service died writing (SIGPIPE)");
     assert_eq!(state, pid, "adopted, not restarted");
     assert!(replaced, "the killed keeper was never replaced");
@@ -441,7 +435,7 @@ fn a_storm_of_term_then_kill_leaves_one_copy_per_service() {
     let mut svdir = Guard::spawn(&mut command);
     for dir in &dirs {
         let pid = runtree::wait_running(dir, WAIT);
-        svdir.extra_groups.push(Pid::from_raw(pid as i32));
+        svdir.kill_on_drop(pid);
     }
     let mut random = Lcg(u64::from(std::process::id()));
     let mut killed: Vec<Option<u32>> = vec![None; services as usize];
@@ -477,7 +471,7 @@ fn a_storm_of_term_then_kill_leaves_one_copy_per_service() {
     for (i, dir) in dirs.iter().enumerate() {
         match check(i) {
             Ok(pid) => {
-                svdir.extra_groups.push(Pid::from_raw(pid as i32));
+                svdir.kill_on_drop(pid);
                 // sv status names it.
                 let mut command = Command::new(binary("sv"));
                 command.arg("status").arg(dir);
@@ -514,7 +508,7 @@ fn in_pid_namespace_keeper_pid_reuse() {
     let service = yaml_service(root.path(), "a", "exec: sleep 1000\nlog: console\n");
     let mut supervisor = runsv(&service);
     let pid = runtree::wait_running(&service, WAIT);
-    supervisor.extra_groups.push(Pid::from_raw(pid as i32));
+    supervisor.kill_on_drop(pid);
     let dead = keeper(&service).expect("a keeper");
     kill(Pid::from_raw(dead as i32), Signal::SIGKILL).unwrap();
     // Reaped by runsv (its child); a replacement, if any, is started at once.

@@ -60,7 +60,7 @@ fn an_orphaned_keeper_ends_on_sigterm_and_a_supervised_one_does_not() {
     )
     .unwrap_or(false)));
     let pid = wait_running(&service, WAIT);
-    runsv.extra_groups.push(Pid::from_raw(pid as i32));
+    runsv.kill_on_drop(pid);
     let supervise_dir = service.join("supervise");
     let mut found = None;
     assert!(wait_for(&[&supervise_dir], WAIT, || {

@@ -49,7 +49,7 @@ fn supervise_files_are_runits() {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let root = tempfile::tempdir().unwrap();
     let service = runit_service(root.path(), "a", "#!/bin/sh\nexec sleep 1000\n");
-    let _runsv = runsv(&service);
+    let supervisor = runsv(&service);
     let pid = wait_running(&service);
     let supervise = service.join("supervise");
     let mode = |name: &str| {
@@ -80,10 +80,15 @@ fn supervise_files_are_runits() {
         (pid, b'u', RunState::Run)
     );
     assert_eq!(fs::read(supervise.join("status")).unwrap().len(), 20);
-    // The service leads its own session and process group.
+    // The service is in a session and process group of its own, as a member, not
+    // their leader (as under runit: `exec setsid` and `chpst -P` keep its pid).
     let stat = runsv::proc::stat(pid).expect("/proc/PID/stat");
-    assert_eq!(stat.pgrp, pid, "pgid = pid");
-    assert_eq!(stat.session, pid, "sid = pid");
+    assert_ne!(stat.pgrp, pid, "no group leader");
+    assert_eq!(stat.session, stat.pgrp, "the group of its session's leader");
+    let runsv_session = nix::unistd::getsid(Some(supervisor.pid()))
+        .unwrap()
+        .as_raw() as u32;
+    assert_ne!(stat.session, runsv_session, "not runsv's session");
 }
 
 #[test]
@@ -524,12 +529,54 @@ fn the_stop_timeout_kills_the_whole_group() {
     );
 }
 
+/// `exec setsid prog` and `exec chpst -P prog` in `run` keep the supervised pid, as under
+/// runit: the service is no group leader, so util-linux setsid does not fork (its parent
+/// would exit at once and be restarted in a loop) and setsid(2) succeeds. The pid
+/// runsv published goes on to run the program, in a session it leads, and `sv down`
+/// stops it there.
+#[test]
+fn exec_setsid_and_chpst_p_keep_the_supervised_pid() {
+    let root = tempfile::tempdir().unwrap();
+    let chpst = binary("chpst");
+    for (name, run) in [
+        ("setsid", "exec setsid sleep 1000".to_string()),
+        ("chpst", format!("exec {} -P sleep 1000", chpst.display())),
+    ] {
+        let service = runit_service(root.path(), name, &format!("#!/bin/sh\n{run}\n"));
+        let mut guard = runsv(&service);
+        let pid = wait_running(&service);
+        guard.kill_on_drop(pid);
+        let cmdline = || fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        // The very pid runsv published execs sleep: nothing forked it away.
+        assert!(
+            wait_for(&[], WAIT, || cmdline() == b"sleep\x001000\x00"),
+            "{name}: {pid} runs {:?}",
+            String::from_utf8_lossy(&cmdline())
+        );
+        let stat = runsv::proc::stat(pid).expect("/proc/PID/stat");
+        assert_eq!(
+            (stat.session, stat.pgrp),
+            (pid, pid),
+            "{name}: leads its session"
+        );
+        let state = full_state(&service).unwrap();
+        assert_eq!(
+            (state.state, state.pid, state.restarts),
+            (ServiceState::Running, pid, 0),
+            "{name}: no restart"
+        );
+        assert_eq!(read(&service.join("supervise/pid")), format!("{pid}\n"));
+        control(&service, "d");
+        let down = wait_in(&service, ServiceState::Down);
+        assert_eq!(down.last_exit, Some(ExitStatus::Signaled(15)), "{name}");
+        assert!(!alive(pid), "{name}: sleep stopped");
+    }
+}
+
 /// SIGKILLs a runsv and waits until it is gone; its service's group joins `guard`'s,
 /// so that a failing test still stops it.
 fn kill_runsv(guard: &mut Guard, service_pid: u32) {
-    guard
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(service_pid as i32));
+    guard.kill_on_drop(service_pid);
     nix::sys::signal::kill(guard.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
     guard.wait_exit(WAIT).unwrap();
 }
@@ -562,9 +609,7 @@ fn a_killed_runsvs_service_is_adopted_not_restarted_nor_duplicated() {
     kill_runsv(&mut first, pid);
     assert!(alive(pid), "the service outlives a killed runsv");
     let mut second = runsv(&service);
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    second.kill_on_drop(pid);
     let adopted = full_state(&service).unwrap();
     assert_eq!(adopted.state, ServiceState::Running);
     assert_eq!(adopted.pid, pid, "the same process, not a new one");
@@ -609,9 +654,7 @@ fn an_adopted_service_stops_on_down() {
     let pid = wait_running(&service);
     kill_runsv(&mut first, pid);
     let mut second = runsv(&service);
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    second.kill_on_drop(pid);
     assert_eq!(full_state(&service).unwrap().pid, pid);
     control(&service, "d");
     let down = wait_in(&service, ServiceState::Down);
@@ -730,21 +773,15 @@ fn an_adopted_service_keeps_its_logger_and_loses_no_line() {
     let pid = wait_running(&service);
     let logger = runtree::wait_running(&service.join("log"), WAIT);
     hup(pid, 1);
-    first
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(logger as i32));
+    first.kill_on_drop(logger);
     kill_runsv(&mut first, pid);
     // Written while no runsv runs: it waits in the service's pipe, which the keeper
     // holds open, and goes on to the logger once the next runsv runs.
     ask(pid);
     let mut second = runsv(&service);
     arrived(2);
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(logger as i32));
+    second.kill_on_drop(pid);
+    second.kill_on_drop(logger);
     assert_eq!(full_state(&service).unwrap().pid, pid);
     assert_eq!(full_state(&service.join("log")).unwrap().pid, logger);
     hup(pid, 3);
@@ -790,9 +827,7 @@ fn an_adopted_service_writes_on_into_the_relay() {
     hup(pid, "relayed: line-1\n");
     kill_runsv(&mut first, pid);
     let mut second = start(&service);
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    second.kill_on_drop(pid);
     assert_eq!(full_state(&service).unwrap().pid, pid, "adopted");
     hup(pid, "relayed: line-2\n");
     assert_eq!(read(&kmsg), "<6>relayed: line-1\n<6>relayed: line-2\n");
@@ -996,9 +1031,7 @@ fn the_tail_outlives_the_runsv_that_wrote_it() {
         == format!("hello from {pid}\n")));
     kill_runsv(&mut first, pid);
     let mut second = runsv_kmsg(&service, &kmsg);
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    second.kill_on_drop(pid);
     // The adopted service is restarted; the new one's line follows the old one's.
     control(&service, "k");
     let new_pid = wait_state(&service, WAIT, |s| {
@@ -1320,9 +1353,7 @@ fn a_chatty_service_outlives_its_killed_runsv_without_losing_a_line() {
         count()
     );
     let mut second = start();
-    second
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    second.kill_on_drop(pid);
     assert_eq!(
         full_state(&service).unwrap().pid,
         pid,

@@ -367,24 +367,18 @@ fn run_finish_and_test_of_a_user_service_get_its_ids_and_nothing_of_runsvs() {
 
     let starting = wait_in(&service, ServiceState::Starting);
     let run_pid = starting.pid;
-    runsv
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(run_pid as i32));
+    runsv.kill_on_drop(run_pid);
     assert_eq!(cmdline(run_pid), "sleep 1000 ");
     expected.check(run_pid, "run");
 
     let test_pid = wait_child_running(runsv_pid, "sleep 61 ");
-    runsv
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(test_pid as i32));
+    runsv.kill_on_drop(test_pid);
     expected.check(test_pid, "test");
 
     control(&service, "d");
     let finishing = wait_in(&service, ServiceState::Finishing);
     let finish_pid = finishing.pid;
-    runsv
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(finish_pid as i32));
+    runsv.kill_on_drop(finish_pid);
     assert!(
         wait_for(&[], WAIT, || cmdline(finish_pid) == "sleep 62 "),
         "finish runs: {}",
@@ -392,7 +386,8 @@ fn run_finish_and_test_of_a_user_service_get_its_ids_and_nothing_of_runsvs() {
     );
     expected.check(finish_pid, "finish");
     // runsv lets finish run to its end: end it now, not at the guard's deadline.
-    let finish_group = nix::unistd::Pid::from_raw(finish_pid as i32);
+    let finish_group = runsv::launch::group_of(nix::unistd::Pid::from_raw(finish_pid as i32))
+        .expect("finish is in a group of its own session");
     nix::sys::signal::killpg(finish_group, nix::sys::signal::Signal::SIGKILL).unwrap();
     wait_in(&service, ServiceState::Down);
 }
@@ -408,9 +403,7 @@ fn a_user_service_with_a_readiness_fd_gets_that_fd_and_no_other() {
     );
     let mut runsv = runsv(&service);
     let pid = runtree::wait_running(&service, WAIT);
-    runsv
-        .extra_groups
-        .push(nix::unistd::Pid::from_raw(pid as i32));
+    runsv.kill_on_drop(pid);
     let expected = Expected {
         uid: NOBODY,
         gid: NOBODY,

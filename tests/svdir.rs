@@ -44,7 +44,7 @@ fn sync(scan: &Path) {
 /// Waits until the service runs; its pid, added to the guard's groups for cleanup.
 fn running(service: &Path, guard: &mut Guard) -> u32 {
     let pid = runtree::wait_running(service, WAIT);
-    guard.extra_groups.push(Pid::from_raw(pid as i32));
+    guard.kill_on_drop(pid);
     pid
 }
 
@@ -417,7 +417,7 @@ fn a_killed_runsv_is_replaced_and_the_others_are_untouched() {
     let b_pid = running(&b, &mut svdir);
     let before = runsv_children(svdir.pid());
     let old = before["a"];
-    svdir.extra_groups.push(Pid::from_raw(a_pid as i32));
+    svdir.kill_on_drop(a_pid);
     kill(Pid::from_raw(old as i32), Signal::SIGKILL).unwrap();
     // A new runsv, which adopts the service its killed predecessor left running.
     let svdir_pid = svdir.pid();
@@ -633,7 +633,7 @@ fn a_restarted_svdir_adopts_the_running_runsv() {
     ));
     // An adopted runsv that dies is replaced by a child of the new svdir, which in
     // turn adopts the service.
-    second.extra_groups.push(Pid::from_raw(pids["b"] as i32));
+    second.kill_on_drop(pids["b"]);
     kill(Pid::from_raw(runsv["b"] as i32), Signal::SIGKILL).unwrap();
     let b = tree.scan().join("b");
     let second_pid = second.pid();

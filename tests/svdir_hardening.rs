@@ -131,7 +131,7 @@ fn the_stop_holds_its_deadline_whatever_one_runsv_does() {
     let mut pids = Vec::new();
     for service in healthy.iter().chain([&stuck]) {
         let pid = runtree::wait_running(service, WAIT);
-        svdir.extra_groups.push(Pid::from_raw(pid as i32));
+        svdir.kill_on_drop(pid);
         pids.push(pid);
     }
     let stuck_runsv = runsv_child(svdir.pid(), "stuck").expect("runsv stuck");
@@ -226,7 +226,7 @@ fn a_name_that_is_not_utf8_works_end_to_end() {
                 tree.log()
             )
         });
-        svdir.extra_groups.push(Pid::from_raw(state.pid as i32));
+        svdir.kill_on_drop(state.pid);
         pids.push(state.pid);
     }
 

@@ -37,8 +37,9 @@ impl Supervisor {
             }
         }
         let pid = Pid::from_raw(pid as i32);
-        // Every process runsv starts leads its own group, so pgid = pid; a process
-        // that left its group is still reached directly.
+        // The group the process is in now (its session's, or the one it made with
+        // setsid): it is runsv's unreaped child, or proven alive above, so the group
+        // holds it. A process found in runsv's own group is reached alone.
         if !group || self.sys.killpg(pid, signal).is_err() {
             let _ = self.sys.kill(pid, signal);
         }
