@@ -179,13 +179,13 @@ pub fn stop_leftover(
     let process = nix::unistd::Pid::from_raw(pid as i32);
     let send = |signal: Signal| {
         // The group it is in only while it is proven alive: then the group holds it
-        // and is no other's (see `group_of`). The process itself in any case.
-        if !wait_ended(&pidfd, std::time::Duration::ZERO) {
-            if let Some(group) = runsv::launch::group_of(process) {
-                let _ = killpg(group, signal);
-            }
+        // and is no other's (see `group_of`). Otherwise the process itself: once, as a
+        // second TERM would run a trap twice.
+        let alive = !wait_ended(&pidfd, std::time::Duration::ZERO);
+        let group = runsv::launch::group_of(process).filter(|_| alive);
+        if group.is_none_or(|group| killpg(group, signal).is_err()) {
+            pidfd_signal(&pidfd, signal);
         }
-        pidfd_signal(&pidfd, signal);
     };
     send(signal);
     send(Signal::SIGCONT);
