@@ -16,7 +16,7 @@
 
 mod child;
 
-use crate::definition::Credentials;
+use crate::definition::{Credentials, ProcessControls};
 use child::{child_entry, describe_child_failure, leader_entry, ChildArrays, Leader};
 use nix::errno::Errno;
 use nix::libc;
@@ -55,6 +55,16 @@ pub struct Launch {
     stdio: [Stdio; 3],
     /// (runsv's fd, the fd number the child sees it as): the readiness pipe.
     extra_fd: Option<(RawFd, RawFd)>,
+    controls: Controls,
+}
+
+/// The service's limits, nice and umask, as the child's system calls take them.
+#[derive(Default)]
+struct Controls {
+    /// (RLIMIT_ number, soft and hard limit).
+    limits: Vec<(libc::c_int, u64)>,
+    nice: Option<i32>,
+    umask: Option<u32>,
 }
 
 impl Launch {
@@ -106,11 +116,27 @@ impl Launch {
             credentials: None,
             stdio: [Stdio::Inherit; 3],
             extra_fd: None,
+            controls: Controls::default(),
         })
     }
 
     pub fn credentials(mut self, credentials: Option<Credentials>) -> Launch {
         self.credentials = credentials;
+        self
+    }
+
+    /// Limits, nice and umask the process gets (the environment files are read into
+    /// the environment given to `new`).
+    pub fn controls(mut self, controls: &ProcessControls) -> Launch {
+        self.controls = Controls {
+            limits: controls
+                .limits
+                .iter()
+                .map(|(resource, limit)| (resource.number(), limit.raw()))
+                .collect(),
+            nice: controls.nice,
+            umask: controls.umask,
+        };
         self
     }
 

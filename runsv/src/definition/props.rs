@@ -1009,6 +1009,7 @@ fn expected(document: &Document, fixture: &Fixture) -> Outcome {
             None => fixture.service.clone(),
         },
         credentials,
+        controls: Default::default(),
         stop_signal: match value("stop_signal") {
             Some((Value::Signal(signal), _)) => *signal,
             _ => DEFAULT_STOP_SIGNAL,
@@ -1210,6 +1211,7 @@ proptest! {
             readiness: Readiness::Immediate,
             working_directory: fixture.service.clone(),
             credentials: None,
+            controls: Default::default(),
             stop_signal: DEFAULT_STOP_SIGNAL,
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             log: LogDestination::Console,

@@ -9,6 +9,7 @@ use crate::machine::{Action, Event, Process, Target};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use runsv::definition::Readiness;
+use runsv::env_files;
 use runsv::launch::{start_time, Launch, Stdio};
 use runsv::supervise::ExitStatus;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -146,13 +147,21 @@ impl Supervisor {
             Which::Log => self.log.as_mut().ok_or("no log service")?,
         };
         let definition = service.definition.as_ref().ok_or("invalid definition")?;
-        let environment = service.environment();
+        // `env_file` and `env_dir` are read at each start; a file that cannot be read
+        // fails the start, with the file and the cause.
+        let from_files = match service.environment() {
+            Some(variables) => env_files::environment(variables, &definition.controls)?,
+            None => None,
+        };
+        let environment = from_files.as_deref().or(service.environment());
+        let controls = &definition.controls;
         let directory = &definition.working_directory;
         let mut notification = None;
         let launch = match process {
             Process::Run => {
                 let launch = Launch::new(&definition.command, environment, directory)?
                     .credentials(definition.credentials.clone())
+                    .controls(controls)
                     .stdio(stdin, stdout, stderr);
                 if let Readiness::NotificationFd(number) = definition.readiness {
                     let (read, write) = nix::unistd::pipe2(
@@ -181,6 +190,7 @@ impl Supervisor {
                 ];
                 Launch::new(&command, environment, &definition.directory)?
                     .credentials(definition.credentials.clone())
+                    .controls(controls)
                     .stdio(stdin, stdout, stderr)
             }
             Process::Test => {
@@ -189,6 +199,7 @@ impl Supervisor {
                 };
                 Launch::new(command, environment, directory)?
                     .credentials(definition.credentials.clone())
+                    .controls(controls)
                     .stdio(Stdio::Fd(null), Stdio::Fd(null), Stdio::Fd(null))
             }
         };

@@ -5,6 +5,7 @@
 //! prepared before, never allocates or takes a lock.
 
 use super::{describe_failure, Launch, Stdio, GO};
+use crate::definition::controls::Resource;
 use nix::errno::Errno;
 use nix::libc;
 use std::ffi::{CStr, CString};
@@ -121,7 +122,10 @@ impl Launch {
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
             // runsv creates its files with umask 0 (see `exact_modes`); the service
             // gets the umask runsv was started with.
-            let umask = SERVICE_UMASK.load(Ordering::Relaxed);
+            let umask = self
+                .controls
+                .umask
+                .unwrap_or_else(|| SERVICE_UMASK.load(Ordering::Relaxed));
             if umask != KEEP_UMASK {
                 libc::umask(umask as libc::mode_t);
             }
@@ -158,6 +162,20 @@ impl Launch {
             }
             if libc::chdir(self.directory.as_ptr()) < 0 {
                 fail(report, Step::Chdir);
+            }
+            // Before the user changes: raising a hard limit or the priority takes
+            // runsv's privileges. Soft and hard limit alike, as the service asked.
+            for &(resource, value) in &self.controls.limits {
+                let limit = [value, value];
+                let none = std::ptr::null::<[u64; 2]>();
+                if libc::syscall(libc::SYS_prlimit64, 0, resource, &limit, none) < 0 {
+                    fail(report, Step::Limit(resource));
+                }
+            }
+            if let Some(nice) = self.controls.nice {
+                if libc::syscall(libc::SYS_setpriority, libc::PRIO_PROCESS, 0, nice) < 0 {
+                    fail(report, Step::Nice);
+                }
             }
             if let Some(credentials) = &self.credentials {
                 // Groups first, then the gid, then the uid: once the uid is not 0, the
@@ -217,6 +235,11 @@ pub(super) fn describe_child_failure(
         s if s == Step::Setuid.number() => format!("setuid to user {user}"),
         s if s == Step::Capset.number() => format!("dropping the capabilities of user {user}"),
         s if s == Step::Clone.number() => "clone into its session".to_string(),
+        s if s == Step::Nice.number() => "setting nice".to_string(),
+        s if s >= LIMIT_STEPS => match Resource::of_number(s - LIMIT_STEPS) {
+            Some(resource) => format!("setting {}", resource.key()),
+            None => "setting a limit".to_string(),
+        },
         _ => return describe_failure(display, errno),
     };
     format!(
@@ -236,6 +259,9 @@ enum Step {
     Setuid,
     Capset,
     Clone,
+    Nice,
+    /// setrlimit of this RLIMIT_ number.
+    Limit(libc::c_int),
 }
 
 impl Step {
@@ -249,9 +275,14 @@ impl Step {
             Step::Setuid => 5,
             Step::Capset => 6,
             Step::Clone => 7,
+            Step::Nice => 8,
+            Step::Limit(resource) => LIMIT_STEPS + resource,
         }
     }
 }
+
+/// A failed limit is reported as this plus its RLIMIT_ number.
+const LIMIT_STEPS: i32 = 16;
 
 /// errno values fit below this bit; the step goes above.
 const STEP_SHIFT: u32 = 16;

@@ -118,3 +118,21 @@ fn a_started_process_is_our_child_in_a_session_it_does_not_lead() {
     let own_session = nix::unistd::getsid(None).unwrap().to_string();
     assert_ne!(words[2], own_session);
 }
+
+#[test]
+fn a_limit_that_cannot_be_set_is_named_and_nothing_runs() {
+    use crate::definition::controls::{Limit, Resource};
+    let dir = tempfile::tempdir().unwrap();
+    // Above fs.nr_open (1048576 by default): refused even to root.
+    let controls = ProcessControls {
+        limits: vec![(Resource::Nofile, Limit::At(1 << 40))],
+        ..ProcessControls::default()
+    };
+    let launch = Launch::new(&["/bin/true".into()], None, dir.path())
+        .unwrap()
+        .controls(&controls);
+    assert_eq!(
+        launch.spawn().expect_err("the limit is refused"),
+        "unable to start /bin/true: setting limit_nofile: Operation not permitted (EPERM)"
+    );
+}

@@ -1,11 +1,12 @@
 //! The mapping of `service.yaml`: its keys, each read by the rule of its value, and
 //! where in the text a key stands.
 
+use super::super::controls::{Limit, Resource};
 use super::super::LogDestination;
 use super::rule::{Parse, Refusal, Request, Rule, Scalar};
 use super::values::{
-    After, Boolean, Environ, FileDescriptor, TailSize, ACCOUNT, COMMAND, DIRECTORY, LOG,
-    POSITIVE_SECONDS, SECONDS, SIGNAL,
+    limit, After, Boolean, Environ, FileDescriptor, Nice, TailSize, ACCOUNT, COMMAND, DIRECTORY,
+    ENV_PATH, LOG, POSITIVE_SECONDS, SECONDS, SIGNAL, UMASK,
 };
 use nix::sys::signal::Signal;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess};
@@ -32,11 +33,16 @@ pub(super) enum Key {
     RestartDelayMax,
     Log,
     LogTail,
+    Limit(Resource),
+    Nice,
+    Umask,
+    EnvFile,
+    EnvDir,
 }
 
 /// In the order the documentation presents them, which is also the order error messages
 /// list them in.
-const ALL_KEYS: [Key; 16] = [
+const ALL_KEYS: [Key; 30] = [
     Key::Exec,
     Key::Oneshot,
     Key::After,
@@ -53,6 +59,20 @@ const ALL_KEYS: [Key; 16] = [
     Key::RestartDelayMax,
     Key::Log,
     Key::LogTail,
+    Key::Limit(Resource::Nofile),
+    Key::Limit(Resource::Nproc),
+    Key::Limit(Resource::Core),
+    Key::Limit(Resource::Data),
+    Key::Limit(Resource::Stack),
+    Key::Limit(Resource::Fsize),
+    Key::Limit(Resource::Rss),
+    Key::Limit(Resource::As),
+    Key::Limit(Resource::Memlock),
+    Key::Limit(Resource::Cpu),
+    Key::Nice,
+    Key::Umask,
+    Key::EnvFile,
+    Key::EnvDir,
 ];
 
 impl Key {
@@ -74,6 +94,11 @@ impl Key {
             Key::RestartDelayMax => "restart_delay_max",
             Key::Log => "log",
             Key::LogTail => "log_tail",
+            Key::Limit(resource) => resource.key(),
+            Key::Nice => "nice",
+            Key::Umask => "umask",
+            Key::EnvFile => "env_file",
+            Key::EnvDir => "env_dir",
         }
     }
 
@@ -103,6 +128,12 @@ pub(super) struct Document {
     pub restart_delay_max: Option<Duration>,
     pub log: Option<LogDestination>,
     pub log_tail: Option<u64>,
+    /// Each resource once (a key appears once), in file order.
+    pub limits: Vec<(Resource, Limit)>,
+    pub nice: Option<i32>,
+    pub umask: Option<u32>,
+    pub env_file: Option<PathBuf>,
+    pub env_dir: Option<PathBuf>,
 }
 
 /// Parses the text, or gives the 1-based line and message of the first error.
@@ -248,6 +279,14 @@ impl Rule for Mapping {
                 Key::RestartDelayMax => d.restart_delay_max = value(&mut map, POSITIVE_SECONDS)?,
                 Key::Log => d.log = value(&mut map, LOG)?,
                 Key::LogTail => d.log_tail = value(&mut map, TailSize)?,
+                Key::Limit(resource) => {
+                    let limit = map.next_value_seed(Parse(limit(resource)))?;
+                    d.limits.push((resource, limit));
+                }
+                Key::Nice => d.nice = value(&mut map, Nice)?,
+                Key::Umask => d.umask = value(&mut map, UMASK)?,
+                Key::EnvFile => d.env_file = value(&mut map, ENV_PATH)?,
+                Key::EnvDir => d.env_dir = value(&mut map, ENV_PATH)?,
             }
         }
         // Raised here, the error points at the start of the mapping.
