@@ -163,8 +163,9 @@ impl Launch {
     /// a vfork-style leader (CLONE_VM | CLONE_VFORK, as in [`Launch::spawn`]) calls
     /// setsid, clones the process with CLONE_PARENT (runsv's child, so runsv gets its
     /// SIGCHLD and reaps it), leaves its pid in memory the two share, and exits; runsv
-    /// resumes then and reaps the leader. The process is a copy (no CLONE_VM): it must
-    /// run on while runsv publishes, its exec's outcome comes through a pipe.
+    /// resumes then (and reaps the leader, here or in its loop). The process is a copy
+    /// (no CLONE_VM): it must run on while runsv publishes; its exec's outcome comes
+    /// through a pipe.
     pub fn start(&self) -> Result<Started, String> {
         let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| describe_failure(&self.display, e))?;
@@ -203,9 +204,13 @@ impl Launch {
         if pid < 0 {
             return Err(describe_failure(&self.display, Errno::last()));
         }
-        // Gone already (CLONE_VFORK resumed runsv at its exit): collect it now, before
-        // runsv's loop could take it for one of its processes.
-        while let Err(Errno::EINTR) = nix::sys::wait::waitpid(Pid::from_raw(pid), None) {}
+        // Exiting (CLONE_VFORK resumed runsv as it began to): collected here if it is
+        // done, else by runsv's loop, which ignores a pid that is none of its
+        // processes. Not waited for: on a busy machine that wait cost a wake-up.
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
         drop(report_write);
         match service.load(Ordering::SeqCst) {
             0 => Err(describe_child_failure(
