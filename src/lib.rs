@@ -340,14 +340,19 @@ impl Guard {
         self.wait_exit(WAIT).expect("a SIGKILLed process exits");
     }
 
-    /// Kills the process group of `pid` too on drop: a service that leads its own
-    /// group (every supervised service does) outlives its runsv.
-    pub fn also_kill(&mut self, pid: u32) {
-        self.extra_groups.push(Pid::from_raw(pid as i32));
-    }
-
     pub fn pid(&self) -> Pid {
         Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Kills on drop the process group the service `pid` is in now (runsv's services are
+    /// members of their session's group, not its leaders), and the group `pid` would
+    /// lead if it made one later (setsid): what a failing test leaves is stopped.
+    pub fn also_kill(&mut self, pid: u32) {
+        let pid = Pid::from_raw(pid as i32);
+        if let Some(group) = runsv::launch::group_of(pid) {
+            self.extra_groups.push(group);
+        }
+        self.extra_groups.push(pid);
     }
 
     /// Waits for the process to exit on its own, up to `timeout`.

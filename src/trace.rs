@@ -1,6 +1,6 @@
 //! ptrace of one runsv, by the test's thread (the tracer must be one thread): runsv
-//! stops right after it forks `run`, or at a chosen system call, and is SIGKILLed
-//! there. PTRACE_O_EXITKILL: if the test dies, so does runsv.
+//! stops right after it starts `run` (or `finish`), or at a chosen system call, and is
+//! SIGKILLed there. PTRACE_O_EXITKILL: if the test dies, so does runsv.
 
 use nix::libc;
 use nix::unistd::Pid;
@@ -99,6 +99,51 @@ pub fn until_fork(pid: Pid) -> Pid {
         }
         let signal = libc::WSTOPSIG(status);
         resume(pid, false, if signal == libc::SIGTRAP { 0 } else { signal });
+    }
+}
+
+/// Runs runsv (seized with PTRACE_O_TRACEVFORK, PTRACE_O_TRACEVFORKDONE and
+/// PTRACE_O_TRACEFORK) until it has started `run` or `finish` the way the launcher
+/// does: a vfork-style session leader that clones the process as runsv's child, then
+/// exits. The process is released to run on (to its gate), untraced, and returned;
+/// runsv is left stopped where it resumes after the leader, the process created and
+/// nothing of it published yet.
+pub fn until_started(runsv: Pid) -> Pid {
+    let leader = until_fork(runsv);
+    // The leader starts in an event stop (seized tracer), then forks the process.
+    let process = loop {
+        let status = wait(leader);
+        assert!(libc::WIFSTOPPED(status), "leader: {status:#x}");
+        if status >> 8 == (libc::SIGTRAP | (libc::PTRACE_EVENT_FORK << 8)) {
+            break Pid::from_raw(event_message(leader) as i32);
+        }
+        let signal = libc::WSTOPSIG(status);
+        let event_stop = status >> 16 != 0;
+        resume(
+            leader,
+            false,
+            if event_stop || signal == libc::SIGTRAP {
+                0
+            } else {
+                signal
+            },
+        );
+    };
+    release_child(process);
+    detach(leader);
+    resume(runsv, false, 0);
+    loop {
+        let status = wait(runsv);
+        assert!(libc::WIFSTOPPED(status), "runsv: {status:#x}");
+        if status >> 8 == (libc::SIGTRAP | (libc::PTRACE_EVENT_VFORK_DONE << 8)) {
+            return process;
+        }
+        let signal = libc::WSTOPSIG(status);
+        resume(
+            runsv,
+            false,
+            if signal == libc::SIGTRAP { 0 } else { signal },
+        );
     }
 }
 

@@ -67,16 +67,17 @@ fn one_copy(service: &Path, marker: &str) -> Result<u32, String> {
 
 use runtree::trace;
 
-/// A service that starts only on `u` (so that ptrace is in place before runsv forks),
-/// and its runsv, seized.
+/// What `trace::until_started` follows: the leader's vfork and its fork of the process.
+const TRACE_STARTS: libc::c_int =
+    libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK | libc::PTRACE_O_TRACEVFORKDONE;
+
+/// A service that starts only on `u` (so that ptrace is in place before runsv starts
+/// it), and its runsv, seized.
 fn traced_start(root: &Path, name: &str, marker: &str) -> (PathBuf, Guard) {
     let service = yaml_service(root, name, &format!("exec: sleep {marker}\nlog: none\n"));
     fs::write(service.join("down"), "").unwrap();
     let guard = runsv(&service);
-    trace::seize(
-        guard.pid(),
-        libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACESYSGOOD,
-    );
+    trace::seize(guard.pid(), TRACE_STARTS | libc::PTRACE_O_TRACESYSGOOD);
     control(&service, "u");
     (service, guard)
 }
@@ -112,10 +113,10 @@ fn runsv_killed_between_fork_and_publishing_the_pid_leaves_no_copy() {
     let root = tempfile::tempdir().unwrap();
     let marker = marker(1, 0);
     let (service, mut first) = traced_start(root.path(), "a", &marker);
-    let child = trace::until_fork(first.pid());
-    // runsv stands right after fork(): nothing of the child is published yet.
-    first.kill();
-    trace::release_child(child);
+    let child = trace::until_started(first.pid());
+    // runsv stands right after the start: nothing of the child is published yet.
+    kill(first.pid(), Signal::SIGKILL).unwrap();
+    first.wait_exit(WAIT).expect("runsv reaped");
     assert!(
         child_settled(child, &marker),
         "the child neither exited nor ran"
@@ -137,18 +138,14 @@ fn runsv_killed_as_it_starts_finish_leaves_no_finish_unrecorded() {
     fs::write(service.join("down"), "").unwrap();
     let mut first = runsv(&service);
     let supervisor = first.pid();
-    trace::seize(
-        supervisor,
-        libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK,
-    );
+    trace::seize(supervisor, TRACE_STARTS);
     control(&service, "u");
-    let run = trace::until_fork(supervisor);
-    trace::release_child(run);
+    trace::until_started(supervisor);
     trace::resume(supervisor, false, 0);
-    // The next child is finish, forked once run has ended.
-    let finish = trace::until_fork(supervisor);
-    first.kill();
-    trace::release_child(finish);
+    // The next process is finish, started once run has ended.
+    let finish = trace::until_started(supervisor);
+    kill(supervisor, Signal::SIGKILL).unwrap();
+    first.wait_exit(WAIT).expect("runsv reaped");
     assert!(child_settled(finish, &marker));
     // The next runsv runs run, then its own finish: the only one.
     fs::remove_file(service.join("down")).unwrap();
@@ -170,8 +167,7 @@ fn runsv_killed_after_publishing_the_pid_before_the_go_byte_leaves_no_copy() {
     let marker = marker(2, 0);
     let (service, mut first) = traced_start(root.path(), "a", &marker);
     let runsv = first.pid();
-    let child = trace::until_fork(runsv);
-    trace::release_child(child);
+    let child = trace::until_started(runsv);
     // If runsv never stops where this test expects, the watchdog ends the wait.
     let (done, watchdog) = std::sync::mpsc::channel::<()>();
     let dog = std::thread::spawn(move || {

@@ -141,7 +141,9 @@ const STOP: &[&str] = &[
     "init: svdir stopped every service cleanly",
     "init: sending TERM to all processes (grace 2.0s)",
     "init: unmounting filesystems",
-    "init: unmounted /mnt/outer/inner /mnt/outer ",
+    // Deepest first; other mounts (cgroup2, /run) may stand between the two.
+    "init: unmounted /mnt/outer/inner ",
+    " /mnt/outer ",
     "init: all processes are gone; syncing disks",
 ];
 

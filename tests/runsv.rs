@@ -62,10 +62,15 @@ fn supervise_files_are_runits() {
         (pid, b'u', RunState::Run)
     );
     assert_eq!(fs::read(supervise.join("status")).unwrap().len(), 20);
-    // The service leads its own session and process group.
+    // The service is in a session and process group of its own, as a member, not
+    // their leader (as under runit: `exec setsid` and `chpst -P` keep its pid).
     let stat = runsv::proc::stat(pid).expect("/proc/PID/stat");
-    assert_eq!(stat.pgrp, pid, "pgid = pid");
-    assert_eq!(stat.session, pid, "sid = pid");
+    assert_ne!(stat.pgrp, pid, "no group leader");
+    assert_eq!(stat.session, stat.pgrp, "the group of its session's leader");
+    let runsv_session = nix::unistd::getsid(Some(sleeper.runsv.pid()))
+        .unwrap()
+        .as_raw() as u32;
+    assert_ne!(stat.session, runsv_session, "not runsv's session");
 }
 
 #[test]
@@ -450,6 +455,50 @@ fn the_stop_timeout_kills_the_whole_group() {
     );
     assert_eq!(down.last_exit, Some(ExitStatus::Signaled(9)));
     assert!(wait_gone(child), "the group got SIGKILL");
+}
+
+/// `exec setsid prog` and `exec chpst -P prog` in `run` keep the supervised pid, as under
+/// runit: the service is no group leader, so util-linux setsid does not fork (its parent
+/// would exit at once and be restarted in a loop) and setsid(2) succeeds. The pid
+/// runsv published goes on to run the program, in a session it leads, and `sv down`
+/// stops it there.
+#[test]
+fn exec_setsid_and_chpst_p_keep_the_supervised_pid() {
+    let root = tempfile::tempdir().unwrap();
+    let chpst = binary("chpst");
+    for (name, run) in [
+        ("setsid", "exec setsid sleep 1000".to_string()),
+        ("chpst", format!("exec {} -P sleep 1000", chpst.display())),
+    ] {
+        let service = runit_service(root.path(), name, &format!("#!/bin/sh\n{run}\n"));
+        let mut guard = runsv(&service);
+        let pid = wait_running(&service);
+        guard.also_kill(pid);
+        let cmdline = || fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        // The very pid runsv published execs sleep: nothing forked it away.
+        assert!(
+            wait_for(&[], WAIT, || cmdline() == b"sleep\x001000\x00"),
+            "{name}: {pid} runs {:?}",
+            String::from_utf8_lossy(&cmdline())
+        );
+        let stat = runsv::proc::stat(pid).expect("/proc/PID/stat");
+        assert_eq!(
+            (stat.session, stat.pgrp),
+            (pid, pid),
+            "{name}: leads its session"
+        );
+        let state = full_state(&service).unwrap();
+        assert_eq!(
+            (state.state, state.pid, state.restarts),
+            (ServiceState::Running, pid, 0),
+            "{name}: no restart"
+        );
+        assert_eq!(read(&service.join("supervise/pid")), format!("{pid}\n"));
+        control(&service, "d");
+        let down = wait_in(&service, ServiceState::Down);
+        assert_eq!(down.last_exit, Some(ExitStatus::Signaled(15)), "{name}");
+        assert!(!alive(pid), "{name}: sleep stopped");
+    }
 }
 
 #[test]

@@ -374,7 +374,8 @@ fn run_finish_and_test_of_a_user_service_get_its_ids_and_nothing_of_runsvs() {
     );
     expected.check(finish_pid, "finish");
     // runsv lets finish run to its end: end it now, not at the guard's deadline.
-    let finish_group = nix::unistd::Pid::from_raw(finish_pid as i32);
+    let finish_group = runsv::launch::group_of(nix::unistd::Pid::from_raw(finish_pid as i32))
+        .expect("finish is in a group of its own session");
     nix::sys::signal::killpg(finish_group, nix::sys::signal::Signal::SIGKILL).unwrap();
     wait_in(&service, ServiceState::Down);
 }

@@ -544,7 +544,7 @@ fn a_restarted_svdir_adopts_the_running_runsv() {
     ));
     // An adopted runsv that dies is replaced by a child of the new svdir, which in
     // turn adopts the service.
-    second.extra_groups.push(Pid::from_raw(pids["b"] as i32));
+    second.also_kill(pids["b"]);
     kill(Pid::from_raw(runsv["b"] as i32), Signal::SIGKILL).unwrap();
     let b = tree.scan().join("b");
     let second_pid = second.pid();

@@ -176,12 +176,14 @@ pub fn stop_leftover(
     let Some(pidfd) = verified_pidfd(pid, starttime) else {
         return; // gone already
     };
-    let group = nix::unistd::Pid::from_raw(pid as i32);
+    let process = nix::unistd::Pid::from_raw(pid as i32);
     let send = |signal: Signal| {
-        // The group only while its leader is proven alive: a live process's pid is
-        // no other group's id. A child killed before its exec leads no group yet:
-        // the process itself then.
-        if wait_ended(&pidfd, std::time::Duration::ZERO) || killpg(group, signal).is_err() {
+        // The group it is in only while it is proven alive: then the group holds it
+        // and is no other's (see `group_of`). Otherwise the process itself: once, as a
+        // second TERM would run a trap twice.
+        let alive = !wait_ended(&pidfd, std::time::Duration::ZERO);
+        let group = runsv::launch::group_of(process).filter(|_| alive);
+        if group.is_none_or(|group| killpg(group, signal).is_err()) {
             pidfd_signal(&pidfd, signal);
         }
     };

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod accounts;
+pub mod controls;
 mod nesting;
 mod runit;
 mod words;
@@ -20,6 +21,7 @@ mod props;
 #[cfg(test)]
 mod test_support;
 
+pub use controls::ProcessControls;
 pub use words::split_words;
 
 /// The PATH of a YAML service whose `environ` sets none: the usual system directories,
@@ -50,6 +52,8 @@ pub struct ServiceDefinition {
     pub working_directory: PathBuf,
     /// Who the command runs as; `None`: as runsv's own user.
     pub credentials: Option<Credentials>,
+    /// Limits, nice, umask and environment files (YAML only; none for runit's form).
+    pub controls: ProcessControls,
     pub stop_signal: Signal,
     /// After this long in `stopping`, the process group gets SIGKILL.
     pub stop_timeout: Duration,

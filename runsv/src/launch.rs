@@ -1,6 +1,13 @@
-//! Starting a process with a clean state: its own session and process group, an empty
-//! signal mask and default dispositions, the chosen fds, working directory, user and
-//! environment — and learning whether exec itself failed, with the OS's reason.
+//! Starting a process with a clean state: a session and process group of its own, an
+//! empty signal mask and default dispositions, the chosen fds, working directory, user
+//! and environment — and learning whether exec itself failed, with the OS's reason.
+//!
+//! A service (`run`, `finish`: [`Launch::start`]) is a member of its session's process
+//! group, not its leader, as under runit: a short-lived leader creates the session and
+//! clones the service into it as runsv's own child (CLONE_PARENT), then exits. So
+//! `exec setsid prog` and `chpst -P` in `run` keep the supervised pid (util-linux
+//! `setsid` forks when its caller leads a group, and setsid(2) fails for a leader),
+//! while runsv's stop still reaches the whole group the service is in ([`group_of`]).
 //!
 //! Everything the child needs is prepared before the clone; between it and exec the
 //! child makes only system calls (no allocation, no locks): it shares runsv's memory.
@@ -9,8 +16,8 @@
 
 mod child;
 
-use crate::definition::Credentials;
-use child::{child_entry, describe_child_failure, ChildArrays, Report};
+use crate::definition::{Credentials, ProcessControls};
+use child::{child_entry, describe_child_failure, leader_entry, ChildArrays, Leader};
 use nix::errno::Errno;
 use nix::libc;
 use nix::unistd::Pid;
@@ -50,6 +57,16 @@ pub struct Launch {
     extra_fd: Option<(RawFd, RawFd)>,
     /// The `cgroup.procs` of the service's group: the child joins it before exec.
     cgroup: Option<RawFd>,
+    controls: Controls,
+}
+
+/// The service's limits, nice and umask, as the child's system calls take them.
+#[derive(Default)]
+struct Controls {
+    /// (RLIMIT_ number, soft and hard limit).
+    limits: Vec<(libc::c_int, u64)>,
+    nice: Option<i32>,
+    umask: Option<u32>,
 }
 
 impl Launch {
@@ -102,11 +119,27 @@ impl Launch {
             stdio: [Stdio::Inherit; 3],
             extra_fd: None,
             cgroup: None,
+            controls: Controls::default(),
         })
     }
 
     pub fn credentials(mut self, credentials: Option<Credentials>) -> Launch {
         self.credentials = credentials;
+        self
+    }
+
+    /// Limits, nice and umask the process gets (the environment files are read into
+    /// the environment given to `new`).
+    pub fn controls(mut self, controls: &ProcessControls) -> Launch {
+        self.controls = Controls {
+            limits: controls
+                .limits
+                .iter()
+                .map(|(resource, limit)| (resource.number(), limit.raw()))
+                .collect(),
+            nice: controls.nice,
+            umask: controls.umask,
+        };
         self
     }
 
@@ -132,10 +165,17 @@ impl Launch {
         &self.display
     }
 
-    /// Forks the process and returns at once, while the child execs: runsv publishes
-    /// the new pid in runit's files meanwhile, then learns from [`Started::confirm`]
-    /// whether exec succeeded. (A forked child, not a vfork-style one: the parent must
-    /// run on while the child is still before its exec.)
+    /// Starts the process and returns at once, while it waits at its gate: runsv
+    /// publishes the new pid in runit's files meanwhile, releases it, then learns from
+    /// [`Started::confirm`] whether exec succeeded.
+    ///
+    /// Two steps, so that the process is no group leader (see the top of this file):
+    /// a vfork-style leader (CLONE_VM | CLONE_VFORK, as in [`Launch::spawn`]) calls
+    /// setsid, clones the process with CLONE_PARENT (runsv's child, so runsv gets its
+    /// SIGCHLD and reaps it), leaves its pid in memory the two share, and exits; runsv
+    /// resumes then (and reaps the leader, here or in its loop). The process is a copy
+    /// (no CLONE_VM): it must run on while runsv publishes; its exec's outcome comes
+    /// through a pipe.
     pub fn start(&self) -> Result<Started, String> {
         let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| describe_failure(&self.display, e))?;
@@ -147,18 +187,50 @@ impl Launch {
         let (gate_read, gate_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| describe_failure(&self.display, e))?;
         let arrays = ChildArrays::of(self);
-        let unused = AtomicI32::new(0);
-        let context = arrays.context(self, &unused);
-        // SAFETY: runsv is single-threaded; the child only makes system calls on data
-        // prepared above, then execs or _exits.
-        match unsafe { nix::unistd::fork() } {
-            Err(errno) => Err(describe_failure(&self.display, errno)),
-            Ok(nix::unistd::ForkResult::Child) => {
-                child::await_go(&gate_read, &gate_write);
-                self.child(&context, Report::Pipe(report_write.as_raw_fd()))
-            }
-            Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Started {
-                pid: child,
+        let failure = AtomicI32::new(0);
+        let service = AtomicI32::new(0);
+        let context = arrays.context(self, &failure, false);
+        let mut leader_stack = vec![0u8; LEADER_STACK];
+        let mut service_stack = vec![0u8; CHILD_STACK];
+        let leader = Leader {
+            context: &context,
+            gate_read: gate_read.as_raw_fd(),
+            gate_write: gate_write.as_raw_fd(),
+            report: report_write.as_raw_fd(),
+            service: &service,
+            service_stack: stack_top(&mut service_stack),
+        };
+        // SAFETY: the leader runs on `leader_stack` while runsv is suspended (until it
+        // exits: CLONE_VFORK); it reads `leader` and writes only `service` and
+        // `failure`. The process it clones has its own copy of all of it.
+        let pid = unsafe {
+            libc::clone(
+                leader_entry,
+                stack_top(&mut leader_stack),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                std::ptr::addr_of!(leader) as *mut libc::c_void,
+            )
+        };
+        if pid < 0 {
+            return Err(describe_failure(&self.display, Errno::last()));
+        }
+        // Exiting (CLONE_VFORK resumed runsv as it began to): collected here if it is
+        // done, else by runsv's loop, which ignores a pid that is none of its
+        // processes. Not waited for: on a busy machine that wait cost a wake-up.
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        drop(report_write);
+        match service.load(Ordering::SeqCst) {
+            0 => Err(describe_child_failure(
+                &self.display,
+                &self.directory,
+                self.user_name(),
+                failure.load(Ordering::SeqCst),
+            )),
+            service => Ok(Started {
+                pid: Pid::from_raw(service),
                 gate: Some(gate_write),
                 report: report_read,
                 display: self.display.clone(),
@@ -179,17 +251,16 @@ impl Launch {
     pub fn spawn(&self) -> Result<Pid, String> {
         let arrays = ChildArrays::of(self);
         let failure = AtomicI32::new(0);
-        let context = arrays.context(self, &failure);
+        let context = arrays.context(self, &failure, true);
         let mut stack = vec![0u8; CHILD_STACK];
-        // The stack grows down from its end, which the ABI wants 16-byte aligned.
-        let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+        let top = stack_top(&mut stack);
         // SAFETY: the child runs child_entry on `stack`, which outlives it as the parent
         // is suspended until the child has exec'd or exited (CLONE_VFORK); it reads
         // `context` and writes only `failure`.
         let pid = unsafe {
             libc::clone(
                 child_entry,
-                top as *mut libc::c_void,
+                top,
                 libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
                 std::ptr::addr_of!(context) as *mut libc::c_void,
             )
@@ -220,6 +291,15 @@ impl Launch {
 /// Enough for the system calls the child makes (its frames are small and it calls
 /// nothing that allocates); allocated per start and freed once the child has exec'd.
 const CHILD_STACK: usize = 32 * 1024;
+
+/// The leader of [`Launch::start`] makes two system calls and a clone.
+const LEADER_STACK: usize = 16 * 1024;
+
+/// Where a child's stack starts: it grows down from the end of `stack`, which the ABI
+/// wants 16-byte aligned.
+fn stack_top(stack: &mut [u8]) -> *mut libc::c_void {
+    ((stack.as_mut_ptr() as usize + stack.len()) & !15) as *mut libc::c_void
+}
 
 /// The byte that lets a child of [`Launch::start`] exec.
 const GO: u8 = b'G';
@@ -336,6 +416,17 @@ pub fn reap_one() -> Option<(nix::unistd::Pid, crate::supervise::ExitStatus)> {
 
 // The parser lives in `proc`; re-exported because runsv's event loop names it here.
 pub use crate::proc::start_time;
+
+/// The process group `member` is in, to signal it whole — unless it is the caller's own
+/// group (runsv's, svdir's), which no signal meant for a service may reach. A service
+/// is in its session's group, or in the group it made (`setsid`, `setpgid`): either way
+/// only the service's own processes can be in it, since a group can be joined only from
+/// inside its session. The caller makes sure `member` is the process it means (a child
+/// not yet reaped, or a process checked through a pidfd).
+pub fn group_of(member: Pid) -> Option<Pid> {
+    let group = nix::unistd::getpgid(Some(member)).ok()?;
+    (group != nix::unistd::getpgrp() && group.as_raw() > 1).then_some(group)
+}
 
 /// /dev/null opened read-write, close-on-exec.
 pub fn open_null() -> std::io::Result<OwnedFd> {

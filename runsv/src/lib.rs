@@ -12,6 +12,7 @@ pub mod control;
 pub mod definition;
 pub mod dependencies;
 pub mod duration;
+pub mod env_files;
 pub mod errno_text;
 pub mod failure;
 pub mod launch;

@@ -31,10 +31,11 @@ pub fn children(parents: &HashSet<u32>) -> HashMap<u32, Vec<u32>> {
     found
 }
 
-/// SIGKILL to `child` and, if it leads a process group (a service does: runsv gives it
-/// a session), to that group — only while `child` is still a child of `parent`. The
-/// parent should be stopped (SIGSTOP): then the killed child stays a zombie, unreaped,
-/// so its pid and group cannot be reused until the group is killed.
+/// SIGKILL to `child` and, unless it is in runsv's (svdir's) own group, to the group it
+/// is in (a service's: runsv gives it a session) — only while `child` is still a child
+/// of `parent`. The parent should be stopped (SIGSTOP): then the killed child stays a
+/// zombie, unreaped, so its pid cannot be reused, nor its group lose it, until the
+/// group is killed.
 pub fn kill_child(parent: u32, child: u32) -> bool {
     let Some((ppid, pgid)) = parent_and_group(child) else {
         return false;
@@ -43,8 +44,9 @@ pub fn kill_child(parent: u32, child: u32) -> bool {
         return false;
     }
     let pid = Pid::from_raw(child as i32);
-    if pgid == child {
-        let _ = killpg(pid, Signal::SIGKILL);
+    let parents_group = parent_and_group(parent).map(|(_, group)| group);
+    if Some(pgid) != parents_group && pgid as i32 != nix::unistd::getpgrp().as_raw() {
+        let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
     }
     kill(pid, Signal::SIGKILL).is_ok()
 }

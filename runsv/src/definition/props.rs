@@ -987,6 +987,7 @@ fn expected(document: &Document, fixture: &Fixture) -> Outcome {
             None => fixture.service.clone(),
         },
         credentials,
+        controls: Default::default(),
         stop_signal: match value("stop_signal") {
             Some((Value::Signal(signal), _)) => *signal,
             _ => DEFAULT_STOP_SIGNAL,

@@ -38,6 +38,7 @@ pub(super) fn load(
         readiness,
         working_directory: directory.to_path_buf(),
         credentials: None,
+        controls: Default::default(),
         stop_signal,
         stop_timeout,
         // runit sends the service's output wherever runsv's own goes when there is no

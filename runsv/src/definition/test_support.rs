@@ -109,6 +109,7 @@ impl Fixture {
             readiness: Readiness::Immediate,
             working_directory: self.service.clone(),
             credentials: None,
+            controls: Default::default(),
             // The documented defaults, spelled out rather than the constants.
             stop_signal: Signal::SIGTERM,
             stop_timeout: Duration::from_secs(10),

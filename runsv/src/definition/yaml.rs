@@ -12,9 +12,9 @@ mod values;
 
 use super::accounts;
 use super::{
-    Credentials, DefinitionError, DirectoryFacts, Environment, Form, LogDestination, Readiness,
-    ServiceDefinition, SystemFiles, DEFAULT_PATH, DEFAULT_RESTART_DELAY, DEFAULT_RESTART_DELAY_MAX,
-    DEFAULT_STOP_SIGNAL, DEFAULT_TEST_INTERVAL,
+    Credentials, DefinitionError, DirectoryFacts, Environment, Form, LogDestination,
+    ProcessControls, Readiness, ServiceDefinition, SystemFiles, DEFAULT_PATH,
+    DEFAULT_RESTART_DELAY, DEFAULT_RESTART_DELAY_MAX, DEFAULT_STOP_SIGNAL, DEFAULT_TEST_INTERVAL,
 };
 use document::{line_of_key, parse, Key};
 use std::fs;
@@ -163,6 +163,13 @@ pub(super) fn load(
         Some(dir) => directory.join(dir),
         None => directory.to_path_buf(),
     };
+    let controls = ProcessControls {
+        limits: document.rlimits,
+        nice: document.nice,
+        umask: document.umask,
+        env_file: document.env_file.map(|file| directory.join(file)),
+        env_dir: document.env_dir.map(|dir| directory.join(dir)),
+    };
 
     Ok(ServiceDefinition {
         name,
@@ -175,6 +182,7 @@ pub(super) fn load(
         readiness,
         working_directory,
         credentials,
+        controls,
         stop_signal: document.stop_signal.unwrap_or(DEFAULT_STOP_SIGNAL),
         stop_timeout: document
             .stop_timeout

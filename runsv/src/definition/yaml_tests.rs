@@ -83,7 +83,9 @@ fn errors_name_the_key_at_the_line_at_fault() {
         // unknown keys are named with the accepted ones
         ("exec: /bin/true\n\nrestart: always\n", 3, "`restart`", "accepted keys: exec, oneshot, after, environ, test, test_interval, ready_fd, dir, \
           user, group, stop_signal, stop_timeout, restart_delay, restart_delay_max, log, log_tail, \
-          container_env, on_failure, memory_max, memory_high, cpu_weight, cpu_max, pids_max, io_weight"),
+          container_env, on_failure, memory_max, memory_high, cpu_weight, cpu_max, pids_max, io_weight, \
+          limit_nofile, limit_nproc, limit_core, limit_data, limit_stack, limit_fsize, limit_rss, \
+          limit_as, limit_memlock, limit_cpu, nice, umask, env_file, env_dir"),
         ("exec: /bin/true\nenviorn: {}\n", 2, "`enviorn`", "did you mean `environ`?"),
         // keys in a flow mapping are found too
         ("{exec: /bin/true,\n nonsense: 1}\n", 2, "nonsense", "unknown key"),
@@ -209,6 +211,7 @@ log: console
                 supplementary_groups: vec![4],
                 home: PathBuf::from("/var/www"),
             }),
+            controls: ProcessControls::default(),
             stop_signal: Signal::SIGINT,
             stop_timeout: Duration::from_secs(30),
             log: LogDestination::Console,
@@ -609,7 +612,9 @@ fn every_kind_of_value_words_its_errors_exactly() {
             "invalid type: sequence, expected a key name (exec, oneshot, after, environ, test, \
              test_interval, ready_fd, dir, user, group, stop_signal, stop_timeout, restart_delay, \
              restart_delay_max, log, log_tail, container_env, on_failure, memory_max, memory_high, \
-             cpu_weight, cpu_max, pids_max, io_weight)",
+             cpu_weight, cpu_max, pids_max, io_weight, limit_nofile, limit_nproc, limit_core, \
+             limit_data, limit_stack, limit_fsize, limit_rss, limit_as, limit_memlock, limit_cpu, nice, \
+             umask, env_file, env_dir)",
         ),
         (
             "exec: a\nstop_timeout: !foo 3\n",
@@ -733,6 +738,46 @@ fn container_env_takes_the_saved_variables_asked_for_and_environ_wins() {
 }
 
 #[test]
+fn chpsts_controls_as_keys() {
+    use crate::definition::controls::{Limit, Resource};
+    let fixture = fixture_with(
+        "\
+exec: sleep 1
+limit_nofile: 4096
+limit_core: unlimited
+limit_as: 2G
+limit_cpu: 30
+nice: -5
+umask: 027
+env_file: conf/env
+env_dir: /etc/app/env
+",
+        &[],
+    );
+    let definition = fixture.load().unwrap();
+    assert_eq!(
+        definition.controls,
+        ProcessControls {
+            limits: vec![
+                (Resource::Nofile, Limit::At(4096)),
+                (Resource::Core, Limit::Unlimited),
+                (Resource::As, Limit::At(2 << 30)),
+                (Resource::Cpu, Limit::At(30)),
+            ],
+            nice: Some(-5),
+            umask: Some(0o27),
+            env_file: Some(fixture.service.join("conf/env")),
+            env_dir: Some(PathBuf::from("/etc/app/env")),
+        }
+    );
+    assert_eq!(loads("exec: x\n").controls, ProcessControls::default());
+    assert_eq!(
+        loads("exec: x\numask: \"0022\"\nnice: 19\n").controls.umask,
+        Some(0o22)
+    );
+}
+
+#[test]
 fn on_failure_is_read() {
     for (word, policy) in [
         ("continue", crate::failure::OnFailure::Continue),
@@ -742,4 +787,54 @@ fn on_failure_is_read() {
         let fixture = fixture_with(&format!("exec: a\non_failure: {word}\n"), &[]);
         assert_eq!(fixture.load().unwrap().on_failure, Some(policy));
     }
+}
+
+#[test]
+fn chpsts_controls_refuse_bad_values_at_their_line() {
+    fails_at(
+        "exec: x\nlimit_nofile: 4k\n",
+        2,
+        "limit_nofile",
+        "`4k` is not a number or `unlimited`",
+    );
+    fails_at(
+        "exec: x\n\nlimit_stack: 8Q\n",
+        3,
+        "limit_stack",
+        "unknown size suffix `Q`",
+    );
+    fails_at(
+        "exec: x\nlimit_cpu: -1\n",
+        2,
+        "limit_cpu",
+        "not a number of seconds",
+    );
+    fails_at(
+        "exec: x\nnice: 20\n",
+        2,
+        "nice",
+        "must be from -20 to 19, not 20",
+    );
+    fails_at(
+        "exec: x\nnice: high\n",
+        2,
+        "nice",
+        "expected a nice value from -20 to 19",
+    );
+    fails_at("exec: x\numask: 0o22\n", 2, "umask", "not an octal umask");
+    fails_at("exec: x\numask: 999\n", 2, "umask", "not an octal umask");
+    fails_at("exec: x\nenv_dir: ''\n", 2, "env_dir", "is empty");
+    fails_at("exec: x\nenv_file: [a]\n", 2, "env_file", "expected a path");
+    fails_at(
+        "exec: x\nlimit_nofile: 1\nlimit_nofile: 2\n",
+        3,
+        "limit_nofile",
+        "duplicate key",
+    );
+    fails_at(
+        "exec: x\nlimit_nofle: 1\n",
+        2,
+        "limit_nofle",
+        "did you mean `limit_nofile`?",
+    );
 }

@@ -9,6 +9,7 @@ use crate::machine::{Action, Event, Process, Target};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use runsv::definition::Readiness;
+use runsv::env_files;
 use runsv::launch::{start_time, Launch, Stdio};
 use runsv::supervise::ExitStatus;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -51,8 +52,9 @@ impl Supervisor {
             }
         }
         let pid = Pid::from_raw(pid as i32);
-        // Every process runsv starts leads its own group, so pgid = pid; a process
-        // that left its group is still reached directly.
+        // The group the process is in now (its session's, or the one it made with
+        // setsid): it is runsv's unreaped child, or proven alive above, so the group
+        // holds it. A process found in runsv's own group is reached alone.
         if !group || self.sys.killpg(pid, signal).is_err() {
             let _ = self.sys.kill(pid, signal);
         }
@@ -181,13 +183,21 @@ impl Supervisor {
             }
         }
         let procs = tracked.map(|t| t.procs_fd());
-        let environment = service.environment();
+        // `env_file` and `env_dir` are read at each start; a file that cannot be read
+        // fails the start, with the file and the cause.
+        let from_files = match service.environment() {
+            Some(variables) => env_files::environment(variables, &definition.controls)?,
+            None => None,
+        };
+        let environment = from_files.as_deref().or(service.environment());
+        let controls = &definition.controls;
         let directory = &definition.working_directory;
         let mut notification = None;
         let launch = match process {
             Process::Run => {
                 let launch = Launch::new(&definition.command, environment, directory)?
                     .credentials(definition.credentials.clone())
+                    .controls(controls)
                     .stdio(stdin, stdout, stderr)
                     .cgroup(procs);
                 if let Readiness::NotificationFd(number) = definition.readiness {
@@ -217,6 +227,7 @@ impl Supervisor {
                 ];
                 Launch::new(&command, environment, &definition.directory)?
                     .credentials(definition.credentials.clone())
+                    .controls(controls)
                     .stdio(stdin, stdout, stderr)
                     .cgroup(procs)
             }
@@ -226,6 +237,7 @@ impl Supervisor {
                 };
                 Launch::new(command, environment, directory)?
                     .credentials(definition.credentials.clone())
+                    .controls(controls)
                     .stdio(Stdio::Fd(null), Stdio::Fd(null), Stdio::Fd(null))
                     .cgroup(procs)
             }

@@ -21,7 +21,8 @@ pub(super) trait Sys {
     /// The monotonic clock (since runsv started) and the wall clock.
     fn now(&self) -> Now;
     fn kill(&mut self, pid: Pid, signal: Signal) -> nix::Result<()>;
-    fn killpg(&mut self, group: Pid, signal: Signal) -> nix::Result<()>;
+    /// Signals the whole process group `member` is in (see `runsv::launch::group_of`).
+    fn killpg(&mut self, member: Pid, signal: Signal) -> nix::Result<()>;
     /// `run` or `finish`, forked and held at its gate until released (Launch::start).
     fn start(&mut self, launch: &Launch) -> Result<Box<dyn Gated>, String>;
     /// A readiness test or a control script, exec'd when this returns (Launch::spawn).
@@ -79,7 +80,8 @@ impl Sys for Real {
         nix::sys::signal::kill(pid, signal)
     }
 
-    fn killpg(&mut self, group: Pid, signal: Signal) -> nix::Result<()> {
+    fn killpg(&mut self, member: Pid, signal: Signal) -> nix::Result<()> {
+        let group = runsv::launch::group_of(member).ok_or(nix::errno::Errno::ESRCH)?;
         nix::sys::signal::killpg(group, signal)
     }
 

@@ -1,30 +1,76 @@
-//! The child's side of a launch: what runs between the fork (or clone) and exec —
-//! waiting at the gate, the set-up steps, exec — and how a failed step is reported to
-//! the parent. It shares runsv's memory (clone) or a copy of it taken mid-flight
-//! (fork): it makes only system calls on data prepared before, never allocates or
-//! takes a lock.
+//! The child's side of a launch: what runs between the clone and exec — the session
+//! leader of a service, waiting at the gate, the set-up steps, exec — and how a failed
+//! step is reported to the parent. It shares runsv's memory (vfork-style clone) or a
+//! copy of it (a service cloned by its leader): it makes only system calls on data
+//! prepared before, never allocates or takes a lock.
 
 use super::{describe_failure, Launch, Stdio, GO};
+use crate::definition::controls::Resource;
 use nix::errno::Errno;
 use nix::libc;
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+/// What the session leader of `Launch::start` reads, prepared before its clone.
+pub(super) struct Leader<'a> {
+    pub(super) context: &'a ChildContext<'a>,
+    pub(super) gate_read: RawFd,
+    pub(super) gate_write: RawFd,
+    /// The write end of the exec report pipe.
+    pub(super) report: RawFd,
+    /// Where the leader leaves the service's pid (0: the clone failed, see `failure`).
+    pub(super) service: &'a AtomicI32,
+    pub(super) service_stack: *mut libc::c_void,
+}
+
+/// The leader: a session (and group) of its own, the service cloned into it as runsv's
+/// child, its pid left for runsv; then it exits, and runsv resumes.
+pub(super) extern "C" fn leader_entry(leader: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `leader` is the Leader the parent passed to clone, alive while the parent
+    // is suspended; setsid, clone and _exit are plain system calls.
+    unsafe {
+        let leader = &*(leader as *const Leader);
+        // Cannot fail: a new process leads no group yet.
+        libc::setsid();
+        let pid = libc::clone(
+            service_entry,
+            leader.service_stack,
+            libc::CLONE_PARENT | libc::SIGCHLD,
+            leader as *const Leader as *mut libc::c_void,
+        );
+        if pid > 0 {
+            leader.service.store(pid, Ordering::SeqCst);
+        } else {
+            let code = Step::Clone.number() << STEP_SHIFT | Errno::last() as i32;
+            leader.context.failure.store(code, Ordering::SeqCst);
+        }
+        libc::_exit(0)
+    }
+}
+
+/// The service, in its own copy of runsv's memory: waits at the gate, then sets up and
+/// execs, reporting a failure through the pipe.
+extern "C" fn service_entry(leader: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: this process's copy of the Leader its leader cloned it with.
+    let leader = unsafe { &*(leader as *const Leader) };
+    await_go(leader.gate_read, leader.gate_write);
+    leader
+        .context
+        .launch
+        .child(leader.context, Report::Pipe(leader.report))
+}
 
 /// In a child of `Launch::start`: waits at the gate until runsv sends the go byte;
 /// exits 111, unexec'd, if runsv closes its end first (it was killed).
-pub(super) fn await_go(gate_read: &OwnedFd, gate_write: &OwnedFd) {
+pub(super) fn await_go(gate_read: RawFd, gate_write: RawFd) {
     // SAFETY: close and read of fds this process owns, into a local byte; _exit is
     // async-signal-safe.
     unsafe {
-        libc::close(gate_write.as_raw_fd());
+        libc::close(gate_write);
         let mut byte = 0u8;
         let got = loop {
-            let got = libc::read(
-                gate_read.as_raw_fd(),
-                std::ptr::addr_of_mut!(byte).cast(),
-                1,
-            );
+            let got = libc::read(gate_read, std::ptr::addr_of_mut!(byte).cast(), 1);
             if got >= 0 || Errno::last() != Errno::EINTR {
                 break got;
             }
@@ -43,11 +89,12 @@ impl Launch {
         let (argv, envp, groups) = (context.argv, context.envp, context.groups);
         let mut report = report;
         let fail = |report: Report, step: Step| -> ! {
+            let step = step.number();
             let errno = match Errno::last() as i32 {
                 0 => libc::EIO,
                 errno => errno,
             };
-            let code = (step as i32) << STEP_SHIFT | errno;
+            let code = step << STEP_SHIFT | errno;
             match report {
                 Report::Shared(failure) => failure.store(code, Ordering::SeqCst),
                 Report::Pipe(fd) => {
@@ -61,7 +108,10 @@ impl Launch {
         };
         // SAFETY: each call is a plain system call on memory prepared before the clone.
         unsafe {
-            libc::setsid();
+            // A service's session was made by its leader (see `leader_entry`).
+            if context.new_session {
+                libc::setsid();
+            }
             // Into the service's group first: from here on, a stop of the group reaches
             // the child and all it starts.
             if let Some(procs) = self.cgroup {
@@ -79,7 +129,10 @@ impl Launch {
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
             // runsv creates its files with umask 0 (see `exact_modes`); the service
             // gets the umask runsv was started with.
-            let umask = SERVICE_UMASK.load(Ordering::Relaxed);
+            let umask = self
+                .controls
+                .umask
+                .unwrap_or_else(|| SERVICE_UMASK.load(Ordering::Relaxed));
             if umask != KEEP_UMASK {
                 libc::umask(umask as libc::mode_t);
             }
@@ -116,6 +169,20 @@ impl Launch {
             }
             if libc::chdir(self.directory.as_ptr()) < 0 {
                 fail(report, Step::Chdir);
+            }
+            // Before the user changes: raising a hard limit or the priority takes
+            // runsv's privileges. Soft and hard limit alike, as the service asked.
+            for &(resource, value) in &self.controls.limits {
+                let limit = [value, value];
+                let none = std::ptr::null::<[u64; 2]>();
+                if libc::syscall(libc::SYS_prlimit64, 0, resource, &limit, none) < 0 {
+                    fail(report, Step::Limit(resource));
+                }
+            }
+            if let Some(nice) = self.controls.nice {
+                if libc::syscall(libc::SYS_setpriority, libc::PRIO_PROCESS, 0, nice) < 0 {
+                    fail(report, Step::Nice);
+                }
             }
             if let Some(credentials) = &self.credentials {
                 // Groups first, then the gid, then the uid: once the uid is not 0, the
@@ -167,13 +234,20 @@ pub(super) fn describe_child_failure(
     let errno = Errno::from_raw(code & ((1 << STEP_SHIFT) - 1));
     let user = user.unwrap_or_default();
     let step = match code >> STEP_SHIFT {
-        s if s == Step::Dup2 as i32 => "dup2".to_string(),
-        s if s == Step::Chdir as i32 => format!("chdir to {}", directory.to_string_lossy()),
-        s if s == Step::Setgroups as i32 => format!("setgroups for user {user}"),
-        s if s == Step::Setgid as i32 => format!("setgid for user {user}"),
-        s if s == Step::Setuid as i32 => format!("setuid to user {user}"),
-        s if s == Step::Capset as i32 => format!("dropping the capabilities of user {user}"),
-        s if s == Step::Cgroup as i32 => "joining the service's cgroup".to_string(),
+        0 => return describe_failure(display, errno),
+        s if s == Step::Dup2.number() => "dup2".to_string(),
+        s if s == Step::Chdir.number() => format!("chdir to {}", directory.to_string_lossy()),
+        s if s == Step::Setgroups.number() => format!("setgroups for user {user}"),
+        s if s == Step::Setgid.number() => format!("setgid for user {user}"),
+        s if s == Step::Setuid.number() => format!("setuid to user {user}"),
+        s if s == Step::Capset.number() => format!("dropping the capabilities of user {user}"),
+        s if s == Step::Clone.number() => "clone into its session".to_string(),
+        s if s == Step::Nice.number() => "setting nice".to_string(),
+        s if s >= LIMIT_STEPS => match Resource::of_number(s - LIMIT_STEPS) {
+            Some(resource) => format!("setting {}", resource.key()),
+            None => "setting a limit".to_string(),
+        },
+        s if s == Step::Cgroup.number() => "joining the service's cgroup".to_string(),
         _ => return describe_failure(display, errno),
     };
     format!(
@@ -185,15 +259,40 @@ pub(super) fn describe_child_failure(
 /// The set-up step that failed in the child, reported above the errno's bits.
 #[derive(Clone, Copy)]
 enum Step {
-    Exec = 0,
+    Exec,
     Dup2,
     Chdir,
     Setgroups,
     Setgid,
     Setuid,
     Capset,
+    Clone,
+    Nice,
+    /// setrlimit of this RLIMIT_ number.
+    Limit(libc::c_int),
     Cgroup,
 }
+
+impl Step {
+    fn number(self) -> i32 {
+        match self {
+            Step::Exec => 0,
+            Step::Dup2 => 1,
+            Step::Chdir => 2,
+            Step::Setgroups => 3,
+            Step::Setgid => 4,
+            Step::Setuid => 5,
+            Step::Capset => 6,
+            Step::Clone => 7,
+            Step::Nice => 8,
+            Step::Cgroup => 9,
+            Step::Limit(resource) => LIMIT_STEPS + resource,
+        }
+    }
+}
+
+/// A failed limit is reported as this plus its RLIMIT_ number.
+const LIMIT_STEPS: i32 = 16;
 
 /// errno values fit below this bit; the step goes above.
 const STEP_SHIFT: u32 = 16;
@@ -276,6 +375,7 @@ impl ChildArrays {
         &'a self,
         launch: &'a Launch,
         failure: &'a AtomicI32,
+        new_session: bool,
     ) -> ChildContext<'a> {
         ChildContext {
             launch,
@@ -283,6 +383,7 @@ impl ChildArrays {
             envp: self.envp.as_deref(),
             groups: &self.groups,
             failure,
+            new_session,
         }
     }
 }
@@ -294,6 +395,9 @@ pub(super) struct ChildContext<'a> {
     envp: Option<&'a [*const libc::c_char]>,
     groups: &'a [libc::gid_t],
     failure: &'a AtomicI32,
+    /// setsid first (a readiness test, a control script); a service is in the session
+    /// its leader made.
+    new_session: bool,
 }
 
 pub(super) extern "C" fn child_entry(context: *mut libc::c_void) -> libc::c_int {

@@ -90,3 +90,49 @@ fn a_spawned_process_runs_in_its_own_session_with_its_environment() {
     assert_eq!(words[0], "bar");
     assert_eq!(words[1], words[2], "session leader: sid = pid");
 }
+
+#[test]
+fn a_started_process_is_our_child_in_a_session_it_does_not_lead() {
+    let dir = tempfile::tempdir().unwrap();
+    let launch = Launch::new(
+        &[
+            "sh".into(),
+            "-c".into(),
+            "echo $$ $(cut -d' ' -f5,6 /proc/$$/stat) > out".into(),
+        ],
+        None,
+        dir.path(),
+    )
+    .unwrap();
+    let started = launch.start().unwrap();
+    let pid = started.pid();
+    started.confirm().unwrap();
+    // Our child (CLONE_PARENT), so ours to reap.
+    let status = nix::sys::wait::waitpid(pid, None).unwrap();
+    assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
+    let out = std::fs::read_to_string(dir.path().join("out")).unwrap();
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words[0], pid.to_string());
+    assert_ne!(words[1], words[0], "no group leader");
+    assert_eq!(words[1], words[2], "its group is its session's");
+    let own_session = nix::unistd::getsid(None).unwrap().to_string();
+    assert_ne!(words[2], own_session);
+}
+
+#[test]
+fn a_limit_that_cannot_be_set_is_named_and_nothing_runs() {
+    use crate::definition::controls::{Limit, Resource};
+    let dir = tempfile::tempdir().unwrap();
+    // Above fs.nr_open (1048576 by default): refused even to root.
+    let controls = ProcessControls {
+        limits: vec![(Resource::Nofile, Limit::At(1 << 40))],
+        ..ProcessControls::default()
+    };
+    let launch = Launch::new(&["/bin/true".into()], None, dir.path())
+        .unwrap()
+        .controls(&controls);
+    assert_eq!(
+        launch.spawn().expect_err("the limit is refused"),
+        "unable to start /bin/true: setting limit_nofile: Operation not permitted (EPERM)"
+    );
+}

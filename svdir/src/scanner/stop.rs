@@ -312,9 +312,11 @@ impl Svdir {
                             && runsv::proc::start_time(state.pid) == Some(state.starttime)
                         {
                             let pid = Pid::from_raw(state.pid as i32);
-                            if self.sys.killpg(pid, Signal::SIGKILL).is_err() {
-                                let _ = self.sys.kill(pid, Signal::SIGKILL);
+                            // The group the service is in (a member, not its leader).
+                            if let Some(group) = runsv::launch::group_of(pid) {
+                                let _ = self.sys.killpg(group, Signal::SIGKILL);
                             }
+                            let _ = self.sys.kill(pid, Signal::SIGKILL);
                             killed_pids.push(state.pid);
                         }
                     }

@@ -2,8 +2,9 @@
 //! and by `-U`/envuidgid, as runit's pathexec_env does it.
 
 use crate::fail::{describe, fatal_on, say, warn, EXIT_FATAL};
+use runsv::env_files::{envdir_value as value_of, first_line};
 use std::ffi::{CString, OsStr};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::OpenOptionsExt;
 
@@ -42,46 +43,6 @@ impl Changes {
             .into_iter()
             .filter_map(|entry| CString::new(entry).ok())
             .collect()
-    }
-}
-
-/// What one file of an env dir says: its first line without trailing blanks, NULs made
-/// newlines (how a value can hold a newline); an empty file removes the variable.
-fn value_of(content: &[u8]) -> Option<Vec<u8>> {
-    if content.is_empty() {
-        return None;
-    }
-    let line = content.split(|&b| b == b'\n').next().unwrap_or(b"");
-    let kept = line
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(0, |last| last + 1);
-    Some(
-        line[..kept]
-            .iter()
-            .map(|&b| if b == 0 { b'\n' } else { b })
-            .collect(),
-    )
-}
-
-/// Reads up to the end of the first line: that is all a value is, and a huge file must
-/// not be read whole.
-fn first_line(file: &mut std::fs::File) -> io::Result<Vec<u8>> {
-    let mut content = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = match file.read(&mut chunk) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            return Ok(content);
-        }
-        content.extend_from_slice(&chunk[..n]);
-        if chunk[..n].contains(&b'\n') {
-            return Ok(content);
-        }
     }
 }
 
@@ -141,19 +102,5 @@ pub fn read_dir(dir: &OsStr, skip_directories: bool, verbose: bool, changes: &mu
             }
         };
         changes.set(&name, value_of(&content).as_deref());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::value_of;
-
-    #[test]
-    fn values_as_runit_reads_them() {
-        assert_eq!(value_of(b""), None);
-        assert_eq!(value_of(b"\n"), Some(vec![]));
-        assert_eq!(value_of(b"a b \t\nsecond"), Some(b"a b".to_vec()));
-        assert_eq!(value_of(b"x\0y\nz"), Some(b"x\ny".to_vec()));
-        assert_eq!(value_of(b"  lead"), Some(b"  lead".to_vec()));
     }
 }

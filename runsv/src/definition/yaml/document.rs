@@ -1,11 +1,13 @@
 //! The mapping of `service.yaml`: its keys, each read by the rule of its value, and
 //! where in the text a key stands.
 
+use super::super::controls::{Limit, Resource};
 use super::super::LogDestination;
 use super::rule::{Parse, Refusal, Request, Rule, Scalar};
 use super::values::{
-    After, Boolean, ContainerEnv, Environ, FileDescriptor, TailSize, ACCOUNT, BYTES, COMMAND,
-    COUNT, CPU_SHARE, DIRECTORY, LOG, ON_FAILURE, POSITIVE_SECONDS, SECONDS, SIGNAL, WEIGHT,
+    limit, After, Boolean, ContainerEnv, Environ, FileDescriptor, Nice, TailSize, ACCOUNT, BYTES,
+    COMMAND, COUNT, CPU_SHARE, DIRECTORY, ENV_PATH, LOG, ON_FAILURE, POSITIVE_SECONDS, SECONDS,
+    SIGNAL, UMASK, WEIGHT,
 };
 use nix::sys::signal::Signal;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess};
@@ -40,11 +42,16 @@ pub(super) enum Key {
     CpuMax,
     PidsMax,
     IoWeight,
+    Limit(Resource),
+    Nice,
+    Umask,
+    EnvFile,
+    EnvDir,
 }
 
 /// In the order the documentation presents them, which is also the order error messages
 /// list them in.
-const ALL_KEYS: [Key; 24] = [
+const ALL_KEYS: [Key; 38] = [
     Key::Exec,
     Key::Oneshot,
     Key::After,
@@ -69,6 +76,20 @@ const ALL_KEYS: [Key; 24] = [
     Key::CpuMax,
     Key::PidsMax,
     Key::IoWeight,
+    Key::Limit(Resource::Nofile),
+    Key::Limit(Resource::Nproc),
+    Key::Limit(Resource::Core),
+    Key::Limit(Resource::Data),
+    Key::Limit(Resource::Stack),
+    Key::Limit(Resource::Fsize),
+    Key::Limit(Resource::Rss),
+    Key::Limit(Resource::As),
+    Key::Limit(Resource::Memlock),
+    Key::Limit(Resource::Cpu),
+    Key::Nice,
+    Key::Umask,
+    Key::EnvFile,
+    Key::EnvDir,
 ];
 
 impl Key {
@@ -98,6 +119,11 @@ impl Key {
             Key::CpuMax => "cpu_max",
             Key::PidsMax => "pids_max",
             Key::IoWeight => "io_weight",
+            Key::Limit(resource) => resource.key(),
+            Key::Nice => "nice",
+            Key::Umask => "umask",
+            Key::EnvFile => "env_file",
+            Key::EnvDir => "env_dir",
         }
     }
 
@@ -130,6 +156,12 @@ pub(super) struct Document {
     pub container_env: Option<crate::container_env::Selection>,
     pub on_failure: Option<crate::failure::OnFailure>,
     pub limits: crate::cgroup::Limits,
+    /// Each resource once (a key appears once), in file order.
+    pub rlimits: Vec<(Resource, Limit)>,
+    pub nice: Option<i32>,
+    pub umask: Option<u32>,
+    pub env_file: Option<PathBuf>,
+    pub env_dir: Option<PathBuf>,
 }
 
 /// Parses the text, or gives the 1-based line and message of the first error.
@@ -283,6 +315,14 @@ impl Rule for Mapping {
                 Key::CpuMax => d.limits.cpu_max = value(&mut map, CPU_SHARE)?,
                 Key::PidsMax => d.limits.pids_max = value(&mut map, COUNT)?,
                 Key::IoWeight => d.limits.io_weight = value(&mut map, WEIGHT)?,
+                Key::Limit(resource) => {
+                    let limit = map.next_value_seed(Parse(limit(resource)))?;
+                    d.rlimits.push((resource, limit));
+                }
+                Key::Nice => d.nice = value(&mut map, Nice)?,
+                Key::Umask => d.umask = value(&mut map, UMASK)?,
+                Key::EnvFile => d.env_file = value(&mut map, ENV_PATH)?,
+                Key::EnvDir => d.env_dir = value(&mut map, ENV_PATH)?,
             }
         }
         // Raised here, the error points at the start of the mapping.

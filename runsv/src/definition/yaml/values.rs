@@ -1,6 +1,7 @@
 //! What each key of `service.yaml` takes: one [`Rule`] per kind of value, with the
 //! wording of its errors.
 
+use super::super::controls::{check_nice, parse_limit, parse_umask, Limit, Resource, Unit};
 use super::super::{notification_fd, split_words, stop_signal, LogDestination};
 use super::rule::{Parse, Refusal, Request, Rule, Scalar};
 use nix::sys::signal::Signal;
@@ -59,6 +60,24 @@ pub(super) const CPU_SHARE: Text<u64> = Text::new(
 );
 pub(super) const COUNT: Text<u64> =
     Text::new("a number of processes", crate::cgroup::limits::parse_count);
+pub(super) const UMASK: Text<u32> = Text::new("an octal umask such as 022", parse_umask);
+pub(super) const ENV_PATH: Text<PathBuf> = Text::new("a path", parse_path);
+
+/// The rule of a `limit_*` key: as written, so that `64M` and `4096` are read alike.
+pub(super) fn limit(resource: Resource) -> Text<Limit> {
+    match resource.unit() {
+        Unit::Count => Text::new("a number or unlimited", |text| {
+            parse_limit(Unit::Count, text)
+        }),
+        Unit::Bytes => Text::new(
+            "a number of bytes (K, M, G or T allowed) or unlimited",
+            |text| parse_limit(Unit::Bytes, text),
+        ),
+        Unit::Seconds => Text::new("a number of seconds or unlimited", |text| {
+            parse_limit(Unit::Seconds, text)
+        }),
+    }
+}
 
 fn parse_command(text: &str) -> Result<Vec<String>, String> {
     let words = split_words(text)?;
@@ -71,6 +90,16 @@ fn parse_command(text: &str) -> Result<Vec<String>, String> {
 fn parse_directory(text: &str) -> Result<PathBuf, String> {
     if text.is_empty() {
         return Err("is empty; leave dir out to run in the service directory".to_string());
+    }
+    if text.contains('\0') {
+        return Err("a path cannot contain a NUL character".to_string());
+    }
+    Ok(PathBuf::from(text))
+}
+
+fn parse_path(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        return Err("is empty".to_string());
     }
     if text.contains('\0') {
         return Err("a path cannot contain a NUL character".to_string());
@@ -324,6 +353,24 @@ impl Rule for FileDescriptor {
             Scalar::Unsigned(number) => {
                 Ok(notification_fd(i64::try_from(number).unwrap_or(i64::MAX))?)
             }
+            _ => Err(Refusal::WrongType),
+        }
+    }
+}
+
+/// `nice`: an integer from -20 to 19.
+pub(super) struct Nice;
+
+impl Rule for Nice {
+    type Value = i32;
+    const REQUEST: Request = Request::Resolved;
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a nice value from -20 to 19")
+    }
+    fn take(&self, scalar: Scalar<'_>) -> Result<i32, Refusal> {
+        match scalar {
+            Scalar::Signed(value) => Ok(check_nice(value)?),
+            Scalar::Unsigned(value) => Ok(check_nice(i64::try_from(value).unwrap_or(i64::MAX))?),
             _ => Err(Refusal::WrongType),
         }
     }

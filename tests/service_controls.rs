@@ -1,0 +1,74 @@
+//! chpst's controls as service.yaml keys, end to end: a YAML service with `limit_*`,
+//! `nice`, `umask`, `env_file` and `env_dir` reports what its shell sees, under the real
+//! runsv; an env dir edited is read again at the next start; an env file that cannot
+//! be read puts the service in `error` with the file named.
+
+use runtree::{control, runsv, wait_for, wait_state, yaml_service, ServiceState, WAIT};
+use std::fs;
+use std::path::Path;
+
+/// The service writes its report next to itself, then sleeps.
+const REPORT: &str = "exec: sh -c 'echo \"$(ulimit -n) $(ulimit -c) $(nice) $(umask) \
+                      $FROM_FILE|$QUOTED|$FROM_DIR|${GONE-unset}|$PATH\" > report.tmp; \
+                      mv report.tmp report; exec sleep 1000'\nlog: none\n";
+
+fn report(service: &Path) -> String {
+    fs::read_to_string(service.join("report")).unwrap_or_default()
+}
+
+#[test]
+fn a_yaml_service_gets_its_limits_nice_umask_and_environment_files() {
+    let root = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{REPORT}limit_nofile: 123\nlimit_core: 0\nnice: 7\numask: \"0027\"\n\
+         env_file: app.env\nenv_dir: env\nenviron:\n  GONE: here\n  PATH: /usr/bin:/bin\n"
+    );
+    let service = yaml_service(root.path(), "controls", &yaml);
+    fs::write(
+        service.join("app.env"),
+        "# settings\nFROM_FILE=file\nexport QUOTED=\"two words\"\n",
+    )
+    .unwrap();
+    fs::create_dir(service.join("env")).unwrap();
+    fs::write(service.join("env/FROM_DIR"), "dir\n").unwrap();
+    fs::write(service.join("env/GONE"), "").unwrap();
+    let _runsv = runsv(&service);
+    assert!(
+        wait_for(&[&service], WAIT, || !report(&service).is_empty()),
+        "no report: {:?}",
+        runtree::full_state(&service)
+    );
+    assert_eq!(
+        report(&service),
+        "123 0 7 0027 file|two words|dir|unset|/usr/bin:/bin\n"
+    );
+
+    // Read again at each start: an edit applies on the next one.
+    fs::write(service.join("env/FROM_DIR"), "edited\n").unwrap();
+    fs::remove_file(service.join("report")).unwrap();
+    control(&service, "t");
+    assert!(
+        wait_for(&[&service], WAIT, || report(&service).contains("|edited|")),
+        "not read again: {:?}",
+        report(&service)
+    );
+}
+
+#[test]
+fn an_env_file_that_cannot_be_read_is_an_error_naming_it() {
+    let root = tempfile::tempdir().unwrap();
+    let yaml = format!("{REPORT}env_file: missing.env\n");
+    let service = yaml_service(root.path(), "broken", &yaml);
+    let _runsv = runsv(&service);
+    let state = wait_state(&service, WAIT, |s| s.state == ServiceState::Error)
+        .unwrap_or_else(|| panic!("never error: {:?}", runtree::full_state(&service)));
+    let file = service.join("missing.env");
+    assert!(
+        state
+            .reason
+            .starts_with(&format!("env_file {}: ", file.display())),
+        "{}",
+        state.reason
+    );
+    assert!(!service.join("report").exists(), "the service never ran");
+}
