@@ -136,6 +136,11 @@ pub fn until_started(runsv: Pid) -> Pid {
         let status = wait(runsv);
         assert!(libc::WIFSTOPPED(status), "runsv: {status:#x}");
         if status >> 8 == (libc::SIGTRAP | (libc::PTRACE_EVENT_VFORK_DONE << 8)) {
+            // VFORK_DONE is reported inside clone: runsv is taken on to that call's
+            // syscall-exit stop, so that a caller tracing system calls next meets an
+            // entry first (counting the clone's exit as an entry would shift every
+            // later entry/exit pair by one, and a write be seen only once done).
+            finish_syscall(runsv);
             return process;
         }
         let signal = libc::WSTOPSIG(status);
@@ -143,6 +148,29 @@ pub fn until_started(runsv: Pid) -> Pid {
             runsv,
             false,
             if signal == libc::SIGTRAP { 0 } else { signal },
+        );
+    }
+}
+
+/// Resumes runsv, stopped in a system call, to that call's syscall-exit stop.
+fn finish_syscall(runsv: Pid) {
+    resume(runsv, true, 0);
+    loop {
+        let status = wait(runsv);
+        assert!(libc::WIFSTOPPED(status), "runsv: {status:#x}");
+        let signal = libc::WSTOPSIG(status);
+        let event_stop = status >> 16 != 0;
+        if !event_stop && signal & 0x7f == libc::SIGTRAP {
+            return;
+        }
+        resume(
+            runsv,
+            true,
+            if event_stop || signal == libc::SIGTRAP {
+                0
+            } else {
+                signal
+            },
         );
     }
 }
