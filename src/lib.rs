@@ -5,6 +5,7 @@
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
+use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -149,6 +150,30 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Kills everything in the cgroup at `path` and its child groups (cgroup.kill), then
+/// removes them, children first; whether all are gone. For the groups a test or the
+/// bench made for itself: rmdir succeeds once the killed processes are gone (a few ms).
+pub fn remove_cgroup_tree(path: &Path) -> bool {
+    let children: Vec<PathBuf> = fs::read_dir(path)
+        .map(|e| {
+            e.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    let path = path.to_path_buf();
+    for group in children.iter().chain([&path]) {
+        let _ = fs::write(group.join("cgroup.kill"), "1");
+    }
+    children.iter().chain([&path]).fold(true, |all, group| {
+        let removed = wait_for(&[], Duration::from_secs(5), || {
+            fs::remove_dir(group).is_ok() || !group.exists()
+        });
+        all && removed
+    })
 }
 
 /// Waits until `condition` holds, re-checking it whenever something changes in one of

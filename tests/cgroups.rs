@@ -70,25 +70,8 @@ impl TestGroup {
 
 impl Drop for TestGroup {
     fn drop(&mut self) {
-        let children: Vec<PathBuf> = std::fs::read_dir(&self.path)
-            .map(|e| {
-                e.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for group in children.iter().chain([&self.path]) {
-            let _ = std::fs::write(group.join("cgroup.kill"), "1");
-        }
-        for group in children.iter().chain([&self.path]) {
-            // rmdir succeeds once the killed processes are gone (a few ms).
-            let removed = wait_for(&[], Duration::from_secs(5), || {
-                std::fs::remove_dir(group).is_ok() || !group.exists()
-            });
-            if !removed {
-                eprintln!("warning: could not remove {}", group.display());
-            }
+        if !runtree::remove_cgroup_tree(&self.path) {
+            eprintln!("warning: could not remove {}", self.path.display());
         }
     }
 }

@@ -179,20 +179,10 @@ fn tree_start() -> Option<Duration> {
 
 pub fn main(args: &[OsString], svdir: &OsStr) -> i32 {
     let json = args.iter().any(|a| a == "--json");
-    let mut names: Vec<OsString> = args.iter().filter(|a| *a != "--json").cloned().collect();
-    if names.is_empty() {
-        names = match crate::service::list(svdir) {
-            Ok(names) => names,
-            Err(error) => {
-                eprintln!(
-                    "fatal: unable to read {}: {}",
-                    svdir.to_string_lossy(),
-                    crate::errno::error_str(crate::errno::of_io(&error))
-                );
-                return 100;
-            }
-        };
-    }
+    let named: Vec<OsString> = args.iter().filter(|a| *a != "--json").cloned().collect();
+    let Ok(names) = crate::service::named_or_all(&named, svdir) else {
+        return 100;
+    };
     let scan = Path::new(svdir);
     let rows: Vec<Row> = names
         .iter()

@@ -23,20 +23,8 @@ pub const EXIT_UNHEALTHY: i32 = 1;
 pub const EXIT_FATAL: i32 = 100;
 
 pub fn run<W: Write>(names: &[OsString], svdir: &OsStr, grace: u64, out: &mut Out<W>) -> i32 {
-    let names = if names.is_empty() {
-        match service::list(svdir) {
-            Ok(names) => names,
-            Err(error) => {
-                eprintln!(
-                    "fatal: unable to read {}: {}",
-                    svdir.to_string_lossy(),
-                    crate::errno::error_str(crate::errno::of_io(&error))
-                );
-                return EXIT_FATAL;
-            }
-        }
-    } else {
-        names.to_vec()
+    let Ok(names) = service::named_or_all(names, svdir) else {
+        return EXIT_FATAL;
     };
     let now = Timestamp::now();
     let mut healthy = true;

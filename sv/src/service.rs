@@ -348,6 +348,22 @@ pub fn list(svdir: &OsStr) -> std::io::Result<Vec<OsString>> {
     Ok(names)
 }
 
+/// The services named, or every service of the scan directory when none is (`sv
+/// blame`, `sv health`); `Err` once the scan directory could not be read, as said on
+/// stderr in sv's words.
+pub fn named_or_all(names: &[OsString], svdir: &OsStr) -> Result<Vec<OsString>, ()> {
+    if !names.is_empty() {
+        return Ok(names.to_vec());
+    }
+    list(svdir).map_err(|error| {
+        eprintln!(
+            "fatal: unable to read {}: {}",
+            svdir.to_string_lossy(),
+            crate::errno::error_str(crate::errno::of_io(&error))
+        );
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

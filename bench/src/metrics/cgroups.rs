@@ -49,22 +49,7 @@ impl BenchGroup {
 
 impl Drop for BenchGroup {
     fn drop(&mut self) {
-        let children: Vec<PathBuf> = fs::read_dir(&self.path)
-            .map(|e| {
-                e.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for group in children.iter().chain([&self.path]) {
-            let _ = fs::write(group.join("cgroup.kill"), "1");
-        }
-        for group in children.iter().chain([&self.path]) {
-            let _ = runtree::wait_for(&[], Duration::from_secs(5), || {
-                fs::remove_dir(group).is_ok() || !group.exists()
-            });
-        }
+        runtree::remove_cgroup_tree(&self.path);
     }
 }
 
