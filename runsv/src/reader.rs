@@ -223,10 +223,16 @@ pub fn read(path: &Path, limit: u64, links: Links) -> Result<Vec<u8>, FileError>
     read_at(None, path, limit, links)
 }
 
+/// What [`read_bounded`] reads first: more than any supervise/ file holds.
+const FIRST_READ: u64 = 1024;
+
 /// Reads an opened file to its end, refusing it past `limit` bytes. The size is not
 /// asked first: a file may grow while it is read, and a sparse one may say anything.
 pub fn read_bounded(file: File, limit: u64) -> Result<Vec<u8>, Cause> {
-    let mut bytes = Vec::new();
+    // Room for a whole supervise/ file at once: from an empty Vec, read_to_end probes
+    // with 32 bytes and grows, five reads for a 300-byte state file (`sv status` of a
+    // thousand services reads a thousand).
+    let mut bytes = Vec::with_capacity(FIRST_READ.min(limit.saturating_add(1)) as usize);
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(Cause::Io)?;

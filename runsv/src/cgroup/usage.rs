@@ -45,7 +45,8 @@ pub fn usage(group: &Path) -> Usage {
     let processes = if pids {
         number("pids.current")
     } else {
-        let mut text = Vec::new();
+        // One read for a service's few pids (an empty Vec would probe with 32 bytes).
+        let mut text = Vec::with_capacity(512);
         File::open(group.join("cgroup.procs"))
             .and_then(|file| file.take(1 << 20).read_to_end(&mut text))
             .ok()
