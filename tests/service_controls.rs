@@ -1,11 +1,15 @@
 //! chpst's controls as service.yaml keys, end to end: a YAML service with `limit_*`,
 //! `nice`, `umask`, `env_file` and `env_dir` reports what its shell sees, under the real
 //! runsv; an env dir edited is read again at the next start; an env file that cannot
-//! be read puts the service in `error` with the file named.
+//! be read puts the service in `error` with the file named. Without cgroups, a weight
+//! (`cpu_weight`) is a warning and the service runs, a bound (`pids_max`) an error.
 
-use runtree::{control, runsv, wait_for, wait_state, yaml_service, ServiceState, WAIT};
+use runtree::{
+    binary, control, runsv, supervised, wait_for, wait_state, yaml_service, ServiceState, WAIT,
+};
 use std::fs;
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 /// The service writes its report next to itself, then sleeps.
 const REPORT: &str = "exec: sh -c 'echo \"$(ulimit -n) $(ulimit -c) $(nice) $(umask) \
@@ -71,4 +75,49 @@ fn an_env_file_that_cannot_be_read_is_an_error_naming_it() {
         state.reason
     );
     assert!(!service.join("report").exists(), "the service never ran");
+}
+
+#[test]
+fn without_cgroups_a_weight_is_a_warning_and_a_bound_an_error() {
+    let root = tempfile::tempdir().unwrap();
+    let weighted = yaml_service(
+        root.path(),
+        "weighted",
+        &format!("{REPORT}cpu_weight: 10\nio_weight: 20\n"),
+    );
+    let stderr = root.path().join("weighted.stderr");
+    let mut command = Command::new(binary("runsv"));
+    command
+        .arg(&weighted)
+        .env("RUNTREE_CGROUP", "off")
+        .stderr(Stdio::from(fs::File::create(&stderr).unwrap()));
+    let _weighted = supervised(&mut command, &weighted);
+    assert!(
+        wait_for(&[&weighted], WAIT, || !report(&weighted).is_empty()),
+        "the weighted service never ran: {:?}",
+        runtree::full_state(&weighted)
+    );
+    let said = fs::read_to_string(&stderr).unwrap();
+    assert!(
+        said.contains("warning: cpu_weight, io_weight: no cgroup to apply them to"),
+        "{said}"
+    );
+
+    let bound = yaml_service(root.path(), "bound", &format!("{REPORT}pids_max: 8\n"));
+    let mut command = Command::new(binary("runsv"));
+    command.arg(&bound).env("RUNTREE_CGROUP", "off");
+    let _bound = supervised(&mut command, &bound);
+    let state = wait_state(&bound, WAIT, |s| s.state == ServiceState::Error)
+        .unwrap_or_else(|| panic!("never error: {:?}", runtree::full_state(&bound)));
+    assert!(
+        state
+            .reason
+            .starts_with("pids_max: limits need a writable cgroup v2"),
+        "{}",
+        state.reason
+    );
+    assert!(
+        !bound.join("report").exists(),
+        "the bound service never ran"
+    );
 }

@@ -58,6 +58,9 @@ pub struct Service {
     failure_seen: Option<(ServiceState, runsv::tai64n::Timestamp)>,
     /// The service's cgroup, named in `state` for sv (None: process-group mode).
     pub cgroup: Option<PathBuf>,
+    /// In process-group mode, the weights (cpu_weight, io_weight) that cannot apply
+    /// were reported: once per runsv, not at each start.
+    pub weights_warned: bool,
 }
 
 /// What `sv reconfigure` found.
@@ -189,6 +192,7 @@ impl Service {
             on_failure,
             failure_seen: None,
             cgroup: None,
+            weights_warned: false,
         };
         // `ok` is made now (a failure is fatal, as in runit) but opened only once the
         // first state is written (see `announce`), so that a client that finds runsv

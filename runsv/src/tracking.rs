@@ -36,6 +36,8 @@ pub struct Tracked {
     oom_at_start: u64,
     /// Limits were written for an earlier start: a start without them resets them.
     limits_applied: bool,
+    /// A weight that could not be applied was reported: once per runsv, not per start.
+    weight_warned: bool,
 }
 
 impl Tracked {
@@ -49,6 +51,7 @@ impl Tracked {
                 kill_at: None,
                 oom_at_start: 0,
                 limits_applied: false,
+                weight_warned: false,
             }),
             Err(error) => {
                 eprintln!("runsv {label}: warning: {error}; using a process group");
@@ -61,11 +64,17 @@ impl Tracked {
         self.group.procs_fd()
     }
 
-    /// Before `run` starts: its limits written (an error stops the start, with the
-    /// reason), and the OOM count noted.
-    pub fn prepare_run(&mut self, limits: &Limits) -> Result<(), String> {
+    /// Before `run` starts: its limits written (a bound that fails stops the start,
+    /// with the reason; a weight that fails is a warning, once), and the OOM count
+    /// noted.
+    pub fn prepare_run(&mut self, limits: &Limits, label: &str) -> Result<(), String> {
         if !limits.is_empty() || self.limits_applied {
-            self.group.apply(limits)?;
+            for warning in self.group.apply(limits)? {
+                if !self.weight_warned {
+                    eprintln!("runsv {label}: warning: {warning}; starting without it");
+                }
+            }
+            self.weight_warned |= limits.cpu_weight.is_some() || limits.io_weight.is_some();
             self.limits_applied = !limits.is_empty();
         }
         self.oom_at_start = self.group.oom_kills();

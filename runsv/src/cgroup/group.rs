@@ -179,8 +179,8 @@ impl Group {
     }
 
     /// Writes the service's limits (see cgroup/limits.rs); an error says which key
-    /// could not be applied and why.
-    pub fn apply(&self, limits: &Limits) -> Result<(), String> {
+    /// could not be applied and why; the weights that could not be, as warnings.
+    pub fn apply(&self, limits: &Limits) -> Result<Vec<String>, String> {
         limits.apply(&self.path)
     }
 

@@ -2,10 +2,14 @@
 //! `cpu_weight`, `cpu_max`, `pids_max`, `io_weight`): their values, the text each key
 //! takes, and writing them into the service's group before its `run` execs.
 //!
-//! A limit that cannot be applied is an error, never a silent no-op: the service does
-//! not start, and its state says which key and why (no writable cgroup v2 hierarchy, or
-//! the controller is not enabled for the tree). A limit left out of the definition is
-//! reset to the kernel's default, so a reconfigured service loses a removed limit.
+//! A bound (`memory_*`, `cpu_max`, `pids_max`) that cannot be applied is an error,
+//! never a silent no-op: the service does not start, and its state says which key and
+//! why (no writable cgroup v2 hierarchy, or the controller is not enabled for the
+//! tree). A weight (`cpu_weight`, `io_weight`) only says who goes first when the
+//! machine is busy: one that cannot be applied is a warning, and the service starts (a
+//! boot's device manager given a low weight must not stay down on a kernel without the
+//! controller). A limit left out of the definition is reset to the kernel's default,
+//! so a reconfigured service loses a removed limit.
 
 use std::fs;
 use std::path::Path;
@@ -51,6 +55,13 @@ impl Limits {
             .map(|entry| entry.0)
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// Whether a bound is set (not only weights): what a start cannot do without.
+    pub fn binds(&self) -> bool {
+        self.entries()
+            .iter()
+            .any(|entry| entry.3.is_some() && !is_weight(entry.0))
     }
 
     fn entries(&self) -> [Entry; 6] {
@@ -101,13 +112,15 @@ impl Limits {
     }
 
     /// Writes every limit into the group at `group`; those not set get the kernel's
-    /// default back (where the controller is on). The first that fails is the error.
-    pub fn apply(&self, group: &Path) -> Result<(), String> {
+    /// default back (where the controller is on). The first bound that fails is the
+    /// error; weights that fail are returned as warnings.
+    pub fn apply(&self, group: &Path) -> Result<Vec<String>, String> {
+        let mut warnings = Vec::new();
         for (key, controller, file, value, default) in self.entries() {
             let path = group.join(file);
             match value {
                 // Never created: a missing file is a controller that is not enabled.
-                Some(value) => write_existing(&path, &value).map_err(|error| {
+                Some(value) => match write_existing(&path, &value).map_err(|error| {
                     let enabled = group
                         .parent()
                         .and_then(|tree| {
@@ -130,14 +143,22 @@ impl Limits {
                             path.display()
                         )
                     }
-                })?,
+                }) {
+                    Err(error) if is_weight(key) => warnings.push(error),
+                    result => result?,
+                },
                 None => {
                     let _ = write_existing(&path, default);
                 }
             }
         }
-        Ok(())
+        Ok(warnings)
     }
+}
+
+/// A weight orders who runs first under contention; it bounds nothing.
+fn is_weight(key: &str) -> bool {
+    key.ends_with("_weight")
 }
 
 fn write_existing(path: &Path, value: &str) -> std::io::Result<()> {
@@ -257,6 +278,26 @@ mod tests {
             "{error}"
         );
         assert_eq!(limits.keys(), "pids_max");
-        assert!(Limits::default().apply(&group).is_ok());
+        assert!(limits.binds());
+        assert_eq!(Limits::default().apply(&group), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn an_unappliable_weight_is_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let group = dir.path().join("a.service");
+        fs::create_dir(&group).unwrap();
+        let limits = Limits {
+            cpu_weight: Some(10),
+            io_weight: Some(50),
+            ..Limits::default()
+        };
+        assert!(!limits.binds());
+        let warnings = limits.apply(&group).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("cpu_weight: the cpu controller is not enabled for"),
+            "{warnings:?}"
+        );
     }
 }

@@ -170,14 +170,25 @@ impl Supervisor {
         };
         let definition = service.definition.as_ref().ok_or("invalid definition")?;
         if process == Process::Run {
+            let limits = &definition.limits;
             match tracked.as_deref_mut() {
-                Some(tracked) => tracked.prepare_run(&definition.limits)?,
-                None if !definition.limits.is_empty() => {
+                Some(tracked) => tracked.prepare_run(limits, &service.label)?,
+                None if limits.binds() => {
                     return Err(format!(
                         "{}: limits need a writable cgroup v2 hierarchy, and this tree \
                          tracks its services by process group",
-                        definition.limits.keys()
+                        limits.keys()
                     ))
+                }
+                // Weights only order who runs first: the service starts without them.
+                None if !limits.is_empty() && !service.weights_warned => {
+                    service.weights_warned = true;
+                    eprintln!(
+                        "runsv {}: warning: {}: no cgroup to apply them to (process-group \
+                         mode); starting without them",
+                        service.label,
+                        limits.keys()
+                    );
                 }
                 None => {}
             }
