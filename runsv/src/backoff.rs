@@ -9,7 +9,7 @@ use std::time::Duration;
 pub const STABLE_RUN: Duration = Duration::from_secs(1);
 pub const FIRST_DELAY: Duration = Duration::from_millis(100);
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Backoff {
     next: Duration,
     max: Duration,
@@ -40,17 +40,21 @@ impl Backoff {
 mod tests {
     use super::*;
 
+    /// The caps of init's (svdir, 2 s) and svdir's (a runsv, 5 s).
     #[test]
-    fn a_stable_run_resets_and_a_run_just_short_of_it_does_not() {
-        let mut b = Backoff::up_to(Duration::from_secs(1));
+    fn grows_caps_and_resets() {
         let quick = Duration::from_millis(10);
-        let delays: Vec<u128> = (0..6).map(|_| b.after_exit(quick).as_millis()).collect();
-        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(
-            b.after_exit(STABLE_RUN - Duration::from_millis(1)),
-            Duration::from_secs(1)
-        );
-        assert_eq!(b.after_exit(STABLE_RUN), Duration::ZERO);
-        assert_eq!(b.after_exit(quick), FIRST_DELAY);
+        for (max, expected) in [
+            (2, [100, 200, 400, 800, 1600, 2000, 2000, 2000, 2000]),
+            (5, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]),
+        ] {
+            let mut b = Backoff::up_to(Duration::from_secs(max));
+            let delays: Vec<u128> = (0..9).map(|_| b.after_exit(quick).as_millis()).collect();
+            assert_eq!(delays, expected, "up to {max}s");
+            assert_eq!(b.after_exit(STABLE_RUN), Duration::ZERO);
+            assert_eq!(b.after_exit(quick), FIRST_DELAY);
+            assert_eq!(b.after_exit(Duration::from_secs(3600)), Duration::ZERO);
+            assert_eq!(b.after_exit(Duration::from_millis(999)), FIRST_DELAY);
+        }
     }
 }
