@@ -3,7 +3,7 @@
 //! runsv; an env dir edited is read again at the next start; an env file that cannot
 //! be read puts the service in `error` with the file named.
 
-use runtree::{control, runsv, wait_for, wait_state, yaml_service, ServiceState, WAIT};
+use runtree::{control, runsv, wait_for, yaml_service, WAIT};
 use std::fs;
 use std::path::Path;
 
@@ -60,8 +60,7 @@ fn an_env_file_that_cannot_be_read_is_an_error_naming_it() {
     let yaml = format!("{REPORT}env_file: missing.env\n");
     let service = yaml_service(root.path(), "broken", &yaml);
     let _runsv = runsv(&service);
-    let state = wait_state(&service, WAIT, |s| s.state == ServiceState::Error)
-        .unwrap_or_else(|| panic!("never error: {:?}", runtree::full_state(&service)));
+    let state = runtree::wait_error(&service, WAIT);
     let file = service.join("missing.env");
     assert!(
         state
