@@ -268,6 +268,19 @@ pub fn wait_running(service: &Path, timeout: Duration) -> u32 {
     .pid
 }
 
+/// Waits until the service is in error (its definition or its start refused); that
+/// state, whose reason says why. Panics with the last state seen if it is not within
+/// `timeout`.
+pub fn wait_error(service: &Path, timeout: Duration) -> FullState {
+    wait_state(service, timeout, |s| s.state == ServiceState::Error).unwrap_or_else(|| {
+        panic!(
+            "{} never in error: {:?}",
+            service.display(),
+            full_state(service)
+        )
+    })
+}
+
 /// A service `name` in `root` defined by a service.yaml of `yaml`.
 pub fn yaml_service(root: &Path, name: impl AsRef<Path>, yaml: &str) -> PathBuf {
     let dir = root.join(name);

@@ -233,36 +233,24 @@ pub struct Proc {
     pub comm: String,
 }
 
-/// The children of `parent`, from /proc (this kernel has no /proc/PID/task/*/children).
+/// The children of `parent`, from /proc (this kernel has no /proc/PID/task/*/children):
+/// runsv::proc's stat, and the name from /proc/PID/comm (the same 15 bytes stat holds).
 pub fn children(parent: Pid) -> Vec<Proc> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = stat[open + 1..close].to_string();
-        let mut rest = stat[close + 1..].split_whitespace();
-        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let ppid: i32 = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        if ppid == parent.as_raw() {
-            found.push(Proc {
-                pid: Pid::from_raw(pid),
-                state,
-                comm,
-            });
-        }
-    }
-    found
+    runsv::proc::pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = runsv::proc::stat(pid)?;
+            if i64::from(stat.ppid) != i64::from(parent.as_raw()) {
+                return None;
+            }
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            Some(Proc {
+                pid: Pid::from_raw(i32::try_from(pid).ok()?),
+                state: stat.state,
+                comm: comm.trim_end_matches('\n').to_string(),
+            })
+        })
+        .collect()
 }
 
 pub fn context_switches(pid: Pid) -> u64 {

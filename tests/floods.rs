@@ -6,7 +6,9 @@ use runsv::control::{send_control, Control};
 use runsv::supervise::SuperviseDir;
 use runtree::service::runit_service;
 use runtree::svdir_tree::svdir_writing_to;
-use runtree::{binary, full_state, run, supervised, wait_for, wait_running, wait_state};
+use runtree::{
+    binary, full_state, run, supervised, wait_error, wait_for, wait_running, wait_state,
+};
 use runtree::{yaml_service, Guard, ServiceState, WAIT};
 use std::fs;
 use std::path::Path;
@@ -145,8 +147,7 @@ fn deep_yaml_nesting_is_refused_at_once_with_the_line_and_cause() {
     let service = yaml_service(root.path(), "deep", &text);
     let started = Instant::now();
     let _runsv = runsv(&service);
-    let state = wait_state(&service, WAIT, |s| s.state == ServiceState::Error)
-        .unwrap_or_else(|| panic!("never in error: {:?}", full_state(&service)));
+    let state = wait_error(&service, WAIT);
     assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
     let yaml = service.join("service.yaml");
     assert!(

@@ -3,7 +3,7 @@
 //! program (runsv, sv, svdir's stop) must finish within a bound and name the file.
 
 use runsv::supervise::SuperviseDir;
-use runtree::{binary, full_state, run, wait_for, wait_state, write_script, Guard, ServiceState};
+use runtree::{binary, run, wait_for, wait_state, write_script, Guard, ServiceState};
 use runtree::{control, runsv, supervisor_up, WAIT};
 use std::fs;
 use std::os::unix::net::UnixListener;
@@ -90,8 +90,7 @@ fn runsv_refuses_a_hostile_definition_file_naming_it_and_stays_in_control() {
             let dir = service(root.path(), &name, form);
             let _socket = hostile.plant(&dir.join(file));
             let mut runsv = runsv(&dir);
-            let state = wait_state(&dir, WAIT, |s| s.state == ServiceState::Error)
-                .unwrap_or_else(|| panic!("{name}: never error: {:?}", full_state(&dir)));
+            let state = runtree::wait_error(&dir, WAIT);
             let named = format!("{}: ", dir.join(file).display());
             assert!(
                 state.reason.contains(&named) && state.reason.contains(hostile.said()),

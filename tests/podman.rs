@@ -82,13 +82,20 @@ fn engine() -> Result<&'static Engine, String> {
         .map_err(|reason| reason.clone())
 }
 
-fn skip(reason: &str) {
+/// The engine, or None where it cannot run here: the test is then skipped, saying why
+/// (or fails, where RUNTREE_PODMAN_REQUIRED=1 asks for these tests).
+fn usable_engine() -> Option<&'static Engine> {
+    let reason = match engine() {
+        Ok(engine) => return Some(engine),
+        Err(reason) => reason,
+    };
     if std::env::var("RUNTREE_PODMAN_REQUIRED").as_deref() == Ok("1") {
         panic!(
             "the podman tests are required (RUNTREE_PODMAN_REQUIRED=1) but cannot run: {reason}"
         );
     }
     eprintln!("skipped: {reason}");
+    None
 }
 
 fn run(engine: &Engine, label: &str, extra: &[&str], command: &[&str]) -> Container {
@@ -101,9 +108,8 @@ fn events(c: &Container) -> Vec<String> {
 
 #[test]
 fn ordered_start_then_podman_stop_with_its_default_signal_is_quick_clean_and_ordered() {
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
+    let Some(engine) = usable_engine() else {
+        return;
     };
     let started = Instant::now();
     let mut c = run(engine, "order", &[], &["/sbin/init"]);
@@ -140,9 +146,8 @@ fn ordered_start_then_podman_stop_with_its_default_signal_is_quick_clean_and_ord
 
 #[test]
 fn a_service_ignoring_term_still_ends_within_the_grace_with_a_non_zero_exit() {
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
+    let Some(engine) = usable_engine() else {
+        return;
     };
     let mut c = run(
         engine,
@@ -174,9 +179,8 @@ fn a_service_ignoring_term_still_ends_within_the_grace_with_a_non_zero_exit() {
 
 #[test]
 fn the_main_program_runs_and_its_exit_code_is_the_containers() {
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
+    let Some(engine) = usable_engine() else {
+        return;
     };
     // It waits for the tree (web up: sv says run, and web has recorded its start), then exits 3: the tree stops, init exits 3.
     let mut c = run(
@@ -231,9 +235,8 @@ fn processes(c: &Container) -> Vec<(char, String)> {
 
 #[test]
 fn the_containers_environment_reaches_a_service_that_asks_for_it_and_orphans_are_reaped() {
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
+    let Some(engine) = usable_engine() else {
+        return;
     };
     let mut c = run(engine, "env", &["-e", "FOO=bar"], &["/sbin/init"]);
     assert!(
@@ -276,9 +279,8 @@ fn the_containers_environment_reaches_a_service_that_asks_for_it_and_orphans_are
 
 #[test]
 fn a_read_only_root_keeps_the_state_under_run() {
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
+    let Some(engine) = usable_engine() else {
+        return;
     };
     let mut c = run(
         engine,
@@ -309,9 +311,8 @@ fn a_read_only_root_keeps_the_state_under_run() {
 
 #[test]
 fn a_read_only_root_with_no_writable_run_is_an_error_and_a_failed_exit() {
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
+    let Some(engine) = usable_engine() else {
+        return;
     };
     let mut c = run(
         engine,
@@ -368,9 +369,8 @@ fn a_read_only_root_with_no_writable_run_is_an_error_and_a_failed_exit() {
 
 #[test]
 fn a_crash_loop_at_the_stop_is_a_non_zero_exit_naming_the_service() {
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
+    let Some(engine) = usable_engine() else {
+        return;
     };
     let mut c = run(
         engine,
@@ -399,9 +399,8 @@ fn a_crash_loop_at_the_stop_is_a_non_zero_exit_naming_the_service() {
 
 #[test]
 fn on_failure_stop_ends_the_container_with_a_failure_status() {
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
+    let Some(engine) = usable_engine() else {
+        return;
     };
     let mut c = run(
         engine,
@@ -429,9 +428,8 @@ fn on_failure_stop_ends_the_container_with_a_failure_status() {
 
 #[test]
 fn the_health_command_tells_the_engine_when_a_service_crash_loops() {
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
+    let Some(engine) = usable_engine() else {
+        return;
     };
     let mut c = run(
         engine,
@@ -503,9 +501,8 @@ impl Drop for Removed<'_> {
 fn ctrl_c_in_podman_run_it_stops_cleanly_with_the_main_programs_code() {
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
-    let engine = match engine() {
-        Ok(engine) => engine,
-        Err(reason) => return skip(&reason),
+    let Some(engine) = usable_engine() else {
+        return;
     };
     // The main program decides: one ends on INT with 0, one is killed by it (130).
     for (label, main, expected) in [

@@ -117,7 +117,7 @@ fn an_invalid_definition_is_refused_and_the_old_one_keeps_running() {
 #[test]
 fn a_service_in_error_for_its_definition_starts_once_it_is_fixed() {
     let (scan, service, _runsv) = web("exec: sleep 1000\nlgo: none\n");
-    wait_state(&service, WAIT, |s| s.state == ServiceState::Error).unwrap();
+    runtree::wait_error(&service, WAIT);
     write_definition(&service, "exec: sleep 1000\nlog: none\n");
     let (code, _, _) = sv(scan.path(), &["reconfigure", "web"]);
     assert_eq!(code, 0);

@@ -4,9 +4,7 @@
 //! be read puts the service in `error` with the file named. Without cgroups, a weight
 //! (`cpu_weight`) is a warning and the service runs, a bound (`pids_max`) an error.
 
-use runtree::{
-    binary, control, runsv, supervised, wait_for, wait_state, yaml_service, ServiceState, WAIT,
-};
+use runtree::{binary, control, runsv, supervised, wait_error, wait_for, yaml_service, WAIT};
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -64,8 +62,7 @@ fn an_env_file_that_cannot_be_read_is_an_error_naming_it() {
     let yaml = format!("{REPORT}env_file: missing.env\n");
     let service = yaml_service(root.path(), "broken", &yaml);
     let _runsv = runsv(&service);
-    let state = wait_state(&service, WAIT, |s| s.state == ServiceState::Error)
-        .unwrap_or_else(|| panic!("never error: {:?}", runtree::full_state(&service)));
+    let state = wait_error(&service, WAIT);
     let file = service.join("missing.env");
     assert!(
         state
@@ -107,8 +104,7 @@ fn without_cgroups_a_weight_is_a_warning_and_a_bound_an_error() {
     let mut command = Command::new(binary("runsv"));
     command.arg(&bound).env("RUNTREE_CGROUP", "off");
     let _bound = supervised(&mut command, &bound);
-    let state = wait_state(&bound, WAIT, |s| s.state == ServiceState::Error)
-        .unwrap_or_else(|| panic!("never error: {:?}", runtree::full_state(&bound)));
+    let state = wait_error(&bound, WAIT);
     assert!(
         state
             .reason

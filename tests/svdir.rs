@@ -693,7 +693,7 @@ fn bad_entries_do_not_stop_the_others() {
     tree.link("broken", "broken");
     let mut svdir = tree.svdir();
     running(&tree.scan().join("good"), &mut svdir);
-    let state = wait_state(&broken, WAIT, |s| s.state == ServiceState::Error).unwrap();
+    let state = runtree::wait_error(&broken, WAIT);
     assert!(state.reason.contains("no_such_key"), "{}", state.reason);
     sync(&tree.scan());
     tree.assert_logged("svdir: file: skipped: not a directory");

@@ -12,7 +12,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A service must have run this long before it is killed or stopped: runit's runsv
@@ -366,4 +366,18 @@ pub fn start_one(suite: &Suite, name: &str) -> Result<Service, String> {
 /// does not work yet shows as `n/a` with the reason instead of failing every metric.
 pub fn probe(suite: &Suite) -> Result<(), String> {
     start_one(suite, "probe").map(|_| ())
+}
+
+/// Starts runtree's `runsv DIR` with `variable` set, quiet, in a process group of its
+/// own (as Suite::start does, so that a Ctrl-C reaches the bench first): for a metric
+/// that runs one runsv under a setting of its own.
+pub fn start_runsv(runtree_bin: &Path, dir: &Path, variable: (&str, &str)) -> io::Result<Child> {
+    Command::new(runtree_bin.join("runsv"))
+        .arg(dir)
+        .env(variable.0, variable.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
 }

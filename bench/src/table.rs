@@ -96,6 +96,17 @@ impl Row {
         }
     }
 
+    /// A time in milliseconds for each scanner, with the notes of the measurement: the
+    /// row of most tree metrics.
+    pub fn scanner_ms(
+        title: impl Into<String>,
+        goal: Goal,
+        cells: Vec<(Scanner, Cell)>,
+        notes: &[(Scanner, String)],
+    ) -> Row {
+        Row::new(title.into(), "ms", goal).scanners(cells, notes)
+    }
+
     pub fn suites(mut self, cells: Vec<(Kind, Cell)>) -> Row {
         self.cells = cells.into_iter().map(|(k, c)| (k.into(), c)).collect();
         self

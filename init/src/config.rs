@@ -134,22 +134,10 @@ pub fn kernel_words(cmdline: &str) -> Vec<String> {
     words
 }
 
-/// Seconds, possibly fractional, with an optional `s` or `ms` suffix.
+/// Seconds, possibly fractional, with an optional `s` or `ms` suffix (runsv::duration's
+/// reading, as every runtree program reads a duration), up to MAX_DURATION.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number.trim().parse().ok()?;
-    if !value.is_finite() || value < 0.0 {
-        return None;
-    }
-    let duration = Duration::try_from_secs_f64(value * scale).ok()?;
-    (duration <= MAX_DURATION).then_some(duration)
+    runsv::duration::parse(text).filter(|duration| *duration <= MAX_DURATION)
 }
 
 #[cfg(test)]

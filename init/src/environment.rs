@@ -2,7 +2,7 @@
 //! the tree: one file per variable in `/run/runtree/env/` (`RUNTREE_ENV_DIR` names
 //! another), named after it and holding its value exactly, as s6-overlay keeps
 //! /run/s6/container_environment/. A YAML service takes it with `container_env`
-//! (runsv::container_env reads it: keep DIR in step), a runit `run` with
+//! (runsv::container_env reads it, and names the directory), a runit `run` with
 //! `chpst -e /run/runtree/env`. The directory is root's alone (0700, files 0600):
 //! variables often carry secrets.
 
@@ -10,19 +10,11 @@ use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
-pub const DIR: &str = "/run/runtree/env";
-pub const DIR_VARIABLE: &str = "RUNTREE_ENV_DIR";
-
-/// Where to save it.
-pub fn dir() -> PathBuf {
-    std::env::var_os(DIR_VARIABLE)
-        .map(PathBuf::from)
-        .filter(|dir| dir.is_absolute())
-        .unwrap_or_else(|| PathBuf::from(DIR))
-}
+/// Where to save it: `RUNTREE_ENV_DIR`, else /run/runtree/env.
+pub use runsv::container_env::dir;
 
 /// Whether a variable can be saved under its name: a file name (no `/`, not `.`/`..`).
 fn savable(name: &[u8]) -> bool {
@@ -32,25 +24,16 @@ fn savable(name: &[u8]) -> bool {
 /// Saves `variables` in `dir`, replacing what a previous init left there. Returns how
 /// many were saved, and the names left out (not a file name).
 pub fn save(dir: &Path, variables: &[(OsString, OsString)]) -> io::Result<(usize, Vec<String>)> {
-    if let Some(parent) = dir.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)?;
-    }
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            // A restarted container's /run may still hold the last run's variables.
-            for entry in fs::read_dir(dir)? {
-                let path = entry?.path();
-                if fs::symlink_metadata(&path)?.is_dir() {
-                    fs::remove_dir_all(&path)?;
-                } else {
-                    fs::remove_file(&path)?;
-                }
-            }
+    // 0700 with its missing parents 0755, as runsv makes its state root.
+    runsv::state_dir::create(dir)?;
+    // A restarted container's /run may still hold the last run's variables.
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if fs::symlink_metadata(&path)?.is_dir() {
+            fs::remove_dir_all(&path)?;
+        } else {
+            fs::remove_file(&path)?;
         }
-        result => result?,
     }
     let mut saved = 0;
     let mut left_out = Vec::new();

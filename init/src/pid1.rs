@@ -142,7 +142,7 @@ pub fn run(forced: Option<Mode>, ignored_args: Vec<String>, main: Vec<String>) -
         svdir: SvdirState::Waiting {
             until: Instant::now(),
         },
-        backoff: Backoff::default(),
+        backoff: svdir::backoff(),
         shutdown: None,
         ignored: IgnoredOnce::default(),
         main: if main.is_empty() {

@@ -5,46 +5,25 @@ use crate::config::CONTAINER_STOP_TIMEOUT;
 use crate::signals;
 use crate::Mode;
 use nix::unistd::Pid;
+pub use runsv::backoff::Backoff;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// A run at least this long counts as healthy: the next restart is immediate (runit's
-/// rule for a service, applied to svdir).
-pub const STABLE_RUN: Duration = Duration::from_secs(1);
-const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// The runsv processes and their services run on while svdir is down: what waits is
 /// only the scan of new or removed entries, so the cap stays short.
 const MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// PATH for svdir when init has none: the kernel starts init with only HOME and TERM.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use runsv::definition::DEFAULT_PATH;
 
-/// Restart delay: 0 after a healthy run, else 100 ms doubling up to 2 s while svdir keeps
-/// dying quickly, so a broken svdir costs a wake-up every 2 s instead of a hot loop.
-#[derive(Debug)]
-pub struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { next: FIRST_DELAY }
-    }
-}
-
-impl Backoff {
-    pub fn after_exit(&mut self, ran_for: Duration) -> Duration {
-        if ran_for >= STABLE_RUN {
-            self.next = FIRST_DELAY;
-            return Duration::ZERO;
-        }
-        let delay = self.next;
-        self.next = (self.next * 2).min(MAX_DELAY);
-        delay
-    }
+/// svdir's restart delay (runsv::backoff): 0 after a healthy run, else 100 ms doubling
+/// up to 2 s while svdir keeps dying quickly, so a broken svdir costs a wake-up every
+/// 2 s instead of a hot loop.
+pub fn backoff() -> Backoff {
+    Backoff::up_to(MAX_DELAY)
 }
 
 /// The svdir to run: `RUNTREE_SVDIR`, else `svdir` beside init's own executable, else
@@ -131,19 +110,10 @@ pub fn spawn(
 mod tests {
     use super::*;
 
+    /// The delay's steps are runsv::backoff's test, for this cap.
     #[test]
-    fn backoff_grows_and_resets() {
-        let mut b = Backoff::default();
-        let quick = Duration::from_millis(100);
-        let delays: Vec<u128> = (0..7).map(|_| b.after_exit(quick).as_millis()).collect();
-        assert_eq!(delays, vec![100, 200, 400, 800, 1600, 2000, 2000]);
-        assert_eq!(b.after_exit(Duration::from_secs(1)), Duration::ZERO);
-        assert_eq!(b.after_exit(quick), Duration::from_millis(100));
-        assert_eq!(b.after_exit(Duration::from_secs(3600)), Duration::ZERO);
-        assert_eq!(
-            b.after_exit(Duration::from_millis(999)),
-            Duration::from_millis(100)
-        );
+    fn svdir_is_restarted_after_at_most_2_seconds() {
+        assert_eq!(backoff(), Backoff::up_to(Duration::from_secs(2)));
     }
 
     #[test]

@@ -3,14 +3,13 @@
 //! names another), named after the variable and holding its value, exactly, without a
 //! newline: s6-overlay's /run/s6/container_environment/, and for a one-line value
 //! daemontools' envdir format (`chpst -e /run/runtree/env` in a runit `run`). init
-//! writes it (init/src/environment.rs: init depends on nix alone); this is the reading
+//! writes it (init/src/environment.rs, with this module's `dir`); this is the reading
 //! side, for a YAML service's `container_env` (docs/service-definition.md).
 
 use crate::reader::{self, Links};
 use std::path::{Path, PathBuf};
 
-/// Where init saves its environment, unless `RUNTREE_ENV_DIR` says otherwise (keep in
-/// step with init/src/environment.rs).
+/// Where init saves its environment, unless `RUNTREE_ENV_DIR` says otherwise.
 pub const DIR: &str = "/run/runtree/env";
 pub const DIR_VARIABLE: &str = "RUNTREE_ENV_DIR";
 /// At most this many variables are read: an environment is a few dozen.

@@ -15,8 +15,7 @@ pub fn seconds(duration: Duration) -> String {
 
 /// Seconds, possibly fractional, with an optional `s` or `ms` suffix, blanks around
 /// allowed; 0 and more. A number too large for a `Duration` saturates to
-/// `Duration::MAX`: each setting applies its own bounds (init keeps a copy of its own,
-/// init/src/config.rs, as it depends on nix alone).
+/// `Duration::MAX`: each setting applies its own bounds (init's, init/src/config.rs).
 pub fn parse(text: &str) -> Option<Duration> {
     let text = text.trim();
     let (number, scale) = if let Some(n) = text.strip_suffix("ms") {

@@ -5,6 +5,7 @@
 //! and owned here alone. (The supervisor's state machine is the runsv program's own:
 //! runsv/src/machine.rs.)
 
+pub mod backoff;
 pub mod boot_times;
 pub mod cgroup;
 pub mod container_env;

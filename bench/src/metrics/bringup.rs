@@ -162,27 +162,24 @@ pub fn rows(
     let stop = cells.pop().unwrap_or_default();
     let bringup = cells.pop().unwrap_or_default();
     let mut rows = Vec::new();
-    if wanted(Metric::Bringup) {
-        rows.push((
-            Metric::Bringup,
-            Row::new(
-                format!("bring-up of {size} services (scanner start → all running)"),
-                "ms",
-                Goal::FractionOfBestPeer(0.7),
-            )
-            .scanners(bringup, &bringup_notes),
-        ));
-    }
-    if wanted(Metric::Stop) {
-        rows.push((
-            Metric::Stop,
-            Row::new(
-                format!("stop of {size} services (request → no service process)"),
-                "ms",
-                Goal::FractionOfBestPeer(0.8),
-            )
-            .scanners(stop, &notes),
-        ));
-    }
+    let mut row = |metric, title: String, goal, cells, notes: &[(Scanner, String)]| {
+        if wanted(metric) {
+            rows.push((metric, Row::scanner_ms(title, goal, cells, notes)));
+        }
+    };
+    row(
+        Metric::Bringup,
+        format!("bring-up of {size} services (scanner start → all running)"),
+        Goal::FractionOfBestPeer(0.7),
+        bringup,
+        &bringup_notes,
+    );
+    row(
+        Metric::Stop,
+        format!("stop of {size} services (request → no service process)"),
+        Goal::FractionOfBestPeer(0.8),
+        stop,
+        &notes,
+    );
     rows
 }

@@ -9,16 +9,15 @@
 use crate::command::run_timed;
 use crate::interleave::{millis, Cell, Samples};
 use crate::options::{Metric, TreePlan};
-use crate::suite::{Kind, MIN_UPTIME, RUN_SCRIPT};
+use crate::suite::{start_runsv, Kind, MIN_UPTIME, RUN_SCRIPT};
 use crate::table::{Goal, Row};
 use crate::tree::{populate, wait_all_running, ScanSuite, Scanner};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use runsv::supervise::ServiceState;
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const VARIABLE: &str = runsv::cgroup::VARIABLE;
@@ -124,14 +123,7 @@ fn restarts(
             });
             fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             runtree::write_script(&dir.join("run"), RUN_SCRIPT);
-            let child = Command::new(runtree_bin.join("runsv"))
-                .arg(&dir)
-                .env(VARIABLE, setting(mode, group))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
+            let child = start_runsv(runtree_bin, &dir, (VARIABLE, &setting(mode, group)))
                 .map_err(|e| format!("starting runsv: {e}"))?;
             supervisors.push((mode, dir.clone(), child, Instant::now()));
             runtree::wait_state(&dir, Duration::from_secs(10), |s| {

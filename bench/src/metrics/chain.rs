@@ -129,12 +129,12 @@ pub fn rows(suites: &[&ScanSuite], plan: &TreePlan) -> Vec<(Metric, Row)> {
     vec![
         (
             Metric::Chain,
-            Row::new(
+            Row::scanner_ms(
                 format!("dependency chain of {length} (scanner start → all running)"),
-                "ms",
                 Goal::AtMost(100.0),
-            )
-            .scanners(time, &notes),
+                time,
+                &notes,
+            ),
         ),
         (
             Metric::Chain,

@@ -16,9 +16,8 @@ use crate::suite::Kind;
 use crate::table::{Goal, Row};
 use std::cell::RefCell;
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 pub struct Flood {
@@ -99,14 +98,7 @@ fn start(runtree_bin: &Path, root: &Path, name: &str, yaml: &str) -> Result<Path
     let dir = root.join(name);
     fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     fs::write(dir.join("service.yaml"), yaml).map_err(|e| format!("writing {name}: {e}"))?;
-    let child = Command::new(runtree_bin.join("runsv"))
-        .arg(&dir)
-        .env("RUNTREE_KMSG", "/dev/null")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
+    let child = crate::suite::start_runsv(runtree_bin, &dir, ("RUNTREE_KMSG", "/dev/null"))
         .map_err(|e| format!("starting runsv: {e}"))?;
     // Dropping the Child neither kills nor reaps it: cleanup owns it from here.
     cleanup::register_supervisor(nix::unistd::Pid::from_raw(child.id() as i32));

@@ -132,11 +132,11 @@ pub fn rows(suites: &[&ScanSuite], plan: &TreePlan) -> Vec<(Metric, Row)> {
     let Measured { mut cells, notes } = supervisor_respawn(suites, plan.respawn_rounds);
     vec![(
         Metric::Respawn,
-        Row::new(
-            "respawn of a SIGKILLed supervisor".into(),
-            "ms",
+        Row::scanner_ms(
+            "respawn of a SIGKILLed supervisor",
             Goal::AtMost(10.0),
-        )
-        .scanners(cells.pop().unwrap_or_default(), &notes),
+            cells.pop().unwrap_or_default(),
+            &notes,
+        ),
     )]
 }

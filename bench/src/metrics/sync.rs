@@ -148,12 +148,12 @@ fn duration_text(ms: f64) -> String {
 pub fn rows(suites: &[&ScanSuite], plan: &TreePlan) -> Vec<(Metric, Row)> {
     crate::progress("measuring sync latency (new entry, no trigger)");
     let Measured { mut cells, notes } = sync_latency(suites, plan.sync_rounds, plan.sync_timeout);
-    let mut row = Row::new(
-        "sync: symlink into scan dir → running (no trigger)".into(),
-        "ms",
+    let mut row = Row::scanner_ms(
+        "sync: symlink into scan dir → running (no trigger)",
         Goal::AtMost(10.0),
-    )
-    .scanners(cells.pop().unwrap_or_default(), &notes);
+        cells.pop().unwrap_or_default(),
+        &notes,
+    );
     row.timeout = Some(plan.sync_timeout);
     vec![(Metric::Sync, row)]
 }

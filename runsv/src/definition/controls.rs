@@ -188,28 +188,40 @@ mod tests {
 
     #[test]
     fn limits_are_numbers_sizes_or_unlimited() {
-        assert_eq!(parse_limit(Unit::Count, "4096"), Ok(Limit::At(4096)));
-        assert_eq!(parse_limit(Unit::Count, "unlimited"), Ok(Limit::Unlimited));
-        assert_eq!(parse_limit(Unit::Bytes, "64M"), Ok(Limit::At(64 << 20)));
-        assert_eq!(parse_limit(Unit::Bytes, "2g"), Ok(Limit::At(2 << 30)));
-        assert_eq!(parse_limit(Unit::Bytes, "0"), Ok(Limit::At(0)));
-        assert_eq!(parse_limit(Unit::Seconds, "30"), Ok(Limit::At(30)));
-        assert_eq!(
-            parse_limit(Unit::Count, "4k"),
-            Err("`4k` is not a number or `unlimited`".to_string())
-        );
-        assert_eq!(
-            parse_limit(Unit::Bytes, "3X"),
-            Err("`3X`: unknown size suffix `X`; use K, M, G or T (powers of 1024)".to_string())
-        );
-        assert_eq!(
-            parse_limit(Unit::Bytes, "-1"),
-            Err("`-1` is not a number of bytes (with K, M, G or T) or `unlimited`".to_string())
-        );
-        assert_eq!(
-            parse_limit(Unit::Bytes, "99999999T"),
-            Err("`99999999T` is too large; use `unlimited`".to_string())
-        );
+        for (unit, text, expected) in [
+            (Unit::Count, "4096", Ok(Limit::At(4096))),
+            (Unit::Count, "unlimited", Ok(Limit::Unlimited)),
+            (Unit::Bytes, "64M", Ok(Limit::At(64 << 20))),
+            (Unit::Bytes, "2g", Ok(Limit::At(2 << 30))),
+            (Unit::Bytes, "0", Ok(Limit::At(0))),
+            (Unit::Seconds, "30", Ok(Limit::At(30))),
+            (
+                Unit::Count,
+                "4k",
+                Err("`4k` is not a number or `unlimited`"),
+            ),
+            (
+                Unit::Bytes,
+                "3X",
+                Err("`3X`: unknown size suffix `X`; use K, M, G or T (powers of 1024)"),
+            ),
+            (
+                Unit::Bytes,
+                "-1",
+                Err("`-1` is not a number of bytes (with K, M, G or T) or `unlimited`"),
+            ),
+            (
+                Unit::Bytes,
+                "99999999T",
+                Err("`99999999T` is too large; use `unlimited`"),
+            ),
+        ] {
+            assert_eq!(
+                parse_limit(unit, text),
+                expected.map_err(str::to_string),
+                "{text}"
+            );
+        }
     }
 
     #[test]

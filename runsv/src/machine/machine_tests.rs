@@ -223,9 +223,9 @@ fn an_unexecutable_binary_is_an_error_retried_on_the_growing_delay() {
     assert_eq!(h.machine.deadline(), None);
 }
 
-#[test]
-fn a_readiness_test_is_retried_until_it_passes() {
-    let mut h = Sim::new(
+/// A longrun wanted up whose readiness is a test run every 200 ms.
+fn wanted_up_with_a_readiness_test() -> Sim {
+    Sim::new(
         Settings {
             readiness: ReadinessKind::Test {
                 interval: Duration::from_millis(200),
@@ -233,7 +233,12 @@ fn a_readiness_test_is_retried_until_it_passes() {
             ..longrun()
         },
         Want::Up,
-    );
+    )
+}
+
+#[test]
+fn a_readiness_test_is_retried_until_it_passes() {
+    let mut h = wanted_up_with_a_readiness_test();
     assert_eq!(h.state(), ServiceState::Starting);
     assert!(
         h.machine.pid_of(Process::Test).is_some(),
@@ -252,15 +257,7 @@ fn a_readiness_test_is_retried_until_it_passes() {
 
 #[test]
 fn a_hung_readiness_test_is_killed() {
-    let mut h = Sim::new(
-        Settings {
-            readiness: ReadinessKind::Test {
-                interval: Duration::from_millis(200),
-            },
-            ..longrun()
-        },
-        Want::Up,
-    );
+    let mut h = wanted_up_with_a_readiness_test();
     h.fire_timer();
     assert!(h.signalled(Target::Group(Process::Test), Signal::SIGKILL));
 }

@@ -18,7 +18,7 @@ mod watch;
 #[cfg(test)]
 mod scanner_tests;
 
-use crate::backoff::Backoff;
+use crate::backoff::{self, Backoff};
 use crate::chain::{self, Resolution};
 use crate::spawn::{self, find_runsv, Spawner};
 use crate::sync::{SetupError, SyncControl};
@@ -107,7 +107,7 @@ impl Service {
             runsv: Runsv::None,
             spawned_as: OsString::new(),
             told: false,
-            backoff: Backoff::default(),
+            backoff: backoff::runsv_backoff(),
         }
     }
 

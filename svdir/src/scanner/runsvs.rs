@@ -100,7 +100,7 @@ impl Svdir {
         let name = std::mem::take(&mut service.spawned_as);
         if service.present {
             service.told = false;
-            service.backoff = Backoff::default();
+            service.backoff = backoff::runsv_backoff();
             self.start_runsv(id);
         } else {
             self.services.remove(&id);

@@ -74,7 +74,7 @@ impl Svdir {
 mod tests {
     use super::super::runsvs::{respawn, Respawn};
     use super::*;
-    use crate::backoff::Backoff;
+    use crate::backoff;
     use std::ffi::OsString;
     use std::path::PathBuf;
     use std::time::Duration;
@@ -96,7 +96,7 @@ mod tests {
     fn a_runsv_dying_quickly_is_restarted_after_a_growing_delay() {
         let t0 = Instant::now();
         let id = (1, 1);
-        let mut backoff = Backoff::default();
+        let mut backoff = backoff::runsv_backoff();
         let mut now = t0;
         let mut delays = Vec::new();
         for _ in 0..8 {

@@ -5,9 +5,9 @@ use super::super::controls::{Limit, Resource};
 use super::super::LogDestination;
 use super::rule::{Parse, Refusal, Request, Rule, Scalar};
 use super::values::{
-    limit, After, Boolean, ContainerEnv, Environ, FileDescriptor, Nice, TailSize, ACCOUNT, BYTES,
-    COMMAND, COUNT, CPU_SHARE, DIRECTORY, ENV_PATH, LOG, ON_FAILURE, POSITIVE_SECONDS, SECONDS,
-    SIGNAL, UMASK, WEIGHT,
+    limit, After, ContainerEnv, Environ, ACCOUNT, BOOLEAN, BYTES, COMMAND, COUNT, CPU_SHARE,
+    DIRECTORY, ENV_PATH, FILE_DESCRIPTOR, LOG, NICE, ON_FAILURE, POSITIVE_SECONDS, SECONDS, SIGNAL,
+    TAIL_SIZE, UMASK, WEIGHT,
 };
 use nix::sys::signal::Signal;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess};
@@ -218,42 +218,30 @@ pub(super) fn line_of_key(text: &str, key: Key) -> usize {
     let Some(document) = serde_yaml::Deserializer::from_str(text).next() else {
         return 1;
     };
-    match Parse(KeyLocator(key.name())).deserialize(document) {
+    match Parse(KeyLocator(key)).deserialize(document) {
         Err(error) => error.location().map_or(1, |location| location.line()),
         Ok(()) => 1,
     }
 }
 
-struct KeyLocator(&'static str);
+/// Reads the keys as the document does, refusing `key` as one seen before: every key of
+/// a text that parsed is known and once, so the first error stands at `key`.
+struct KeyLocator(Key);
 
 impl Rule for KeyLocator {
     type Value = ();
-    const REQUEST: Request = Request::Mapping;
+    fn request(&self) -> Request {
+        Request::Mapping
+    }
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         formatter.write_str("a mapping")
     }
     fn take_map<'de, A: MapAccess<'de>>(&self, mut map: A) -> Result<(), A::Error> {
-        while map.next_key_seed(Parse(StopAtKey(self.0)))?.is_some() {
+        let seen = [self.0];
+        while map.next_key_seed(Parse(KeyName { seen: &seen }))?.is_some() {
             map.next_value::<IgnoredAny>()?;
         }
         Ok(())
-    }
-}
-
-struct StopAtKey(&'static str);
-
-impl Rule for StopAtKey {
-    type Value = ();
-    const REQUEST: Request = Request::AsWritten;
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("a key")
-    }
-    fn take(&self, scalar: Scalar<'_>) -> Result<(), Refusal> {
-        match scalar {
-            Scalar::Text(key) if key == self.0 => Err("found".into()),
-            Scalar::Text(_) => Ok(()),
-            _ => Err(Refusal::WrongType),
-        }
     }
 }
 
@@ -264,7 +252,9 @@ struct SecondDocument;
 
 impl Rule for SecondDocument {
     type Value = ();
-    const REQUEST: Request = Request::Resolved;
+    fn request(&self) -> Request {
+        Request::Resolved
+    }
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         formatter.write_str(SECOND_DOCUMENT)
     }
@@ -275,7 +265,9 @@ struct Mapping;
 
 impl Rule for Mapping {
     type Value = Document;
-    const REQUEST: Request = Request::Mapping;
+    fn request(&self) -> Request {
+        Request::Mapping
+    }
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         formatter.write_str("a mapping of keys, such as `exec: /usr/bin/program`")
@@ -290,12 +282,12 @@ impl Rule for Mapping {
             let d = &mut document;
             match key {
                 Key::Exec => d.exec = map.next_value_seed(Parse(COMMAND))?,
-                Key::Oneshot => d.oneshot = value(&mut map, Boolean)?,
+                Key::Oneshot => d.oneshot = value(&mut map, BOOLEAN)?,
                 Key::After => d.after = value(&mut map, After)?,
                 Key::Environ => d.environ = value(&mut map, Environ)?,
                 Key::Test => d.test = value(&mut map, COMMAND)?,
                 Key::TestInterval => d.test_interval = value(&mut map, POSITIVE_SECONDS)?,
-                Key::ReadyFd => d.ready_fd = value(&mut map, FileDescriptor)?,
+                Key::ReadyFd => d.ready_fd = value(&mut map, FILE_DESCRIPTOR)?,
                 Key::Dir => d.dir = value(&mut map, DIRECTORY)?,
                 Key::User => d.user = value(&mut map, ACCOUNT)?,
                 Key::Group => d.group = value(&mut map, ACCOUNT)?,
@@ -306,7 +298,7 @@ impl Rule for Mapping {
                 Key::RestartDelay => d.restart_delay = value(&mut map, POSITIVE_SECONDS)?,
                 Key::RestartDelayMax => d.restart_delay_max = value(&mut map, POSITIVE_SECONDS)?,
                 Key::Log => d.log = value(&mut map, LOG)?,
-                Key::LogTail => d.log_tail = value(&mut map, TailSize)?,
+                Key::LogTail => d.log_tail = value(&mut map, TAIL_SIZE)?,
                 Key::ContainerEnv => d.container_env = value(&mut map, ContainerEnv)?,
                 Key::OnFailure => d.on_failure = value(&mut map, ON_FAILURE)?,
                 Key::MemoryMax => d.limits.memory_max = value(&mut map, BYTES)?,
@@ -319,7 +311,7 @@ impl Rule for Mapping {
                     let limit = map.next_value_seed(Parse(limit(resource)))?;
                     d.rlimits.push((resource, limit));
                 }
-                Key::Nice => d.nice = value(&mut map, Nice)?,
+                Key::Nice => d.nice = value(&mut map, NICE)?,
                 Key::Umask => d.umask = value(&mut map, UMASK)?,
                 Key::EnvFile => d.env_file = value(&mut map, ENV_PATH)?,
                 Key::EnvDir => d.env_dir = value(&mut map, ENV_PATH)?,
@@ -351,7 +343,9 @@ struct KeyName<'a> {
 
 impl Rule for KeyName<'_> {
     type Value = Key;
-    const REQUEST: Request = Request::AsWritten;
+    fn request(&self) -> Request {
+        Request::AsWritten
+    }
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         write!(formatter, "a key name ({})", accepted_keys())

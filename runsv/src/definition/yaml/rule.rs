@@ -72,7 +72,7 @@ impl From<&str> for Refusal {
 /// refuses it, so a rule states only what it accepts.
 pub(super) trait Rule {
     type Value;
-    const REQUEST: Request;
+    fn request(&self) -> Request;
 
     /// Completes `expected …` in an error about a value of the wrong form.
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result;
@@ -116,7 +116,7 @@ impl<R: Rule> Parse<R> {
 impl<'de, R: Rule> DeserializeSeed<'de> for Parse<R> {
     type Value = R::Value;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<R::Value, D::Error> {
-        match R::REQUEST {
+        match self.0.request() {
             // deserialize_str hands any scalar over as its source text.
             Request::AsWritten => deserializer.deserialize_str(self),
             Request::Resolved => deserializer.deserialize_any(self),
