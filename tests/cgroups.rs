@@ -3,6 +3,8 @@
 //! is stopped with its service by `sv down`, by the removal of its entry and by svdir's
 //! shutdown, 20 times over, leaving no process; `sv status` shows the group; a runsv
 //! killed and restarted adopts the service, or stops what escaped through the group.
+//! With `kill_mode: process` (sshd: its sessions are its children) a stop reaches the
+//! main process alone, and the service is down once it has exited.
 //!
 //! Each test gives its tree a group of its own (RUNTREE_CGROUP=<mount>/runtree-test-…),
 //! and removes it at the end; no other cgroup is touched. Skipped, with the reason,
@@ -80,6 +82,11 @@ impl Drop for TestGroup {
 /// service's process group and session), then execs a process of its own: three
 /// processes, each running `<dir>/bin/sleeper`, by which the test finds them.
 fn daemon_service(scan: &Path, name: &str, marker: &Path) -> PathBuf {
+    daemon_service_with(scan, name, marker, None)
+}
+
+/// The same, with a service.yaml (`exec: ./daemon`, the same script) and its other keys.
+fn daemon_service_with(scan: &Path, name: &str, marker: &Path, yaml: Option<&str>) -> PathBuf {
     let bin = marker.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let sleeper = bin.join("sleeper");
@@ -93,8 +100,10 @@ fn daemon_service(scan: &Path, name: &str, marker: &Path) -> PathBuf {
     // Made beside the scan directory and moved in whole: svdir starts a runsv the
     // moment the entry appears.
     let staging = marker.join("staging").join(name);
+    // With a service.yaml, the script is its `exec` (a `run` beside it would be refused).
+    let script = if yaml.is_some() { "daemon" } else { "run" };
     write_script(
-        &staging.join("run"),
+        &staging.join(script),
         &format!(
             "#!/bin/sh\n\
              setsid sh -c '\"$0\" 1000 & exec \"$0\" 1001' {s} </dev/null >/dev/null 2>&1 &\n\
@@ -102,6 +111,9 @@ fn daemon_service(scan: &Path, name: &str, marker: &Path) -> PathBuf {
             s = sleeper.display()
         ),
     );
+    if let Some(yaml) = yaml {
+        std::fs::write(staging.join("service.yaml"), yaml).unwrap();
+    }
     std::fs::create_dir_all(scan).unwrap();
     let service = scan.join(name);
     std::fs::rename(&staging, &service).unwrap();
@@ -262,4 +274,47 @@ fn a_restarted_runsv_adopts_the_service_or_stops_what_escaped() {
         "{:?}",
         group.service_groups()
     );
+}
+
+#[test]
+fn kill_mode_process_stops_the_main_process_alone() {
+    let Some(group) = TestGroup::new("killmode") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let scan = dir.path().join("service");
+    let service = daemon_service_with(
+        &scan,
+        "sshd",
+        dir.path(),
+        Some("exec: ./daemon\nkill_mode: process\nlog: none\n"),
+    );
+    let mut command = Command::new(binary("runsv"));
+    command.arg(&service).env("RUNTREE_CGROUP", &group.path);
+    let mut runsv = runtree::supervised(&mut command, &service);
+    let main = runtree::wait_running(&service, WAIT);
+    let started = wait_marked(dir.path(), 3);
+
+    // Down as soon as the main process has exited; the "sessions" it started stay, in
+    // the service's group.
+    control(&service, "d");
+    wait_state(&service, WAIT, |s| s.state == ServiceState::Down).expect("down");
+    let sessions: Vec<u32> = started.iter().copied().filter(|&p| p != main).collect();
+    assert_eq!(wait_marked(dir.path(), 2), sessions);
+    let status = sv(&["status"], &service);
+    assert!(status.contains("(cgroup: 2 processes"), "{status}");
+
+    // Up again beside them: the new run does not stop them.
+    control(&service, "u");
+    let again = wait_state(&service, WAIT, |s| {
+        s.state == ServiceState::Running && s.pid != main
+    })
+    .expect("running again")
+    .pid;
+    let now = wait_marked(dir.path(), 5);
+    assert!(sessions.iter().all(|p| now.contains(p)), "{now:?}");
+    assert!(now.contains(&again));
+    control(&service, "x");
+    assert!(runsv.wait_exit(WAIT).is_some(), "runsv did not exit");
+    // What is left is killed with the test's group (TestGroup's drop).
 }

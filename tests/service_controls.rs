@@ -3,6 +3,8 @@
 //! runsv; an env dir edited is read again at the next start; an env file that cannot
 //! be read puts the service in `error` with the file named. Without cgroups, a weight
 //! (`cpu_weight`) is a warning and the service runs, a bound (`pids_max`) an error.
+//! `kill_mode: process` stops the main process alone (here in process-group mode; with
+//! cgroups in tests/cgroups.rs).
 
 use runtree::{binary, control, runsv, supervised, wait_error, wait_for, yaml_service, WAIT};
 use std::fs;
@@ -116,4 +118,41 @@ fn without_cgroups_a_weight_is_a_warning_and_a_bound_an_error() {
         !bound.join("report").exists(),
         "the bound service never ran"
     );
+}
+
+#[test]
+fn kill_mode_process_leaves_what_the_service_started() {
+    let root = tempfile::tempdir().unwrap();
+    let script = "exec: sh -c 'sleep 1000 & echo $! > child; exec sleep 1001'\nlog: none\n";
+    for (mode, child_survives) in [("group", false), ("process", true)] {
+        let service = yaml_service(root.path(), mode, &format!("{script}kill_mode: {mode}\n"));
+        let mut runsv = runsv(&service);
+        assert!(
+            wait_for(&[&service], WAIT, || fs::read_to_string(
+                service.join("child")
+            )
+            .is_ok_and(|c| c.ends_with('\n'))),
+            "{mode}: no child"
+        );
+        let child: u32 = fs::read_to_string(service.join("child"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        runsv.also_kill(child);
+        control(&service, "d");
+        runtree::wait_state(&service, WAIT, |s| s.state == runtree::ServiceState::Down)
+            .unwrap_or_else(|| panic!("{mode}: never down"));
+        // Down means the stop was delivered; a child killed by it is gone (or a zombie
+        // until sh's reaper, init, takes it) once its group has been signalled.
+        let alive = || runtree::alive(child);
+        if child_survives {
+            assert!(alive(), "{mode}: the child was stopped too");
+        } else {
+            assert!(
+                wait_for(&[], WAIT, || !alive()),
+                "{mode}: the child outlived the stop"
+            );
+        }
+    }
 }

@@ -73,6 +73,22 @@ pub struct ServiceDefinition {
     pub on_failure: Option<crate::failure::OnFailure>,
     /// Resource limits of the service's cgroup (YAML only; see cgroup/limits.rs).
     pub limits: crate::cgroup::Limits,
+    /// What a stop signals: the service's group, or only its main process.
+    pub kill_mode: KillMode,
+}
+
+/// What the stop signal (and the kill after `stop_timeout`) reaches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KillMode {
+    /// Every process of the service: its cgroup, or else the process group it is in.
+    /// The service is down once the cgroup is empty.
+    #[default]
+    Group,
+    /// The main process alone (systemd's KillMode=process, runit's own way): what it
+    /// started keeps running, and the service is down once that process has exited.
+    /// For sshd, whose sessions are its children: `sv restart sshd` over ssh must not
+    /// end the session typing it.
+    Process,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -109,6 +109,14 @@ fn replace<T: PartialEq + Clone>(
 pub const REWRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Service {
+    /// kill_mode: process: a stop reaches run (or finish) alone, and its exit is the
+    /// service's end, whatever it started still running.
+    pub fn kills_main_only(&self) -> bool {
+        self.definition
+            .as_ref()
+            .is_some_and(|d| d.kill_mode == runsv::definition::KillMode::Process)
+    }
+
     /// Loads the definition (an invalid one still gives a service, in `error` with the
     /// reason, so that sv shows why) and takes over `supervise/`, reached through
     /// `here`: the main service's directory as runsv reaches it (`""`, its working

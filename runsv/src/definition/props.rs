@@ -996,6 +996,7 @@ fn expected(document: &Document, fixture: &Fixture) -> Outcome {
         log,
         log_tail: crate::tail::DEFAULT_CAPACITY,
         on_failure: None,
+        kill_mode: Default::default(),
         restart_delay,
         restart_delay_max,
         finish: document.finish.then(|| fixture.path("finish")),

@@ -49,6 +49,7 @@ pub(super) fn load(
         },
         log_tail: crate::tail::DEFAULT_CAPACITY,
         on_failure: None,
+        kill_mode: Default::default(),
         restart_delay: DEFAULT_RESTART_DELAY,
         restart_delay_max: DEFAULT_RESTART_DELAY_MAX,
         finish: facts.finish,

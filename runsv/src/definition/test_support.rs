@@ -116,6 +116,7 @@ impl Fixture {
             log,
             log_tail: crate::tail::DEFAULT_CAPACITY,
             on_failure: None,
+            kill_mode: Default::default(),
             restart_delay: Duration::from_secs(1),
             restart_delay_max: Duration::from_secs(60),
             finish: None,

@@ -194,6 +194,7 @@ pub(super) fn load(
         finish: facts.finish,
         normally_down: facts.normally_down,
         on_failure: document.on_failure,
+        kill_mode: document.kill_mode.unwrap_or_default(),
         limits: document.limits,
     })
 }

@@ -82,7 +82,7 @@ fn errors_name_the_key_at_the_line_at_fault() {
         ("exec: a\nlog_tail: 1M\n", 2, "log_tail", "number of bytes"),
         // unknown keys are named with the accepted ones
         ("exec: /bin/true\n\nrestart: always\n", 3, "`restart`", "accepted keys: exec, oneshot, after, environ, test, test_interval, ready_fd, dir, \
-          user, group, stop_signal, stop_timeout, restart_delay, restart_delay_max, log, log_tail, \
+          user, group, stop_signal, stop_timeout, kill_mode, restart_delay, restart_delay_max, log, log_tail, \
           container_env, on_failure, memory_max, memory_high, cpu_weight, cpu_max, pids_max, io_weight, \
           limit_nofile, limit_nproc, limit_core, limit_data, limit_stack, limit_fsize, limit_rss, \
           limit_as, limit_memlock, limit_cpu, nice, umask, env_file, env_dir"),
@@ -133,6 +133,7 @@ fn errors_name_the_key_at_the_line_at_fault() {
         ("exec: a\ndir: ''\n", 2, "dir", "is empty"),
         // bad durations point at their key
         ("exec: a\nstop_timeout: -1\n", 2, "stop_timeout", "must not be negative"),
+        ("exec: a\nkill_mode: session\n", 2, "kill_mode", "unknown mode `session`; use group or process"),
         ("exec: a\nstop_timeout: -0.5\n", 2, "stop_timeout", "must not be negative"),
         ("exec: a\nstop_timeout: 10s\n", 2, "stop_timeout", "invalid type: string"),
         ("exec: a\nstop_timeout: true\n", 2, "stop_timeout", "invalid type: boolean"),
@@ -610,8 +611,8 @@ fn every_kind_of_value_words_its_errors_exactly() {
             "exec: a\n[1]: x\n",
             2,
             "invalid type: sequence, expected a key name (exec, oneshot, after, environ, test, \
-             test_interval, ready_fd, dir, user, group, stop_signal, stop_timeout, restart_delay, \
-             restart_delay_max, log, log_tail, container_env, on_failure, memory_max, memory_high, \
+             test_interval, ready_fd, dir, user, group, stop_signal, stop_timeout, kill_mode, \
+             restart_delay, restart_delay_max, log, log_tail, container_env, on_failure, memory_max, memory_high, \
              cpu_weight, cpu_max, pids_max, io_weight, limit_nofile, limit_nproc, limit_core, \
              limit_data, limit_stack, limit_fsize, limit_rss, limit_as, limit_memlock, limit_cpu, nice, \
              umask, env_file, env_dir)",
@@ -786,6 +787,18 @@ fn on_failure_is_read() {
     ] {
         let fixture = fixture_with(&format!("exec: a\non_failure: {word}\n"), &[]);
         assert_eq!(fixture.load().unwrap().on_failure, Some(policy));
+    }
+}
+
+#[test]
+fn kill_mode_is_read() {
+    use crate::definition::KillMode;
+    for (yaml, mode) in [
+        ("exec: a\n", KillMode::Group),
+        ("exec: a\nkill_mode: group\n", KillMode::Group),
+        ("exec: a\nkill_mode: process\n", KillMode::Process),
+    ] {
+        assert_eq!(fixture_with(yaml, &[]).load().unwrap().kill_mode, mode);
     }
 }
 

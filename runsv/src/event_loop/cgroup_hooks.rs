@@ -17,7 +17,8 @@ impl Supervisor {
             let Some(service) = self.service(which) else {
                 continue;
             };
-            if service.adopted.is_some() {
+            // kill_mode: process: what the last run left (sshd's sessions) stays.
+            if service.adopted.is_some() || service.kills_main_only() {
                 continue;
             }
             let label = service.label.clone();
@@ -46,7 +47,7 @@ impl Supervisor {
     /// run or finish exited (or an adopted run ended). With a group still holding
     /// processes of the service, the exit waits until it is empty (see tracking.rs);
     /// what remains gets the stop signal, unless it was sent already, and is killed
-    /// after the stop timeout.
+    /// after the stop timeout. With kill_mode: process the exit is the service's end.
     pub(super) fn exited(&mut self, which: Which, pid: u32, status: ExitStatus) {
         let now = self.sys.now().monotonic;
         let Some(service) = self.service(which) else {
@@ -56,6 +57,7 @@ impl Supervisor {
         let ours = [Process::Run, Process::Finish]
             .into_iter()
             .any(|p| machine.pid_of(p) == Some(pid));
+        let ours = ours && !service.kills_main_only();
         let stopping = machine.status().term_sent;
         let settings = machine.settings();
         let (signal, kill_at) = (

@@ -27,6 +27,8 @@ impl Supervisor {
             Target::Process(p) => (p, false),
             Target::Group(p) => (p, true),
         };
+        // kill_mode: process: run and finish are reached alone, never what they started.
+        let group = group && (process == Process::Test || !service.kills_main_only());
         let Some(pid) = service.machine.pid_of(process) else {
             return;
         };

@@ -6,8 +6,8 @@ use super::super::LogDestination;
 use super::rule::{Parse, Refusal, Request, Rule, Scalar};
 use super::values::{
     limit, After, ContainerEnv, Environ, ACCOUNT, BOOLEAN, BYTES, COMMAND, COUNT, CPU_SHARE,
-    DIRECTORY, ENV_PATH, FILE_DESCRIPTOR, LOG, NICE, ON_FAILURE, POSITIVE_SECONDS, SECONDS, SIGNAL,
-    TAIL_SIZE, UMASK, WEIGHT,
+    DIRECTORY, ENV_PATH, FILE_DESCRIPTOR, KILL_MODE, LOG, NICE, ON_FAILURE, POSITIVE_SECONDS,
+    SECONDS, SIGNAL, TAIL_SIZE, UMASK, WEIGHT,
 };
 use nix::sys::signal::Signal;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess};
@@ -30,6 +30,7 @@ pub(super) enum Key {
     Group,
     StopSignal,
     StopTimeout,
+    KillMode,
     RestartDelay,
     RestartDelayMax,
     Log,
@@ -51,7 +52,7 @@ pub(super) enum Key {
 
 /// In the order the documentation presents them, which is also the order error messages
 /// list them in.
-const ALL_KEYS: [Key; 38] = [
+const ALL_KEYS: [Key; 39] = [
     Key::Exec,
     Key::Oneshot,
     Key::After,
@@ -64,6 +65,7 @@ const ALL_KEYS: [Key; 38] = [
     Key::Group,
     Key::StopSignal,
     Key::StopTimeout,
+    Key::KillMode,
     Key::RestartDelay,
     Key::RestartDelayMax,
     Key::Log,
@@ -107,6 +109,7 @@ impl Key {
             Key::Group => "group",
             Key::StopSignal => "stop_signal",
             Key::StopTimeout => "stop_timeout",
+            Key::KillMode => "kill_mode",
             Key::RestartDelay => "restart_delay",
             Key::RestartDelayMax => "restart_delay_max",
             Key::Log => "log",
@@ -155,6 +158,7 @@ pub(super) struct Document {
     pub log_tail: Option<u64>,
     pub container_env: Option<crate::container_env::Selection>,
     pub on_failure: Option<crate::failure::OnFailure>,
+    pub kill_mode: Option<crate::definition::KillMode>,
     pub limits: crate::cgroup::Limits,
     /// Each resource once (a key appears once), in file order.
     pub rlimits: Vec<(Resource, Limit)>,
@@ -293,6 +297,7 @@ impl Rule for Mapping {
                 Key::Group => d.group = value(&mut map, ACCOUNT)?,
                 Key::StopSignal => d.stop_signal = value(&mut map, SIGNAL)?,
                 Key::StopTimeout => d.stop_timeout = value(&mut map, SECONDS)?,
+                Key::KillMode => d.kill_mode = value(&mut map, KILL_MODE)?,
                 // A zero first delay would never grow: a service that keeps dying would
                 // be restarted in a busy loop.
                 Key::RestartDelay => d.restart_delay = value(&mut map, POSITIVE_SECONDS)?,

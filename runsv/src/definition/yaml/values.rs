@@ -102,6 +102,8 @@ pub(super) const LOG: Typed<LogDestination> = Typed::text("kmsg, console or none
 const SERVICE_NAME: Typed<String> = Typed::text("a service name", parse_service_name);
 const VARIABLE_VALUE: Typed<String> =
     Typed::text("a string, number or boolean", parse_variable_value);
+pub(super) const KILL_MODE: Typed<crate::definition::KillMode> =
+    Typed::text("group or process", parse_kill_mode);
 pub(super) const ON_FAILURE: Typed<crate::failure::OnFailure> =
     Typed::text("continue, warn or stop", parse_on_failure);
 pub(super) const BYTES: Typed<u64> = Typed::text(
@@ -226,6 +228,14 @@ fn parse_log(text: &str) -> Result<LogDestination, String> {
         other => Err(format!(
             "unknown destination `{other}`; use kmsg, console or none (or a log/ directory)"
         )),
+    }
+}
+
+fn parse_kill_mode(text: &str) -> Result<crate::definition::KillMode, String> {
+    match text {
+        "group" => Ok(crate::definition::KillMode::Group),
+        "process" => Ok(crate::definition::KillMode::Process),
+        other => Err(format!("unknown mode `{other}`; use group or process")),
     }
 }
 
