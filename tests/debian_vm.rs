@@ -129,10 +129,20 @@ fn debian_boots_with_runtree_and_powers_off_clean() {
         out.contains("session-survived"),
         "sv restart sshd ended the session ({code}): {out}{err}"
     );
-    let (_, after, _) = vm.ssh(
-        "cat /run/runtree/supervise/sshd/pid",
-        Duration::from_secs(60),
-    );
+    // The new sshd takes a moment to listen in the slow guest: ask until it answers.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut after = String::new();
+    while Instant::now() < deadline {
+        let (code, out, _) = vm.ssh(
+            "cat /run/runtree/supervise/sshd/pid",
+            Duration::from_secs(60),
+        );
+        after = out;
+        if code == 0 && !after.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
     assert!(
         !after.trim().is_empty() && after != before,
         "sshd not restarted: {before:?} then {after:?}"
