@@ -5,7 +5,7 @@ use crate::args::{self, Invocation, Usage};
 use crate::command::{dispatch, Kind};
 use crate::control::{self, Sent};
 use crate::output::{exit_code, Message, Out};
-use crate::service::{self, Service};
+use crate::service::{self, Service, ServiceDir};
 use crate::wait::{self, Target};
 use crate::watch::Watcher;
 use crate::{json, report, tree};
@@ -118,7 +118,7 @@ pub fn run<W: Write>(invocation: &Invocation, out: &mut Out<W>) -> i32 {
             json::print(out, &services);
             return exit_code(out.failures());
         }
-        return report::all(out, &services, invocation.lsb, tstart);
+        return status(out, &services, invocation.lsb, tstart);
     }
 
     let waits = command.waits(invocation.verbose);
@@ -157,6 +157,26 @@ pub fn run<W: Write>(invocation: &Invocation, out: &mut Out<W>) -> i32 {
 
 fn unable_to_enter(errno: i32) -> Message {
     Message::fail_errno("unable to change to service directory", errno)
+}
+
+fn status<W: Write>(out: &mut Out<W>, services: &[Service], lsb: bool, now: Timestamp) -> i32 {
+    // Nothing runs in between (no ./check, no waits): one write for all the lines.
+    out.hold();
+    for service in services {
+        let dir = match ServiceDir::open(&service.path) {
+            Ok(dir) => dir,
+            Err(errno) => {
+                out.message(&service.name, &unable_to_enter(errno));
+                continue;
+            }
+        };
+        match report::print(out, service, &dir, now) {
+            Ok(shown) if lsb => return shown.lsb_code(),
+            Err(Some(code)) if lsb => return code,
+            _ => {}
+        }
+    }
+    exit_code(out.failures())
 }
 
 /// Runs sv in-process on a command line, with `SVDIR`, for tests.

@@ -83,9 +83,6 @@ pub struct Out<W: Write> {
     /// Lines are kept until `flush` (one write for `sv status` of a thousand
     /// services) instead of being flushed one by one.
     held: bool,
-    /// Warnings for stderr, kept when this is one part of the output (see
-    /// [`Out::part`]); None: written at once.
-    warnings: Option<Vec<u8>>,
 }
 
 impl<W: Write> Out<W> {
@@ -94,32 +91,7 @@ impl<W: Write> Out<W> {
             writer,
             failures: 0,
             held: false,
-            warnings: None,
         }
-    }
-
-    /// A warning on stderr (`warning: unable to stat web/down: …`).
-    pub fn warn(&mut self, text: &str) {
-        match &mut self.warnings {
-            Some(kept) => {
-                kept.extend_from_slice(text.as_bytes());
-                kept.push(b'\n');
-            }
-            None => eprintln!("{text}"),
-        }
-    }
-
-    /// Adds a part's lines, warnings and failures, as if they had been written here:
-    /// its warnings at once, its lines where this output's are.
-    pub fn absorb(&mut self, part: Out<Vec<u8>>) {
-        if let Some(warnings) = part.warnings.filter(|w| !w.is_empty()) {
-            let _ = std::io::stderr().write_all(&warnings);
-        }
-        let _ = self.writer.write_all(&part.writer);
-        if !self.held {
-            let _ = self.writer.flush();
-        }
-        self.failures += part.failures;
     }
 
     /// Writes one line and flushes it, so that lines interleave with stderr and with the
@@ -166,19 +138,6 @@ impl<W: Write> Out<W> {
     #[cfg(test)]
     pub fn into_inner(self) -> W {
         self.writer
-    }
-}
-
-impl Out<Vec<u8>> {
-    /// One part of the output, made apart (on another thread) and added in its place
-    /// with [`Out::absorb`]: lines, warnings and failures are all kept.
-    pub fn part() -> Out<Vec<u8>> {
-        Out {
-            writer: Vec::new(),
-            failures: 0,
-            held: true,
-            warnings: Some(Vec::new()),
-        }
     }
 }
 
