@@ -12,8 +12,9 @@
 //!   has a group named after its absolute path (`<tree>/service-web.service`), its
 //!   `log/` another (`<tree>/service-web-log.service`): siblings, as cgroup v2 allows
 //!   processes only in leaves once controllers are enabled;
-//! - placing a child (it writes `0` to the group's `cgroup.procs` between fork and exec:
-//!   [`Group::procs_fd`]), signalling and killing the group (`cgroup.kill` where the
+//! - placing a child (clone3 creates it in the group's directory, [`Group::dir_fd`];
+//!   where it cannot, the child writes `0` to the group's `cgroup.procs` between fork
+//!   and exec: [`Group::procs_fd`]), signalling and killing the group (`cgroup.kill` where the
 //!   kernel has it), emptiness from `cgroup.events` (pollable: POLLPRI on change),
 //!   `memory.events` oom_kill, limits (cgroup/limits.rs), and the status read
 //!   ([`usage`]).

@@ -55,9 +55,19 @@ pub struct Launch {
     stdio: [Stdio; 3],
     /// (runsv's fd, the fd number the child sees it as): the readiness pipe.
     extra_fd: Option<(RawFd, RawFd)>,
-    /// The `cgroup.procs` of the service's group: the child joins it before exec.
-    cgroup: Option<RawFd>,
+    /// The service's group: the child is born in it, or joins it before exec.
+    cgroup: Option<Placement>,
     controls: Controls,
+}
+
+/// A service's cgroup as a child is placed in it: clone3 creates the child in the
+/// group's directory (CLONE_INTO_CGROUP, Linux 5.7), which costs the kernel no
+/// migration; where it cannot (an older kernel, a vfork-style child), the child writes
+/// `0` to the group's `cgroup.procs` before anything else.
+#[derive(Clone, Copy, Debug)]
+pub struct Placement {
+    pub procs: RawFd,
+    pub dir: RawFd,
 }
 
 /// The service's limits, nice and umask, as the child's system calls take them.
@@ -148,10 +158,10 @@ impl Launch {
         self
     }
 
-    /// Places the child in the cgroup whose `cgroup.procs` runsv holds open as
-    /// `procs` (see cgroup.rs), before anything of the service runs.
-    pub fn cgroup(mut self, procs: Option<RawFd>) -> Launch {
-        self.cgroup = procs;
+    /// Places the child in the cgroup runsv holds open (see cgroup.rs), before
+    /// anything of the service runs.
+    pub fn cgroup(mut self, placement: Option<Placement>) -> Launch {
+        self.cgroup = placement;
         self
     }
 
@@ -173,7 +183,8 @@ impl Launch {
     /// a vfork-style leader (CLONE_VM | CLONE_VFORK, as in [`Launch::spawn`]) calls
     /// setsid, clones the process with CLONE_PARENT (runsv's child, so runsv gets its
     /// SIGCHLD and reaps it), leaves its pid in memory the two share, and exits; runsv
-    /// resumes then (and reaps the leader, here or in its loop). The process is a copy
+    /// resumes then (and reaps the leader, here or in its loop). With a cgroup, the
+    /// leader's clone is clone3's, into the group (see [`Placement`]). The process is a copy
     /// (no CLONE_VM): it must run on while runsv publishes; its exec's outcome comes
     /// through a pipe.
     pub fn start(&self) -> Result<Started, String> {

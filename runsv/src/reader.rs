@@ -174,6 +174,16 @@ pub fn kind_at(base: Base, path: &Path, links: Links) -> Result<Option<Kind>, Fi
 /// Opens a regular file for reading; anything else is refused, unopened where the stat
 /// already shows it, and nothing here waits.
 pub fn open_regular_at(base: Base, path: &Path, links: Links) -> Result<File, FileError> {
+    open_regular_stat_at(base, path, links).map(|(file, _)| file)
+}
+
+/// [`open_regular_at`], with what the fstat of the opened file found: its size spares
+/// a caller another fstat, and a reader the read that only finds the end.
+pub fn open_regular_stat_at(
+    base: Base,
+    path: &Path,
+    links: Links,
+) -> Result<(File, FileStat), FileError> {
     let refuse = |found| FileError {
         path: path.to_path_buf(),
         cause: Cause::Kind {
@@ -201,7 +211,7 @@ pub fn open_regular_at(base: Base, path: &Path, links: Links) -> Result<File, Fi
     if Kind::of(&opened) != Kind::Regular {
         return Err(refuse(Kind::of(&opened)));
     }
-    Ok(file)
+    Ok((file, opened))
 }
 
 /// [`open_regular_at`] from the working directory.
@@ -211,8 +221,9 @@ pub fn open_regular(path: &Path, links: Links) -> Result<File, FileError> {
 
 /// The whole content of a regular file of at most `limit` bytes.
 pub fn read_at(base: Base, path: &Path, limit: u64, links: Links) -> Result<Vec<u8>, FileError> {
-    let file = open_regular_at(base, path, links)?;
-    read_bounded(file, limit).map_err(|cause| FileError {
+    let (file, opened) = open_regular_stat_at(base, path, links)?;
+    let size = u64::try_from(opened.st_size).ok();
+    read_to_limit(file, limit, size).map_err(|cause| FileError {
         path: path.to_path_buf(),
         cause,
     })
@@ -229,13 +240,41 @@ const FIRST_READ: u64 = 1024;
 /// Reads an opened file to its end, refusing it past `limit` bytes. The size is not
 /// asked first: a file may grow while it is read, and a sparse one may say anything.
 pub fn read_bounded(file: File, limit: u64) -> Result<Vec<u8>, Cause> {
-    // Room for a whole supervise/ file at once: from an empty Vec, read_to_end probes
-    // with 32 bytes and grows, five reads for a 300-byte state file (`sv status` of a
-    // thousand services reads a thousand).
-    let mut bytes = Vec::with_capacity(FIRST_READ.min(limit.saturating_add(1)) as usize);
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(Cause::Io)?;
+    read_to_limit(file, limit, None)
+}
+
+/// [`read_bounded`], told the size an fstat of the opened regular file gave: a read
+/// that comes back short once that much is in is the end (a regular file's read is
+/// short only there), so a supervise/ file takes one read, not a second that returns
+/// nothing (`sv status` of a thousand services reads a thousand). The size only ends
+/// the reading early; the limit still bounds it, whatever the size says.
+fn read_to_limit(mut file: File, limit: u64, size: Option<u64>) -> Result<Vec<u8>, Cause> {
+    let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    // Room for a whole supervise/ file at once (from an empty Vec, read_to_end probes
+    // with 32 bytes and grows: five reads for a 300-byte state file).
+    let mut bytes = vec![0u8; cap.min(FIRST_READ as usize)];
+    let mut filled = 0;
+    loop {
+        if filled == bytes.len() {
+            if filled >= cap {
+                break;
+            }
+            let grown = bytes.len().saturating_mul(2).min(cap);
+            bytes.resize(grown, 0);
+        }
+        let n = match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Cause::Io(e)),
+        };
+        filled += n;
+        let short = filled < bytes.len();
+        if short && size.is_some_and(|size| filled as u64 >= size) {
+            break;
+        }
+    }
+    bytes.truncate(filled);
     if bytes.len() as u64 > limit {
         return Err(Cause::TooLarge { limit });
     }
@@ -246,40 +285,57 @@ pub fn read_bounded(file: File, limit: u64) -> Result<Vec<u8>, Cause> {
 /// an `open(ok, O_WRONLY|O_NONBLOCK)` that fails with ENXIO when nobody reads the FIFO.
 /// Only a FIFO can prove that: anything else there (a regular file opens for writing
 /// whether or not a runsv exists) is an error naming what it is, and a link is refused.
+///
+/// The write end is closed at once, unread and unwritten: the open is all there is to
+/// guard, and the stat before it does (a device is never opened). The fstat after it
+/// that [`hold_ok_at`] adds, for a caller that keeps the fd, would only catch a FIFO
+/// replaced since the stat by a file runsv never makes there, in a window of
+/// microseconds, by the one user who may write in supervise/ (and could as well write
+/// the state): `sv status` of a thousand services probes a thousand.
 pub fn supervisor_running_at(base: Base, ok: &Path) -> Result<bool, FileError> {
-    Ok(hold_ok_at(base, ok)?.is_some())
+    Ok(open_ok_at(base, ok)?.is_some())
 }
 
 /// The probe of [`supervisor_running_at`], keeping the write end it opened (`None`
-/// when nobody reads): whoever holds it learns of the supervisor's exit by POLLERR.
+/// when nobody reads): whoever holds it learns of the supervisor's exit by POLLERR,
+/// so the opened file is checked again to be a FIFO.
 pub fn hold_ok_at(base: Base, ok: &Path) -> Result<Option<OwnedFd>, FileError> {
-    let raw_base = base.map(|fd| fd.as_raw_fd());
-    let not_fifo = |found| FileError {
+    let Some(fd) = open_ok_at(base, ok)? else {
+        return Ok(None);
+    };
+    let opened = fstat(fd.as_raw_fd()).map_err(|e| FileError::io(ok, e))?;
+    match Kind::of(&opened) {
+        Kind::Fifo => Ok(Some(fd)),
+        found => Err(not_fifo(ok, found)),
+    }
+}
+
+fn not_fifo(ok: &Path, found: Kind) -> FileError {
+    FileError {
         path: ok.to_path_buf(),
         cause: Cause::Kind {
             found,
             expected: Kind::Fifo,
         },
-    };
+    }
+}
+
+/// The stat that refuses anything but a FIFO unopened, then the non-blocking open for
+/// writing (`None`: ENXIO, nobody reads).
+fn open_ok_at(base: Base, ok: &Path) -> Result<Option<OwnedFd>, FileError> {
+    let raw_base = base.map(|fd| fd.as_raw_fd());
     // A device or a regular file is not opened at all: opening has effects of its own.
     match kind_at(base, ok, Links::Refuse)? {
         None => return Err(FileError::io(ok, nix::errno::Errno::ENOENT)),
         Some(Kind::Fifo) => {}
-        Some(found) => return Err(not_fifo(found)),
+        Some(found) => return Err(not_fifo(ok, found)),
     }
     let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
     match openat(raw_base, ok, flags, Mode::empty()) {
-        Ok(fd) => {
-            // SAFETY: openat just returned this fd; nothing else owns it.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            let opened = fstat(fd.as_raw_fd()).map_err(|e| FileError::io(ok, e))?;
-            match Kind::of(&opened) {
-                Kind::Fifo => Ok(Some(fd)),
-                found => Err(not_fifo(found)),
-            }
-        }
+        // SAFETY: openat just returned this fd; nothing else owns it.
+        Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) })),
         Err(nix::errno::Errno::ENXIO) => Ok(None),
-        Err(nix::errno::Errno::ELOOP) => Err(not_fifo(Kind::Symlink)),
+        Err(nix::errno::Errno::ELOOP) => Err(not_fifo(ok, Kind::Symlink)),
         Err(errno) => Err(FileError::io(ok, errno)),
     }
 }
@@ -327,6 +383,25 @@ mod tests {
         assert!(read(&dir.path().join("missing"), 3, Links::Refuse)
             .unwrap_err()
             .is_missing());
+    }
+
+    /// Past the first read's buffer and up to the limit, a file is read whole; one byte
+    /// more is too large, whatever size the first reads found.
+    #[test]
+    fn whole_files_around_the_first_read_and_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        for size in [0, 1, 299, 1023, 1024, 1025, 3000, 4096] {
+            let content: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, &content).unwrap();
+            assert_eq!(read(&path, 4096, Links::Refuse).unwrap(), content, "{size}");
+            let file = File::open(&path).unwrap();
+            assert_eq!(read_bounded(file, 4096).unwrap(), content, "{size}");
+            if size > 0 {
+                let error = read(&path, size as u64 - 1, Links::Refuse).unwrap_err();
+                assert!(matches!(error.cause, Cause::TooLarge { .. }), "{size}");
+            }
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@
 
 use nix::sys::signal::Signal;
 use runsv::cgroup::{Group, Limits, Tree};
+use runsv::launch::Placement;
 use runsv::supervise::ExitStatus;
-use std::os::fd::RawFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -60,8 +60,12 @@ impl Tracked {
         }
     }
 
-    pub fn procs_fd(&self) -> RawFd {
-        self.group.procs_fd()
+    /// Where a child of the service is placed (see launch.rs).
+    pub fn placement(&self) -> Placement {
+        Placement {
+            procs: self.group.procs_fd(),
+            dir: self.group.dir_fd(),
+        }
     }
 
     /// Before `run` starts: its limits written (a bound that fails stops the start,

@@ -197,6 +197,32 @@ impl ServiceDir {
         runsv::state_dir::locate_at(Some(self.fd.as_fd()), Path::new(""))
     }
 
+    /// Its `supervise/` and runit's probe of the `ok` in it. The own `supervise/ok` is
+    /// tried first: where it is found the own `supervise` exists, which is what
+    /// [`runsv::state_dir`] would pick, so a writable tree costs no lookup of the state
+    /// root nor a stat of `supervise` itself. Only where it is missing is the state
+    /// root's asked for.
+    fn probe_ok(&self) -> (PathBuf, Result<bool, reader::FileError>) {
+        let base = Some(self.fd.as_fd());
+        let own = PathBuf::from("supervise");
+        let running = reader::supervisor_running_at(base, &own.join("ok"));
+        let missing = |result: &Result<bool, reader::FileError>| {
+            matches!(
+                result,
+                Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOENT | nix::libc::ENOTDIR))
+            )
+        };
+        if !missing(&running) {
+            return (own, running);
+        }
+        let located = self.supervise();
+        if located == own {
+            return (own, running);
+        }
+        let running = reader::supervisor_running_at(base, &located.join("ok"));
+        (located, running)
+    }
+
     /// Whether the directory may be searched, as `chdir` would check: the cause of an
     /// EACCES inside it is either this or the file's own permissions.
     fn searchable(&self) -> Result<(), i32> {
@@ -213,8 +239,8 @@ impl ServiceDir {
     /// searched (the service's and its log's differ, as in runit).
     pub fn probe(&self, unentered: impl Fn(i32) -> Message) -> Probe {
         let base = Some(self.fd.as_fd());
-        let supervise = self.supervise();
-        match reader::supervisor_running_at(base, &supervise.join("ok")) {
+        let (supervise, running) = self.probe_ok();
+        match running {
             Ok(true) => {}
             Ok(false) => return Probe::NotRunning,
             Err(e) => {
@@ -257,34 +283,31 @@ impl ServiceDir {
                 cgroup,
             });
         }
-        let mut file = match reader::open_regular_at(base, &supervise.join("status"), Links::Refuse)
-        {
-            Ok(file) => file,
-            // runit opens a directory and fails to read it: its words for that.
-            Err(reader::FileError {
-                cause:
-                    reader::Cause::Kind {
-                        found: reader::Kind::Directory,
-                        ..
-                    },
-                ..
-            }) => {
-                return Probe::Unreadable(Message::new(
-                    Level::Warning,
-                    "unable to read supervise/status",
-                    Some(nix::libc::EISDIR),
-                ))
-            }
-            Err(e) => {
-                return Probe::Unreadable(file_warning("unable to open supervise/status", &e))
-            }
-        };
+        let (mut file, opened) =
+            match reader::open_regular_stat_at(base, &supervise.join("status"), Links::Refuse) {
+                Ok(opened) => opened,
+                // runit opens a directory and fails to read it: its words for that.
+                Err(reader::FileError {
+                    cause:
+                        reader::Cause::Kind {
+                            found: reader::Kind::Directory,
+                            ..
+                        },
+                    ..
+                }) => {
+                    return Probe::Unreadable(Message::new(
+                        Level::Warning,
+                        "unable to read supervise/status",
+                        Some(nix::libc::EISDIR),
+                    ))
+                }
+                Err(e) => {
+                    return Probe::Unreadable(file_warning("unable to open supervise/status", &e))
+                }
+            };
         // One read(2) of 20 bytes, as runit: a longer file is accepted, and never read on;
         // but one larger than any supervisor writes (a huge sparse file) is no status.
-        if file
-            .metadata()
-            .is_ok_and(|meta| meta.len() > reader::MAX_SUPERVISE_FILE)
-        {
+        if u64::try_from(opened.st_size).is_ok_and(|size| size > reader::MAX_SUPERVISE_FILE) {
             return Probe::Unreadable(Message::warning(format!(
                 "unable to read supervise/status: is larger than {} bytes",
                 reader::MAX_SUPERVISE_FILE

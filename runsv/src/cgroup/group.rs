@@ -1,5 +1,5 @@
-//! One service's cgroup: opened (created) by runsv, a child placed in it between fork
-//! and exec, signalled and killed as a whole, empty when `cgroup.events` says so, its
+//! One service's cgroup: opened (created) by runsv, a child born in it (clone3) or
+//! placed in it between fork and exec, signalled and killed as a whole, empty when `cgroup.events` says so, its
 //! OOM kills counted, its limits applied, removed once empty. (The tree and where it
 //! lives: cgroup.rs.)
 
@@ -10,7 +10,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -18,8 +18,12 @@ use std::time::{Duration, Instant};
 /// The group of one service: created on open, removed by [`Group::remove`] once empty.
 pub struct Group {
     path: PathBuf,
-    /// `cgroup.procs`, write-only: a child writes `0` into it before exec.
+    /// `cgroup.procs`, write-only: a child writes `0` into it before exec where it
+    /// could not be born in the group.
     procs: File,
+    /// The group's directory (O_PATH): clone3 creates a service in it
+    /// (CLONE_INTO_CGROUP).
+    dir: OwnedFd,
     /// `cgroup.events`, read for `populated` and polled (POLLPRI) for changes.
     events: File,
     /// `memory.events`, where the memory controller is on (its oom_kill count).
@@ -30,6 +34,11 @@ impl Group {
     /// Creates (if needed) and opens the group at `path`. Errors name the file.
     pub fn open(path: PathBuf) -> Result<Group, String> {
         make_dir(&path)?;
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| format!("unable to open {}: {e}", path.display()))?;
         let open = |name: &str, write: bool| {
             let file = path.join(name);
             OpenOptions::new()
@@ -45,6 +54,7 @@ impl Group {
         Ok(Group {
             path,
             procs,
+            dir: OwnedFd::from(dir),
             events,
             memory_events,
         })
@@ -57,6 +67,11 @@ impl Group {
     /// The fd a child writes `0` to, to join the group before it execs.
     pub fn procs_fd(&self) -> RawFd {
         self.procs.as_raw_fd()
+    }
+
+    /// The group's directory, for clone3's CLONE_INTO_CGROUP.
+    pub fn dir_fd(&self) -> RawFd {
+        self.dir.as_raw_fd()
     }
 
     /// `cgroup.events`, to poll for POLLPRI: it fires when `populated` changes. Reading
@@ -189,10 +204,11 @@ impl Group {
         let Group {
             path,
             procs,
+            dir,
             events,
             memory_events,
         } = self;
-        drop((procs, events, memory_events));
+        drop((procs, dir, events, memory_events));
         fs::remove_dir(&path).is_ok()
     }
 }

@@ -3,8 +3,11 @@
 //! the controllers allow (see docs/cgroups.md).
 
 use super::*;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::Mode;
 use std::fs::{self, File};
 use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// The `cgroup=PATH` line of supervise/state.
@@ -33,28 +36,30 @@ pub struct Usage {
 /// without the pids controller) and `memory.current` where the memory controller is on
 /// — one small read per controller, no lookup of a file that is not there: which
 /// controllers a tree's groups have is read once per tree (its
-/// `cgroup.subtree_control`), as a lookup in cgroupfs costs as much as a read.
+/// `cgroup.subtree_control`), as a lookup in cgroupfs costs as much as a read. The
+/// files are opened relative to the tree's directory, held open for the life of the
+/// process: a path of six components walked for each of a thousand services cost as
+/// much as the read.
 pub fn usage(group: &Path) -> Usage {
-    let (pids, memory) = controllers_of_parent(group);
-    let number = |name: &str| -> Option<u64> {
+    let tree = tree_of(group);
+    let name = match (&tree.fd, group.file_name()) {
+        (Some(_), Some(name)) => PathBuf::from(name),
+        _ => group.to_path_buf(),
+    };
+    let base = tree.fd.as_ref().map(|fd| fd.as_raw_fd());
+    let number = |file: &str| -> Option<u64> {
         let mut buffer = [0u8; 32];
-        let mut file = File::open(group.join(name)).ok()?;
-        let n = file.read(&mut buffer).ok()?;
+        let n = read_some(base, &name.join(file), &mut buffer)?;
         std::str::from_utf8(&buffer[..n]).ok()?.trim().parse().ok()
     };
-    let processes = if pids {
+    let processes = if tree.pids {
         number("pids.current")
     } else {
-        // One read for a service's few pids (an empty Vec would probe with 32 bytes).
-        let mut text = Vec::with_capacity(512);
-        File::open(group.join("cgroup.procs"))
-            .and_then(|file| file.take(1 << 20).read_to_end(&mut text))
-            .ok()
-            .map(|_| text.iter().filter(|&&b| b == b'\n').count() as u64)
+        count_lines(base, &name.join("cgroup.procs"))
     };
     Usage {
         processes,
-        memory: if memory {
+        memory: if tree.memory {
             number("memory.current")
         } else {
             None
@@ -62,23 +67,76 @@ pub fn usage(group: &Path) -> Usage {
     }
 }
 
-/// Whether the groups under `group`'s parent have the pids and memory controllers,
-/// remembered per parent for the life of the process.
-fn controllers_of_parent(group: &Path) -> (bool, bool) {
-    use std::cell::RefCell;
-    thread_local! {
-        static KNOWN: RefCell<Vec<(PathBuf, (bool, bool))>> = const { RefCell::new(Vec::new()) };
+/// Opens a cgroup file (non-blocking: the path comes from a state file, and whatever
+/// is there must not hold sv) and reads it once into `buffer`; the file is closed on
+/// return.
+fn read_some(base: Option<RawFd>, path: &Path, buffer: &mut [u8]) -> Option<usize> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    let fd = openat(base, path, flags, Mode::empty()).ok()?;
+    // SAFETY: openat just returned this fd; nothing else owns it.
+    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    file.read(buffer).ok()
+}
+
+/// The number of lines of `cgroup.procs`, read 4 KiB at a time: a service's few pids
+/// take one read. A cgroup file is a seq_file, whose read fills what it is asked for
+/// while there is more (up to a page): a short read is its end.
+fn count_lines(base: Option<RawFd>, path: &Path) -> Option<u64> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    let fd = openat(base, path, flags, Mode::empty()).ok()?;
+    // SAFETY: openat just returned this fd; nothing else owns it.
+    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut buffer = [0u8; 4096];
+    let mut lines = 0u64;
+    // Bounded as before: 1 MiB of pids is a quarter million processes.
+    for _ in 0..256 {
+        let n = file.read(&mut buffer).ok()?;
+        lines += buffer[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        if n < buffer.len() {
+            break;
+        }
     }
-    let parent = group.parent().unwrap_or(group).to_path_buf();
+    Some(lines)
+}
+
+/// What is known of the groups under one parent (a tree): its directory held open
+/// and whether its groups have the pids and memory controllers.
+struct Tree {
+    parent: PathBuf,
+    fd: Option<OwnedFd>,
+    pids: bool,
+    memory: bool,
+}
+
+/// The tree `group` is in, opened and read once per parent for the life of the
+/// process (sv reads a few trees at most: a service's and its log's are one).
+fn tree_of(group: &Path) -> std::rc::Rc<Tree> {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    thread_local! {
+        static KNOWN: RefCell<Vec<Rc<Tree>>> = const { RefCell::new(Vec::new()) };
+    }
+    let parent = group.parent().unwrap_or(group);
     KNOWN.with(|known| {
-        if let Some((_, found)) = known.borrow().iter().find(|(p, _)| *p == parent) {
-            return *found;
+        if let Some(tree) = known.borrow().iter().find(|tree| tree.parent == parent) {
+            return tree.clone();
         }
         let enabled = fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
         let has = |name: &str| enabled.split_whitespace().any(|c| c == name);
-        let found = (has("pids"), has("memory"));
-        known.borrow_mut().push((parent, found));
-        found
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = (group.parent().is_some() && group.file_name().is_some())
+            .then(|| openat(None, parent, flags, Mode::empty()).ok())
+            .flatten()
+            // SAFETY: openat just returned this fd; nothing else owns it.
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+        let tree = Rc::new(Tree {
+            parent: parent.to_path_buf(),
+            fd,
+            pids: has("pids"),
+            memory: has("memory"),
+        });
+        known.borrow_mut().push(tree.clone());
+        tree
     })
 }
 

@@ -195,7 +195,7 @@ impl Supervisor {
                 None => {}
             }
         }
-        let procs = tracked.map(|t| t.procs_fd());
+        let procs = tracked.map(|t| t.placement());
         // `env_file` and `env_dir` are read at each start; a file that cannot be read
         // fails the start, with the file and the cause.
         let from_files = match service.environment() {

@@ -33,6 +33,21 @@ pub(super) extern "C" fn leader_entry(leader: *mut libc::c_void) -> libc::c_int 
         let leader = &*(leader as *const Leader);
         // Cannot fail: a new process leads no group yet.
         libc::setsid();
+        if let Some(placement) = leader.context.launch.cgroup {
+            // Born in the service's group: a fork (no CLONE_VM, no stack of its own)
+            // whose child goes on here, in its own copy of the memory.
+            match clone_into_cgroup(placement.dir) {
+                0 => run_service(leader, Placed::Born),
+                pid if pid > 0 => {
+                    leader.service.store(pid as i32, Ordering::SeqCst);
+                    libc::_exit(0)
+                }
+                // ENOSYS (before Linux 5.3), E2BIG or EINVAL (no CLONE_INTO_CGROUP
+                // before 5.7), or a group the kernel refuses to start a process in
+                // (its own words come from the write below): the clone and the write.
+                _ => {}
+            }
+        }
         let pid = libc::clone(
             service_entry,
             leader.service_stack,
@@ -54,11 +69,67 @@ pub(super) extern "C" fn leader_entry(leader: *mut libc::c_void) -> libc::c_int 
 extern "C" fn service_entry(leader: *mut libc::c_void) -> libc::c_int {
     // SAFETY: this process's copy of the Leader its leader cloned it with.
     let leader = unsafe { &*(leader as *const Leader) };
+    run_service(leader, Placed::Join)
+}
+
+fn run_service(leader: &Leader, placed: Placed) -> ! {
     await_go(leader.gate_read, leader.gate_write);
     leader
         .context
         .launch
-        .child(leader.context, Report::Pipe(leader.report))
+        .child(leader.context, Report::Pipe(leader.report), placed)
+}
+
+/// Whether the child was born in its cgroup or joins it itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placed {
+    Born,
+    Join,
+}
+
+/// clone3's arguments up to `cgroup` (CLONE_ARGS_SIZE_VER2), as the kernel reads them.
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// A fork into the cgroup whose directory is `cgroup`, as runsv's child
+/// (CLONE_PARENT): 0 in the child, its pid in the parent, -1 with errno on failure.
+/// SAFETY (for the caller): the child returns here on a copy of the caller's stack,
+/// as from fork; it must not return from the caller's frame.
+unsafe fn clone_into_cgroup(cgroup: RawFd) -> libc::c_long {
+    let args = CloneArgs {
+        flags: libc::CLONE_PARENT as u64 | CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        // clone3 refuses one with CLONE_PARENT: the child's is its parent's own
+        // (SIGCHLD: runsv cloned the leader with it), as clone(2) silently does.
+        exit_signal: 0,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup as u64,
+    };
+    libc::syscall(
+        libc::SYS_clone3,
+        std::ptr::addr_of!(args),
+        std::mem::size_of::<CloneArgs>(),
+    )
 }
 
 /// In a child of `Launch::start`: waits at the gate until runsv sends the go byte;
@@ -85,7 +156,7 @@ impl Launch {
     /// In the child: set up and exec; on failure, report the step and errno and exit
     /// 111 (runit's code for a run that could not be exec'd). Every step that fails
     /// ends the child before exec: a service never runs with half its set-up.
-    pub(super) fn child(&self, context: &ChildContext, report: Report) -> ! {
+    pub(super) fn child(&self, context: &ChildContext, report: Report, placed: Placed) -> ! {
         let (argv, envp, groups) = (context.argv, context.envp, context.groups);
         let mut report = report;
         let fail = |report: Report, step: Step| -> ! {
@@ -114,8 +185,8 @@ impl Launch {
             }
             // Into the service's group first: from here on, a stop of the group reaches
             // the child and all it starts.
-            if let Some(procs) = self.cgroup {
-                if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 {
+            if let (Some(placement), Placed::Join) = (self.cgroup, placed) {
+                if libc::write(placement.procs, b"0".as_ptr().cast(), 1) != 1 {
                     fail(report, Step::Cgroup);
                 }
             }
@@ -406,7 +477,7 @@ pub(super) extern "C" fn child_entry(context: *mut libc::c_void) -> libc::c_int 
     let context = unsafe { &*(context as *const ChildContext) };
     context
         .launch
-        .child(context, Report::Shared(context.failure))
+        .child(context, Report::Shared(context.failure), Placed::Join)
 }
 
 fn pointer_array(strings: &[CString]) -> Vec<*const libc::c_char> {

@@ -136,3 +136,69 @@ fn a_limit_that_cannot_be_set_is_named_and_nothing_runs() {
         "unable to start /bin/true: setting limit_nofile: Operation not permitted (EPERM)"
     );
 }
+
+/// A started service is in its cgroup before it runs a line of its own: born there
+/// by clone3 (so already while it waits at its gate), or, where clone3 refuses (here a
+/// directory that is no cgroup), by its own write of cgroup.procs before it execs.
+/// Needs root and a writable cgroup v2 hierarchy.
+#[test]
+fn a_started_process_is_born_in_its_cgroup_or_joins_it() {
+    use std::os::fd::AsRawFd;
+    let mount = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .map(Path::new)
+        .find(|mount| crate::cgroup::on_cgroup2(mount));
+    let (Some(mount), true) = (mount, nix::unistd::geteuid().is_root()) else {
+        eprintln!("skipped: needs root and a cgroup v2 hierarchy");
+        return;
+    };
+    let name = format!("runsv-launch-test-{}", std::process::id());
+    let group = mount.join(&name);
+    if let Err(error) = std::fs::create_dir(&group) {
+        eprintln!("skipped: {}: {error}", group.display());
+        return;
+    }
+    // Removed however the test ends (every process in it has been waited for).
+    struct Removed<'a>(&'a Path);
+    impl Drop for Removed<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(self.0);
+        }
+    }
+    let _removed = Removed(&group);
+    let line = format!("0::/{name}");
+    let membership = |pid: Pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .unwrap()
+            .lines()
+            .any(|l| l == line)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let procs = std::fs::OpenOptions::new()
+        .write(true)
+        .open(group.join("cgroup.procs"))
+        .unwrap();
+    let group_dir = std::fs::File::open(&group).unwrap();
+    let not_a_group = std::fs::File::open(dir.path()).unwrap();
+    for (dir_fd, born) in [
+        (group_dir.as_raw_fd(), true),
+        (not_a_group.as_raw_fd(), false),
+    ] {
+        let command = ["sh".into(), "-c".into(), "cat /proc/$$/cgroup > out".into()];
+        let launch = Launch::new(&command, None, dir.path())
+            .unwrap()
+            .cgroup(Some(Placement {
+                procs: procs.as_raw_fd(),
+                dir: dir_fd,
+            }));
+        let started = launch.start().unwrap();
+        let pid = started.pid();
+        let at_gate = membership(pid);
+        started.confirm().unwrap();
+        let status = nix::sys::wait::waitpid(pid, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
+        assert_eq!(at_gate, born, "in the group at the gate: {born}");
+        let out = std::fs::read_to_string(dir.path().join("out")).unwrap();
+        assert!(out.lines().any(|l| l == line), "ran outside {name}: {out}");
+    }
+}
