@@ -330,7 +330,13 @@ fn open_ok_at(base: Base, ok: &Path) -> Result<Option<OwnedFd>, FileError> {
         Some(Kind::Fifo) => {}
         Some(found) => return Err(not_fifo(ok, found)),
     }
-    let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    // O_NOCTTY: should a terminal replace the FIFO after the stat, it does not become
+    // sv's controlling terminal.
+    let flags = OFlag::O_WRONLY
+        | OFlag::O_NONBLOCK
+        | OFlag::O_CLOEXEC
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NOCTTY;
     match openat(raw_base, ok, flags, Mode::empty()) {
         // SAFETY: openat just returned this fd; nothing else owns it.
         Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) })),
