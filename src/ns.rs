@@ -105,6 +105,8 @@ impl Ns {
             .env("RUNTREE_EXIT_CODE_FILE", markers.join("exitcode"))
             // Never the machine's /run: init saves its environment here.
             .env("RUNTREE_ENV_DIR", dir.path().join("env"))
+            // Nor the machine's /run/runtree/shutdown.
+            .env("RUNTREE_SHUTDOWN_FILE", markers.join("shutdown"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);

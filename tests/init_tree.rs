@@ -322,6 +322,19 @@ fn init_0_from_inside_stops_the_tree_in_order() {
     let Some(mut tree) = Tree::running(false, &[]) else {
         return;
     };
+    // A service's stop can tell the shutdown from `sv down`: init says which it is.
+    tree.add(
+        "announce",
+        "exec: sh -c 'trap \"echo shutdown said \\$(cat $MARKERS/shutdown) >> $MARKERS/events; exit 0\" TERM; \
+         echo start announce >> $MARKERS/events; while :; do sleep 1; done'\nlog: console\n\
+         environ:\n  MARKERS: ${MARKERS}\n",
+    );
+    let shutdown_file = tree.ns.markers().join("shutdown");
+    tree.wait_event("start announce", BOOT);
+    assert!(
+        !shutdown_file.exists(),
+        "a shutdown announced while running"
+    );
     // `init 0` run by a process inside the namespace (nsenter into init's namespaces).
     let init = tree.ns.init_pid();
     let (code, out, err) = run(
@@ -335,6 +348,11 @@ fn init_0_from_inside_stops_the_tree_in_order() {
     let code = tree.ns.wait_exit(Duration::from_secs(30));
     assert_eq!(code, 0, "{}", tree.ns.report());
     assert!(tree.position("stop app") < tree.position("stop db"));
+    assert!(
+        tree.happened("shutdown said poweroff"),
+        "{:?}",
+        tree.events()
+    );
 }
 
 #[test]

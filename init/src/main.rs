@@ -28,6 +28,7 @@ mod pid1;
 mod setup;
 mod shutdown;
 mod signals;
+mod stopping;
 mod svdir;
 mod unmount;
 

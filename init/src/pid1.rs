@@ -132,6 +132,7 @@ pub fn run(forced: Option<Mode>, ignored_args: Vec<String>, main: Vec<String>) -
         log!("{warning}");
     }
     save_environment();
+    crate::stopping::clear();
 
     let sigfd = open_signalfd();
     let mut init = Init {
@@ -479,6 +480,9 @@ impl Init {
         let deadline = seconds(self.config.shutdown_timeout);
         match effect {
             Effect::TermSvdir => {
+                if let Some(shutdown) = &self.shutdown {
+                    crate::stopping::announce(shutdown.action);
+                }
                 if let Some(pid) = self.svdir_pid() {
                     log!("stopping services: SIGTERM to svdir (pid {pid}), deadline {deadline}");
                     signal(pid, Signal::SIGTERM);
