@@ -209,49 +209,32 @@ impl Vm {
         String::from_utf8_lossy(&std::fs::read(&self.console).unwrap_or_default()).replace('\r', "")
     }
 
-    /// One probe: connect and read sshd's banner; when it was read. slirp accepts a
-    /// connection whether or not the guest listens, and closes it when the guest
-    /// refuses it; while the guest has no address yet, the connection hangs until
-    /// slirp's SYN retransmission (seconds apart) or the read timeout.
-    fn banner(port: u16) -> Option<Instant> {
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(3500)));
+    /// One probe: connect and read sshd's banner. slirp accepts a connection whether or
+    /// not the guest listens, and closes it when the guest does not answer.
+    fn banner(&self) -> bool {
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
         let mut buffer = [0u8; 4];
-        let read = stream.read_exact(&mut buffer).is_ok() && &buffer == b"SSH-";
-        read.then(Instant::now)
+        stream.read_exact(&mut buffer).is_ok() && &buffer == b"SSH-"
     }
 
-    /// Waits until sshd sends its banner: when, since qemu started; gives up when qemu
-    /// exits. A probe starts every half second (up to 8 in flight), each in a thread of
-    /// its own: one that hangs (a probe made before the guest had its address waits for
-    /// slirp's retransmission, seconds later) does not hold up the next, so the banner
-    /// is seen within half a second of sshd's being reachable, and one sshd forks per
-    /// probe that reaches it.
+    /// Waits until sshd sends its banner: when, since qemu started. Probes at most once
+    /// a second (each probe forks an sshd in the slow guest); gives up when qemu exits.
     pub fn wait_banner(&mut self, timeout: Duration) -> Option<Duration> {
         let deadline = self.started + timeout;
-        let (sender, banners) = std::sync::mpsc::channel::<Option<Instant>>();
-        let mut in_flight = 0usize;
         while Instant::now() < deadline {
-            if in_flight < 8 {
-                let (sender, port) = (sender.clone(), self.port);
-                in_flight += 1;
-                std::thread::spawn(move || {
-                    let _ = sender.send(Vm::banner(port));
-                });
-            }
-            let next = Instant::now() + Duration::from_millis(500);
-            while let Ok(answer) =
-                banners.recv_timeout(next.saturating_duration_since(Instant::now()))
-            {
-                in_flight -= 1;
-                if let Some(at) = answer {
-                    return Some(at.duration_since(self.started));
-                }
+            let probe = Instant::now();
+            if self.banner() {
+                return Some(self.started.elapsed());
             }
             if let Ok(Some(_)) = self.qemu.child.try_wait() {
                 return None;
             }
+            let next = probe + Duration::from_secs(1);
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
         }
         None
     }
