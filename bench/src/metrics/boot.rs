@@ -14,7 +14,9 @@
 //! - poweroff → qemu exit: from the start in the guest of the command that asks it
 //!   (`poweroff`, `systemctl poweroff`, `/lib/runit/shutdown -h now`, run over ssh after
 //!   a `cat /proc/uptime` that says when, on the host's clock through the boot offset)
-//!   to qemu's exit; ssh's connection set-up is left out.
+//!   to qemu's exit; ssh's connection set-up is left out;
+//! - poweroff → power down (guest): the same start to the kernel's `reboot: Power down`
+//!   line on the console, both on the guest's clock (no boot offset, no qemu exit).
 //!
 //! Prints its own table (columns are inits, not supervisors) with medians and ranges.
 
@@ -30,6 +32,7 @@ struct Boot {
     init_to_sshd: Option<f64>,
     init_to_ready: Option<f64>,
     poweroff: Option<f64>,
+    power_down: Option<f64>,
     problem: Option<String>,
 }
 
@@ -117,10 +120,11 @@ fn one_boot(image: &debian_vm::Image, init: Init, name: &str) -> Boot {
         &format!("cat /proc/uptime; exec {}", init.poweroff()),
         Duration::from_secs(60),
     );
-    let in_guest = out
+    let uptime = out
         .split_whitespace()
         .next()
-        .and_then(|uptime| uptime.parse::<f64>().ok())
+        .and_then(|uptime| uptime.parse::<f64>().ok());
+    let in_guest = uptime
         .zip(offset)
         .map(|(uptime, offset)| vm.started + offset + Duration::from_secs_f64(uptime));
     let asked = in_guest.map_or(sent, |at| at.max(sent));
@@ -128,7 +132,21 @@ fn one_boot(image: &debian_vm::Image, init: Init, name: &str) -> Boot {
         Some((_, took)) => boot.poweroff = Some(took.as_secs_f64()),
         None => boot.problem = Some("qemu still ran 120 s after poweroff".into()),
     }
+    // The same span on the guest's own clock, to the kernel's last line: no boot offset,
+    // no qemu exit in it.
+    boot.power_down = uptime.zip(power_down_at(&vm.console())).map(|(u, d)| d - u);
     boot
+}
+
+/// The kernel's `[ 39.865137] reboot: Power down` on the console: when, on the guest's
+/// boot clock.
+fn power_down_at(console: &str) -> Option<f64> {
+    let line = console
+        .lines()
+        .rev()
+        .find(|l| l.contains("reboot: Power down"))?;
+    let stamp = line.split('[').nth(1)?.split(']').next()?;
+    stamp.trim().parse().ok()
 }
 
 fn tail(console: &str) -> String {
@@ -190,11 +208,12 @@ pub fn run(quick: bool) {
         cell(&values)
     };
     type Pick = fn(&Boot) -> Option<f64>;
-    let metrics: [(&str, Pick); 4] = [
+    let metrics: [(&str, Pick); 5] = [
         ("kernel → init", |b| b.kernel_to_init),
         ("init → sshd banner", |b| b.init_to_sshd),
         ("init → all services ready", |b| b.init_to_ready),
         ("poweroff → qemu exit", |b| b.poweroff),
+        ("poweroff → power down (guest)", |b| b.power_down),
     ];
     println!();
     println!("Debian 12 boot under qemu TCG, {rounds} boot(s) each, median (min–max):");
@@ -211,5 +230,15 @@ pub fn run(quick: bool) {
             column(Init::Runit, pick),
             column(Init::Runtree, pick)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_power_down_stamp_is_read_from_the_console() {
+        let console = "init: powering off\n[   39.865137] reboot: Power down\n";
+        assert_eq!(super::power_down_at(console), Some(39.865137));
+        assert_eq!(super::power_down_at("init: powering off\n"), None);
     }
 }
