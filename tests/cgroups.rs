@@ -318,3 +318,77 @@ fn kill_mode_process_stops_the_main_process_alone() {
     assert!(runsv.wait_exit(WAIT).is_some(), "runsv did not exit");
     // What is left is killed with the test's group (TestGroup's drop).
 }
+
+/// `sv status` of many services reads their groups on a second thread (runsv's
+/// UsageReads, from 16 services): each line still shows its own service's group, in the
+/// order asked, as a status of that service alone does (which reads in line).
+#[test]
+fn a_status_of_many_services_shows_each_ones_group() {
+    let Some(group) = TestGroup::new("many") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let scan = dir.path().join("service");
+    let staging = dir.path().join("staging");
+    // Service i runs i % 3 + 1 processes: neighbours differ, so a line given another's
+    // count shows.
+    let count = |i: usize| i % 3 + 1;
+    let services: Vec<PathBuf> = (0..20)
+        .map(|i| {
+            let name = format!("s{i:02}");
+            write_script(
+                &staging.join(&name).join("run"),
+                &format!(
+                    "#!/bin/sh\ni=1\nwhile [ $i -lt {} ]; do sleep 1000 & i=$((i+1)); done\nexec sleep 1000\n",
+                    count(i)
+                ),
+            );
+            scan.join(name)
+        })
+        .collect();
+    std::fs::create_dir_all(&scan).unwrap();
+    for service in &services {
+        let name = service.file_name().unwrap();
+        std::fs::rename(staging.join(name), service).unwrap();
+    }
+    let _svdir = Guard::spawn_in_session(
+        Command::new(binary("svdir"))
+            .arg(&scan)
+            .env("RUNTREE_CGROUP", &group.path),
+    );
+    // Every group holds its processes (read by the library in line, not through sv).
+    let settled = wait_for(&[], WAIT, || {
+        services.iter().enumerate().all(|(i, service)| {
+            std::fs::read(service.join("supervise/state"))
+                .ok()
+                .and_then(|state| runsv::cgroup::group_in_state(&state))
+                .is_some_and(|g| runsv::cgroup::usage(&g).processes == Some(count(i) as u64))
+        }) && services.iter().all(|s| runtree::supervisor_up(s))
+    });
+    assert!(settled, "the services' groups did not fill");
+
+    let args: Vec<&Path> = services.iter().map(PathBuf::as_path).collect();
+    let (code, all, stderr) =
+        runtree::run(Command::new(binary("sv")).arg("status").args(&args), WAIT);
+    assert_eq!(code, 0, "{all}{stderr}");
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), services.len(), "{all}");
+    for (i, (line, service)) in lines.iter().zip(&services).enumerate() {
+        let noun = if count(i) == 1 {
+            "process"
+        } else {
+            "processes"
+        };
+        assert!(
+            line.starts_with(&format!("run: {}:", service.display()))
+                && line.ends_with(&format!("(cgroup: {} {noun})", count(i))),
+            "line {i}: {line}\n{all}"
+        );
+        let alone = sv(&["status"], service);
+        assert_eq!(
+            runtree::mask_status(line, false),
+            runtree::mask_status(alone.trim_end(), false),
+            "service {i}"
+        );
+    }
+}

@@ -31,7 +31,7 @@ mod cgroup_tests;
 
 pub use group::{write_file, Group};
 pub use limits::Limits;
-pub use usage::{group_in_state, human_bytes, state_field, usage, Usage};
+pub use usage::{group_in_state, human_bytes, state_field, usage, Slot, Usage, UsageReads, Usages};
 
 use std::fs;
 use std::io;

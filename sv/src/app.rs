@@ -160,23 +160,29 @@ fn unable_to_enter(errno: i32) -> Message {
 }
 
 fn status<W: Write>(out: &mut Out<W>, services: &[Service], lsb: bool, now: Timestamp) -> i32 {
-    // Nothing runs in between (no ./check, no waits): one write for all the lines.
-    out.hold();
+    let mut report = report::Report::new(if lsb { 1 } else { services.len() });
+    let mut code = None;
     for service in services {
         let dir = match ServiceDir::open(&service.path) {
             Ok(dir) => dir,
             Err(errno) => {
-                out.message(&service.name, &unable_to_enter(errno));
+                report.message(out, &service.name, &unable_to_enter(errno));
                 continue;
             }
         };
-        match report::print(out, service, &dir, now) {
-            Ok(shown) if lsb => return shown.lsb_code(),
-            Err(Some(code)) if lsb => return code,
+        match report.print(out, service, &dir, now) {
+            Ok(shown) if lsb => code = Some(shown.lsb_code()),
+            Err(Some(unreadable)) if lsb => code = Some(unreadable),
             _ => {}
         }
+        if code.is_some() {
+            break;
+        }
     }
-    exit_code(out.failures())
+    // Nothing runs in between (no ./check, no waits): one write for all the lines.
+    out.hold();
+    report.finish(out);
+    code.unwrap_or_else(|| exit_code(out.failures()))
 }
 
 /// Runs sv in-process on a command line, with `SVDIR`, for tests.

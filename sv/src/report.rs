@@ -4,6 +4,7 @@
 use crate::output::{Message, Out};
 use crate::service::{self, Probe, Service, ServiceDir};
 use crate::status;
+use runsv::cgroup::{Slot, Usage, UsageReads, Usages};
 use runsv::supervise::ServiceState;
 use runsv::tai64n::Timestamp;
 use std::io::Write;
@@ -29,119 +30,198 @@ impl Shown {
     }
 }
 
-/// Prints the status line of one service. `None` when the line could not be printed
-/// (the message said why); in LSB mode an unreadable status is exit code 4 at once.
-pub fn print<W: Write>(
-    out: &mut Out<W>,
-    service: &Service,
-    dir: &ServiceDir,
-    now: Timestamp,
-) -> Result<Shown, Option<i32>> {
-    let unentered = |errno| Message::fail_errno("unable to change to service directory", errno);
-    let snapshot = match dir.probe(unentered) {
-        Probe::Live(snapshot) => snapshot,
-        Probe::NotRunning => {
-            out.message(&service.name, &Message::not_running(b's'));
-            return Err(None);
+/// The lines of one `sv status`, held until the cgroup usage they show has been read:
+/// [`UsageReads`] reads the groups on a second thread while the next services are read,
+/// so the lines are written at the end, in order, as one write (nothing runs in
+/// between: no ./check, no waits).
+pub struct Report {
+    lines: Vec<Line>,
+    usages: UsageReads,
+}
+
+/// A line in pieces: its text, and where a group's usage goes once it is read.
+#[derive(Default)]
+struct Line(Vec<Piece>);
+
+enum Piece {
+    Text(String),
+    Usage(Slot),
+}
+
+impl Line {
+    fn text(text: String) -> Line {
+        Line(vec![Piece::Text(text)])
+    }
+
+    fn push_str(&mut self, text: &str) {
+        match self.0.last_mut() {
+            Some(Piece::Text(last)) => last.push_str(text),
+            _ => self.0.push(Piece::Text(text.to_string())),
         }
-        Probe::Unreadable(message) => {
-            out.message(&service.name, &message);
-            return Err(Some(4));
-        }
-    };
-    let (mut line, shown) = part(&service.name, &service.name, dir, &snapshot, now);
-    let log_name = format!("{}/log", service.name);
-    let log_unentered = |errno| {
-        Message::new(
-            crate::output::Level::Warning,
-            "unable to change directory",
-            Some(errno),
-        )
-    };
-    match dir.sub("log") {
-        Err(nix::libc::ENOENT) => {}
-        Err(errno) => {
-            let message = log_unentered(errno);
-            out.count(&message);
-            line.push_str("; ");
-            line.push_str(&message.render(&log_name));
-        }
-        Ok(log_dir) => {
-            line.push_str("; ");
-            match log_dir.probe(log_unentered) {
-                Probe::Live(log) => {
-                    line.push_str(&part("log", &service.name, &log_dir, &log, now).0)
-                }
-                // runit 2.1.2 went on to print the main service's status as the log's
-                // after this message; that line was wrong, so it is not reproduced.
-                Probe::Unreadable(message) => {
-                    out.count(&message);
-                    line.push_str(&message.render(&log_name));
-                }
-                Probe::NotRunning => {
-                    let message = Message::not_running(b's');
-                    out.count(&message);
-                    line.push_str(&message.render(&log_name));
-                }
+    }
+
+    fn append(&mut self, other: Line) {
+        for piece in other.0 {
+            match piece {
+                Piece::Text(text) => self.push_str(&text),
+                usage => self.0.push(usage),
             }
         }
     }
-    out.line(&line);
-    Ok(shown)
+
+    fn render(&self, usages: &Usages) -> String {
+        let mut line = String::new();
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(text) => line.push_str(text),
+                Piece::Usage(slot) => line.push_str(&usage_text(usages.get(*slot))),
+            }
+        }
+        line
+    }
 }
 
-/// One service's part of the line. `owner` names the service in the warning about
-/// `down`, as runit does (even for the log).
-fn part(
-    name: &str,
-    owner: &str,
-    dir: &ServiceDir,
-    snapshot: &service::Snapshot,
-    now: Timestamp,
-) -> (String, Shown) {
-    match dir.normally_up() {
-        Ok(normally_up) => {
-            let mut text = status::describe(
-                name,
-                &snapshot.status,
-                snapshot.state.as_ref(),
-                normally_up,
-                now,
-            );
-            // Why a service keeps failing is usually in what it said last.
-            let failing = snapshot.state.as_ref().is_some_and(|state| {
-                matches!(state.state, ServiceState::Error | ServiceState::Respawn)
-            });
-            if failing && text.ends_with(']') {
-                if let Some(line) = dir.last_output() {
-                    text.pop();
-                    text.push_str(&format!("; last output: {line}]"));
+impl Report {
+    /// A report of `services` services.
+    pub fn new(services: usize) -> Report {
+        Report {
+            lines: Vec::with_capacity(services),
+            usages: UsageReads::new(services),
+        }
+    }
+
+    /// A message in place of a service's line (`fail: …`), counted now.
+    pub fn message<W: Write>(&mut self, out: &mut Out<W>, name: &str, message: &Message) {
+        out.count(message);
+        self.lines.push(Line::text(message.render(name)));
+    }
+
+    /// Writes every line, in order.
+    pub fn finish<W: Write>(self, out: &mut Out<W>) {
+        let usages = self.usages.finish();
+        for line in &self.lines {
+            out.line(&line.render(&usages));
+        }
+    }
+
+    /// The status line of one service. `None` when the line could not be made (the
+    /// message in its place says why); in LSB mode an unreadable status is exit code 4
+    /// at once.
+    pub fn print<W: Write>(
+        &mut self,
+        out: &mut Out<W>,
+        service: &Service,
+        dir: &ServiceDir,
+        now: Timestamp,
+    ) -> Result<Shown, Option<i32>> {
+        let unentered = |errno| Message::fail_errno("unable to change to service directory", errno);
+        let snapshot = match dir.probe(unentered) {
+            Probe::Live(snapshot) => snapshot,
+            Probe::NotRunning => {
+                self.message(out, &service.name, &Message::not_running(b's'));
+                return Err(None);
+            }
+            Probe::Unreadable(message) => {
+                self.message(out, &service.name, &message);
+                return Err(Some(4));
+            }
+        };
+        let (mut line, shown) = self.part(&service.name, &service.name, dir, &snapshot, now);
+        let log_name = format!("{}/log", service.name);
+        let log_unentered = |errno| {
+            Message::new(
+                crate::output::Level::Warning,
+                "unable to change directory",
+                Some(errno),
+            )
+        };
+        match dir.sub("log") {
+            Err(nix::libc::ENOENT) => {}
+            Err(errno) => {
+                let message = log_unentered(errno);
+                out.count(&message);
+                line.push_str("; ");
+                line.push_str(&message.render(&log_name));
+            }
+            Ok(log_dir) => {
+                line.push_str("; ");
+                match log_dir.probe(log_unentered) {
+                    Probe::Live(log) => {
+                        let (log_part, _) = self.part("log", &service.name, &log_dir, &log, now);
+                        line.append(log_part);
+                    }
+                    // runit 2.1.2 went on to print the main service's status as the log's
+                    // after this message; that line was wrong, so it is not reproduced.
+                    Probe::Unreadable(message) => {
+                        out.count(&message);
+                        line.push_str(&message.render(&log_name));
+                    }
+                    Probe::NotRunning => {
+                        let message = Message::not_running(b's');
+                        out.count(&message);
+                        line.push_str(&message.render(&log_name));
+                    }
                 }
             }
-            // Where the service is its cgroup: what is in it (one small read or two).
-            if let Some(group) = &snapshot.cgroup {
-                text.push_str(&usage_text(group));
-            }
-            let shown = if snapshot.status.pid != 0 {
-                Shown::Running
-            } else {
-                Shown::Down
-            };
-            (text, shown)
         }
-        Err(errno) => {
-            eprintln!(
-                "warning: unable to stat {owner}/down: {}",
-                crate::errno::error_str(errno)
-            );
-            (String::new(), Shown::Unknown)
+        self.lines.push(line);
+        Ok(shown)
+    }
+
+    /// One service's part of the line. `owner` names the service in the warning about
+    /// `down`, as runit does (even for the log).
+    fn part(
+        &mut self,
+        name: &str,
+        owner: &str,
+        dir: &ServiceDir,
+        snapshot: &service::Snapshot,
+        now: Timestamp,
+    ) -> (Line, Shown) {
+        match dir.normally_up() {
+            Ok(normally_up) => {
+                let mut text = status::describe(
+                    name,
+                    &snapshot.status,
+                    snapshot.state.as_ref(),
+                    normally_up,
+                    now,
+                );
+                // Why a service keeps failing is usually in what it said last.
+                let failing = snapshot.state.as_ref().is_some_and(|state| {
+                    matches!(state.state, ServiceState::Error | ServiceState::Respawn)
+                });
+                if failing && text.ends_with(']') {
+                    if let Some(line) = dir.last_output() {
+                        text.pop();
+                        text.push_str(&format!("; last output: {line}]"));
+                    }
+                }
+                let mut line = Line::text(text);
+                // Where the service is its cgroup: what is in it (one small read or two).
+                if let Some(group) = &snapshot.cgroup {
+                    line.0.push(Piece::Usage(self.usages.ask(group)));
+                }
+                let shown = if snapshot.status.pid != 0 {
+                    Shown::Running
+                } else {
+                    Shown::Down
+                };
+                (line, shown)
+            }
+            Err(errno) => {
+                eprintln!(
+                    "warning: unable to stat {owner}/down: {}",
+                    crate::errno::error_str(errno)
+                );
+                (Line::default(), Shown::Unknown)
+            }
         }
     }
 }
 
 /// ` (cgroup: 3 processes, 12.5M)`: the service's group's processes and memory.
-fn usage_text(group: &std::path::Path) -> String {
-    let usage = runsv::cgroup::usage(group);
+fn usage_text(usage: Usage) -> String {
     let mut text = String::from(" (cgroup");
     if let Some(processes) = usage.processes {
         let noun = if processes == 1 {

@@ -67,6 +67,99 @@ pub fn usage(group: &Path) -> Usage {
     }
 }
 
+/// The usage of many groups, for a status of many services: read on a thread of its
+/// own while the caller reads the rest of each service's status, because opening a
+/// cgroup file is the dearest part of a status line (about 10 µs of the kernel's,
+/// against about 25 µs for everything else a line reads): done in line, it made
+/// `sv status` of 1000 services a third slower with cgroups than without. Both threads
+/// make the same system calls as one would; the second only overlaps them. A short list
+/// reads in line (a thread costs more than a few reads), as does a list whose thread
+/// could not be started.
+pub struct UsageReads {
+    /// The groups asked for, in order: a slot is an index into it.
+    asked: Vec<PathBuf>,
+    reader: Reader,
+}
+
+enum Reader {
+    InLine(Vec<Usage>),
+    Thread {
+        groups: std::sync::mpsc::Sender<PathBuf>,
+        read: std::thread::JoinHandle<Vec<Usage>>,
+    },
+}
+
+/// Where a group's usage will be once [`UsageReads::finish`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot(usize);
+
+/// From how many services a status reads its groups on a second thread.
+const THREAD_FROM: usize = 16;
+
+impl UsageReads {
+    /// Reads for a status of `services` services.
+    pub fn new(services: usize) -> UsageReads {
+        let reader = (services >= THREAD_FROM)
+            .then(Self::thread)
+            .flatten()
+            .unwrap_or(Reader::InLine(Vec::new()));
+        UsageReads {
+            asked: Vec::new(),
+            reader,
+        }
+    }
+
+    fn thread() -> Option<Reader> {
+        let (groups, asked) = std::sync::mpsc::channel::<PathBuf>();
+        let read = std::thread::Builder::new()
+            .name("cgroup usage".into())
+            .spawn(move || asked.iter().map(|group| usage(&group)).collect())
+            .ok()?;
+        Some(Reader::Thread { groups, read })
+    }
+
+    /// Asks for the usage of `group`.
+    pub fn ask(&mut self, group: &Path) -> Slot {
+        let slot = Slot(self.asked.len());
+        self.asked.push(group.to_path_buf());
+        match &mut self.reader {
+            Reader::InLine(read) => read.push(usage(group)),
+            Reader::Thread { groups, .. } => {
+                // A reader gone (it cannot panic on a read, but if it did) is made up
+                // for in line at the end.
+                let _ = groups.send(group.to_path_buf());
+            }
+        }
+        slot
+    }
+
+    /// The usage of every group asked for, by slot.
+    pub fn finish(self) -> Usages {
+        let read = match self.reader {
+            Reader::InLine(read) => read,
+            Reader::Thread { groups, read } => {
+                drop(groups);
+                read.join().unwrap_or_default()
+            }
+        };
+        let usages = if read.len() == self.asked.len() {
+            read
+        } else {
+            self.asked.iter().map(|group| usage(group)).collect()
+        };
+        Usages(usages)
+    }
+}
+
+/// What [`UsageReads`] read.
+pub struct Usages(Vec<Usage>);
+
+impl Usages {
+    pub fn get(&self, slot: Slot) -> Usage {
+        self.0.get(slot.0).copied().unwrap_or_default()
+    }
+}
+
 /// Opens a cgroup file (non-blocking: the path comes from a state file, and whatever
 /// is there must not hold sv) and reads it once into `buffer`; the file is closed on
 /// return.
