@@ -320,8 +320,10 @@ fn kill_mode_process_stops_the_main_process_alone() {
 }
 
 /// `sv status` of many services reads their groups on a second thread (runsv's
-/// UsageReads, from 16 services): each line still shows its own service's group, in the
-/// order asked, as a status of that service alone does (which reads in line).
+/// UsageReads, from 16 services, 32 groups a batch, the last batch in line): each line
+/// still shows its own service's group, in the order asked, as a status of that service
+/// alone does (which reads in line). 40 services: one batch through the thread, the
+/// rest in line.
 #[test]
 fn a_status_of_many_services_shows_each_ones_group() {
     let Some(group) = TestGroup::new("many") else {
@@ -333,7 +335,7 @@ fn a_status_of_many_services_shows_each_ones_group() {
     // Service i runs i % 3 + 1 processes: neighbours differ, so a line given another's
     // count shows.
     let count = |i: usize| i % 3 + 1;
-    let services: Vec<PathBuf> = (0..20)
+    let services: Vec<PathBuf> = (0..40)
         .map(|i| {
             let name = format!("s{i:02}");
             write_script(

@@ -78,16 +78,26 @@ pub fn usage(group: &Path) -> Usage {
 pub struct UsageReads {
     /// The groups asked for, in order: a slot is an index into it.
     asked: Vec<PathBuf>,
+    /// How many services the status reads: whether a thread pays.
+    services: usize,
     reader: Reader,
 }
 
 enum Reader {
+    /// Nothing asked yet: a tree without cgroups starts no thread.
+    NotYet,
     InLine(Vec<Usage>),
     Thread {
-        groups: std::sync::mpsc::Sender<PathBuf>,
+        /// Groups asked for since the last batch was sent.
+        batch: Vec<PathBuf>,
+        batches: std::sync::mpsc::Sender<Vec<PathBuf>>,
         read: std::thread::JoinHandle<Vec<Usage>>,
     },
 }
+
+/// Groups go to the thread this many at a time: one wake-up of the thread per batch
+/// instead of one per group (a wake-up costs about what a read does).
+const BATCH: usize = 32;
 
 /// Where a group's usage will be once [`UsageReads::finish`] returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,35 +109,49 @@ const THREAD_FROM: usize = 16;
 impl UsageReads {
     /// Reads for a status of `services` services.
     pub fn new(services: usize) -> UsageReads {
-        let reader = (services >= THREAD_FROM)
-            .then(Self::thread)
-            .flatten()
-            .unwrap_or(Reader::InLine(Vec::new()));
         UsageReads {
             asked: Vec::new(),
-            reader,
+            services,
+            reader: Reader::NotYet,
         }
     }
 
-    fn thread() -> Option<Reader> {
-        let (groups, asked) = std::sync::mpsc::channel::<PathBuf>();
-        let read = std::thread::Builder::new()
-            .name("cgroup usage".into())
-            .spawn(move || asked.iter().map(|group| usage(&group)).collect())
-            .ok()?;
-        Some(Reader::Thread { groups, read })
+    fn start(services: usize) -> Reader {
+        let thread = || {
+            let (batches, asked) = std::sync::mpsc::channel::<Vec<PathBuf>>();
+            let read = std::thread::Builder::new()
+                .name("cgroup usage".into())
+                .spawn(move || asked.iter().flatten().map(|group| usage(&group)).collect())
+                .ok()?;
+            Some(Reader::Thread {
+                batch: Vec::with_capacity(BATCH),
+                batches,
+                read,
+            })
+        };
+        (services >= THREAD_FROM)
+            .then(thread)
+            .flatten()
+            .unwrap_or(Reader::InLine(Vec::new()))
     }
 
     /// Asks for the usage of `group`.
     pub fn ask(&mut self, group: &Path) -> Slot {
         let slot = Slot(self.asked.len());
         self.asked.push(group.to_path_buf());
+        if let Reader::NotYet = self.reader {
+            self.reader = Self::start(self.services);
+        }
         match &mut self.reader {
+            Reader::NotYet => {}
             Reader::InLine(read) => read.push(usage(group)),
-            Reader::Thread { groups, .. } => {
-                // A reader gone (it cannot panic on a read, but if it did) is made up
-                // for in line at the end.
-                let _ = groups.send(group.to_path_buf());
+            Reader::Thread { batch, batches, .. } => {
+                batch.push(group.to_path_buf());
+                if batch.len() == BATCH {
+                    // A reader gone (it cannot panic on a read, but if it did) is made
+                    // up for in line at the end.
+                    let _ = batches.send(std::mem::replace(batch, Vec::with_capacity(BATCH)));
+                }
             }
         }
         slot
@@ -136,10 +160,19 @@ impl UsageReads {
     /// The usage of every group asked for, by slot.
     pub fn finish(self) -> Usages {
         let read = match self.reader {
+            Reader::NotYet => Vec::new(),
             Reader::InLine(read) => read,
-            Reader::Thread { groups, read } => {
-                drop(groups);
-                read.join().unwrap_or_default()
+            Reader::Thread {
+                batch,
+                batches,
+                read,
+            } => {
+                // The last batch is read here, while the thread ends the one before.
+                drop(batches);
+                let last: Vec<Usage> = batch.iter().map(|group| usage(group)).collect();
+                let mut read = read.join().unwrap_or_default();
+                read.extend(last);
+                read
             }
         };
         let usages = if read.len() == self.asked.len() {
