@@ -8,7 +8,8 @@
 //!   guest's boot clock (the kernel log's line for it);
 //! - init → sshd banner: the first `SSH-` read through the forwarded port (probed once
 //!   a second, as each probe forks an sshd in the guest), less qemu start → the guest
-//!   clock's zero (matched through /proc/uptime over ssh) and kernel → init;
+//!   clock's zero (when the guest's /proc/uptime, printed over ssh, reached the host,
+//!   less that uptime: the earliest of three) and kernel → init;
 //! - init → all services ready (runtree): the last `ready` of `sv blame --json`, once
 //!   `sv status` shows every service up;
 //! - poweroff → qemu exit: from the start in the guest of the command that asks it
