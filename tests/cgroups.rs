@@ -322,8 +322,8 @@ fn kill_mode_process_stops_the_main_process_alone() {
 /// `sv status` of many services reads their groups on a second thread (runsv's
 /// UsageReads, from 16 services, 32 groups a batch, the last batch in line): each line
 /// still shows its own service's group, in the order asked, as a status of that service
-/// alone does (which reads in line). 40 services: one batch through the thread, the
-/// rest in line.
+/// alone does (which reads in line); `--json` the same. 40 services: one batch through
+/// the thread, the rest in line.
 #[test]
 fn a_status_of_many_services_shows_each_ones_group() {
     let Some(group) = TestGroup::new("many") else {
@@ -393,4 +393,32 @@ fn a_status_of_many_services_shows_each_ones_group() {
             "service {i}"
         );
     }
+    // --json reads the same way: each object's processes are its own service's.
+    let (code, json, stderr) = runtree::run(
+        Command::new(binary("sv"))
+            .args(["status", "--json"])
+            .args(&args),
+        WAIT,
+    );
+    assert_eq!(code, 0, "{json}{stderr}");
+    let objects: Vec<(String, String)> = json
+        .split("{\"name\":")
+        .skip(1)
+        .map(|object| {
+            let name = object.split(',').next().unwrap_or_default().to_string();
+            let processes = object
+                .split("\"processes\":")
+                .nth(1)
+                .and_then(|rest| rest.split(',').next())
+                .unwrap_or_default()
+                .to_string();
+            (name, processes)
+        })
+        .collect();
+    let expected: Vec<(String, String)> = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("\"{}\"", s.display()), count(i).to_string()))
+        .collect();
+    assert_eq!(objects, expected, "{json}");
 }

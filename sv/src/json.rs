@@ -11,17 +11,24 @@
 //! object for `log/`, or null).
 
 use crate::output::{Level, Message, Out};
+use crate::pending::Pending;
 use crate::service::{self, Probe, Service, Snapshot};
+use runsv::cgroup::{Usage, UsageReads};
 use runsv::supervise::RunState;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub fn print<W: Write>(out: &mut Out<W>, services: &[Service]) {
+    // The groups' usage is read on a second thread while the next services are read
+    // (crate::pending): the objects are written once it has all been read.
+    let mut reads = UsageReads::new(services.len());
     let mut objects = Vec::with_capacity(services.len());
     for service in services {
-        objects.push(object(out, service));
+        objects.push(object(out, service, &mut reads));
     }
+    let usages = reads.finish();
+    let objects: Vec<String> = objects.iter().map(|o| o.render(&usages)).collect();
     if objects.is_empty() {
         out.line("[]");
     } else {
@@ -29,7 +36,7 @@ pub fn print<W: Write>(out: &mut Out<W>, services: &[Service]) {
     }
 }
 
-fn object<W: Write>(out: &mut Out<W>, service: &Service) -> String {
+fn object<W: Write>(out: &mut Out<W>, service: &Service, reads: &mut UsageReads) -> Pending {
     let path = absolute(&service.path);
     if let Err(errno) = service::enter(&service.path) {
         let message = Message::fail_errno("unable to change to service directory", errno);
@@ -44,35 +51,49 @@ fn object<W: Write>(out: &mut Out<W>, service: &Service) -> String {
     };
     let log_dir = service.log();
     let log = match service::enter(&log_dir) {
-        Err(nix::libc::ENOENT) => "null".to_string(),
+        Err(nix::libc::ENOENT) => Pending::text("null".to_string()),
         Err(errno) => {
             let message = Message::new(Level::Warning, "unable to change directory", Some(errno));
             error_object(out, "log", &absolute(&log_dir), &message)
         }
         Ok(()) => match service::probe(&log_dir) {
-            Probe::Live(log) => fields("log", &absolute(&log_dir), &log_dir, &log, None),
+            Probe::Live(log) => fields("log", &absolute(&log_dir), &log_dir, &log, None, reads),
             Probe::NotRunning => {
                 error_object(out, "log", &absolute(&log_dir), &Message::not_running(b's'))
             }
             Probe::Unreadable(message) => error_object(out, "log", &absolute(&log_dir), &message),
         },
     };
-    fields(&service.name, &path, &service.path, &snapshot, Some(&log))
+    fields(
+        &service.name,
+        &path,
+        &service.path,
+        &snapshot,
+        Some(log),
+        reads,
+    )
 }
 
-fn error_object<W: Write>(out: &mut Out<W>, name: &str, path: &Path, message: &Message) -> String {
+fn error_object<W: Write>(out: &mut Out<W>, name: &str, path: &Path, message: &Message) -> Pending {
     out.count(message);
-    format!(
+    Pending::text(format!(
         "{{\"name\":{},\"path\":{},\"error\":{}}}",
         string(name),
         string(&path.to_string_lossy()),
         string(&message.detail())
-    )
+    ))
 }
 
 /// The object of a readable service; `log` is the log's object (or `null`), absent for
 /// the log itself.
-fn fields(name: &str, path: &Path, dir: &Path, snapshot: &Snapshot, log: Option<&str>) -> String {
+fn fields(
+    name: &str,
+    path: &Path,
+    dir: &Path,
+    snapshot: &Snapshot,
+    log: Option<Pending>,
+    reads: &mut UsageReads,
+) -> Pending {
     let status = &snapshot.status;
     let full = snapshot.state.as_ref();
     let state = match full {
@@ -121,24 +142,36 @@ fn fields(name: &str, path: &Path, dir: &Path, snapshot: &Snapshot, log: Option<
         full.map_or("null".to_string(), |f| string(&f.reason)),
         full.map_or("null".to_string(), |f| f.oneshot.to_string()),
     );
-    let usage = snapshot.cgroup.as_deref().map(runsv::cgroup::usage);
-    let number = |n: Option<u64>| n.map_or("null".to_string(), |n| n.to_string());
     let _ = write!(
         text,
-        ",\"tracking\":{},\"cgroup\":{},\"processes\":{},\"memory\":{}",
+        ",\"tracking\":{},\"cgroup\":{},",
         string(runsv::cgroup::mode_name(snapshot.cgroup.is_some())),
         snapshot
             .cgroup
             .as_ref()
             .map_or("null".to_string(), |g| string(&g.to_string_lossy())),
-        number(usage.and_then(|u| u.processes)),
-        number(usage.and_then(|u| u.memory)),
     );
-    if let Some(log) = log {
-        let _ = write!(text, ",\"log\":{log}");
+    let mut object = Pending::text(text);
+    match &snapshot.cgroup {
+        Some(group) => object.push_usage(reads, group, usage_fields),
+        None => object.push_str(&usage_fields(Usage::default())),
     }
-    text.push('}');
-    text
+    if let Some(log) = log {
+        object.push_str(",\"log\":");
+        object.append(log);
+    }
+    object.push_str("}");
+    object
+}
+
+/// `"processes":3,"memory":12345`: null where not known.
+fn usage_fields(usage: Usage) -> String {
+    let number = |n: Option<u64>| n.map_or("null".to_string(), |n| n.to_string());
+    format!(
+        "\"processes\":{},\"memory\":{}",
+        number(usage.processes),
+        number(usage.memory)
+    )
 }
 
 /// A path as seen from `/`, without resolving symlinks (the path the user named).

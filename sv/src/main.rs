@@ -13,6 +13,7 @@ mod health;
 mod json;
 mod log;
 mod output;
+mod pending;
 mod raw_name;
 mod report;
 mod service;

@@ -2,9 +2,10 @@
 //! mode the exit code 0 (running), 3 (down) or 4 (status unreadable).
 
 use crate::output::{Message, Out};
+use crate::pending::Pending;
 use crate::service::{self, Probe, Service, ServiceDir};
 use crate::status;
-use runsv::cgroup::{Slot, Usage, UsageReads, Usages};
+use runsv::cgroup::{Usage, UsageReads};
 use runsv::supervise::ServiceState;
 use runsv::tai64n::Timestamp;
 use std::io::Write;
@@ -35,50 +36,8 @@ impl Shown {
 /// so the lines are written at the end, in order, as one write (nothing runs in
 /// between: no ./check, no waits).
 pub struct Report {
-    lines: Vec<Line>,
+    lines: Vec<Pending>,
     usages: UsageReads,
-}
-
-/// A line in pieces: its text, and where a group's usage goes once it is read.
-#[derive(Default)]
-struct Line(Vec<Piece>);
-
-enum Piece {
-    Text(String),
-    Usage(Slot),
-}
-
-impl Line {
-    fn text(text: String) -> Line {
-        Line(vec![Piece::Text(text)])
-    }
-
-    fn push_str(&mut self, text: &str) {
-        match self.0.last_mut() {
-            Some(Piece::Text(last)) => last.push_str(text),
-            _ => self.0.push(Piece::Text(text.to_string())),
-        }
-    }
-
-    fn append(&mut self, other: Line) {
-        for piece in other.0 {
-            match piece {
-                Piece::Text(text) => self.push_str(&text),
-                usage => self.0.push(usage),
-            }
-        }
-    }
-
-    fn render(&self, usages: &Usages) -> String {
-        let mut line = String::new();
-        for piece in &self.0 {
-            match piece {
-                Piece::Text(text) => line.push_str(text),
-                Piece::Usage(slot) => line.push_str(&usage_text(usages.get(*slot))),
-            }
-        }
-        line
-    }
 }
 
 impl Report {
@@ -93,7 +52,7 @@ impl Report {
     /// A message in place of a service's line (`fail: …`), counted now.
     pub fn message<W: Write>(&mut self, out: &mut Out<W>, name: &str, message: &Message) {
         out.count(message);
-        self.lines.push(Line::text(message.render(name)));
+        self.lines.push(Pending::text(message.render(name)));
     }
 
     /// Writes every line, in order.
@@ -177,7 +136,7 @@ impl Report {
         dir: &ServiceDir,
         snapshot: &service::Snapshot,
         now: Timestamp,
-    ) -> (Line, Shown) {
+    ) -> (Pending, Shown) {
         match dir.normally_up() {
             Ok(normally_up) => {
                 let mut text = status::describe(
@@ -197,10 +156,10 @@ impl Report {
                         text.push_str(&format!("; last output: {line}]"));
                     }
                 }
-                let mut line = Line::text(text);
+                let mut line = Pending::text(text);
                 // Where the service is its cgroup: what is in it (one small read or two).
                 if let Some(group) = &snapshot.cgroup {
-                    line.0.push(Piece::Usage(self.usages.ask(group)));
+                    line.push_usage(&mut self.usages, group, usage_text);
                 }
                 let shown = if snapshot.status.pid != 0 {
                     Shown::Running
@@ -214,7 +173,7 @@ impl Report {
                     "warning: unable to stat {owner}/down: {}",
                     crate::errno::error_str(errno)
                 );
-                (Line::default(), Shown::Unknown)
+                (Pending::default(), Shown::Unknown)
             }
         }
     }
