@@ -3,6 +3,8 @@
 //! and by the tests' own deadlines, in one process group that the Guard kills. The
 //! scan directory and the svdir binary are parameters: a shell stand-in that keeps
 //! svdir's contract (tests/init_container.rs), or the real svdir (tests/init_tree.rs).
+//! [`Ns::start_in_cgroup`] adds a cgroup namespace over a delegated group, as a
+//! container engine with cgroupns=private gives (tests/init_cgroupns.rs).
 
 use crate::{binary, wait_for, write_script, Guard};
 use nix::unistd::Pid;
@@ -70,6 +72,18 @@ impl Ns {
 
     /// As `start`, with `args` on init's command line.
     pub fn start_with_args(setup: Setup, args: &[&str]) -> Ns {
+        Ns::launch(setup, args, None)
+    }
+
+    /// As `start`, in `group` (a cgroup v2 directory the test made) as its own cgroup
+    /// namespace, with cgroup2 mounted at /sys/fs/cgroup in the test's mount namespace:
+    /// init sees `group` as `/`, as in a container with a delegated hierarchy. The
+    /// chain stays timeout → unshare → init (the shells before init exec).
+    pub fn start_in_cgroup(setup: Setup, group: &Path) -> Ns {
+        Ns::launch(setup, &[], Some(group))
+    }
+
+    fn launch(setup: Setup, args: &[&str], cgroup: Option<&Path>) -> Ns {
         let dir = tempfile::tempdir().expect("tempdir");
         let markers = dir.path().join("markers");
         std::fs::create_dir(&markers).expect("markers dir");
@@ -82,17 +96,30 @@ impl Ns {
         let svdir = setup.svdir.unwrap_or(&standin);
         let log = File::create(dir.path().join("init.log")).expect("log");
         let mut command = Command::new("timeout");
+        command.args([
+            "-k",
+            "5",
+            "60",
+            "unshare",
+            "--pid",
+            "--fork",
+            "--kill-child",
+        ]);
+        command.arg("--mount-proc");
+        if let Some(group) = cgroup {
+            // PID 1 joins the group (`0`: the writer itself), makes it the root of a new
+            // cgroup namespace and mounts cgroup2 there, all before it becomes init
+            // (each shell execs): only the container's processes are in the group, as
+            // with an engine's; unshare's own process stays out of it.
+            command
+                .args([
+                    "sh",
+                    "-c",
+                    r#"echo 0 > "$0/cgroup.procs" && exec unshare --cgroup sh -c 'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" "$@"' "$@""#,
+                ])
+                .arg(group);
+        }
         command
-            .args([
-                "-k",
-                "5",
-                "60",
-                "unshare",
-                "--pid",
-                "--fork",
-                "--kill-child",
-            ])
-            .arg("--mount-proc")
             .arg(binary("init"))
             .args(args)
             .env("RUNTREE_SVDIR", svdir)

@@ -4,7 +4,8 @@
 //! orphans to PID 1, prints `sv status`, then runs `init 0` (or `init 6` when the
 //! kernel command line says VMTEST_ACTION=6). The VM must power off (or reboot) by
 //! itself, with the services started in order and stopped in reverse on the console.
-//! tests/vm/run.sh does the fetching, packing and booting.
+//! tests/vm/run.sh does the fetching, packing and booting. tests/vm/cgroups holds the
+//! limits, tests/vm/container a container (init in container mode) inside the VM.
 //!
 //! Skipped, with the reason printed, where qemu, busybox-static or a kernel cannot be
 //! had; `RUNTREE_VM_REQUIRED=1` turns such a skip into a failure (for CI, which installs
@@ -234,4 +235,73 @@ fn vm_cgroups_hold_limits_and_stop_everything() {
             "reboot: Power down",
         ],
     );
+}
+
+/// A container in the VM (tests/vm/container): runtree's init in container mode, PID 1
+/// of a namespace over a delegated group whose parent enabled cpu, memory and pids.
+/// init leaves the container's root group for `init`, svdir puts the tree beside it,
+/// the root group is left empty and enables the controllers, and the bounds of
+/// `limited` (memory, pids, cpu) are applied. Then what a later `podman exec` meets:
+/// the kernel refuses a process in the root group (EBUSY) and the controllers stay on.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn vm_container_init_leaves_its_cgroup_and_limits_apply() {
+    let Some(console) = boot_tree("container", &[]) else {
+        return;
+    };
+    let line = |prefix: &str| -> String {
+        console
+            .lines()
+            .find_map(|l| {
+                l.split_once(prefix)
+                    .map(|(_, rest)| rest.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {prefix:?} in the console:\n{console}"))
+    };
+    // The delegated group, as the container sees it (no cgroup namespace here).
+    let init = line("VMTEST ctr init cgroup:");
+    let root = init
+        .strip_suffix("/init")
+        .unwrap_or_else(|| panic!("init not in a leaf named init: {init}\n{console}"));
+    assert!(root.ends_with("/ctr"), "{console}");
+    assert_eq!(line("VMTEST ctr root procs:"), "0", "{console}");
+    for key in [
+        "VMTEST ctr root controllers:",
+        "VMTEST ctr root controllers after:",
+    ] {
+        let controllers = line(key);
+        for controller in ["cpu", "memory", "pids"] {
+            assert!(controllers.contains(controller), "{key} {controllers}");
+        }
+    }
+    assert_eq!(
+        line("VMTEST ctr svdir cgroup:"),
+        format!("{root}/runtree/supervisors"),
+        "{console}"
+    );
+    let group = format!("/sys/fs/cgroup{root}/runtree/etc-ctr-limited.service");
+    assert_eq!(line("VMTEST ctr limited cgroup:"), group, "{console}");
+    assert_eq!(line("VMTEST ctr limited memory.max:"), "33554432");
+    assert_eq!(line("VMTEST ctr limited pids.max:"), "16");
+    assert_eq!(line("VMTEST ctr limited cpu.max:"), "50000 100000");
+    assert!(
+        line("VMTEST ctr status:").starts_with("run: limited:"),
+        "{console}"
+    );
+    assert_eq!(line("VMTEST ctr join root:"), "refused", "{console}");
+    assert!(
+        line("VMTEST ctr join root error:").contains("busy"),
+        "{console}"
+    );
+    assert_eq!(line("VMTEST ctr root procs after:"), "0", "{console}");
+    assert_in_order(
+        &console,
+        &[
+            "as PID 1 in container mode",
+            "init: moved to the cgroup /sys/fs/cgroup",
+            "VMTEST ctr init cgroup:",
+            "reboot: Power down",
+        ],
+    );
+    assert!(!console.contains("init: warning"), "{console}");
 }

@@ -116,6 +116,10 @@ pub fn run(forced: Option<Mode>, ignored_args: Vec<String>, main: Vec<String>) -
     if !ignored_args.is_empty() {
         log!("ignoring arguments: {}", ignored_args.join(" "));
     }
+    // Before svdir starts: it finds the tree from the group it starts in.
+    if let Some(message) = setup::enter_cgroup_leaf(mode) {
+        log!("{message}");
+    }
 
     let cmdline = match mode {
         Mode::Machine => match std::fs::read_to_string("/proc/cmdline") {

@@ -1,5 +1,6 @@
 //! What PID 1 sets up before anything else: which mode it runs in, the API
-//! filesystems and the console (machine only), Ctrl-Alt-Del as SIGINT.
+//! filesystems and the console (machine only), Ctrl-Alt-Del as SIGINT, a cgroup leaf
+//! of its own (container only).
 
 use crate::Mode;
 use nix::errno::Errno;
@@ -134,6 +135,36 @@ pub fn mount_api_filesystems() -> Vec<String> {
     log
 }
 
+/// In a container with a delegated cgroup v2 hierarchy, moves init out of the
+/// namespace's root group into a leaf (`/init`, runsv::cgroup::enter_init_leaf), so
+/// that svdir, started there, puts the tree beside it (`/runtree`) and can enable the
+/// controllers the services' limits need on `/`. Never in machine mode: a machine's
+/// PID 1 is in the real root group, where processes do not block controllers. Returns
+/// the line for the log: the move, or the warning of a failure (nothing else
+/// changes then: the limits needing a controller are refused, with that reason, as
+/// without the move). Nothing when there was nothing to do.
+pub fn enter_cgroup_leaf(mode: Mode) -> Option<String> {
+    if mode == Mode::Machine {
+        return None;
+    }
+    match runsv::cgroup::enter_init_leaf() {
+        Ok(runsv::cgroup::InitLeaf::Moved { leaf, others }) => Some(format!(
+            "moved to the cgroup {}{}: the tree's parent group must hold no process \
+             to enable controllers",
+            leaf.display(),
+            match others {
+                0 => String::new(),
+                n => format!(" (and {n} other processes of its group)"),
+            }
+        )),
+        Ok(runsv::cgroup::InitLeaf::Stayed(_)) => None,
+        Err(e) => Some(format!(
+            "warning: cannot leave the container's root cgroup: {e}: limits needing \
+             a controller will be refused"
+        )),
+    }
+}
+
 /// Lets every line written to /dev/kmsg through: the kernel rate-limits writers of
 /// /dev/kmsg (a burst of ten, then a few lines a second) unless printk_devkmsg is `on`,
 /// and services log there by default. Returns what happened, for the log.
@@ -225,6 +256,13 @@ mod tests {
             decide_mode(None, None, false, None, Err(Errno::ENOSYS)).0,
             Mode::Machine
         );
+    }
+
+    /// A machine's PID 1 is in the real root group: it never moves (this test's own
+    /// process would otherwise be moved, were it in a container).
+    #[test]
+    fn a_machine_never_leaves_its_cgroup() {
+        assert_eq!(enter_cgroup_leaf(Mode::Machine), None);
     }
 
     #[test]

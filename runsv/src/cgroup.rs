@@ -7,7 +7,8 @@
 //!   (`off`, `auto` or the absolute path of the tree's group), else the cgroup2 mount
 //!   (/sys/fs/cgroup, /sys/fs/cgroup/unified on a hybrid host, a delegated one in a
 //!   container) and this process's own group: the tree is `<own>/runtree`, or the parent
-//!   of `supervisors` when this process already is in one;
+//!   of `supervisors` when this process already is in one, or `<parent>/runtree` when it
+//!   is in the leaf a container's init made for itself (`init`, [`enter_init_leaf`]);
 //! - the layout: `<tree>/supervisors` holds svdir and the runsvs; each service directory
 //!   has a group named after its absolute path (`<tree>/service-web.service`), its
 //!   `log/` another (`<tree>/service-web-log.service`): siblings, as cgroup v2 allows
@@ -46,6 +47,10 @@ pub const SUPERVISORS: &str = "supervisors";
 
 /// The tree's group under the group of the program that sets it up.
 const TREE: &str = "runtree";
+
+/// The leaf a container's init moves into ([`enter_init_leaf`]); svdir, started there,
+/// puts the tree beside it (`<parent>/runtree`), not in it.
+pub const INIT: &str = "init";
 
 /// The controllers runtree enables for the services, where the parent offers them.
 const CONTROLLERS: [&str; 4] = ["cpu", "io", "memory", "pids"];
@@ -103,14 +108,13 @@ impl Tree {
     }
 
     fn auto() -> Option<Tree> {
-        let own = own_group()?;
-        for mount in mounts() {
-            let here = mount.join(own.strip_prefix("/").unwrap_or(&own));
-            if !here.is_dir() {
-                continue; // the mount of another cgroup namespace
-            }
+        for here in own_dirs() {
             let tree = match here.file_name() {
                 Some(name) if name == SUPERVISORS => here.parent().map(Path::to_path_buf),
+                // Started by a container's init in its leaf: that group must stay a leaf
+                // (the tree's services need their parents free of processes), so the
+                // tree goes beside it, where it would have been without the move.
+                Some(name) if name == INIT => here.parent().map(|p| p.join(TREE)),
                 _ => Some(here.join(TREE)),
             };
             if let Some(tree) = tree.and_then(Tree::at) {
@@ -199,6 +203,74 @@ pub fn on_cgroup2(path: &Path) -> bool {
 
 fn writable(path: &Path) -> bool {
     nix::unistd::access(path, nix::unistd::AccessFlags::W_OK).is_ok()
+}
+
+/// What [`enter_init_leaf`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InitLeaf {
+    /// This process is now in `leaf`, with `others` processes of its old group moved
+    /// there too.
+    Moved { leaf: PathBuf, others: usize },
+    /// Nothing to do, and why.
+    Stayed(&'static str),
+}
+
+/// For init in a container: leaves its group for a leaf of its own (`<own>/init`), so
+/// that the tree's parent can enable controllers. cgroup v2 lets a group other than
+/// the hierarchy's real root enable controllers for its children only while it holds
+/// no process (the no-internal-process rule), and a container's namespace root is
+/// not the real root: with init in it, every limit would be refused. The processes
+/// already beside init (a `podman exec` that came first) move too, as Docker's dind
+/// script does; those that come later are kept out by the kernel once the controllers
+/// are on (EBUSY), and runc and crun then put them in init's group (docs/cgroups.md).
+/// Nothing happens with `RUNTREE_CGROUP=off`, without a writable cgroup v2 hierarchy
+/// holding this process's group, or in the real root (a machine's PID 1).
+/// Errors name the file.
+pub fn enter_init_leaf() -> Result<InitLeaf, String> {
+    if std::env::var_os(VARIABLE).is_some_and(|v| v == "off") {
+        return Ok(InitLeaf::Stayed("RUNTREE_CGROUP=off"));
+    }
+    match own_dirs()
+        .into_iter()
+        .find(|own| writable(&own.join("cgroup.procs")))
+    {
+        Some(own) => init_leaf_in(&own),
+        None => Ok(InitLeaf::Stayed("no writable cgroup v2 hierarchy")),
+    }
+}
+
+fn init_leaf_in(own: &Path) -> Result<InitLeaf, String> {
+    // The real root has no cgroup.type (nor any other file the kernel keeps off it).
+    if !own.join("cgroup.type").exists() {
+        return Ok(InitLeaf::Stayed("in the hierarchy's root group"));
+    }
+    if own.file_name().is_some_and(|name| name == INIT) {
+        return Ok(InitLeaf::Stayed("already in a leaf of its own"));
+    }
+    let leaf = own.join(INIT);
+    make_dir(&leaf)?;
+    let procs = leaf.join("cgroup.procs");
+    fs::write(&procs, b"0").map_err(|e| format!("unable to write {}: {e}", procs.display()))?;
+    // Pids outside this PID namespace show as 0; one that has exited meanwhile fails.
+    let others = group::read_pids(&own.join("cgroup.procs"))
+        .into_iter()
+        .filter(|&pid| pid != 0 && fs::write(&procs, pid.to_string()).is_ok())
+        .count();
+    Ok(InitLeaf::Moved { leaf, others })
+}
+
+/// This process's group's directory on each cgroup2 mount that shows it, the usual
+/// mounts first.
+fn own_dirs() -> Vec<PathBuf> {
+    let Some(own) = own_group() else {
+        return Vec::new();
+    };
+    mounts()
+        .into_iter()
+        .map(|mount| mount.join(own.strip_prefix("/").unwrap_or(&own)))
+        // Not there: the mount of another cgroup namespace.
+        .filter(|here| here.is_dir())
+        .collect()
 }
 
 /// This process's cgroup v2 path (`0::/a/b` in /proc/self/cgroup), from its

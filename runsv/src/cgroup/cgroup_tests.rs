@@ -43,3 +43,22 @@ fn bytes_for_people() {
     assert_eq!(human_bytes(1536), "1.5K");
     assert_eq!(human_bytes(64 << 20), "64.0M");
 }
+
+#[test]
+fn init_stays_in_the_real_root_and_in_its_own_leaf() {
+    // A stand-in directory: the real root has no cgroup.type; a leaf named `init` is
+    // the one a previous start made.
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        init_leaf_in(dir.path()),
+        Ok(InitLeaf::Stayed("in the hierarchy's root group"))
+    );
+    let leaf = dir.path().join(INIT);
+    std::fs::create_dir(&leaf).unwrap();
+    std::fs::write(leaf.join("cgroup.type"), "domain\n").unwrap();
+    assert_eq!(
+        init_leaf_in(&leaf),
+        Ok(InitLeaf::Stayed("already in a leaf of its own"))
+    );
+    assert!(!leaf.join(INIT).exists());
+}

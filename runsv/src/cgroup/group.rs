@@ -213,7 +213,7 @@ impl Group {
     }
 }
 
-fn read_pids(path: &Path) -> Vec<u32> {
+pub(super) fn read_pids(path: &Path) -> Vec<u32> {
     let mut text = String::new();
     if File::open(path)
         .and_then(|mut f| f.read_to_string(&mut text))
