@@ -17,6 +17,7 @@
 #   etc/runtree/service/NAME   one directory per service, its `supervise` a symlink to
 #                    /run/runtree/supervise/NAME (/run is a fresh tmpfs at each boot,
 #                    and / may still be read-only when the supervisors start)
+#   var/lib/runtree  the random seed's directory (0700)
 #   etc/rsyslog.conf  imklog takes the lines runsv writes to /dev/kmsg for services
 #                    (PermitNonKernelFacility): service output ends in /var/log once
 #                    rsyslog runs, earlier lines included (the kernel buffer keeps them)
@@ -65,6 +66,10 @@ for dir in "$here"/service/*/; do
     cp -R "$dir" "$scan/$name"
     ln -sfn "/run/runtree/supervise/$name" "$scan/$name/supervise"
 done
+
+# random-seed's state directory, made here rather than by a mkdir at the first boot.
+mkdir -p "$root/var/lib/runtree"
+chmod 0700 "$root/var/lib/runtree"
 
 # 3. rsyslog: services' kernel-log lines into /var/log.
 conf=$root/etc/rsyslog.conf
