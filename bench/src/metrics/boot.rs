@@ -219,13 +219,13 @@ pub fn run(quick: bool) {
     println!();
     println!("Debian 12 boot under qemu TCG, {rounds} boot(s) each, median (min–max):");
     println!(
-        "| {:<26} | {:<22} | {:<22} | {:<22} |",
+        "| {:<29} | {:<22} | {:<22} | {:<22} |",
         "metric", "systemd", "runit (Debian)", "runtree"
     );
-    println!("|{:-<28}|{:-<24}|{:-<24}|{:-<24}|", "", "", "", "");
+    println!("|{:-<31}|{:-<24}|{:-<24}|{:-<24}|", "", "", "", "");
     for (title, pick) in metrics {
         println!(
-            "| {:<26} | {:<22} | {:<22} | {:<22} |",
+            "| {:<29} | {:<22} | {:<22} | {:<22} |",
             title,
             column(Init::Systemd, pick),
             column(Init::Runit, pick),
