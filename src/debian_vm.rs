@@ -241,26 +241,29 @@ impl Vm {
 
     /// Runs a command in the guest as root; (exit code, stdout, stderr).
     pub fn ssh(&self, command: &str, timeout: Duration) -> (i32, String, String) {
-        run(
-            Command::new("ssh")
-                .args([
-                    "-q",
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "StrictHostKeyChecking=no",
-                ])
-                .args([
-                    "-o",
-                    "UserKnownHostsFile=/dev/null",
-                    "-o",
-                    "ConnectTimeout=20",
-                ])
-                .arg("-i")
-                .arg(&self.key)
-                .args(["-p", &self.port.to_string(), "root@127.0.0.1", command]),
-            timeout,
-        )
+        run(&mut self.ssh_command(command), timeout)
+    }
+
+    /// `ssh` as root into the guest, running `command`.
+    fn ssh_command(&self, command: &str) -> Command {
+        let mut ssh = Command::new("ssh");
+        ssh.args([
+            "-q",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+        ])
+        .args([
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=20",
+        ])
+        .arg("-i")
+        .arg(&self.key)
+        .args(["-p", &self.port.to_string(), "root@127.0.0.1", command]);
+        ssh
     }
 
     /// The guest's boot clock zero on the host's clock, as time since qemu's start: ssh
@@ -279,28 +282,8 @@ impl Vm {
     /// line, on the host's clock, less the uptime it printed.
     fn uptime_arrival(&self) -> Option<Duration> {
         use std::io::BufRead;
-        let mut child = Command::new("ssh")
-            .args([
-                "-q",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-            ])
-            .args([
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "ConnectTimeout=20",
-            ])
-            .arg("-i")
-            .arg(&self.key)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "root@127.0.0.1",
-                "cat /proc/uptime",
-            ])
+        let mut child = self
+            .ssh_command("cat /proc/uptime")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -152,10 +152,22 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// Kills everything in the cgroup at `path` and its child groups (cgroup.kill), then
-/// removes them, children first; whether all are gone. For the groups a test or the
-/// bench made for itself: rmdir succeeds once the killed processes are gone (a few ms).
+/// A new cgroup named `name` on the machine's writable cgroup v2 hierarchy
+/// (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host), for a test or the
+/// bench; None where there is none (not root, no cgroup2).
+pub fn make_cgroup(name: &str) -> Option<PathBuf> {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .filter(|mount| runsv::cgroup::on_cgroup2(Path::new(mount)))
+        .map(|mount| Path::new(mount).join(name))
+        .find(|path| fs::create_dir(path).is_ok())
+}
+
+/// Kills everything in the cgroup at `path` and its subtree (cgroup.kill), then removes
+/// the groups, deepest first; whether all are gone. For the groups a test or the bench
+/// made for itself: rmdir succeeds once the killed processes are gone (a few ms).
 pub fn remove_cgroup_tree(path: &Path) -> bool {
+    let _ = fs::write(path.join("cgroup.kill"), "1");
     let children: Vec<PathBuf> = fs::read_dir(path)
         .map(|e| {
             e.flatten()
@@ -164,16 +176,16 @@ pub fn remove_cgroup_tree(path: &Path) -> bool {
                 .collect()
         })
         .unwrap_or_default();
-    let path = path.to_path_buf();
-    for group in children.iter().chain([&path]) {
-        let _ = fs::write(group.join("cgroup.kill"), "1");
-    }
-    children.iter().chain([&path]).fold(true, |all, group| {
-        let removed = wait_for(&[], Duration::from_secs(5), || {
-            fs::remove_dir(group).is_ok() || !group.exists()
-        });
-        all && removed
-    })
+    // Every child tried, even after a failure.
+    let children_gone = children
+        .iter()
+        .filter(|child| !remove_cgroup_tree(child))
+        .count()
+        == 0;
+    let removed = wait_for(&[], Duration::from_secs(5), || {
+        fs::remove_dir(path).is_ok() || !path.exists()
+    });
+    children_gone && removed
 }
 
 /// Waits until `condition` holds, re-checking it whenever something changes in one of

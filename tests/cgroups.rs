@@ -40,17 +40,13 @@ impl TestGroup {
             skip("not root: no cgroup can be created");
             return None;
         }
-        for mount in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-            if !runsv::cgroup::on_cgroup2(Path::new(mount)) {
-                continue;
-            }
-            let path = Path::new(mount).join(format!("runtree-test-{}-{tag}", std::process::id()));
-            if std::fs::create_dir(&path).is_ok() {
-                return Some(TestGroup { path });
+        match runtree::make_cgroup(&format!("runtree-test-{}-{tag}", std::process::id())) {
+            Some(path) => Some(TestGroup { path }),
+            None => {
+                skip("no writable cgroup v2 hierarchy");
+                None
             }
         }
-        skip("no writable cgroup v2 hierarchy");
-        None
     }
 
     /// The service groups runsv made (named `….service`).

@@ -52,17 +52,13 @@ impl Delegated {
             skip("this unshare cannot make a cgroup namespace (--cgroup)");
             return None;
         }
-        for mount in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-            if !runsv::cgroup::on_cgroup2(Path::new(mount)) {
-                continue;
-            }
-            let path = Path::new(mount).join(format!("runtree-test-{}-{tag}", std::process::id()));
-            if std::fs::create_dir(&path).is_ok() {
-                return Some(Delegated { path });
+        match runtree::make_cgroup(&format!("runtree-test-{}-{tag}", std::process::id())) {
+            Some(path) => Some(Delegated { path }),
+            None => {
+                skip("no writable cgroup v2 hierarchy");
+                None
             }
         }
-        skip("no writable cgroup v2 hierarchy");
-        None
     }
 
     /// The pids in the group at `relative` (as the container names it, from `/`).
@@ -87,30 +83,10 @@ impl Delegated {
 
 impl Drop for Delegated {
     fn drop(&mut self) {
-        // cgroup.kill reaches the whole subtree; the groups go deepest first.
-        let _ = std::fs::write(self.path.join("cgroup.kill"), "1");
-        let emptied = wait_for(&[], Duration::from_secs(5), || {
-            std::fs::read_to_string(self.path.join("cgroup.events"))
-                .is_ok_and(|e| e.lines().any(|l| l == "populated 0"))
-        });
-        if !emptied || !remove_groups(&self.path) {
+        if !runtree::remove_cgroup_tree(&self.path) {
             eprintln!("warning: could not remove {}", self.path.display());
         }
     }
-}
-
-fn remove_groups(group: &Path) -> bool {
-    let children: Vec<PathBuf> = std::fs::read_dir(group)
-        .map(|e| {
-            e.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default();
-    // Every child tried, even after a failure.
-    let failed = children.iter().filter(|c| !remove_groups(c)).count();
-    failed == 0 && std::fs::remove_dir(group).is_ok()
 }
 
 /// A runit-style service whose run starts a daemon that double-forks and calls setsid,

@@ -33,16 +33,9 @@ impl BenchGroup {
         if !nix::unistd::geteuid().is_root() {
             return Err("needs root (a cgroup of the bench's own)".into());
         }
-        for mount in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-            if !runsv::cgroup::on_cgroup2(Path::new(mount)) {
-                continue;
-            }
-            let path = Path::new(mount).join(format!("runtree-bench-{}", std::process::id()));
-            if fs::create_dir(&path).is_ok() {
-                return Ok(BenchGroup { path });
-            }
-        }
-        Err("no writable cgroup v2 hierarchy".into())
+        runtree::make_cgroup(&format!("runtree-bench-{}", std::process::id()))
+            .map(|path| BenchGroup { path })
+            .ok_or_else(|| "no writable cgroup v2 hierarchy".into())
     }
 }
 
