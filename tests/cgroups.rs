@@ -23,10 +23,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn skip(reason: &str) {
-    if std::env::var("RUNTREE_CGROUP_REQUIRED").as_deref() == Ok("1") {
-        panic!("cgroup tests are required but cannot run: {reason}");
-    }
-    eprintln!("skipped: {reason}");
+    runtree::skip("the cgroup tests are", "RUNTREE_CGROUP_REQUIRED", reason);
 }
 
 /// A cgroup of the test's own, removed (after killing what is left in it) on drop.

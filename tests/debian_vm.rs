@@ -15,10 +15,7 @@ use runtree::debian_vm::{self, Init, Unavailable};
 use std::time::{Duration, Instant};
 
 fn skip(reason: &str) {
-    if std::env::var("RUNTREE_VM_REQUIRED").as_deref() == Ok("1") {
-        panic!("the Debian VM test is required (RUNTREE_VM_REQUIRED=1) but cannot run: {reason}");
-    }
-    eprintln!("skipped: {reason}");
+    runtree::skip("the Debian VM test is", "RUNTREE_VM_REQUIRED", reason);
 }
 
 /// The services of distro/debian/service: each must be up.

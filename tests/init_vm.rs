@@ -17,10 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn skip(reason: &str) {
-    if std::env::var("RUNTREE_VM_REQUIRED").as_deref() == Ok("1") {
-        panic!("the VM test is required (RUNTREE_VM_REQUIRED=1) but cannot run: {reason}");
-    }
-    eprintln!("skipped: {reason}");
+    runtree::skip("the VM test is", "RUNTREE_VM_REQUIRED", reason);
 }
 
 fn on_path(program: &str) -> bool {
@@ -176,6 +173,17 @@ fn vm_init_6_stops_in_order_and_reboots() {
     assert_boots_and_stops(&["VMTEST_ACTION=6"], "init: SIGINT: reboot", end);
 }
 
+/// What follows `prefix` on the console line that has it (`VMTEST mount: …`).
+fn console_value(console: &str, prefix: &str) -> String {
+    console
+        .lines()
+        .find_map(|l| {
+            l.split_once(prefix)
+                .map(|(_, rest)| rest.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no {prefix:?} in the console:\n{console}"))
+}
+
 /// A service is its cgroup (tests/vm/cgroups): init mounts cgroup2, svdir makes the
 /// tree's groups and enables the controllers, and each limit of service.yaml holds —
 /// memory_max OOM-kills `hog` (its state says so), pids_max makes a fork fail inside
@@ -187,15 +195,7 @@ fn vm_cgroups_hold_limits_and_stop_everything() {
     let Some(console) = boot_tree("cgroups", &[]) else {
         return;
     };
-    let line = |prefix: &str| -> String {
-        console
-            .lines()
-            .find_map(|l| {
-                l.split_once(prefix)
-                    .map(|(_, rest)| rest.trim().to_string())
-            })
-            .unwrap_or_else(|| panic!("no {prefix:?} in the console:\n{console}"))
-    };
+    let line = |prefix: &str| console_value(&console, prefix);
     assert_eq!(line("VMTEST mount:"), "/sys/fs/cgroup cgroup2");
     let controllers = line("VMTEST controllers:");
     for controller in ["cpu", "memory", "pids"] {
@@ -249,15 +249,7 @@ fn vm_container_init_leaves_its_cgroup_and_limits_apply() {
     let Some(console) = boot_tree("container", &[]) else {
         return;
     };
-    let line = |prefix: &str| -> String {
-        console
-            .lines()
-            .find_map(|l| {
-                l.split_once(prefix)
-                    .map(|(_, rest)| rest.trim().to_string())
-            })
-            .unwrap_or_else(|| panic!("no {prefix:?} in the console:\n{console}"))
-    };
+    let line = |prefix: &str| console_value(&console, prefix);
     // The delegated group, as the container sees it (no cgroup namespace here).
     let init = line("VMTEST ctr init cgroup:");
     let root = init

@@ -89,12 +89,7 @@ fn usable_engine() -> Option<&'static Engine> {
         Ok(engine) => return Some(engine),
         Err(reason) => reason,
     };
-    if std::env::var("RUNTREE_PODMAN_REQUIRED").as_deref() == Ok("1") {
-        panic!(
-            "the podman tests are required (RUNTREE_PODMAN_REQUIRED=1) but cannot run: {reason}"
-        );
-    }
-    eprintln!("skipped: {reason}");
+    runtree::skip("the podman tests are", "RUNTREE_PODMAN_REQUIRED", &reason);
     None
 }
 
