@@ -76,8 +76,8 @@ pub fn usage(group: &Path) -> Usage {
 /// reads in line (a thread costs more than a few reads), as does a list whose thread
 /// could not be started.
 pub struct UsageReads {
-    /// The groups asked for, in order: a slot is an index into it.
-    asked: Vec<PathBuf>,
+    /// How many groups were asked for: the next slot.
+    asked: usize,
     /// How many services the status reads: whether a thread pays.
     services: usize,
     reader: Reader,
@@ -110,7 +110,7 @@ impl UsageReads {
     /// Reads for a status of `services` services.
     pub fn new(services: usize) -> UsageReads {
         UsageReads {
-            asked: Vec::new(),
+            asked: 0,
             services,
             reader: Reader::NotYet,
         }
@@ -137,8 +137,8 @@ impl UsageReads {
 
     /// Asks for the usage of `group`.
     pub fn ask(&mut self, group: &Path) -> Slot {
-        let slot = Slot(self.asked.len());
-        self.asked.push(group.to_path_buf());
+        let slot = Slot(self.asked);
+        self.asked += 1;
         if let Reader::NotYet = self.reader {
             self.reader = Self::start(self.services);
         }
@@ -148,8 +148,7 @@ impl UsageReads {
             Reader::Thread { batch, batches, .. } => {
                 batch.push(group.to_path_buf());
                 if batch.len() == BATCH {
-                    // A reader gone (it cannot panic on a read, but if it did) is made
-                    // up for in line at the end.
+                    // A reader gone shows at the end (finish).
                     let _ = batches.send(std::mem::replace(batch, Vec::with_capacity(BATCH)));
                 }
             }
@@ -170,17 +169,15 @@ impl UsageReads {
                 // The last batch is read here, while the thread ends the one before.
                 drop(batches);
                 let last: Vec<Usage> = batch.iter().map(|group| usage(group)).collect();
-                let mut read = read.join().unwrap_or_default();
+                // A thread that died (a read cannot panic, but if it did) leaves its
+                // groups' usage unknown, as an unreadable group's is.
+                let sent = self.asked - batch.len();
+                let mut read = read.join().unwrap_or_else(|_| vec![Usage::default(); sent]);
                 read.extend(last);
                 read
             }
         };
-        let usages = if read.len() == self.asked.len() {
-            read
-        } else {
-            self.asked.iter().map(|group| usage(group)).collect()
-        };
-        Usages(usages)
+        Usages(read)
     }
 }
 
